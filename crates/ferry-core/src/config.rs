@@ -1,0 +1,44 @@
+//! Server settings: limits, timeouts, the passive range and NAT override.
+use ferry_net::IpAddr;
+
+/// Settings of a [`crate::Server`]; plain data, cheap to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Most concurrent connections from one IP address (0 = no limit);
+    /// beyond it a new connection gets 421 and is closed.
+    pub max_per_ip: u16,
+    /// Close a control connection idle this long (ms). Paused during transfers.
+    pub idle_timeout_ms: u64,
+    /// Abort a data connection without progress for this long (ms), and the
+    /// wait for a passive connection or an active connect.
+    pub data_timeout_ms: u64,
+    /// Delay before answering a failed login (ms).
+    pub login_fail_delay_ms: u64,
+    /// Failed logins after which the connection is closed.
+    pub max_login_failures: u8,
+    /// Passive ports, inclusive.
+    pub passive_ports: (u16, u16),
+    /// Address announced in `PASV` replies instead of the control connection's
+    /// local address (for NAT). `EPSV` is unaffected: it names only a port.
+    pub passive_address: Option<IpAddr>,
+    /// Refuse every change (uploads, deletes, renames, mkdir) for all users.
+    pub read_only: bool,
+    /// Whether `SITE CHMOD` is offered (the storage must support modes).
+    pub site_chmod: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_per_ip: 0,
+            idle_timeout_ms: 300_000,
+            data_timeout_ms: 60_000,
+            login_fail_delay_ms: 1_000,
+            max_login_failures: 3,
+            passive_ports: (49152, 65534),
+            passive_address: None,
+            read_only: false,
+            site_chmod: true,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! One control connection: login state, working directory, transfer settings.

@@ -1,0 +1,1 @@
+//! A host directory as a Ferry file system (placeholder; being written).

@@ -1,0 +1,105 @@
+//! Ferry's network seam.
+//!
+//! The engine speaks to any TCP/IP stack through `embedded-nal`'s
+//! [`TcpFullStack`], plus the one thing embedded-nal cannot express and FTP
+//! needs: [`TcpLocalAddr`] — bind a listener to one local address, and ask a
+//! connected socket which local address the peer reached (a `PASV` reply
+//! names it). Time comes from a [`Clock`].
+//!
+//! Adapters behind features:
+//! - `std`: [`std_stack::StdStack`], host sockets with readiness waiting.
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+#[cfg(feature = "std")]
+pub mod std_stack;
+
+pub use embedded_nal;
+pub use embedded_nal::nb;
+pub use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+pub use embedded_nal::{TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
+
+/// The extension of [`TcpFullStack`] that an FTP server needs.
+///
+/// # For stack porters
+///
+/// - [`TcpLocalAddr::bind_addr`] is [`TcpFullStack::bind`] restricted to one
+///   local address (`0.0.0.0`/`::` meaning any). Return an error whose
+///   `kind()` is `Other` when the port is taken: the engine then tries the
+///   next port of the passive range.
+/// - [`TcpLocalAddr::local_addr`] returns the local address and port of a
+///   connected or bound socket. For a connection that arrived on a listener
+///   bound to "any", it is the concrete address the peer connected to.
+///
+/// A stack with one address can return that address and ignore the address
+/// given to `bind_addr` (other than checking it is its own or unspecified).
+pub trait TcpLocalAddr: TcpFullStack {
+    /// Binds `socket` to `local` (address and port) for a later `listen`.
+    fn bind_addr(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        local: SocketAddr,
+    ) -> Result<(), Self::Error>;
+    /// The local address of a bound or connected socket.
+    fn local_addr(&mut self, socket: &Self::TcpSocket) -> Result<SocketAddr, Self::Error>;
+}
+
+/// Milliseconds on a monotonic clock (the origin is arbitrary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Instant(pub u64);
+
+impl Instant {
+    /// This instant plus `ms` milliseconds (saturating).
+    pub const fn add_millis(self, ms: u64) -> Instant {
+        Instant(self.0.saturating_add(ms))
+    }
+    /// Milliseconds from `earlier` to `self`, 0 if `earlier` is later.
+    pub const fn millis_since(self, earlier: Instant) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// Time for the engine: monotonic for timeouts, wall clock for listings.
+pub trait Clock {
+    /// The monotonic time now.
+    fn now(&self) -> Instant;
+    /// Seconds since 1970-01-01 UTC, if the device knows the date.
+    fn unix_time(&self) -> Option<u64>;
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+    fn unix_time(&self) -> Option<u64> {
+        (**self).unix_time()
+    }
+}
+
+/// Turns an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) into plain IPv4;
+/// other addresses are returned unchanged.
+pub fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmap_turns_mapped_v6_into_v4() {
+        let mapped: IpAddr = IpAddr::V6(Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped());
+        assert_eq!(unmap(mapped), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)));
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert_eq!(unmap(v6), v6);
+    }
+}

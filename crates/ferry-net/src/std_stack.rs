@@ -1,0 +1,1 @@
+//! Host sockets as an embedded-nal stack (placeholder; being written).
