@@ -1,1 +1,94 @@
-fn main() {}
+//! Ferry's chores, run as `cargo xtask <command>` (the alias lives in
+//! `.cargo/config.toml`). Plain `std`: every step is an ordinary command that
+//! this program prints before it runs, so any step can be repeated by hand.
+//!
+//! Exit codes: 0 when every step passed (or was skipped outside CI), 1 when a
+//! step failed, 2 for a bad command line.
+mod cmd;
+mod docs;
+mod elf;
+mod fuzz;
+mod setup;
+mod size;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup           install what the tests need (Debian packages, pytest)
+  test [--quick]  docs check, fmt, clippy, unit tests, Cortex-M3 build of
+                  ferry-core, ferryd release build, integration tests;
+                  --quick skips fmt, clippy and the Cortex-M3 build
+  size            ROM and RAM of ferry-core on a Cortex-M3 (thumbv7m) at
+                  opt-level \"z\" and \"s\"; updates docs/BENCHMARKS.md and README.md
+  fuzz [--time SECS] [TARGET...]
+                  run each cargo-fuzz target in fuzz/ (default 60 s each)
+
+environment:
+  CI=true         a missing tool fails the step instead of skipping it
+";
+
+/// A failed chore: what to tell the user. The step printed its own output.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl<T: std::fmt::Display> From<T> for Failure {
+    fn from(message: T) -> Self {
+        Failure(message.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, rest) = match args.split_first() {
+        Some((command, rest)) => (command.as_str(), rest),
+        None => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        "setup" => no_options(rest).and_then(|()| setup::run()),
+        "test" => match rest {
+            [] => test::run(false),
+            [quick] if quick == "--quick" => test::run(true),
+            _ => bad_options(rest),
+        },
+        "size" => no_options(rest).and_then(|()| size::run()),
+        "fuzz" => fuzz::run(rest),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprintln!("xtask: unknown command `{other}`\n");
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) if message.is_empty() => ExitCode::FAILURE,
+        Err(Failure(message)) => {
+            eprintln!("\nxtask: FAILED: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Refuses options for a command that takes none.
+fn no_options(rest: &[String]) -> Result<(), Failure> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        bad_options(rest)
+    }
+}
+
+fn bad_options(rest: &[String]) -> Result<(), Failure> {
+    eprint!("{USAGE}");
+    Err(Failure(format!("unexpected arguments: {}", rest.join(" "))))
+}

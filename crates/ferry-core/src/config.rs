@@ -4,6 +4,9 @@ use ferry_net::IpAddr;
 /// Settings of a [`crate::Server`]; plain data, cheap to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
+    /// Most concurrent control connections (capped by the server's table
+    /// size `N`; 0 means `N`); beyond it a new connection gets 421.
+    pub max_sessions: u16,
     /// Most concurrent connections from one IP address (0 = no limit);
     /// beyond it a new connection gets 421 and is closed.
     pub max_per_ip: u16,
@@ -30,6 +33,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            max_sessions: 0,
             max_per_ip: 0,
             idle_timeout_ms: 300_000,
             data_timeout_ms: 60_000,

@@ -26,6 +26,7 @@ pub mod config;
 pub mod protocol;
 pub mod server;
 pub mod session;
+mod transfer;
 
 pub use auth::{AuthError, Authenticator, Permissions, User};
 pub use config::Config;

@@ -2,8 +2,12 @@
 //! [`Server::poll`] over any embedded-nal stack.
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::protocol::command::Command;
+use crate::protocol::line::LineEvent;
+use crate::session::{Action, Ctx, DataMode, Session, LINE_LEN};
+use crate::transfer::{Phase, Pump};
 use ferry_fs::FileSystem;
-use ferry_net::{Clock, Instant, SocketAddr, TcpLocalAddr};
+use ferry_net::{nb, unmap, Clock, Instant, IpAddr, SocketAddr, TcpLocalAddr};
 
 /// What [`Server::poll`] tells its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,23 +105,102 @@ pub enum ListenError<E> {
     Stack(E),
 }
 
-/// An FTP server for up to `N` concurrent sessions, moving data through a
-/// shared `B`-byte transfer buffer.
+/// One control connection with its sockets.
+struct Slot<T, F: FileSystem> {
+    ctrl: T,
+    session: Session<F>,
+    /// The passive listener opened by PASV/EPSV.
+    passive: Option<T>,
+    /// The data connection: accepted (passive) or being connected (active).
+    data: Option<T>,
+    /// Whether `data` is established.
+    data_up: bool,
+}
+
+/// An FTP server for up to `N` concurrent sessions, moving data through one
+/// `B`-byte transfer buffer shared by all of them.
+///
+/// RAM: `size_of::<Server<..>>()` is the whole cost; it grows by one session
+/// slot per unit of `N` (see `cargo xtask size`).
 pub struct Server<S: TcpLocalAddr, F: FileSystem, const N: usize, const B: usize> {
-    _p: core::marker::PhantomData<(S, F)>,
     config: Config,
+    listeners: [Option<S::TcpSocket>; MAX_LISTENERS],
+    slots: [Option<Slot<S::TcpSocket, F>>; N],
+    scratch: [u8; B],
+    next_port: u16,
+}
+
+/// Grace time for flushing a goodbye reply before the socket is closed anyway.
+const CLOSE_GRACE_MS: u64 = 5_000;
+
+fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
+    Some(match a {
+        Some(a) if a < b => a,
+        _ => b,
+    })
 }
 
 impl<S: TcpLocalAddr, F: FileSystem, const N: usize, const B: usize> Server<S, F, N, B> {
     /// A server with no listeners yet.
     pub fn new(config: Config) -> Self {
-        Server { _p: core::marker::PhantomData, config }
+        Server {
+            next_port: config.passive_ports.0,
+            config,
+            listeners: [const { None }; MAX_LISTENERS],
+            slots: [const { None }; N],
+            scratch: [0; B],
+        }
     }
+
     /// Starts listening for control connections on `addr`.
     pub fn listen(&mut self, stack: &mut S, addr: SocketAddr) -> Result<(), ListenError<S::Error>> {
-        let _ = (stack, addr);
-        todo!()
+        let Some(free) = self.listeners.iter_mut().find(|l| l.is_none()) else {
+            return Err(ListenError::TooMany);
+        };
+        let mut sock = stack.socket().map_err(ListenError::Stack)?;
+        let bound = stack.bind_addr(&mut sock, addr).and_then(|()| stack.listen(&mut sock));
+        if let Err(e) = bound {
+            let _ = stack.close(sock);
+            return Err(ListenError::Stack(e));
+        }
+        *free = Some(sock);
+        Ok(())
     }
+
+    /// The local addresses of the listeners (e.g. to print the port chosen
+    /// for port 0).
+    pub fn listen_addrs<'a>(&'a self, stack: &'a mut S) -> impl Iterator<Item = SocketAddr> + 'a {
+        self.listeners.iter().flatten().filter_map(move |l| stack.local_addr(l).ok())
+    }
+
+    /// Number of open control connections.
+    pub fn session_count(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Sends `421` to every session, closes all sockets and listeners.
+    pub fn shutdown(&mut self, stack: &mut S, fs: &mut F) {
+        for (i, entry) in self.slots.iter_mut().enumerate() {
+            if let Some(mut slot) = entry.take() {
+                slot.session.out.clear();
+                let _ = slot.session.end_transfer(fs, i, Some((426, b"Server shutting down.")));
+                slot.session.out.reply(421, b"Server shutting down.");
+                let _ = stack.send(&mut slot.ctrl, slot.session.out.pending());
+                close_slot(stack, slot);
+            }
+        }
+        for l in self.listeners.iter_mut() {
+            if let Some(sock) = l.take() {
+                let _ = stack.close(sock);
+            }
+        }
+    }
+
     /// Makes bounded progress on every connection; see [`Poll`].
     pub fn poll<A: Authenticator, C: Clock, O: Observer>(
         &mut self,
@@ -127,20 +210,450 @@ impl<S: TcpLocalAddr, F: FileSystem, const N: usize, const B: usize> Server<S, F
         clock: &C,
         observer: &mut O,
     ) -> Poll {
-        let _ = (stack, fs, auth, clock, observer);
-        todo!()
+        let now = clock.now();
+        let unix_now = clock.unix_time();
+        let mut busy = false;
+        let config = self.config;
+        let limit = match usize::from(config.max_sessions) {
+            0 => N,
+            m => m.min(N),
+        };
+        for l in self.listeners.iter_mut().flatten() {
+            for _ in 0..8 {
+                match stack.accept(l) {
+                    Ok((sock, peer)) => {
+                        busy = true;
+                        admit(stack, &mut self.slots, &config, limit, sock, peer, now, observer);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut deadline = None;
+        for (i, entry) in self.slots.iter_mut().enumerate() {
+            let Some(slot) = entry.as_mut() else { continue };
+            let mut env = Env {
+                stack: &mut *stack,
+                fs: &mut *fs,
+                auth: &mut *auth,
+                config: &config,
+                now,
+                unix_now,
+                slot: i,
+                scratch: &mut self.scratch,
+                next_port: &mut self.next_port,
+            };
+            let (progress, keep) = drive(slot, &mut env, observer);
+            busy |= progress;
+            if !keep {
+                if let Some(slot) = entry.take() {
+                    let mut slot = slot;
+                    if let Some((kind, path, bytes, _)) =
+                        slot.session.end_transfer(fs, i, Some((426, b"Connection closed.")))
+                    {
+                        observer.event(Event::Transfer { session: i, kind, path: &path, bytes, ok: false });
+                    }
+                    close_slot(stack, slot);
+                    observer.event(Event::Disconnected { session: i });
+                }
+                continue;
+            }
+            let s = &slot.session;
+            if let Some(t) = s.login_delay {
+                deadline = earliest(deadline, t);
+            }
+            let timer = match &s.transfer {
+                Some(t) => t.last_progress.add_millis(config.data_timeout_ms),
+                None if s.closing => s.last_activity.add_millis(CLOSE_GRACE_MS),
+                None => s.last_activity.add_millis(config.idle_timeout_ms),
+            };
+            deadline = earliest(deadline, timer);
+        }
+        Poll { busy, deadline }
     }
-    /// Number of open control connections.
-    pub fn session_count(&self) -> usize {
-        todo!()
+}
+
+/// What [`drive`] needs besides the slot.
+struct Env<'a, S, F, A> {
+    stack: &'a mut S,
+    fs: &'a mut F,
+    auth: &'a mut A,
+    config: &'a Config,
+    now: Instant,
+    unix_now: Option<u64>,
+    slot: usize,
+    scratch: &'a mut [u8],
+    next_port: &'a mut u16,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn admit<S: TcpLocalAddr, F: FileSystem, O: Observer, const N: usize>(
+    stack: &mut S,
+    slots: &mut [Option<Slot<S::TcpSocket, F>>; N],
+    config: &Config,
+    limit: usize,
+    mut sock: S::TcpSocket,
+    peer: SocketAddr,
+    now: Instant,
+    observer: &mut O,
+) {
+    let peer = SocketAddr::new(unmap(peer.ip()), peer.port());
+    let in_use = slots.iter().filter(|s| s.is_some()).count();
+    let same_ip = slots.iter().flatten().filter(|s| s.session.peer.ip() == peer.ip()).count();
+    let per_ip_full = config.max_per_ip != 0 && same_ip >= usize::from(config.max_per_ip);
+    let free = slots.iter_mut().enumerate().find(|(_, s)| s.is_none());
+    match free {
+        Some((i, free)) if in_use < limit && !per_ip_full => {
+            *free = Some(Slot { ctrl: sock, session: Session::new(peer, now), passive: None, data: None, data_up: false });
+            observer.event(Event::Connected { session: i, peer });
+        }
+        _ => {
+            let text: &[u8] = if per_ip_full {
+                b"421 Too many connections from your address.\r\n"
+            } else {
+                b"421 Too many users, try again later.\r\n"
+            };
+            let _ = stack.send(&mut sock, text);
+            let _ = stack.close(sock);
+            observer.event(Event::Refused { peer });
+        }
     }
-    /// Sends `421` to every session, closes all sockets and listeners.
-    pub fn shutdown(&mut self, stack: &mut S) {
-        let _ = stack;
-        todo!()
+}
+
+fn close_data<S: TcpLocalAddr, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::TcpSocket, F>) {
+    if let Some(d) = slot.data.take() {
+        let _ = stack.close(d);
     }
-    /// The settings.
-    pub fn config(&self) -> &Config {
-        &self.config
+    if let Some(p) = slot.passive.take() {
+        let _ = stack.close(p);
+    }
+    slot.data_up = false;
+}
+
+fn close_slot<S: TcpLocalAddr, F: FileSystem>(stack: &mut S, mut slot: Slot<S::TcpSocket, F>) {
+    close_data(stack, &mut slot);
+    let _ = stack.close(slot.ctrl);
+}
+
+/// Ends the transfer after its data connection is closed, and logs it.
+fn finish_transfer<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
+    slot: &mut Slot<S::TcpSocket, F>,
+    env: &mut Env<'_, S, F, A>,
+    failure: Option<(u16, &'static [u8])>,
+    observer: &mut O,
+) {
+    close_data(env.stack, slot);
+    if let Some((kind, path, bytes, ok)) = slot.session.end_transfer(env.fs, env.slot, failure) {
+        observer.event(Event::Transfer { session: env.slot, kind, path: &path, bytes, ok });
+    }
+}
+
+/// One session's share of a poll; returns (progress made, keep the session).
+fn drive<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
+    slot: &mut Slot<S::TcpSocket, F>,
+    env: &mut Env<'_, S, F, A>,
+    observer: &mut O,
+) -> (bool, bool) {
+    let mut busy = false;
+    // 1. Flush replies.
+    if !flush(env.stack, slot, &mut busy) {
+        return (busy, false);
+    }
+    let session = &mut slot.session;
+    if session.closing {
+        let grace_over = env.now.millis_since(session.last_activity) > CLOSE_GRACE_MS;
+        return (busy, !(session.out.is_empty() || grace_over));
+    }
+    // 2. A failed login answers only after its delay.
+    if let Some(t) = session.login_delay {
+        if env.now >= t {
+            observer.event(Event::Login { session: env.slot, user: session.user_name(), ok: false });
+            if session.login_delay_over(env.config) == Action::Close {
+                return (true, true);
+            }
+            busy = true;
+        }
+    }
+    // 3. The data connection and the transfer.
+    busy |= drive_data(slot, env, observer);
+    // 4. Control input.
+    let session = &mut slot.session;
+    if session.login_delay.is_none() {
+        let spare = session.line.spare();
+        if !spare.is_empty() {
+            match env.stack.receive(&mut slot.ctrl, spare) {
+                Ok(0) => return (true, false),
+                Ok(n) => {
+                    session.line.filled(n);
+                    busy = true;
+                }
+                Err(nb::Error::WouldBlock) => {}
+                Err(nb::Error::Other(_)) => return (true, false),
+            }
+        }
+    }
+    // 5. One command, once the previous reply is out.
+    if session.out.is_empty() && session.login_delay.is_none() {
+        busy |= next_command(slot, env, observer);
+    }
+    // 6. Idle timeout (paused while a transfer runs).
+    let session = &mut slot.session;
+    if session.transfer.is_none()
+        && !session.closing
+        && env.now.millis_since(session.last_activity) > env.config.idle_timeout_ms
+    {
+        session.out.reply(421, b"Idle timeout, closing control connection.");
+        session.closing = true;
+        session.last_activity = env.now;
+        busy = true;
+    }
+    let _ = flush(env.stack, slot, &mut busy);
+    (busy, true)
+}
+
+/// Sends pending reply bytes; false if the control connection failed.
+fn flush<S: TcpLocalAddr, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::TcpSocket, F>, busy: &mut bool) -> bool {
+    let out = &mut slot.session.out;
+    while !out.is_empty() {
+        match stack.send(&mut slot.ctrl, out.pending()) {
+            Ok(0) | Err(nb::Error::WouldBlock) => break,
+            Ok(n) => {
+                out.advance(n);
+                *busy = true;
+            }
+            Err(nb::Error::Other(_)) => return false,
+        }
+    }
+    true
+}
+
+/// Accepts or connects the data connection and pumps the transfer.
+fn drive_data<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
+    slot: &mut Slot<S::TcpSocket, F>,
+    env: &mut Env<'_, S, F, A>,
+    observer: &mut O,
+) -> bool {
+    let mut busy = false;
+    // A passive connection may arrive before the transfer command.
+    if slot.data.is_none() {
+        if let Some(listener) = slot.passive.as_mut() {
+            match env.stack.accept(listener) {
+                Ok((sock, peer)) => {
+                    busy = true;
+                    // Only the control connection's peer may connect (no
+                    // data-connection theft).
+                    if unmap(peer.ip()) == slot.session.peer.ip() {
+                        slot.data = Some(sock);
+                        slot.data_up = true;
+                    } else {
+                        let _ = env.stack.close(sock);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let Some(transfer) = slot.session.transfer.as_mut() else { return busy };
+    if transfer.phase == Phase::Connecting {
+        if !slot.data_up {
+            if let (DataMode::Active(addr), Some(sock)) = (slot.session.data_mode, slot.data.as_mut()) {
+                match env.stack.connect(sock, addr) {
+                    Ok(()) => slot.data_up = true,
+                    Err(nb::Error::WouldBlock) => {}
+                    Err(nb::Error::Other(_)) => {
+                        finish_transfer(slot, env, Some((425, b"Can't open data connection.")), observer);
+                        return true;
+                    }
+                }
+            }
+        }
+        let Some(transfer) = slot.session.transfer.as_mut() else { return busy };
+        if slot.data_up {
+            transfer.phase = Phase::Running;
+            transfer.last_progress = env.now;
+            busy = true;
+        } else if env.now.millis_since(transfer.last_progress) > env.config.data_timeout_ms {
+            finish_transfer(slot, env, Some((425, b"Can't open data connection.")), observer);
+            return true;
+        } else {
+            return busy;
+        }
+    }
+    let (Some(transfer), Some(data)) = (slot.session.transfer.as_mut(), slot.data.as_mut()) else {
+        return busy;
+    };
+    match transfer.pump(env.stack, data, env.fs, env.scratch, env.now) {
+        Pump::Progress => true,
+        Pump::Idle => {
+            if env.now.millis_since(transfer.last_progress) > env.config.data_timeout_ms {
+                finish_transfer(slot, env, Some((426, b"Data connection timed out; transfer aborted.")), observer);
+                return true;
+            }
+            busy
+        }
+        Pump::Done(failure) => {
+            finish_transfer(slot, env, failure, observer);
+            true
+        }
+    }
+}
+
+/// Takes one command line, if any, and carries it out.
+fn next_command<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
+    slot: &mut Slot<S::TcpSocket, F>,
+    env: &mut Env<'_, S, F, A>,
+    observer: &mut O,
+) -> bool {
+    let mut line = [0u8; LINE_LEN];
+    let len = match slot.session.line.poll_line() {
+        None => return false,
+        Some(LineEvent::TooLong) => {
+            slot.session.out.reply(500, b"Command line too long.");
+            return true;
+        }
+        Some(LineEvent::Line) => {
+            let l = slot.session.line.line();
+            // During a transfer only ABOR, STAT, NOOP and QUIT are taken; other
+            // commands wait in the buffer until it ends.
+            if slot.session.transfer.is_some() {
+                let urgent = matches!(
+                    Command::parse(l),
+                    Ok(Command::Abor | Command::Stat(None) | Command::Noop | Command::Quit)
+                );
+                if !urgent {
+                    return false;
+                }
+            }
+            let n = l.len().min(LINE_LEN);
+            if let (Some(dst), Some(src)) = (line.get_mut(..n), l.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            slot.session.line.consume_line();
+            n
+        }
+    };
+    let line = line.get(..len).unwrap_or(&[]);
+    log_command(env.slot, line, observer);
+    let was_logged_in = slot.session.logged_in();
+    let action = {
+        let mut ctx = Ctx {
+            fs: &mut *env.fs,
+            auth: &mut *env.auth,
+            config: env.config,
+            now: env.now,
+            unix_now: env.unix_now,
+            slot: env.slot,
+            scratch: &mut *env.scratch,
+        };
+        slot.session.handle(line, &mut ctx)
+    };
+    if !was_logged_in && slot.session.logged_in() {
+        observer.event(Event::Login { session: env.slot, user: slot.session.user_name(), ok: true });
+    }
+    match action {
+        Action::None | Action::Close => {}
+        Action::Passive { extended } => open_passive(slot, env, extended),
+        Action::StartTransfer => {
+            if let DataMode::Active(_) = slot.session.data_mode {
+                close_data(env.stack, slot);
+                match env.stack.socket() {
+                    Ok(sock) => slot.data = Some(sock),
+                    Err(_) => finish_transfer(slot, env, Some((425, b"Can't open data connection.")), observer),
+                }
+            }
+        }
+        Action::Abort => {
+            if slot.session.transfer.is_some() {
+                finish_transfer(slot, env, Some((426, b"Transfer aborted.")), observer);
+            } else {
+                close_data(env.stack, slot);
+                slot.session.data_mode = DataMode::None;
+            }
+            slot.session.out.reply(226, b"ABOR command successful.");
+        }
+        Action::Reinit => {
+            if slot.session.transfer.is_some() {
+                slot.session.out.clear();
+                finish_transfer(slot, env, Some((426, b"Transfer aborted.")), observer);
+                slot.session.out.reply(220, b"Ready for new user.");
+            }
+            close_data(env.stack, slot);
+            slot.session.data_mode = DataMode::None;
+        }
+    }
+    true
+}
+
+/// Reports a command line, with the password of `PASS` hidden.
+fn log_command<O: Observer>(session: usize, line: &[u8], observer: &mut O) {
+    let masked = line.len() >= 4
+        && line.get(..4).is_some_and(|v| v.eq_ignore_ascii_case(b"PASS"))
+        && line.get(4).is_none_or(|b| *b == b' ');
+    let line: &[u8] = if masked { b"PASS ***" } else { line };
+    observer.event(Event::Command { session, line });
+}
+
+/// Opens a passive listener on the control connection's local address and
+/// a port from the configured range, and replies 227 or 229.
+fn open_passive<S: TcpLocalAddr, F: FileSystem, A>(slot: &mut Slot<S::TcpSocket, F>, env: &mut Env<'_, S, F, A>, extended: bool) {
+    close_data(env.stack, slot);
+    slot.session.data_mode = DataMode::None;
+    let out = &mut slot.session.out;
+    let local_ip = match env.stack.local_addr(&slot.ctrl) {
+        Ok(a) => unmap(a.ip()),
+        Err(_) => return out.reply(425, b"Can't open passive connection."),
+    };
+    let announce = match (extended, env.config.passive_address, local_ip) {
+        (false, Some(IpAddr::V4(v4)), _) | (false, None, IpAddr::V4(v4)) => Some(v4),
+        (false, _, _) => return out.reply(425, b"Can't announce an IPv4 address, use EPSV."),
+        (true, _, _) => None,
+    };
+    let (lo, hi) = env.config.passive_ports;
+    let (lo, hi) = (lo.max(1), hi.max(lo.max(1)));
+    let span = u32::from(hi - lo) + 1;
+    let mut port = (*env.next_port).clamp(lo, hi);
+    let mut listener = None;
+    for _ in 0..span.min(64) {
+        let candidate = port;
+        port = if port >= hi { lo } else { port + 1 };
+        let Ok(mut sock) = env.stack.socket() else { break };
+        let ok = env
+            .stack
+            .bind_addr(&mut sock, SocketAddr::new(local_ip, candidate))
+            .and_then(|()| env.stack.listen(&mut sock));
+        if ok.is_ok() {
+            listener = Some((sock, candidate));
+            break;
+        }
+        let _ = env.stack.close(sock);
+    }
+    *env.next_port = port;
+    let Some((sock, p)) = listener else {
+        return out.reply(425, b"No passive port available.");
+    };
+    slot.passive = Some(sock);
+    slot.session.data_mode = DataMode::Passive;
+    let out = &mut slot.session.out;
+    match announce {
+        Some(v4) => {
+            out.start(227, false);
+            out.push(b"Entering Passive Mode (");
+            for o in v4.octets() {
+                out.push_u64(u64::from(o));
+                out.push(b",");
+            }
+            out.push_u64(u64::from(p >> 8));
+            out.push(b",");
+            out.push_u64(u64::from(p & 0xff));
+            out.push(b").");
+            out.end_line();
+        }
+        None => {
+            out.start(229, false);
+            out.push(b"Entering Extended Passive Mode (|||");
+            out.push_u64(u64::from(p));
+            out.push(b"|)");
+            out.end_line();
+        }
     }
 }

@@ -1,1 +1,1126 @@
-//! One control connection: login state, working directory, transfer settings.
+//! One control connection: login state, working directory, transfer
+//! settings, and what each command does.
+//!
+//! A session never touches a socket. It reads and changes storage through
+//! [`FileSystem`], writes replies into its own buffer, and asks the server for
+//! network work (a passive listener, the data connection of a transfer, an
+//! abort, a close) by returning an [`Action`].
+use crate::auth::{Authenticator, Permissions, User};
+use crate::config::Config;
+use crate::protocol::command::{Command, EpsvArg, TransferType};
+use crate::protocol::line::LineBuffer;
+use crate::protocol::listing::{self, PermFacts};
+use crate::protocol::path::{self, PathError};
+use crate::protocol::reply::ReplyBuf;
+use crate::protocol::time;
+use crate::server::TransferKind;
+use crate::transfer::{Body, ListFormat, Phase, Transfer};
+use ferry_fs::{EntryKind, ErrorKind, FileSystem, Metadata, WriteMode};
+use ferry_net::{Instant, SocketAddr};
+use heapless::Vec;
+
+/// Longest command line, CR LF included; longer lines get 500.
+pub const LINE_LEN: usize = 512;
+/// Control reply buffer; the longest reply (FEAT, HELP) fits with room.
+pub const REPLY_LEN: usize = 512;
+/// Longest virtual or storage path.
+pub const PATH_LEN: usize = 256;
+
+/// A canonical path.
+pub type PathBuf = Vec<u8, PATH_LEN>;
+
+/// Suffix of the temporary name an upload is written to before it replaces
+/// its target (`name.<slot>.ferry-part`); listings hide such names.
+pub const UPLOAD_SUFFIX: &[u8] = b".ferry-part";
+
+/// What the server must do after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Nothing beyond sending the reply.
+    None,
+    /// Open a passive listener and reply 227 (`extended`: 229).
+    Passive {
+        /// EPSV rather than PASV.
+        extended: bool,
+    },
+    /// A transfer was set up and 150 sent: make its data connection.
+    StartTransfer,
+    /// Drop the data connection and any transfer, replying as ABOR does.
+    Abort,
+    /// Drop the data connection and any transfer without a reply (REIN).
+    Reinit,
+    /// Close the session once replies are flushed (QUIT, too many failures).
+    Close,
+}
+
+/// How the next data connection is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DataMode {
+    /// No PORT/PASV yet.
+    None,
+    /// A passive listener is open (the server holds it).
+    Passive,
+    /// Connect to this address (PORT/EPRT).
+    Active(SocketAddr),
+}
+
+/// What the remembered argument holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Memo {
+    None,
+    /// The name given to USER, waiting for PASS.
+    User,
+    /// The path given to RNFR, waiting for RNTO.
+    RenameFrom,
+}
+
+/// What a command handler needs besides the session.
+pub(crate) struct Ctx<'a, F: FileSystem, A: Authenticator> {
+    pub fs: &'a mut F,
+    pub auth: &'a mut A,
+    pub config: &'a Config,
+    pub now: Instant,
+    pub unix_now: Option<u64>,
+    pub slot: usize,
+    /// Used as the name buffer for directory reads.
+    pub scratch: &'a mut [u8],
+}
+
+/// One control connection's state.
+pub(crate) struct Session<F: FileSystem> {
+    pub peer: SocketAddr,
+    pub line: LineBuffer<LINE_LEN>,
+    pub out: ReplyBuf<REPLY_LEN>,
+    cwd: PathBuf,
+    memo: PathBuf,
+    memo_kind: Memo,
+    user: Option<User>,
+    failures: u8,
+    /// A failed login's 530 waits until this instant.
+    pub login_delay: Option<Instant>,
+    ttype: TransferType,
+    rest: u64,
+    epsv_all: bool,
+    pub data_mode: DataMode,
+    pub transfer: Option<Transfer<F>>,
+    pub last_activity: Instant,
+    pub closing: bool,
+}
+
+/// A resolved path argument: as the client sees it and as storage sees it.
+struct Resolved {
+    virt: PathBuf,
+    fs: PathBuf,
+}
+
+/// Reply code and text for a storage error: the one place that maps them.
+pub(crate) fn fs_error_reply(kind: ErrorKind) -> (u16, &'static [u8]) {
+    match kind {
+        ErrorKind::NotFound => (550, b"No such file or directory."),
+        ErrorKind::AlreadyExists => (550, b"File exists."),
+        ErrorKind::PermissionDenied => (550, b"Permission denied."),
+        ErrorKind::NotADirectory => (550, b"Not a directory."),
+        ErrorKind::IsADirectory => (550, b"Is a directory."),
+        ErrorKind::DirectoryNotEmpty => (550, b"Directory not empty."),
+        ErrorKind::NoSpace => (452, b"Insufficient storage space."),
+        ErrorKind::NameTooLong => (553, b"File name too long."),
+        ErrorKind::InvalidName => (553, b"File name not allowed."),
+        ErrorKind::Unsupported => (504, b"Not supported by this storage."),
+        _ => (451, b"Local error in processing."),
+    }
+}
+
+fn fs_reply<E: ferry_fs::Error>(e: &E) -> (u16, &'static [u8]) {
+    fs_error_reply(e.fs_kind())
+}
+
+const FEAT_REPLY: &[u8] = b"211-Features:\r\n UTF8\r\n MLST type*;size*;modify*;perm*;UNIX.mode*;\r\n SIZE\r\n MDTM\r\n MFMT\r\n REST STREAM\r\n EPRT\r\n EPSV\r\n TVFS\r\n211 End\r\n";
+const HELP_REPLY: &[u8] = b"214-The following commands are recognized:\r\n ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MFMT\r\n MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD QUIT REIN REST\r\n RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER\r\n XCUP XCWD XMKD XPWD XRMD\r\n214 Help OK.\r\n";
+const KNOWN_VERBS: &[&[u8]] = &[
+    b"ABOR", b"ACCT", b"ALLO", b"APPE", b"CDUP", b"CWD", b"DELE", b"EPRT", b"EPSV", b"FEAT",
+    b"HELP", b"LIST", b"MDTM", b"MFMT", b"MKD", b"MLSD", b"MLST", b"MODE", b"NLST", b"NOOP",
+    b"OPTS", b"PASS", b"PASV", b"PORT", b"PWD", b"QUIT", b"REIN", b"REST", b"RETR", b"RMD",
+    b"RNFR", b"RNTO", b"SITE", b"SIZE", b"STAT", b"STOR", b"STOU", b"STRU", b"SYST", b"TYPE",
+    b"USER", b"XCUP", b"XCWD", b"XMKD", b"XPWD", b"XRMD",
+];
+
+fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// Whether `name` is an upload's temporary file (hidden from listings).
+pub(crate) fn is_upload_temp(name: &[u8]) -> bool {
+    name.ends_with(UPLOAD_SUFFIX)
+}
+
+fn root_path() -> PathBuf {
+    let mut p = PathBuf::new();
+    let _ = p.push(b'/');
+    p
+}
+
+impl<F: FileSystem> Session<F> {
+    /// A new session for a client at `peer` (already unmapped).
+    pub fn new(peer: SocketAddr, now: Instant) -> Self {
+        let mut s = Session {
+            peer,
+            line: LineBuffer::new(),
+            out: ReplyBuf::new(),
+            cwd: root_path(),
+            memo: PathBuf::new(),
+            memo_kind: Memo::None,
+            user: None,
+            failures: 0,
+            login_delay: None,
+            ttype: TransferType::Image,
+            rest: 0,
+            epsv_all: false,
+            data_mode: DataMode::None,
+            transfer: None,
+            last_activity: now,
+            closing: false,
+        };
+        s.out.reply(220, b"Ferry FTP server ready.");
+        s
+    }
+
+    /// Whether a user is logged in.
+    pub fn logged_in(&self) -> bool {
+        self.user.is_some()
+    }
+
+    fn perms(&self, config: &Config) -> Permissions {
+        match self.user {
+            Some(u) if config.read_only => Permissions { read: u.permissions.read, ..Permissions::default() },
+            Some(u) => u.permissions,
+            None => Permissions::default(),
+        }
+    }
+
+    fn reply(&mut self, code: u16, text: &[u8]) {
+        self.out.reply(code, text);
+    }
+
+    fn reset_login(&mut self) {
+        self.user = None;
+        self.memo_kind = Memo::None;
+        self.memo.clear();
+        self.cwd = root_path();
+        self.ttype = TransferType::Image;
+        self.rest = 0;
+        self.epsv_all = false;
+    }
+
+    /// Resolves a client path argument against the cwd and the user's home.
+    fn resolve<A: Authenticator>(&self, auth: &A, arg: &[u8]) -> Result<Resolved, (u16, &'static [u8])> {
+        let mut virt = [0u8; PATH_LEN];
+        let vlen = path::resolve(&self.cwd, arg, &mut virt).map_err(|e| match e {
+            PathError::InvalidCharacter => (501u16, &b"Invalid character in path."[..]),
+            PathError::TooLong => (553, &b"Path too long."[..]),
+        })?;
+        let virt = virt.get(..vlen).unwrap_or(b"/");
+        let home: &[u8] = match &self.user {
+            Some(u) => auth.home(u),
+            None => b"/",
+        };
+        let mut fs = [0u8; PATH_LEN];
+        let flen = path::join_home(home, virt, &mut fs).map_err(|_| (553u16, &b"Path too long."[..]))?;
+        let fs = fs.get(..flen).unwrap_or(b"/");
+        let (Ok(virt), Ok(fs)) = (PathBuf::from_slice(virt), PathBuf::from_slice(fs)) else {
+            return Err((553, b"Path too long."));
+        };
+        Ok(Resolved { virt, fs })
+    }
+
+    /// Handles one command line; the reply goes to `self.out`.
+    pub fn handle<A: Authenticator>(&mut self, line: &[u8], ctx: &mut Ctx<'_, F, A>) -> Action {
+        self.last_activity = ctx.now;
+        let cmd = match Command::parse(line) {
+            Ok(c) => c,
+            Err(e) => {
+                let text: &[u8] = match e.reply_code() {
+                    500 => b"Syntax error, command unrecognized.",
+                    502 => b"Command not implemented.",
+                    504 => b"Command not implemented for that parameter.",
+                    522 => b"Network protocol not supported, use (1,2)",
+                    _ => b"Syntax error in parameters or arguments.",
+                };
+                self.reply(e.reply_code(), text);
+                return Action::None;
+            }
+        };
+        // REST applies to the very next command only.
+        let rest = core::mem::take(&mut self.rest);
+        let memo_kind = core::mem::replace(&mut self.memo_kind, Memo::None);
+        match cmd {
+            Command::User(name) => return self.cmd_user(name, ctx),
+            Command::Pass(pw) => return self.cmd_pass(pw, memo_kind, ctx),
+            Command::Quit => {
+                self.reply(221, b"Goodbye.");
+                self.closing = true;
+                return Action::Close;
+            }
+            Command::Syst => self.reply(215, b"UNIX Type: L8"),
+            Command::Feat => self.out.push(FEAT_REPLY),
+            Command::Noop => self.reply(200, b"NOOP ok."),
+            Command::Help(None) => self.out.push(HELP_REPLY),
+            Command::Help(Some(verb)) => {
+                if KNOWN_VERBS.iter().any(|v| eq_ignore_case(v, verb)) {
+                    self.reply(214, b"Command is supported.")
+                } else {
+                    self.reply(502, b"Unknown command.")
+                }
+            }
+            Command::Opts(arg) => self.cmd_opts(arg),
+            Command::Auth(_) => self.reply(502, b"TLS is not available on this server."),
+            Command::Pbsz(_) | Command::Prot(_) | Command::Ccc => {
+                self.reply(502, b"TLS is not available on this server.")
+            }
+            Command::Stat(None) => self.cmd_stat(),
+            _ if !self.logged_in() => {
+                if memo_kind == Memo::User {
+                    // Keep waiting for PASS.
+                    self.memo_kind = Memo::User;
+                }
+                self.reply(530, b"Please login with USER and PASS.");
+            }
+            Command::Acct(_) => self.reply(202, b"ACCT not needed."),
+            Command::Rein => {
+                self.reset_login();
+                self.reply(220, b"Ready for new user.");
+                return Action::Reinit;
+            }
+            Command::Stat(Some(arg)) => self.cmd_stat_path(arg, ctx),
+            Command::Pwd => {
+                self.out.start(257, false);
+                self.out.push_quoted(&self.cwd.clone());
+                self.out.push(b" is the current directory.");
+                self.out.end_line();
+            }
+            Command::Cwd(arg) => self.cmd_cwd(arg, ctx),
+            Command::Cdup => self.cmd_cwd(b"..", ctx),
+            Command::Mkd(arg) => self.cmd_mkd(arg, ctx),
+            Command::Rmd(arg) => self.cmd_simple(arg, ctx, |p| p.delete, |fs, p| fs.remove_dir(p)),
+            Command::Dele(arg) => self.cmd_dele(arg, ctx),
+            Command::Rnfr(arg) => self.cmd_rnfr(arg, ctx),
+            Command::Rnto(arg) => self.cmd_rnto(arg, memo_kind, ctx),
+            Command::Size(arg) => self.cmd_size(arg, ctx),
+            Command::Mdtm(arg) => self.cmd_mdtm(arg, ctx),
+            Command::Mfmt { time, path } => self.cmd_mfmt(time, path, ctx),
+            Command::Type(t) => {
+                self.ttype = t;
+                match t {
+                    TransferType::Ascii => self.reply(200, b"Type set to A."),
+                    TransferType::Image => self.reply(200, b"Type set to I."),
+                }
+            }
+            Command::Mode => self.reply(200, b"Mode set to S."),
+            Command::Stru => self.reply(200, b"Structure set to F."),
+            Command::Allo => self.reply(202, b"ALLO not needed."),
+            Command::Rest(offset) => {
+                self.rest = offset;
+                self.out.start(350, false);
+                self.out.push(b"Restarting at ");
+                self.out.push_u64(offset);
+                self.out.push(b". Send STOR or RETR.");
+                self.out.end_line();
+            }
+            Command::Retr(arg) => return self.cmd_retr(arg, rest, ctx),
+            Command::Stor(arg) => return self.cmd_store(arg, rest, TransferKind::Upload, ctx),
+            Command::Appe(arg) => return self.cmd_store(arg, 0, TransferKind::Append, ctx),
+            Command::Stou(_) => return self.cmd_stou(ctx),
+            Command::Abor => return Action::Abort,
+            Command::List(arg) => return self.cmd_list(arg, ListFormat::List, ctx),
+            Command::Nlst(arg) => return self.cmd_list(arg, ListFormat::Nlst, ctx),
+            Command::Mlsd(arg) => return self.cmd_list(arg, ListFormat::Mlsd, ctx),
+            Command::Mlst(arg) => self.cmd_mlst(arg, ctx),
+            Command::Port(addr) => self.cmd_active(SocketAddr::V4(addr)),
+            Command::Eprt(addr) => self.cmd_active(addr),
+            Command::Pasv => {
+                if self.epsv_all {
+                    self.reply(503, b"EPSV ALL in effect, use EPSV.");
+                } else if !self.peer.is_ipv4() {
+                    self.reply(522, b"Network protocol not supported, use EPSV (2)");
+                } else {
+                    return Action::Passive { extended: false };
+                }
+            }
+            Command::Epsv(EpsvArg::All) => {
+                self.epsv_all = true;
+                self.reply(200, b"EPSV ALL ok.");
+            }
+            Command::Epsv(EpsvArg::Proto(p)) if (p == 1) != self.peer.is_ipv4() => {
+                let text: &[u8] =
+                    if self.peer.is_ipv4() { b"Network protocol not supported, use (1)" } else { b"Network protocol not supported, use (2)" };
+                self.reply(522, text);
+            }
+            Command::Epsv(_) => return Action::Passive { extended: true },
+            Command::Site(arg) => self.cmd_site(arg, ctx),
+        }
+        Action::None
+    }
+
+    fn cmd_user<A: Authenticator>(&mut self, name: &[u8], ctx: &mut Ctx<'_, F, A>) -> Action {
+        if self.logged_in() {
+            // A new USER starts a new login (RFC 959 4.1.1 allows changing user).
+            self.reset_login();
+        }
+        self.memo.clear();
+        if self.memo.extend_from_slice(name).is_err() {
+            self.reply(501, b"User name too long.");
+            return Action::None;
+        }
+        if ctx.auth.needs_password(name) {
+            self.memo_kind = Memo::User;
+            self.reply(331, b"Password required.");
+            return Action::None;
+        }
+        self.finish_login(b"", ctx)
+    }
+
+    fn cmd_pass<A: Authenticator>(&mut self, pw: &[u8], memo: Memo, ctx: &mut Ctx<'_, F, A>) -> Action {
+        if self.logged_in() {
+            self.reply(230, b"Already logged in.");
+            return Action::None;
+        }
+        if memo != Memo::User {
+            self.reply(503, b"Login with USER first.");
+            return Action::None;
+        }
+        self.finish_login(pw, ctx)
+    }
+
+    fn finish_login<A: Authenticator>(&mut self, pw: &[u8], ctx: &mut Ctx<'_, F, A>) -> Action {
+        let peer = ferry_net::unmap(self.peer.ip());
+        match ctx.auth.authenticate(&self.memo, pw, peer) {
+            Ok(user) => {
+                self.user = Some(user);
+                self.failures = 0;
+                self.cwd = root_path();
+                self.reply(230, b"Login successful.");
+            }
+            Err(_) => {
+                self.failures = self.failures.saturating_add(1);
+                // The 530 is sent by the server when the delay has passed.
+                self.login_delay = Some(ctx.now.add_millis(ctx.config.login_fail_delay_ms));
+            }
+        }
+        Action::None
+    }
+
+    /// The name of the user being logged in or logged in (for the log).
+    pub fn user_name(&self) -> &[u8] {
+        &self.memo
+    }
+
+    /// Called by the server when a failed login's delay has passed.
+    pub fn login_delay_over(&mut self, config: &Config) -> Action {
+        self.login_delay = None;
+        self.memo.clear();
+        if self.failures >= config.max_login_failures.max(1) {
+            self.reply(530, b"Login incorrect. Too many failures, closing.");
+            self.closing = true;
+            return Action::Close;
+        }
+        self.reply(530, b"Login incorrect.");
+        Action::None
+    }
+
+    fn cmd_opts(&mut self, arg: &[u8]) {
+        let mut words = arg.split(|b| *b == b' ').filter(|w| !w.is_empty());
+        let first = words.next().unwrap_or(b"");
+        if eq_ignore_case(first, b"UTF8") || eq_ignore_case(first, b"UTF-8") {
+            match words.next() {
+                None => self.reply(200, b"UTF8 mode always on."),
+                Some(w) if eq_ignore_case(w, b"ON") => self.reply(200, b"UTF8 mode enabled."),
+                Some(w) if eq_ignore_case(w, b"OFF") => self.reply(504, b"UTF8 cannot be turned off."),
+                Some(_) => self.reply(501, b"Use OPTS UTF8 ON."),
+            }
+        } else if eq_ignore_case(first, b"MLST") {
+            // Every fact is always sent; report that set.
+            self.reply(200, b"MLST OPTS type;size;modify;perm;UNIX.mode;");
+        } else {
+            self.reply(501, b"Option not understood.");
+        }
+    }
+
+    fn cmd_stat(&mut self) {
+        self.out.push(b"211-Ferry FTP server status:\r\n");
+        self.out.push(b" Connected from ");
+        let ip = ferry_net::unmap(self.peer.ip());
+        push_ip(&mut self.out, ip);
+        self.out.end_line();
+        if let Some(_u) = self.user {
+            self.out.push(b" Logged in as ");
+            let memo = self.memo.clone();
+            self.out.push(&memo);
+            self.out.end_line();
+        } else {
+            self.out.push(b" Not logged in\r\n");
+        }
+        self.out.push(match self.ttype {
+            TransferType::Ascii => &b" TYPE: ASCII, STRUcture: File, MODE: Stream\r\n"[..],
+            TransferType::Image => b" TYPE: BINARY, STRUcture: File, MODE: Stream\r\n",
+        });
+        if self.transfer.is_some() {
+            self.out.push(b" Data transfer in progress\r\n");
+        } else {
+            self.out.push(b" No data connection\r\n");
+        }
+        self.out.push(b"211 End of status\r\n");
+    }
+
+    /// `STAT path`: the `ls -l` line of a file (213), or of a directory's
+    /// entries as far as they fit in the reply (212).
+    fn cmd_stat_path<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
+        let r = match self.resolve(ctx.auth, arg) {
+            Ok(r) => r,
+            Err((c, t)) => return self.reply(c, t),
+        };
+        let meta = match ctx.fs.metadata(&r.fs) {
+            Ok(m) => m,
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                return self.reply(c, t);
+            }
+        };
+        let mut line = [0u8; PATH_LEN + 80];
+        if meta.kind == EntryKind::File {
+            self.out.push(b"213-Status of file:\r\n");
+            if let Some(n) = listing::list_line(path::file_name(&r.virt), &meta, ctx.unix_now, &mut line) {
+                self.out.push(b" ");
+                self.out.push(line.get(..n).unwrap_or(b""));
+            }
+            self.out.push(b"213 End of status\r\n");
+            return;
+        }
+        let mut dir = match ctx.fs.open_dir(&r.fs) {
+            Ok(d) => d,
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                return self.reply(c, t);
+            }
+        };
+        self.out.push(b"212-Status of directory:\r\n");
+        const END: &[u8] = b"212 End of status\r\n";
+        loop {
+            let entry = match ctx.fs.read_dir(&mut dir, ctx.scratch) {
+                Ok(Some(e)) => e,
+                _ => break,
+            };
+            let name = ctx.scratch.get(..entry.name_len).unwrap_or(b"");
+            if is_upload_temp(name) {
+                continue;
+            }
+            let Some(n) = listing::list_line(name, &entry.metadata, ctx.unix_now, &mut line) else { continue };
+            if self.out.remaining() < n + 1 + END.len() + 40 {
+                self.out.push(b" (listing truncated; use LIST)\r\n");
+                break;
+            }
+            self.out.push(b" ");
+            self.out.push(line.get(..n).unwrap_or(b""));
+        }
+        self.out.push(END);
+    }
+
+    fn cmd_cwd<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
+        let r = match self.resolve(ctx.auth, arg) {
+            Ok(r) => r,
+            Err((c, t)) => return self.reply(c, t),
+        };
+        match ctx.fs.metadata(&r.fs) {
+            Ok(m) if m.kind == EntryKind::Dir => {
+                self.cwd = r.virt;
+                self.reply(250, b"Directory changed.");
+            }
+            Ok(_) => self.reply(550, b"Not a directory."),
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                self.reply(c, t)
+            }
+        }
+    }
+
+    fn check(&mut self, allowed: bool) -> bool {
+        if !allowed {
+            self.reply(550, b"Permission denied.");
+        }
+        allowed
+    }
+
+    fn cmd_mkd<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
+        if !self.check(self.perms(ctx.config).mkdir) {
+            return;
+        }
+        let r = match self.resolve(ctx.auth, arg) {
+            Ok(r) => r,
+            Err((c, t)) => return self.reply(c, t),
+        };
+        if is_upload_temp(&r.virt) {
+            return self.reply(553, b"File name not allowed.");
+        }
+        match ctx.fs.create_dir(&r.fs) {
+            Ok(()) => {
+                self.out.start(257, false);
+                self.out.push_quoted(&r.virt);
+                self.out.push(b" created.");
+                self.out.end_line();
+            }
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                self.reply(c, t)
+            }
+        }
+    }
+
+    fn cmd_simple<A: Authenticator>(
+        &mut self,
+        arg: &[u8],
+        ctx: &mut Ctx<'_, F, A>,
+        allowed: fn(&Permissions) -> bool,
+        op: fn(&mut F, &[u8]) -> Result<(), F::Error>,
+    ) {
+        if !self.check(allowed(&self.perms(ctx.config))) {
+            return;
+        }
+        let r = match self.resolve(ctx.auth, arg) {
+            Ok(r) => r,
+            Err((c, t)) => return self.reply(c, t),
+        };
+        if &r.virt[..] == b"/" {
+            return self.reply(550, b"Permission denied.");
+        }
+        match op(ctx.fs, &r.fs) {
+            Ok(()) => self.reply(250, b"Requested file action okay, completed."),
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                self.reply(c, t)
+            }
+        }
+    }
+
+    fn cmd_dele<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
+        if !self.check(self.perms(ctx.config).delete) {
+            return;
+        }
+        let r = match self.resolve(ctx.auth, arg) {
+            Ok(r) => r,
+            Err((c, t)) => return self.reply(c, t),
+        };
+        // DELE removes files only; a directory needs RMD.
+        match ctx.fs.metadata(&r.fs) {
+            Ok(m) if m.kind == EntryKind::Dir => return self.reply(550, b"Is a directory, use RMD."),
+            Ok(_) => {}
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                return self.reply(c, t);
+            }
+        }
+        match ctx.fs.remove_file(&r.fs) {
+            Ok(()) => self.reply(250, b"File deleted."),
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                self.reply(c, t)
+            }
+        }
+    }
+
+    fn cmd_rnfr<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
+        if !self.check(self.perms(ctx.config).rename) {
+            return;
+        }
+        let r = match self.resolve(ctx.auth, arg) {
+            Ok(r) => r,
+            Err((c, t)) => return self.reply(c, t),
+        };
+        if &r.virt[..] == b"/" {
+            return self.reply(550, b"Permission denied.");
+        }
+        match ctx.fs.metadata(&r.fs) {
+            Ok(_) => {
+                self.memo = r.fs;
+                self.memo_kind = Memo::RenameFrom;
+                self.reply(350, b"Ready for RNTO.");
+            }
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                self.reply(c, t)
+            }
+        }
+    }
+
+    fn cmd_rnto<A: Authenticator>(&mut self, arg: &[u8], memo: Memo, ctx: &mut Ctx<'_, F, A>) {
+        if memo != Memo::RenameFrom {
+            return self.reply(503, b"RNFR required first.");
+        }
+        let r = match self.resolve(ctx.auth, arg) {
+            Ok(r) => r,
+            Err((c, t)) => return self.reply(c, t),
+        };
+        if &r.virt[..] == b"/" || is_upload_temp(&r.virt) {
+            return self.reply(553, b"File name not allowed.");
+        }
+        let from = core::mem::take(&mut self.memo);
+        // A directory must not move into itself.
+        if r.fs.starts_with(&from) && r.fs.get(from.len()) == Some(&b'/') {
+            return self.reply(553, b"Cannot move a directory into itself.");
+        }
+        match ctx.fs.rename(&from, &r.fs) {
+            Ok(()) => self.reply(250, b"Rename successful."),
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                self.reply(c, t)
+            }
+        }
+    }
+
+    fn file_meta<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) -> Option<(Resolved, Metadata)> {
+        let r = match self.resolve(ctx.auth, arg) {
+            Ok(r) => r,
+            Err((c, t)) => {
+                self.reply(c, t);
+                return None;
+            }
+        };
+        match ctx.fs.metadata(&r.fs) {
+            Ok(m) if m.kind == EntryKind::File => Some((r, m)),
+            Ok(_) => {
+                self.reply(550, b"Not a plain file.");
+                None
+            }
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                self.reply(c, t);
+                None
+            }
+        }
+    }
+
+    fn cmd_size<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
+        if let Some((_, m)) = self.file_meta(arg, ctx) {
+            self.out.start(213, false);
+            self.out.push_u64(m.size);
+            self.out.end_line();
+        }
+    }
+
+    fn cmd_mdtm<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
+        if let Some((_, m)) = self.file_meta(arg, ctx) {
+            match m.modified {
+                Some(t) => {
+                    self.out.start(213, false);
+                    self.out.push(&time::format_timeval(t));
+                    self.out.end_line();
+                }
+                None => self.reply(550, b"Modification time not known."),
+            }
+        }
+    }
+
+    fn cmd_mfmt<A: Authenticator>(&mut self, t: u64, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
+        if !self.check(self.perms(ctx.config).write) {
+            return;
+        }
+        let r = match self.resolve(ctx.auth, arg) {
+            Ok(r) => r,
+            Err((c, t)) => return self.reply(c, t),
+        };
+        match ctx.fs.set_modified(&r.fs, t) {
+            Ok(()) => {
+                self.out.start(213, false);
+                self.out.push(b"Modify=");
+                self.out.push(&time::format_timeval(t));
+                self.out.push(b"; ");
+                self.out.push(path::file_name(&r.virt));
+                self.out.end_line();
+            }
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                self.reply(c, t)
+            }
+        }
+    }
+
+    fn cmd_active(&mut self, addr: SocketAddr) {
+        // FTP bounce protection: only toward the control peer, never a
+        // privileged port; refused before any connection is attempted.
+        let peer_ip = ferry_net::unmap(self.peer.ip());
+        if self.epsv_all {
+            return self.reply(503, b"EPSV ALL in effect, use EPSV.");
+        }
+        if ferry_net::unmap(addr.ip()) != peer_ip {
+            return self.reply(504, b"Data connections only to the client's own address.");
+        }
+        if addr.port() < 1024 {
+            return self.reply(504, b"Data connections to ports below 1024 are refused.");
+        }
+        self.data_mode = DataMode::Active(addr);
+        self.reply(200, b"Command okay.");
+    }
+
+    fn data_ready(&mut self) -> bool {
+        if self.data_mode == DataMode::None {
+            self.reply(425, b"Use PORT, EPRT, PASV or EPSV first.");
+            return false;
+        }
+        true
+    }
+
+    fn start(&mut self, t: Transfer<F>) -> Action {
+        self.transfer = Some(t);
+        self.reply(150, b"Opening data connection.");
+        Action::StartTransfer
+    }
+
+    fn cmd_retr<A: Authenticator>(&mut self, arg: &[u8], rest: u64, ctx: &mut Ctx<'_, F, A>) -> Action {
+        if !self.check(self.perms(ctx.config).read) {
+            return Action::None;
+        }
+        let Some((r, meta)) = self.file_meta(arg, ctx) else { return Action::None };
+        if !self.data_ready() {
+            return Action::None;
+        }
+        let mut file = match ctx.fs.open_read(&r.fs) {
+            Ok(f) => f,
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                self.reply(c, t);
+                return Action::None;
+            }
+        };
+        if rest > 0 {
+            if rest > meta.size {
+                let _ = ctx.fs.close(file);
+                self.reply(554, b"Restart offset beyond end of file.");
+                return Action::None;
+            }
+            if embedded_io::Seek::seek(&mut file, embedded_io::SeekFrom::Start(rest)).is_err() {
+                let _ = ctx.fs.close(file);
+                self.reply(554, b"Cannot restart at that offset.");
+                return Action::None;
+            }
+        }
+        let t = Transfer::new(TransferKind::Download, Body::send(file, self.ttype == TransferType::Ascii), r.virt, ctx.now);
+        self.start(t)
+    }
+
+    fn cmd_store<A: Authenticator>(
+        &mut self,
+        arg: &[u8],
+        rest: u64,
+        kind: TransferKind,
+        ctx: &mut Ctx<'_, F, A>,
+    ) -> Action {
+        if !self.check(self.perms(ctx.config).write) {
+            return Action::None;
+        }
+        let r = match self.resolve(ctx.auth, arg) {
+            Ok(r) => r,
+            Err((c, t)) => {
+                self.reply(c, t);
+                return Action::None;
+            }
+        };
+        self.store_resolved(r, rest, kind, ctx)
+    }
+
+    fn store_resolved<A: Authenticator>(
+        &mut self,
+        r: Resolved,
+        rest: u64,
+        kind: TransferKind,
+        ctx: &mut Ctx<'_, F, A>,
+    ) -> Action {
+        if &r.virt[..] == b"/" || is_upload_temp(&r.virt) {
+            self.reply(553, b"File name not allowed.");
+            return Action::None;
+        }
+        match ctx.fs.metadata(&r.fs) {
+            Ok(m) if m.kind == EntryKind::Dir => {
+                self.reply(550, b"Is a directory.");
+                return Action::None;
+            }
+            _ => {}
+        }
+        if !self.data_ready() {
+            return Action::None;
+        }
+        // A plain STOR writes to a temporary name and renames on success, so a
+        // failed or cut upload never destroys the file it replaces. APPE and
+        // REST+STOR must write in place.
+        let in_place = kind == TransferKind::Append || rest > 0;
+        let mut temp = PathBuf::new();
+        let target: &[u8] = if in_place {
+            &r.fs
+        } else {
+            if !crate::transfer::upload_temp_name(&r.fs, ctx.slot, &mut temp) {
+                self.reply(553, b"File name too long.");
+                return Action::None;
+            }
+            &temp
+        };
+        let mode = match (kind, rest) {
+            (TransferKind::Append, _) => WriteMode::Append,
+            (_, 0) => WriteMode::Truncate,
+            _ => WriteMode::Update,
+        };
+        let mut file = match ctx.fs.open_write(target, mode) {
+            Ok(f) => f,
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                self.reply(c, t);
+                return Action::None;
+            }
+        };
+        if rest > 0 && embedded_io::Seek::seek(&mut file, embedded_io::SeekFrom::Start(rest)).is_err() {
+            let _ = ctx.fs.close(file);
+            self.reply(554, b"Cannot restart at that offset.");
+            return Action::None;
+        }
+        let commit = if in_place { None } else { Some(r.fs) };
+        let body = Body::receive(file, self.ttype == TransferType::Ascii, commit);
+        let t = Transfer::new(kind, body, r.virt, ctx.now);
+        self.start(t)
+    }
+
+    fn cmd_stou<A: Authenticator>(&mut self, ctx: &mut Ctx<'_, F, A>) -> Action {
+        if !self.check(self.perms(ctx.config).write) {
+            return Action::None;
+        }
+        // A name that does not exist yet in the working directory.
+        let seed = ctx.now.0 ^ ((ctx.slot as u64) << 48);
+        for i in 0..100u64 {
+            let mut name = [0u8; 32];
+            let mut len = 0;
+            for b in b"ferry." {
+                if let Some(slot) = name.get_mut(len) {
+                    *slot = *b;
+                    len += 1;
+                }
+            }
+            let n = crate::protocol::num::write_u64(seed.wrapping_add(i) % 1_000_000_000, name.get_mut(len..).unwrap_or(&mut []))
+                .unwrap_or(0);
+            len += n;
+            let Ok(r) = self.resolve(ctx.auth, name.get(..len).unwrap_or(b"")) else { break };
+            if ctx.fs.metadata(&r.fs).is_err() {
+                let action = self.store_resolved(r, 0, TransferKind::Upload, ctx);
+                if action == Action::StartTransfer {
+                    // Replace the plain 150 with one that names the file (RFC 1123 4.1.2.9).
+                    self.out.clear();
+                    self.out.start(150, false);
+                    self.out.push(b"FILE: ");
+                    self.out.push(name.get(..len).unwrap_or(b""));
+                    self.out.end_line();
+                }
+                return action;
+            }
+        }
+        self.reply(450, b"Could not find a unique name.");
+        Action::None
+    }
+
+    fn perm_facts(&self, config: &Config) -> PermFacts {
+        let p = self.perms(config);
+        PermFacts { read: p.read, write: p.write, delete: p.delete, rename: p.rename, mkdir: p.mkdir }
+    }
+
+    fn cmd_list<A: Authenticator>(&mut self, arg: Option<&[u8]>, format: ListFormat, ctx: &mut Ctx<'_, F, A>) -> Action {
+        if !self.check(self.perms(ctx.config).read) {
+            return Action::None;
+        }
+        let r = match self.resolve(ctx.auth, arg.unwrap_or(b"")) {
+            Ok(r) => r,
+            Err((c, t)) => {
+                self.reply(c, t);
+                return Action::None;
+            }
+        };
+        let meta = match ctx.fs.metadata(&r.fs) {
+            Ok(m) => m,
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                self.reply(c, t);
+                return Action::None;
+            }
+        };
+        if meta.kind == EntryKind::File && format == ListFormat::Mlsd {
+            self.reply(501, b"Not a directory.");
+            return Action::None;
+        }
+        if !self.data_ready() {
+            return Action::None;
+        }
+        let perm = self.perm_facts(ctx.config);
+        let body = if meta.kind == EntryKind::File {
+            Body::single_line(format, path::file_name(&r.virt), &meta, perm, ctx.unix_now)
+        } else {
+            match ctx.fs.open_dir(&r.fs) {
+                Ok(d) => Body::listing(d, format, perm, ctx.unix_now),
+                Err(e) => {
+                    let (c, t) = fs_reply(&e);
+                    self.reply(c, t);
+                    return Action::None;
+                }
+            }
+        };
+        let t = Transfer::new(TransferKind::Listing, body, r.virt, ctx.now);
+        self.start(t)
+    }
+
+    fn cmd_mlst<A: Authenticator>(&mut self, arg: Option<&[u8]>, ctx: &mut Ctx<'_, F, A>) {
+        if !self.check(self.perms(ctx.config).read) {
+            return;
+        }
+        let r = match self.resolve(ctx.auth, arg.unwrap_or(b"")) {
+            Ok(r) => r,
+            Err((c, t)) => return self.reply(c, t),
+        };
+        let meta = match ctx.fs.metadata(&r.fs) {
+            Ok(m) => m,
+            Err(e) => {
+                let (c, t) = fs_reply(&e);
+                return self.reply(c, t);
+            }
+        };
+        let mut line = [0u8; PATH_LEN + 160];
+        let perm = self.perm_facts(ctx.config);
+        let Some(n) = listing::mlsx_line(&r.virt, &meta, false, perm, &mut line) else {
+            return self.reply(553, b"Path too long.");
+        };
+        self.out.push(b"250-Listing ");
+        self.out.push(&r.virt);
+        self.out.end_line();
+        self.out.push(b" ");
+        self.out.push(line.get(..n).unwrap_or(b""));
+        self.out.push(b"250 End\r\n");
+    }
+
+    fn cmd_site<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
+        let (verb, rest) = split_word(arg);
+        if eq_ignore_case(verb, b"HELP") {
+            if ctx.config.site_chmod {
+                self.out.push(b"214-SITE commands:\r\n HELP\r\n CHMOD <mode> <path>\r\n214 End\r\n");
+            } else {
+                self.out.push(b"214-SITE commands:\r\n HELP\r\n214 End\r\n");
+            }
+        } else if eq_ignore_case(verb, b"CHMOD") && ctx.config.site_chmod {
+            if !self.check(self.perms(ctx.config).write) {
+                return;
+            }
+            let (mode, target) = split_word(rest);
+            let Some(mode) = parse_octal(mode) else {
+                return self.reply(501, b"Usage: SITE CHMOD <octal mode> <path>");
+            };
+            if target.is_empty() {
+                return self.reply(501, b"Usage: SITE CHMOD <octal mode> <path>");
+            }
+            let r = match self.resolve(ctx.auth, target) {
+                Ok(r) => r,
+                Err((c, t)) => return self.reply(c, t),
+            };
+            match ctx.fs.set_mode(&r.fs, mode) {
+                Ok(()) => self.reply(200, b"SITE CHMOD command successful."),
+                Err(e) => {
+                    let (c, t) = fs_reply(&e);
+                    self.reply(c, t)
+                }
+            }
+        } else {
+            self.reply(500, b"Unknown SITE command.");
+        }
+    }
+
+    /// Ends the current transfer, if any: the data connection is already
+    /// closed. On success an upload's temporary file replaces its target and
+    /// 226 is sent; otherwise the temporary file is removed and `failure`
+    /// (code, text) is sent. Returns the transfer's kind, virtual path and
+    /// byte count for the log.
+    pub fn end_transfer(
+        &mut self,
+        fs: &mut F,
+        slot: usize,
+        failure: Option<(u16, &'static [u8])>,
+    ) -> Option<(TransferKind, PathBuf, u64, bool)> {
+        let t = self.transfer.take()?;
+        self.data_mode = DataMode::None;
+        let (kind, virt, bytes) = (t.kind, t.path.clone(), t.bytes);
+        let result = t.finish(fs, slot, failure.is_none());
+        let ok = match (failure, result) {
+            (Some((c, text)), _) => {
+                self.reply(c, text);
+                false
+            }
+            (None, Err(e)) => {
+                let (c, text) = fs_error_reply(e);
+                // The storage failed at the very end (e.g. disk full on close).
+                let c = if c == 452 { 452 } else { 451 };
+                self.reply(c, text);
+                false
+            }
+            (None, Ok(())) => {
+                self.reply(226, b"Transfer complete.");
+                true
+            }
+        };
+        Some((kind, virt, bytes, ok))
+    }
+
+}
+
+fn split_word(s: &[u8]) -> (&[u8], &[u8]) {
+    let s = trim_start(s);
+    match s.iter().position(|b| *b == b' ') {
+        Some(i) => (s.get(..i).unwrap_or(b""), trim_start(s.get(i + 1..).unwrap_or(b""))),
+        None => (s, b""),
+    }
+}
+
+fn trim_start(s: &[u8]) -> &[u8] {
+    let i = s.iter().position(|b| *b != b' ').unwrap_or(s.len());
+    s.get(i..).unwrap_or(b"")
+}
+
+fn parse_octal(s: &[u8]) -> Option<u16> {
+    if s.is_empty() || s.len() > 4 {
+        return None;
+    }
+    let mut v: u16 = 0;
+    for b in s {
+        if !(b'0'..=b'7').contains(b) {
+            return None;
+        }
+        v = v * 8 + u16::from(b - b'0');
+    }
+    Some(v)
+}
+
+/// Appends an IP address in text form (dotted IPv4, or IPv6 groups without
+/// zero compression, which every parser accepts).
+pub(crate) fn push_ip<const N: usize>(out: &mut ReplyBuf<N>, ip: ferry_net::IpAddr) {
+    match ip {
+        ferry_net::IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b".");
+                }
+                out.push_u64(u64::from(*o));
+            }
+        }
+        ferry_net::IpAddr::V6(v6) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for (i, seg) in v6.segments().iter().enumerate() {
+                if i > 0 {
+                    out.push(b":");
+                }
+                let mut started = false;
+                for shift in [12u16, 8, 4, 0] {
+                    let d = usize::from((seg >> shift) & 0xf);
+                    if d != 0 || started || shift == 0 {
+                        started = true;
+                        out.push(HEX.get(d..d + 1).unwrap_or(b"0"));
+                    }
+                }
+            }
+        }
+    }
+}

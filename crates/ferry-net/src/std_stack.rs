@@ -1,1 +1,617 @@
-//! Host sockets as an embedded-nal stack (placeholder; being written).
+//! Host sockets as an `embedded-nal` stack, with readiness waiting.
+//!
+//! [`StdStack`] implements [`TcpFullStack`] and Ferry's [`TcpLocalAddr`]
+//! over host TCP sockets, and [`StdStack::wait`] blocks until a socket has
+//! an event, so a host server's poll loop uses ~0 CPU while idle.
+//! [`StdClock`] is the matching [`Clock`].
+//!
+//! Why not `std-embedded-nal`: its `bind(port)` can only bind `[::]`, it
+//! cannot bind one address, cannot report a socket's local address (`PASV`
+//! needs it), its `connect` blocks (an active-mode `PORT` to an unreachable
+//! port would stall the single poll loop), and it exposes raw fds only on
+//! Unix. So this module implements the traits directly on `mio` 1.x
+//! (cross-platform epoll/kqueue/IOCP) and `socket2` where needed.
+//!
+//! # Contract
+//!
+//! - Every operation is non-blocking: it returns [`nb::Error::WouldBlock`]
+//!   when it cannot complete now. `connect` starts the connection on its
+//!   first call and reports completion (or failure) on later calls.
+//! - Readiness is edge-triggered: [`StdStack::wait`] returns on *new*
+//!   events only. Call it only after a pass in which every operation the
+//!   caller is waiting for was attempted and returned `WouldBlock`;
+//!   otherwise an event that already fired may never be reported again.
+//! - `receive` returning `Ok(0)` for a non-empty buffer means the peer
+//!   closed its sending side (end of stream).
+//! - A [`StdSocket`] is a handle into the stack's socket table. It is
+//!   neither `Clone` nor `Copy`; dropping it without
+//!   [`TcpClientStack::close`] leaks the table entry and the OS socket until
+//!   the [`StdStack`] itself is dropped.
+//! - Peer and local addresses are reported with IPv4-mapped IPv6 addresses
+//!   (`::ffff:a.b.c.d`) turned into plain IPv4 (see [`crate::unmap`]).
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::vec::Vec;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::{
+    nb, Clock, Instant, IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpClientStack, TcpError,
+    TcpErrorKind, TcpFullStack, TcpLocalAddr,
+};
+
+/// The token of the [`StdWaker`]; socket tokens are slab indices, which
+/// never reach `usize::MAX`.
+const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// How many events one `wait` collects; more stay queued for the next one.
+const EVENT_CAPACITY: usize = 256;
+
+/// The listen backlog of every listener.
+const LISTEN_BACKLOG: i32 = 128;
+
+/// An error of the host stack: the underlying OS error.
+#[derive(Debug)]
+pub struct StdNetError(pub io::Error);
+
+impl StdNetError {
+    /// An error for a call the socket's state does not allow.
+    fn invalid(message: &'static str) -> Self {
+        StdNetError(io::Error::new(io::ErrorKind::InvalidInput, message))
+    }
+}
+
+impl From<io::Error> for StdNetError {
+    fn from(error: io::Error) -> Self {
+        StdNetError(error)
+    }
+}
+
+impl fmt::Display for StdNetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for StdNetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl TcpError for StdNetError {
+    /// `PipeClosed` for a broken, reset, aborted or unconnected socket;
+    /// `Other` for everything else (including a port already in use).
+    fn kind(&self) -> TcpErrorKind {
+        match self.0.kind() {
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected => TcpErrorKind::PipeClosed,
+            _ => TcpErrorKind::Other,
+        }
+    }
+}
+
+/// A handle to one socket of a [`StdStack`].
+///
+/// Not `Clone`/`Copy`: the handle is the socket's only owner. Give it back
+/// with [`TcpClientStack::close`]; dropping it instead leaks the socket
+/// until the stack is dropped.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StdSocket {
+    index: usize,
+    generation: u32,
+}
+
+/// Interrupts a [`StdStack::wait`] from another thread (a Ctrl-C handler,
+/// say). Cheap to clone; all clones wake the same stack.
+#[derive(Debug, Clone)]
+pub struct StdWaker(Arc<mio::Waker>);
+
+impl StdWaker {
+    /// Makes the current or next [`StdStack::wait`] return.
+    pub fn wake(&self) -> io::Result<()> {
+        self.0.wake()
+    }
+}
+
+/// What a socket of the table is.
+#[derive(Debug)]
+enum SocketState {
+    /// Created by `socket()`, not yet bound or connected.
+    Unbound,
+    /// Bound and listening.
+    Listening(TcpListener),
+    /// Connected (or, while `connecting`, connecting).
+    Stream { stream: TcpStream, connecting: bool },
+}
+
+/// One slot of the socket table; `generation` outlives the socket so a
+/// handle from an earlier occupant (or another stack) is refused.
+#[derive(Debug)]
+struct Slot {
+    generation: u32,
+    state: Option<SocketState>,
+}
+
+/// Host TCP sockets as an `embedded-nal` [`TcpFullStack`] plus
+/// [`TcpLocalAddr`], with [`StdStack::wait`] to sleep until something
+/// happens. See the [module docs](self) for the contract.
+pub struct StdStack {
+    poll: Poll,
+    events: Events,
+    waker: Arc<mio::Waker>,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+}
+
+impl fmt::Debug for StdStack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StdStack")
+            .field("sockets", &self.socket_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StdStack {
+    /// Creates a stack with no sockets (and its OS poller and waker).
+    pub fn new() -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER_TOKEN)?);
+        Ok(StdStack {
+            poll,
+            events: Events::with_capacity(EVENT_CAPACITY),
+            waker,
+            slots: Vec::new(),
+            free: Vec::new(),
+        })
+    }
+
+    /// Blocks until a socket of this stack has a readiness event, a
+    /// [`StdWaker`] fires, or `timeout` passes (`None`: no timeout).
+    ///
+    /// May return early (a signal, a spurious event); the caller retries
+    /// its operations and waits again. Only new events wake it: see the
+    /// edge-triggered rule in the [module docs](self).
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A handle that interrupts [`StdStack::wait`] from any thread.
+    ///
+    /// Never fails today (the waker is created by [`StdStack::new`]); the
+    /// `Result` leaves room for lazily created wakers.
+    pub fn waker(&self) -> io::Result<StdWaker> {
+        Ok(StdWaker(Arc::clone(&self.waker)))
+    }
+
+    /// How many sockets are open (created and not yet closed).
+    pub fn socket_count(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// The state of `socket`, or an error for a stale or foreign handle.
+    fn state(&mut self, socket: &StdSocket) -> Result<&mut SocketState, StdNetError> {
+        slot_state(&mut self.slots, socket)
+    }
+
+    /// Puts `state` in a free slot and returns its handle.
+    fn insert(&mut self, state: SocketState) -> StdSocket {
+        if let Some(index) = self.free.pop() {
+            if let Some(slot) = self.slots.get_mut(index) {
+                slot.state = Some(state);
+                return StdSocket {
+                    index,
+                    generation: slot.generation,
+                };
+            }
+        }
+        let index = self.slots.len();
+        self.slots.push(Slot {
+            generation: 0,
+            state: Some(state),
+        });
+        StdSocket {
+            index,
+            generation: 0,
+        }
+    }
+
+    /// Binds an unbound `socket` to `local` and starts listening.
+    fn bind_listener(
+        &mut self,
+        socket: &StdSocket,
+        local: SocketAddr,
+        fall_back_to_v4: bool,
+    ) -> Result<(), StdNetError> {
+        let token = Token(socket.index);
+        let registry = self.poll.registry();
+        let state = slot_state(&mut self.slots, socket)?;
+        if !matches!(state, SocketState::Unbound) {
+            return Err(StdNetError::invalid("socket is already bound or connected"));
+        }
+        let mut listener = match open_listener(local) {
+            Ok(listener) => listener,
+            // `[::]` on a host without IPv6: serve IPv4 alone. A port in
+            // use is a real error (the caller may try another port).
+            Err(e) if fall_back_to_v4 && e.kind() != io::ErrorKind::AddrInUse => open_listener(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), local.port()),
+            )?,
+            Err(e) => return Err(e.into()),
+        };
+        registry.register(&mut listener, token, Interest::READABLE)?;
+        *state = SocketState::Listening(listener);
+        Ok(())
+    }
+}
+
+/// Opens a non-blocking listener on exactly `local`.
+///
+/// IPv6 sockets are dual-stack only when `local` is `::`; SO_REUSEADDR is
+/// set on Unix so a restarted server can rebind while old connections sit
+/// in TIME_WAIT (on Windows the same option would allow port stealing).
+fn open_listener(local: SocketAddr) -> io::Result<TcpListener> {
+    let domain = match local {
+        SocketAddr::V4(_) => Domain::IPV4,
+        SocketAddr::V6(_) => Domain::IPV6,
+    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    if let SocketAddr::V6(v6) = local {
+        socket.set_only_v6(*v6.ip() != Ipv6Addr::UNSPECIFIED)?;
+    }
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SockAddr::from(local))?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// The state of `socket` in `slots`, or an error for a stale or foreign
+/// handle.
+fn slot_state<'a>(
+    slots: &'a mut [Slot],
+    socket: &StdSocket,
+) -> Result<&'a mut SocketState, StdNetError> {
+    match slots.get_mut(socket.index) {
+        Some(Slot {
+            generation,
+            state: Some(state),
+        }) if *generation == socket.generation => Ok(state),
+        _ => Err(StdNetError::invalid("unknown socket handle")),
+    }
+}
+
+/// `addr` with an IPv4-mapped IPv6 address turned into plain IPv4.
+fn unmap_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(crate::unmap(addr.ip()), addr.port())
+}
+
+/// Whether `error` says a non-blocking connect is still in progress.
+fn connect_in_progress(error: &io::Error) -> bool {
+    // EINPROGRESS has no stable `ErrorKind` at our MSRV.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const EINPROGRESS: Option<i32> = Some(115);
+    #[cfg(any(
+        target_vendor = "apple",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    const EINPROGRESS: Option<i32> = Some(36);
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_vendor = "apple",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    )))]
+    const EINPROGRESS: Option<i32> = None;
+    error.kind() == io::ErrorKind::NotConnected
+        || error.kind() == io::ErrorKind::WouldBlock
+        || (EINPROGRESS.is_some() && error.raw_os_error() == EINPROGRESS)
+}
+
+/// Checks whether a connecting stream has connected: `Ok(true)` connected,
+/// `Ok(false)` still connecting, `Err` failed.
+fn check_connected(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(error) = stream.take_error()? {
+        return Err(error);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if connect_in_progress(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `op` again while the OS reports `Interrupted`, and maps
+/// `WouldBlock` to [`nb::Error::WouldBlock`].
+///
+/// Retrying at once (rather than reporting `WouldBlock`) matters: with
+/// edge-triggered readiness, data already pending would never wake `wait`.
+fn retry_nb<T>(mut op: impl FnMut() -> io::Result<T>) -> nb::Result<T, StdNetError> {
+    loop {
+        match op() {
+            Ok(value) => return Ok(value),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(nb::Error::WouldBlock),
+            Err(e) => return Err(nb::Error::Other(StdNetError(e))),
+        }
+    }
+}
+
+/// The connected stream of `state`, or `WouldBlock` while it is still
+/// connecting, or an error if it is not a stream.
+fn connected_stream(state: &mut SocketState) -> nb::Result<&mut TcpStream, StdNetError> {
+    match state {
+        SocketState::Stream { stream, connecting } => {
+            if *connecting {
+                match check_connected(stream) {
+                    Ok(true) => *connecting = false,
+                    Ok(false) => return Err(nb::Error::WouldBlock),
+                    Err(e) => return Err(nb::Error::Other(StdNetError(e))),
+                }
+            }
+            Ok(stream)
+        }
+        _ => Err(nb::Error::Other(StdNetError(io::Error::from(
+            io::ErrorKind::NotConnected,
+        )))),
+    }
+}
+
+impl TcpClientStack for StdStack {
+    type TcpSocket = StdSocket;
+    type Error = StdNetError;
+
+    /// A new, unbound socket (no OS socket exists until `connect` or a
+    /// bind).
+    fn socket(&mut self) -> Result<StdSocket, StdNetError> {
+        Ok(self.insert(SocketState::Unbound))
+    }
+
+    /// Starts a non-blocking connect on the first call (returning
+    /// `WouldBlock`), then reports completion on later calls: `Ok(())` once
+    /// connected, `WouldBlock` while connecting, an error if it failed (the
+    /// socket is then unbound again, so a new call starts a new attempt).
+    /// `remote` is only used by the first call (and is compared with the
+    /// peer once connected).
+    fn connect(
+        &mut self,
+        socket: &mut StdSocket,
+        remote: SocketAddr,
+    ) -> nb::Result<(), StdNetError> {
+        let remote = unmap_addr(remote);
+        let token = Token(socket.index);
+        let registry = self.poll.registry();
+        let state = slot_state(&mut self.slots, socket)?;
+        match state {
+            SocketState::Unbound => {
+                let mut stream = TcpStream::connect(remote).map_err(StdNetError)?;
+                registry
+                    .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                    .map_err(StdNetError)?;
+                *state = SocketState::Stream {
+                    stream,
+                    connecting: true,
+                };
+                Err(nb::Error::WouldBlock)
+            }
+            SocketState::Stream { stream, connecting } if *connecting => {
+                match check_connected(stream) {
+                    Ok(true) => {
+                        *connecting = false;
+                        Ok(())
+                    }
+                    Ok(false) => Err(nb::Error::WouldBlock),
+                    Err(e) => {
+                        // Dropping the stream closes it whatever deregister
+                        // says, so its failure changes nothing.
+                        let _ = registry.deregister(stream);
+                        *state = SocketState::Unbound;
+                        Err(nb::Error::Other(StdNetError(e)))
+                    }
+                }
+            }
+            SocketState::Stream { stream, .. } => match stream.peer_addr() {
+                Ok(peer) if unmap_addr(peer) == remote => Ok(()),
+                Ok(_) => Err(nb::Error::Other(StdNetError::invalid(
+                    "socket is connected to another peer",
+                ))),
+                Err(e) => Err(nb::Error::Other(StdNetError(e))),
+            },
+            SocketState::Listening(_) => Err(nb::Error::Other(StdNetError::invalid(
+                "socket is listening",
+            ))),
+        }
+    }
+
+    /// Writes what the socket buffer takes now (maybe less than `buffer`);
+    /// `WouldBlock` when it is full or the socket is still connecting.
+    fn send(&mut self, socket: &mut StdSocket, buffer: &[u8]) -> nb::Result<usize, StdNetError> {
+        let stream = connected_stream(self.state(socket)?)?;
+        retry_nb(|| stream.write(buffer))
+    }
+
+    /// Reads what has arrived; `WouldBlock` when nothing has. `Ok(0)` (for
+    /// a non-empty `buffer`) means the peer closed its sending side.
+    fn receive(
+        &mut self,
+        socket: &mut StdSocket,
+        buffer: &mut [u8],
+    ) -> nb::Result<usize, StdNetError> {
+        let stream = connected_stream(self.state(socket)?)?;
+        retry_nb(|| stream.read(buffer))
+    }
+
+    /// Closes the OS socket (if any) and frees the handle's table entry.
+    fn close(&mut self, socket: StdSocket) -> Result<(), StdNetError> {
+        let slot = match self.slots.get_mut(socket.index) {
+            Some(slot) if slot.generation == socket.generation && slot.state.is_some() => slot,
+            _ => return Err(StdNetError::invalid("unknown socket handle")),
+        };
+        let state = slot.state.take();
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(socket.index);
+        // Dropping the mio socket closes it; deregistering first keeps the
+        // poller's bookkeeping exact on every platform. Its failure would
+        // change nothing for the caller, so it is not reported.
+        let registry = self.poll.registry();
+        match state {
+            Some(SocketState::Listening(mut listener)) => {
+                let _ = registry.deregister(&mut listener);
+            }
+            Some(SocketState::Stream { mut stream, .. }) => {
+                let _ = registry.deregister(&mut stream);
+            }
+            Some(SocketState::Unbound) | None => {}
+        }
+        Ok(())
+    }
+}
+
+impl TcpFullStack for StdStack {
+    /// Binds `[::]:local_port`, dual-stack (IPv4 and IPv6), falling back to
+    /// `0.0.0.0:local_port` when the host has no IPv6, and starts listening
+    /// (backlog 128). A port in use is an error.
+    fn bind(&mut self, socket: &mut StdSocket, local_port: u16) -> Result<(), StdNetError> {
+        let any = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), local_port);
+        self.bind_listener(socket, any, true)
+    }
+
+    /// A no-op for a bound socket (binding already listens); an error for
+    /// any other.
+    fn listen(&mut self, socket: &mut StdSocket) -> Result<(), StdNetError> {
+        match self.state(socket)? {
+            SocketState::Listening(_) => Ok(()),
+            _ => Err(StdNetError::invalid("socket is not bound")),
+        }
+    }
+
+    /// Accepts a pending connection: a connected, non-blocking socket with
+    /// `TCP_NODELAY` set, and the peer's address (IPv4-mapped addresses
+    /// unmapped). `WouldBlock` when none is pending.
+    fn accept(
+        &mut self,
+        socket: &mut StdSocket,
+    ) -> nb::Result<(StdSocket, SocketAddr), StdNetError> {
+        let (mut stream, peer) = match self.state(socket)? {
+            SocketState::Listening(listener) => loop {
+                match retry_nb(|| listener.accept()) {
+                    // A connection reset before it was accepted: take the
+                    // next one, if any.
+                    Err(nb::Error::Other(StdNetError(e)))
+                        if e.kind() == io::ErrorKind::ConnectionAborted =>
+                    {
+                        continue
+                    }
+                    other => break other?,
+                }
+            },
+            _ => {
+                return Err(nb::Error::Other(StdNetError::invalid(
+                    "socket is not listening",
+                )))
+            }
+        };
+        // Replies and listings are small writes; Nagle would delay them.
+        // A socket without it still works, so a failure is not fatal.
+        let _ = stream.set_nodelay(true);
+        let handle = self.insert(SocketState::Unbound);
+        let registered = self.poll.registry().register(
+            &mut stream,
+            Token(handle.index),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        match registered {
+            Ok(()) => {
+                if let Some(slot) = self.slots.get_mut(handle.index) {
+                    slot.state = Some(SocketState::Stream {
+                        stream,
+                        connecting: false,
+                    });
+                }
+                Ok((handle, unmap_addr(peer)))
+            }
+            Err(e) => {
+                // `close` of a fresh, unbound handle cannot fail.
+                let _ = self.close(handle);
+                Err(nb::Error::Other(StdNetError(e)))
+            }
+        }
+    }
+}
+
+impl TcpLocalAddr for StdStack {
+    /// Binds exactly `local` (an IPv4-mapped address is bound as IPv4) and
+    /// starts listening. An IPv6 address other than `::` is bound IPv6-only;
+    /// `::` is dual-stack like [`TcpFullStack::bind`]. A port in use is an
+    /// error of kind `Other`.
+    fn bind_addr(&mut self, socket: &mut StdSocket, local: SocketAddr) -> Result<(), StdNetError> {
+        let local = unmap_addr(local);
+        let any_v6 = local.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        self.bind_listener(socket, local, any_v6)
+    }
+
+    /// The local address of a listening or connected socket (IPv4-mapped
+    /// addresses unmapped). For a connection accepted on a dual-stack
+    /// listener it is the address the peer connected to.
+    fn local_addr(&mut self, socket: &StdSocket) -> Result<SocketAddr, StdNetError> {
+        let addr = match self.state(socket)? {
+            SocketState::Listening(listener) => listener.local_addr()?,
+            SocketState::Stream { stream, .. } => stream.local_addr()?,
+            SocketState::Unbound => return Err(StdNetError::invalid("socket is not bound")),
+        };
+        Ok(unmap_addr(addr))
+    }
+}
+
+/// The host's clock: monotonic milliseconds since the clock was created,
+/// and the system's wall clock.
+#[derive(Debug, Clone, Copy)]
+pub struct StdClock {
+    origin: std::time::Instant,
+}
+
+impl StdClock {
+    /// A clock whose [`Clock::now`] starts at 0 now.
+    pub fn new() -> Self {
+        StdClock {
+            origin: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for StdClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for StdClock {
+    fn now(&self) -> Instant {
+        let ms = self.origin.elapsed().as_millis();
+        Instant(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+
+    /// `None` if the system clock is set before 1970.
+    fn unix_time(&self) -> Option<u64> {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    }
+}

@@ -3,7 +3,10 @@
 //!
 //! Contract: [`Command::parse`] never panics and never allocates; every input
 //! gives either a command or a [`ParseError`] that names the reply code.
-use ferry_net::{SocketAddr, SocketAddrV4};
+use ferry_net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+use super::num::parse_u64;
+use super::time::parse_timeval;
 
 /// `TYPE` argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,8 +159,825 @@ impl ParseError {
 impl<'a> Command<'a> {
     /// Parses one command line (CR LF already removed). Verbs are
     /// case-insensitive; the argument is everything after the first space.
+    ///
+    /// Order of checks: an empty line or a verb that is not 1 to 4 ASCII
+    /// letters naming a known command is [`ParseError::Unknown`]; then an
+    /// argument holding NUL, CR or LF is [`ParseError::BadArgument`]; then
+    /// the command's own rules apply. Commands that take no argument ignore
+    /// one if given.
     pub fn parse(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
-        let _ = line;
-        todo!("parser")
+        let (word, arg) = match line.iter().position(|&b| b == b' ') {
+            Some(space) => (line.get(..space).unwrap_or(&[]), line.get(space + 1..)),
+            None => (line, None),
+        };
+        let verb = Verb::parse(word).ok_or(ParseError::Unknown)?;
+        if arg.is_some_and(|a| a.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n'))) {
+            return Err(ParseError::BadArgument);
+        }
+        // "VERB " with nothing after the space counts as no argument.
+        let opt = arg.filter(|a| !a.is_empty());
+        let req = opt.ok_or(ParseError::BadArgument);
+        Ok(match verb {
+            Verb::User => Command::User(req?),
+            Verb::Pass => Command::Pass(opt.unwrap_or(&[])),
+            Verb::Acct => Command::Acct(req?),
+            Verb::Quit => Command::Quit,
+            Verb::Rein => Command::Rein,
+            Verb::Syst => Command::Syst,
+            Verb::Stat => Command::Stat(opt),
+            Verb::Help => Command::Help(opt),
+            Verb::Noop => Command::Noop,
+            Verb::Feat => Command::Feat,
+            Verb::Opts => Command::Opts(req?),
+            Verb::Pwd => Command::Pwd,
+            Verb::Cwd => Command::Cwd(req?),
+            Verb::Cdup => Command::Cdup,
+            Verb::Mkd => Command::Mkd(req?),
+            Verb::Rmd => Command::Rmd(req?),
+            Verb::Dele => Command::Dele(req?),
+            Verb::Rnfr => Command::Rnfr(req?),
+            Verb::Rnto => Command::Rnto(req?),
+            Verb::Size => Command::Size(req?),
+            Verb::Mdtm => Command::Mdtm(req?),
+            Verb::Mfmt => parse_mfmt(req?)?,
+            Verb::Type => Command::Type(parse_type(req?)?),
+            Verb::Mode => parse_letter(req?, b'S', b"BC", Command::Mode)?,
+            Verb::Stru => parse_letter(req?, b'F', b"RP", Command::Stru)?,
+            Verb::Allo => Command::Allo,
+            Verb::Rest => Command::Rest(parse_u64(req?).ok_or(ParseError::BadArgument)?),
+            Verb::Retr => Command::Retr(req?),
+            Verb::Stor => Command::Stor(req?),
+            Verb::Stou => Command::Stou(opt),
+            Verb::Appe => Command::Appe(req?),
+            Verb::Abor => Command::Abor,
+            Verb::List => Command::List(strip_list_options(opt)),
+            Verb::Nlst => Command::Nlst(strip_list_options(opt)),
+            Verb::Mlsd => Command::Mlsd(opt),
+            Verb::Mlst => Command::Mlst(opt),
+            Verb::Port => Command::Port(parse_port(req?).ok_or(ParseError::BadArgument)?),
+            Verb::Pasv => Command::Pasv,
+            Verb::Eprt => Command::Eprt(parse_eprt(req?)?),
+            Verb::Epsv => Command::Epsv(parse_epsv(opt)?),
+            Verb::Site => Command::Site(req?),
+            Verb::Auth => Command::Auth(req?),
+            Verb::Pbsz => Command::Pbsz(req?),
+            Verb::Prot => Command::Prot(req?),
+            Verb::Ccc => Command::Ccc,
+            Verb::NotImplemented => return Err(ParseError::NotImplemented),
+        })
+    }
+}
+
+/// A recognised verb, aliases folded (`XPWD` is [`Verb::Pwd`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    User,
+    Pass,
+    Acct,
+    Quit,
+    Rein,
+    Syst,
+    Stat,
+    Help,
+    Noop,
+    Feat,
+    Opts,
+    Pwd,
+    Cwd,
+    Cdup,
+    Mkd,
+    Rmd,
+    Dele,
+    Rnfr,
+    Rnto,
+    Size,
+    Mdtm,
+    Mfmt,
+    Type,
+    Mode,
+    Stru,
+    Allo,
+    Rest,
+    Retr,
+    Stor,
+    Stou,
+    Appe,
+    Abor,
+    List,
+    Nlst,
+    Mlsd,
+    Mlst,
+    Port,
+    Pasv,
+    Eprt,
+    Epsv,
+    Site,
+    Auth,
+    Pbsz,
+    Prot,
+    Ccc,
+    /// A verb from an FTP RFC that Ferry does not implement (502, not 500).
+    NotImplemented,
+}
+
+impl Verb {
+    /// Recognises a verb of 1 to 4 ASCII letters, in any case.
+    fn parse(word: &[u8]) -> Option<Verb> {
+        if word.is_empty() || word.len() > 4 || !word.iter().all(u8::is_ascii_alphabetic) {
+            return None;
+        }
+        let mut upper = [0u8; 4];
+        for (dst, src) in upper.iter_mut().zip(word) {
+            *dst = src.to_ascii_uppercase();
+        }
+        Some(match upper.get(..word.len())? {
+            b"USER" => Verb::User,
+            b"PASS" => Verb::Pass,
+            b"ACCT" => Verb::Acct,
+            b"QUIT" => Verb::Quit,
+            b"REIN" => Verb::Rein,
+            b"SYST" => Verb::Syst,
+            b"STAT" => Verb::Stat,
+            b"HELP" => Verb::Help,
+            b"NOOP" => Verb::Noop,
+            b"FEAT" => Verb::Feat,
+            b"OPTS" => Verb::Opts,
+            b"PWD" | b"XPWD" => Verb::Pwd,
+            b"CWD" | b"XCWD" => Verb::Cwd,
+            b"CDUP" | b"XCUP" => Verb::Cdup,
+            b"MKD" | b"XMKD" => Verb::Mkd,
+            b"RMD" | b"XRMD" => Verb::Rmd,
+            b"DELE" => Verb::Dele,
+            b"RNFR" => Verb::Rnfr,
+            b"RNTO" => Verb::Rnto,
+            b"SIZE" => Verb::Size,
+            b"MDTM" => Verb::Mdtm,
+            b"MFMT" => Verb::Mfmt,
+            b"TYPE" => Verb::Type,
+            b"MODE" => Verb::Mode,
+            b"STRU" => Verb::Stru,
+            b"ALLO" => Verb::Allo,
+            b"REST" => Verb::Rest,
+            b"RETR" => Verb::Retr,
+            b"STOR" => Verb::Stor,
+            b"STOU" => Verb::Stou,
+            b"APPE" => Verb::Appe,
+            b"ABOR" => Verb::Abor,
+            b"LIST" => Verb::List,
+            b"NLST" => Verb::Nlst,
+            b"MLSD" => Verb::Mlsd,
+            b"MLST" => Verb::Mlst,
+            b"PORT" => Verb::Port,
+            b"PASV" => Verb::Pasv,
+            b"EPRT" => Verb::Eprt,
+            b"EPSV" => Verb::Epsv,
+            b"SITE" => Verb::Site,
+            b"AUTH" => Verb::Auth,
+            b"PBSZ" => Verb::Pbsz,
+            b"PROT" => Verb::Prot,
+            b"CCC" => Verb::Ccc,
+            // RFC 959 SMNT; RFC 1639 LPRT/LPSV; RFC 2228 ADAT/CONF/ENC/MIC;
+            // RFC 2640 LANG; RFC 7151 HOST; MFCT/MFF (draft-somers-ftp-mfxx);
+            // the RFC 737/743/775 mail and X- commands.
+            b"SMNT" | b"LPRT" | b"LPSV" | b"ADAT" | b"CONF" | b"ENC" | b"MIC" | b"LANG"
+            | b"HOST" | b"MFCT" | b"MFF" | b"MAIL" | b"MLFL" | b"MSND" | b"MSOM" | b"MSAM"
+            | b"MRSQ" | b"MRCP" | b"XRSQ" | b"XRCP" | b"XSEN" | b"XSEM" | b"XMAS" => {
+                Verb::NotImplemented
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// `MFMT YYYYMMDDHHMMSS path`.
+fn parse_mfmt(arg: &[u8]) -> Result<Command<'_>, ParseError> {
+    let space = arg
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or(ParseError::BadArgument)?;
+    let time = arg
+        .get(..space)
+        .and_then(parse_timeval)
+        .ok_or(ParseError::BadArgument)?;
+    let path = arg
+        .get(space + 1..)
+        .filter(|p| !p.is_empty())
+        .ok_or(ParseError::BadArgument)?;
+    Ok(Command::Mfmt { time, path })
+}
+
+/// `TYPE A [N]`, `TYPE I`, `TYPE L 8`; other RFC 959 types and formats are
+/// well-formed but unsupported.
+fn parse_type(arg: &[u8]) -> Result<TransferType, ParseError> {
+    let mut words = arg.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let code = words.next().ok_or(ParseError::BadArgument)?;
+    let param = words.next();
+    if words.next().is_some() {
+        return Err(ParseError::BadArgument);
+    }
+    let upper = |w: &[u8]| match w {
+        [b] => Some(b.to_ascii_uppercase()),
+        _ => None,
+    };
+    let format = param.map(upper);
+    match (upper(code), format) {
+        (Some(b'A'), None | Some(Some(b'N'))) => Ok(TransferType::Ascii),
+        (Some(b'A' | b'E'), Some(Some(b'T' | b'C'))) | (Some(b'E'), None | Some(Some(b'N'))) => {
+            Err(ParseError::UnsupportedParameter)
+        }
+        (Some(b'I'), None) => Ok(TransferType::Image),
+        (Some(b'L'), Some(_)) => match param.and_then(parse_u64) {
+            Some(8) => Ok(TransferType::Image),
+            Some(_) => Err(ParseError::UnsupportedParameter),
+            None => Err(ParseError::BadArgument),
+        },
+        _ => Err(ParseError::BadArgument),
+    }
+}
+
+/// A one-letter argument: `supported` gives `ok`, a letter of `known` is
+/// well-formed but unsupported, anything else is malformed.
+fn parse_letter<'a>(
+    arg: &[u8],
+    supported: u8,
+    known: &[u8],
+    ok: Command<'a>,
+) -> Result<Command<'a>, ParseError> {
+    match arg {
+        [letter] if letter.to_ascii_uppercase() == supported => Ok(ok),
+        [letter] if known.contains(&letter.to_ascii_uppercase()) => {
+            Err(ParseError::UnsupportedParameter)
+        }
+        _ => Err(ParseError::BadArgument),
+    }
+}
+
+/// Drops leading `ls` option words (`-la`, `-a -l`) that clients send with
+/// `LIST`/`NLST`; what remains, if anything, is the path.
+fn strip_list_options(arg: Option<&[u8]>) -> Option<&[u8]> {
+    let mut rest = arg?;
+    while rest.len() > 1 && rest.first() == Some(&b'-') {
+        rest = match rest.iter().position(|&b| b == b' ') {
+            Some(space) => rest.get(space + 1..)?,
+            None => &[],
+        };
+        // Also skip the spaces between option words.
+        let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+        rest = rest.get(start..)?;
+    }
+    Some(rest).filter(|r| !r.is_empty())
+}
+
+/// `PORT h1,h2,h3,h4,p1,p2`, each a decimal number up to 255.
+fn parse_port(arg: &[u8]) -> Option<SocketAddrV4> {
+    let mut fields = [0u8; 6];
+    let mut parts = arg.split(|&b| b == b',');
+    for field in fields.iter_mut() {
+        *field = u8::try_from(parse_u64(parts.next()?)?).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    let [a, b, c, d, p1, p2] = fields;
+    let port = u16::from_be_bytes([p1, p2]);
+    Some(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), port))
+}
+
+/// `EPRT <d>proto<d>address<d>port<d>` (RFC 2428), `<d>` being the first byte.
+fn parse_eprt(arg: &[u8]) -> Result<SocketAddr, ParseError> {
+    let (&delim, rest) = arg.split_first().ok_or(ParseError::BadArgument)?;
+    if !(33..=126).contains(&delim) {
+        return Err(ParseError::BadArgument);
+    }
+    let mut fields = rest.split(|&b| b == delim);
+    let (Some(proto), Some(addr), Some(port), Some(b""), None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return Err(ParseError::BadArgument);
+    };
+    let port = parse_u64(port)
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or(ParseError::BadArgument)?;
+    let addr = core::str::from_utf8(addr).map_err(|_| ParseError::BadArgument)?;
+    match parse_net_proto(proto)? {
+        1 => {
+            let ip: Ipv4Addr = addr.parse().map_err(|_| ParseError::BadArgument)?;
+            Ok(SocketAddr::V4(SocketAddrV4::new(ip, port)))
+        }
+        _ => {
+            let ip: Ipv6Addr = addr.parse().map_err(|_| ParseError::BadArgument)?;
+            Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, 0)))
+        }
+    }
+}
+
+/// An RFC 2428 network protocol number: 1 (IPv4) or 2 (IPv6); another
+/// number is unsupported, anything else malformed.
+fn parse_net_proto(proto: &[u8]) -> Result<u8, ParseError> {
+    match proto {
+        b"1" => Ok(1),
+        b"2" => Ok(2),
+        _ if !proto.is_empty() && proto.iter().all(u8::is_ascii_digit) => {
+            Err(ParseError::UnsupportedProtocol)
+        }
+        _ => Err(ParseError::BadArgument),
+    }
+}
+
+/// `EPSV`, `EPSV ALL`, `EPSV 1`, `EPSV 2`.
+fn parse_epsv(arg: Option<&[u8]>) -> Result<EpsvArg, ParseError> {
+    match arg {
+        None => Ok(EpsvArg::Any),
+        Some(arg) if arg.eq_ignore_ascii_case(b"ALL") => Ok(EpsvArg::All),
+        Some(arg) => parse_net_proto(arg).map(EpsvArg::Proto),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ParseError::*;
+
+    fn p(line: &[u8]) -> Result<Command<'_>, ParseError> {
+        Command::parse(line)
+    }
+
+    #[test]
+    fn reply_codes() {
+        assert_eq!(Unknown.reply_code(), 500);
+        assert_eq!(NotImplemented.reply_code(), 502);
+        assert_eq!(BadArgument.reply_code(), 501);
+        assert_eq!(UnsupportedParameter.reply_code(), 504);
+        assert_eq!(UnsupportedProtocol.reply_code(), 522);
+    }
+
+    #[test]
+    fn no_argument_verbs() {
+        let cases: [(&[u8], Command<'_>); 14] = [
+            (b"QUIT", Command::Quit),
+            (b"REIN", Command::Rein),
+            (b"SYST", Command::Syst),
+            (b"NOOP", Command::Noop),
+            (b"FEAT", Command::Feat),
+            (b"PWD", Command::Pwd),
+            (b"XPWD", Command::Pwd),
+            (b"CDUP", Command::Cdup),
+            (b"XCUP", Command::Cdup),
+            (b"PASV", Command::Pasv),
+            (b"ABOR", Command::Abor),
+            (b"CCC", Command::Ccc),
+            (b"ALLO", Command::Allo),
+            (b"EPSV", Command::Epsv(EpsvArg::Any)),
+        ];
+        for (line, want) in cases {
+            assert_eq!(p(line), Ok(want));
+            // A trailing space, or an argument, is tolerated.
+            let mut buf = [0u8; 16];
+            buf[..line.len()].copy_from_slice(line);
+            buf[line.len()] = b' ';
+            assert_eq!(p(&buf[..=line.len()]), Ok(want));
+            if want != Command::Epsv(EpsvArg::Any) {
+                buf[line.len() + 1] = b'x';
+                assert_eq!(p(&buf[..line.len() + 2]), Ok(want));
+            }
+        }
+    }
+
+    #[test]
+    fn verbs_are_case_insensitive() {
+        assert_eq!(p(b"quit"), Ok(Command::Quit));
+        assert_eq!(p(b"QuIt"), Ok(Command::Quit));
+        assert_eq!(p(b"xpwd"), Ok(Command::Pwd));
+        assert_eq!(p(b"user Bob"), Ok(Command::User(b"Bob")));
+        assert_eq!(p(b"type i"), Ok(Command::Type(TransferType::Image)));
+    }
+
+    #[test]
+    fn path_verbs() {
+        type Make = fn(&'static [u8]) -> Command<'static>;
+        let cases: [(&[u8], Make); 19] = [
+            (b"USER", Command::User),
+            (b"ACCT", Command::Acct),
+            (b"CWD", Command::Cwd),
+            (b"XCWD", Command::Cwd),
+            (b"MKD", Command::Mkd),
+            (b"XMKD", Command::Mkd),
+            (b"RMD", Command::Rmd),
+            (b"XRMD", Command::Rmd),
+            (b"DELE", Command::Dele),
+            (b"RNFR", Command::Rnfr),
+            (b"RNTO", Command::Rnto),
+            (b"SIZE", Command::Size),
+            (b"MDTM", Command::Mdtm),
+            (b"RETR", Command::Retr),
+            (b"STOR", Command::Stor),
+            (b"APPE", Command::Appe),
+            (b"OPTS", Command::Opts),
+            (b"SITE", Command::Site),
+            (b"AUTH", Command::Auth),
+        ];
+        for (verb, make) in cases {
+            let mut buf = [0u8; 32];
+            let n = verb.len();
+            buf[..n].copy_from_slice(verb);
+            assert_eq!(p(&buf[..n]), Err(BadArgument), "{verb:?} without argument");
+            buf[n] = b' ';
+            assert_eq!(
+                p(&buf[..=n]),
+                Err(BadArgument),
+                "{verb:?} with empty argument"
+            );
+            let arg = b"my file  .txt ";
+            buf[n + 1..n + 1 + arg.len()].copy_from_slice(arg);
+            assert_eq!(p(&buf[..n + 1 + arg.len()]), Ok(make(arg)), "{verb:?}");
+        }
+        assert_eq!(p(b"PBSZ 0"), Ok(Command::Pbsz(b"0")));
+        assert_eq!(p(b"PBSZ"), Err(BadArgument));
+        assert_eq!(p(b"PROT P"), Ok(Command::Prot(b"P")));
+        assert_eq!(p(b"PROT"), Err(BadArgument));
+        assert_eq!(p(b"OPTS UTF8 ON"), Ok(Command::Opts(b"UTF8 ON")));
+        assert_eq!(p(b"SITE CHMOD 644 f"), Ok(Command::Site(b"CHMOD 644 f")));
+        assert_eq!(p(b"AUTH TLS"), Ok(Command::Auth(b"TLS")));
+    }
+
+    #[test]
+    fn argument_is_everything_after_the_first_space() {
+        assert_eq!(p(b"CWD  leading"), Ok(Command::Cwd(b" leading")));
+        assert_eq!(p(b"RETR a b "), Ok(Command::Retr(b"a b ")));
+        assert_eq!(
+            p("STOR 日本.txt".as_bytes()),
+            Ok(Command::Stor("日本.txt".as_bytes()))
+        );
+        assert_eq!(p(b"DELE \xff\xfe"), Ok(Command::Dele(b"\xff\xfe")));
+    }
+
+    #[test]
+    fn pass() {
+        assert_eq!(p(b"PASS secret"), Ok(Command::Pass(b"secret")));
+        assert_eq!(
+            p(b"PASS  with spaces "),
+            Ok(Command::Pass(b" with spaces "))
+        );
+        assert_eq!(p(b"PASS"), Ok(Command::Pass(b"")));
+        assert_eq!(p(b"PASS "), Ok(Command::Pass(b"")));
+    }
+
+    #[test]
+    fn optional_argument_verbs() {
+        type Make = fn(Option<&'static [u8]>) -> Command<'static>;
+        let cases: [(&[u8], Make); 5] = [
+            (b"STAT", Command::Stat),
+            (b"HELP", Command::Help),
+            (b"STOU", Command::Stou),
+            (b"MLSD", Command::Mlsd),
+            (b"MLST", Command::Mlst),
+        ];
+        for (verb, make) in cases {
+            let mut buf = [0u8; 16];
+            let n = verb.len();
+            buf[..n].copy_from_slice(verb);
+            assert_eq!(p(&buf[..n]), Ok(make(None)));
+            buf[n] = b' ';
+            assert_eq!(p(&buf[..=n]), Ok(make(None)));
+            buf[n + 1..n + 4].copy_from_slice(b"a b");
+            assert_eq!(p(&buf[..n + 4]), Ok(make(Some(b"a b"))));
+        }
+        // MLSx arguments are paths: option-like words stay.
+        assert_eq!(p(b"MLSD -a"), Ok(Command::Mlsd(Some(b"-a"))));
+    }
+
+    #[test]
+    fn list_options_are_stripped() {
+        for (make, verb) in [
+            (
+                Command::List as fn(Option<&'static [u8]>) -> Command<'static>,
+                "LIST",
+            ),
+            (Command::Nlst, "NLST"),
+        ] {
+            let mut buf = [0u8; 32];
+            let mut check = |arg: &str, want: Option<&'static [u8]>| {
+                let line = if arg.is_empty() {
+                    verb.len()
+                } else {
+                    buf[..4].copy_from_slice(verb.as_bytes());
+                    buf[4] = b' ';
+                    buf[5..5 + arg.len()].copy_from_slice(arg.as_bytes());
+                    5 + arg.len()
+                };
+                buf[..4].copy_from_slice(verb.as_bytes());
+                assert_eq!(p(&buf[..line]), Ok(make(want)), "{verb} {arg:?}");
+            };
+            check("", None);
+            check(" ", Some(b" "));
+            check("-la", None);
+            check("-la ", None);
+            check("-a -l", None);
+            check("-a -l dir", Some(b"dir"));
+            check("-la  dir", Some(b"dir"));
+            check("-la dir with space", Some(b"dir with space"));
+            check("dir", Some(b"dir"));
+            check("dir -l", Some(b"dir -l"));
+            check("/a/b", Some(b"/a/b"));
+            check("-", Some(b"-"));
+            check("-l -", Some(b"-"));
+        }
+    }
+
+    #[test]
+    fn type_arguments() {
+        use TransferType::*;
+        let ok: [(&[u8], TransferType); 10] = [
+            (b"A", Ascii),
+            (b"a", Ascii),
+            (b"A N", Ascii),
+            (b"a n", Ascii),
+            (b"I", Image),
+            (b"i", Image),
+            (b"L 8", Image),
+            (b"l 8", Image),
+            (b"L 08", Image),
+            (b"A  N", Ascii),
+        ];
+        for (arg, want) in ok {
+            let mut buf = [0u8; 16];
+            buf[..5].copy_from_slice(b"TYPE ");
+            buf[5..5 + arg.len()].copy_from_slice(arg);
+            assert_eq!(p(&buf[..5 + arg.len()]), Ok(Command::Type(want)), "{arg:?}");
+        }
+        for (arg, err) in [
+            (&b"A T"[..], UnsupportedParameter),
+            (b"A C", UnsupportedParameter),
+            (b"E", UnsupportedParameter),
+            (b"E N", UnsupportedParameter),
+            (b"e t", UnsupportedParameter),
+            (b"L 7", UnsupportedParameter),
+            (b"L 16", UnsupportedParameter),
+            (b"L", BadArgument),
+            (b"L x", BadArgument),
+            (b"I N", BadArgument),
+            (b"A X", BadArgument),
+            (b"A N X", BadArgument),
+            (b"X", BadArgument),
+            (b"AN", BadArgument),
+            (b"ASCII", BadArgument),
+        ] {
+            let mut buf = [0u8; 16];
+            buf[..5].copy_from_slice(b"TYPE ");
+            buf[5..5 + arg.len()].copy_from_slice(arg);
+            assert_eq!(p(&buf[..5 + arg.len()]), Err(err), "{arg:?}");
+        }
+        assert_eq!(p(b"TYPE"), Err(BadArgument));
+        assert_eq!(p(b"TYPE "), Err(BadArgument));
+    }
+
+    #[test]
+    fn mode_and_stru() {
+        assert_eq!(p(b"MODE S"), Ok(Command::Mode));
+        assert_eq!(p(b"mode s"), Ok(Command::Mode));
+        assert_eq!(p(b"MODE B"), Err(UnsupportedParameter));
+        assert_eq!(p(b"MODE C"), Err(UnsupportedParameter));
+        assert_eq!(p(b"MODE Z"), Err(BadArgument));
+        assert_eq!(p(b"MODE SS"), Err(BadArgument));
+        assert_eq!(p(b"MODE"), Err(BadArgument));
+        assert_eq!(p(b"STRU F"), Ok(Command::Stru));
+        assert_eq!(p(b"stru f"), Ok(Command::Stru));
+        assert_eq!(p(b"STRU R"), Err(UnsupportedParameter));
+        assert_eq!(p(b"STRU P"), Err(UnsupportedParameter));
+        assert_eq!(p(b"STRU X"), Err(BadArgument));
+        assert_eq!(p(b"STRU"), Err(BadArgument));
+    }
+
+    #[test]
+    fn allo_accepts_anything() {
+        assert_eq!(p(b"ALLO 1024"), Ok(Command::Allo));
+        assert_eq!(p(b"ALLO 1024 R 128"), Ok(Command::Allo));
+        assert_eq!(p(b"ALLO junk"), Ok(Command::Allo));
+    }
+
+    #[test]
+    fn rest() {
+        assert_eq!(p(b"REST 0"), Ok(Command::Rest(0)));
+        assert_eq!(p(b"REST 1048576"), Ok(Command::Rest(1_048_576)));
+        assert_eq!(p(b"REST 18446744073709551615"), Ok(Command::Rest(u64::MAX)));
+        assert_eq!(p(b"REST 18446744073709551616"), Err(BadArgument));
+        assert_eq!(p(b"REST -1"), Err(BadArgument));
+        assert_eq!(p(b"REST 1 "), Err(BadArgument));
+        assert_eq!(p(b"REST abc"), Err(BadArgument));
+        assert_eq!(p(b"REST"), Err(BadArgument));
+    }
+
+    #[test]
+    fn mfmt() {
+        assert_eq!(
+            p(b"MFMT 20000101000000 a file.txt"),
+            Ok(Command::Mfmt {
+                time: 946_684_800,
+                path: b"a file.txt"
+            })
+        );
+        assert_eq!(
+            p(b"MFMT 20000101000000.5 f"),
+            Ok(Command::Mfmt {
+                time: 946_684_800,
+                path: b"f"
+            })
+        );
+        assert_eq!(p(b"MFMT"), Err(BadArgument));
+        assert_eq!(p(b"MFMT 20000101000000"), Err(BadArgument));
+        assert_eq!(p(b"MFMT 20000101000000 "), Err(BadArgument));
+        assert_eq!(p(b"MFMT 2000010100000 f"), Err(BadArgument));
+        assert_eq!(p(b"MFMT 20001301000000 f"), Err(BadArgument));
+        assert_eq!(p(b"MFMT f 20000101000000"), Err(BadArgument));
+    }
+
+    #[test]
+    fn port() {
+        assert_eq!(
+            p(b"PORT 127,0,0,1,4,1"),
+            Ok(Command::Port(SocketAddrV4::new(
+                Ipv4Addr::new(127, 0, 0, 1),
+                1025
+            )))
+        );
+        assert_eq!(
+            p(b"PORT 255,255,255,255,255,255"),
+            Ok(Command::Port(SocketAddrV4::new(Ipv4Addr::BROADCAST, 65535)))
+        );
+        assert_eq!(
+            p(b"PORT 010,0,0,1,0,21"),
+            Ok(Command::Port(SocketAddrV4::new(
+                Ipv4Addr::new(10, 0, 0, 1),
+                21
+            )))
+        );
+        for bad in [
+            &b"PORT"[..],
+            b"PORT ",
+            b"PORT 127,0,0,1,4",
+            b"PORT 127,0,0,1,4,1,",
+            b"PORT 127,0,0,1,4,1,0",
+            b"PORT 256,0,0,1,4,1",
+            b"PORT 127,0,0,1,4,256",
+            b"PORT 127,0,0,1,4,-1",
+            b"PORT 127,0,0,1,,1",
+            b"PORT 127.0.0.1,4,1",
+            b"PORT  127,0,0,1,4,1",
+            b"PORT 127,0,0,1,4,1 ",
+            b"PORT 99999999999999999999999,0,0,1,4,1",
+        ] {
+            assert_eq!(p(bad), Err(BadArgument), "{:?}", core::str::from_utf8(bad));
+        }
+    }
+
+    #[test]
+    fn eprt() {
+        assert_eq!(
+            p(b"EPRT |1|132.235.1.2|6275|"),
+            Ok(Command::Eprt(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::new(132, 235, 1, 2),
+                6275
+            ))))
+        );
+        assert_eq!(
+            p(b"EPRT |2|::1|5000|"),
+            Ok(Command::Eprt(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::LOCALHOST,
+                5000,
+                0,
+                0
+            ))))
+        );
+        assert_eq!(
+            p(b"EPRT !2!1080::8:800:200C:417A!5282!"),
+            Ok(Command::Eprt(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::new(0x1080, 0, 0, 0, 8, 0x800, 0x200c, 0x417a),
+                5282,
+                0,
+                0
+            ))))
+        );
+        assert_eq!(
+            p(b"eprt ~1~10.0.0.1~65535~"),
+            Ok(Command::Eprt(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::new(10, 0, 0, 1),
+                65535
+            ))))
+        );
+        assert_eq!(p(b"EPRT |3|1.2.3.4|5|"), Err(UnsupportedProtocol));
+        assert_eq!(p(b"EPRT |0|1.2.3.4|5|"), Err(UnsupportedProtocol));
+        assert_eq!(p(b"EPRT |22|1.2.3.4|5|"), Err(UnsupportedProtocol));
+        for bad in [
+            &b"EPRT"[..],
+            b"EPRT ",
+            b"EPRT |",
+            b"EPRT ||||",
+            b"EPRT |1|1.2.3.4|5",
+            b"EPRT |1|1.2.3.4|5||",
+            b"EPRT |1|1.2.3.4|65536|",
+            b"EPRT |1|1.2.3.4||",
+            b"EPRT |1|1.2.3.4|x|",
+            b"EPRT |1|::1|5|",
+            b"EPRT |2|1.2.3.4|5|",
+            b"EPRT |1|1.2.3|5|",
+            b"EPRT |1|1.2.3.256|5|",
+            b"EPRT |2|fe80::1%eth0|5|",
+            b"EPRT |x|1.2.3.4|5|",
+            b"EPRT ||1.2.3.4|5|",
+            b"EPRT  |1|1.2.3.4|5|",
+            b"EPRT |1|\xff|5|",
+            b"EPRT \x7f1\x7f1.2.3.4\x7f5\x7f",
+            b"EPRT 1.2.3.4",
+        ] {
+            assert_eq!(p(bad), Err(BadArgument), "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn epsv() {
+        assert_eq!(p(b"EPSV"), Ok(Command::Epsv(EpsvArg::Any)));
+        assert_eq!(p(b"EPSV "), Ok(Command::Epsv(EpsvArg::Any)));
+        assert_eq!(p(b"EPSV ALL"), Ok(Command::Epsv(EpsvArg::All)));
+        assert_eq!(p(b"epsv all"), Ok(Command::Epsv(EpsvArg::All)));
+        assert_eq!(p(b"EPSV 1"), Ok(Command::Epsv(EpsvArg::Proto(1))));
+        assert_eq!(p(b"EPSV 2"), Ok(Command::Epsv(EpsvArg::Proto(2))));
+        assert_eq!(p(b"EPSV 3"), Err(UnsupportedProtocol));
+        assert_eq!(p(b"EPSV 300"), Err(UnsupportedProtocol));
+        assert_eq!(p(b"EPSV 99999999999999999999999"), Err(UnsupportedProtocol));
+        assert_eq!(p(b"EPSV ALLX"), Err(BadArgument));
+        assert_eq!(p(b"EPSV -1"), Err(BadArgument));
+        assert_eq!(p(b"EPSV 1 "), Err(BadArgument));
+    }
+
+    #[test]
+    fn not_implemented() {
+        assert_eq!(p(b"SMNT /mnt"), Err(NotImplemented));
+        assert_eq!(p(b"smnt"), Err(NotImplemented));
+        assert_eq!(p(b"LPRT 4,4,1,2,3,4,2,0,21"), Err(NotImplemented));
+        assert_eq!(p(b"LPSV"), Err(NotImplemented));
+        assert_eq!(p(b"LANG en"), Err(NotImplemented));
+        assert_eq!(p(b"HOST ftp.example.com"), Err(NotImplemented));
+    }
+
+    #[test]
+    fn malformed_lines() {
+        for bad in [
+            &b""[..],
+            b" ",
+            b" USER x",
+            b"USERS x",
+            b"USERNAME x",
+            b"FOO",
+            b"US3R x",
+            b"USER\tx",
+            b"NOOP\r",
+            b"\x00",
+            b"\xff\xf4ABOR",
+            b"GET /",
+            b"XYZ a\0",
+            "ÜSER x".as_bytes(),
+        ] {
+            assert_eq!(p(bad), Err(Unknown), "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn control_bytes_in_arguments() {
+        for bad in [
+            &b"USER a\0b"[..],
+            b"PASS \0",
+            b"CWD a\rb",
+            b"RETR a\n",
+            b"NOOP \r",
+            b"QUIT \0",
+            b"LIST -la\r",
+            b"SMNT \0",
+        ] {
+            assert_eq!(p(bad), Err(BadArgument), "{:?}", bad);
+        }
+        // Other control bytes are the file system's business.
+        assert_eq!(p(b"CWD a\tb"), Ok(Command::Cwd(b"a\tb")));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A cheap deterministic sweep; the fuzz targets go further.
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let alphabet = b"ABCDEFILMNOPRSTUVXYZ |,.:-0123456789\0\r\n\xff";
+        let mut line = [0u8; 24];
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 25) as usize;
+            for (i, b) in line[..len].iter_mut().enumerate() {
+                *b = alphabet[((state >> (i % 8 * 8)) as usize + i) % alphabet.len()];
+            }
+            let _ = p(&line[..len]);
+        }
     }
 }

@@ -23,62 +23,211 @@ impl<const N: usize> Default for ReplyBuf<N> {
 impl<const N: usize> ReplyBuf<N> {
     /// An empty buffer.
     pub const fn new() -> Self {
-        Self { buf: [0; N], start: 0, len: 0, overflow: false }
+        Self {
+            buf: [0; N],
+            start: 0,
+            len: 0,
+            overflow: false,
+        }
     }
     /// Bytes not yet sent.
     pub fn pending(&self) -> &[u8] {
-        todo!()
+        // Invariant: start <= len <= N, so this never falls back.
+        self.buf.get(self.start..self.len).unwrap_or(&[])
     }
     /// Marks `n` pending bytes as sent.
     pub fn advance(&mut self, n: usize) {
-        let _ = n;
-        todo!()
+        self.start = self.start.saturating_add(n).min(self.len);
+        if self.start == self.len {
+            // All sent: start over at the front so no compaction is needed.
+            self.start = 0;
+            self.len = 0;
+        }
     }
     /// True when nothing is waiting to be sent.
     pub fn is_empty(&self) -> bool {
-        todo!()
+        self.start == self.len
     }
     /// Free bytes left.
     pub fn remaining(&self) -> usize {
-        todo!()
+        N - (self.len - self.start)
     }
     /// Drops all pending bytes.
     pub fn clear(&mut self) {
-        todo!()
+        self.start = 0;
+        self.len = 0;
+        self.overflow = false;
     }
     /// True if bytes were dropped because the buffer was full (reset by `clear`).
     pub fn overflowed(&self) -> bool {
-        todo!()
+        self.overflow
     }
     /// Appends raw bytes (compacting already-sent bytes out first if needed).
     pub fn push(&mut self, bytes: &[u8]) {
-        let _ = bytes;
-        todo!()
+        if bytes.len() > N - self.len && self.start > 0 {
+            self.buf.copy_within(self.start..self.len, 0);
+            self.len -= self.start;
+            self.start = 0;
+        }
+        let spare = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+        let n = bytes.len().min(spare.len());
+        if let (Some(dst), Some(src)) = (spare.get_mut(..n), bytes.get(..n)) {
+            dst.copy_from_slice(src);
+            self.len += n;
+        }
+        if n < bytes.len() {
+            self.overflow = true;
+        }
     }
     /// Appends a decimal number.
     pub fn push_u64(&mut self, n: u64) {
-        let _ = n;
-        todo!()
+        let mut digits = [0u8; 20];
+        let len = super::num::write_u64(n, &mut digits).unwrap_or(0);
+        self.push(digits.get(..len).unwrap_or(&[]));
     }
     /// Appends `code SP text CRLF` (a complete single-line reply).
     pub fn reply(&mut self, code: u16, text: &[u8]) {
-        let _ = (code, text);
-        todo!()
+        self.start(code, false);
+        self.push(text);
+        self.end_line();
     }
     /// Appends `code SP` (or `code-` if `more`): start of a reply whose text
     /// the caller pushes, ending with [`ReplyBuf::end_line`].
     pub fn start(&mut self, code: u16, more: bool) {
-        let _ = (code, more);
-        todo!()
+        self.push_u64(u64::from(code));
+        self.push(if more { b"-" } else { b" " });
     }
     /// Appends CR LF.
     pub fn end_line(&mut self) {
-        todo!()
+        self.push(b"\r\n");
     }
     /// Appends a path in double quotes with each `"` doubled (RFC 959
     /// appendix II, as in `257 "/a ""b"""`).
     pub fn push_quoted(&mut self, path: &[u8]) {
-        let _ = path;
-        todo!()
+        self.push(b"\"");
+        let mut parts = path.split(|&b| b == b'"');
+        if let Some(first) = parts.next() {
+            self.push(first);
+        }
+        for part in parts {
+            self.push(b"\"\"");
+            self.push(part);
+        }
+        self.push(b"\"");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_line_reply() {
+        let mut r = ReplyBuf::<64>::new();
+        assert!(r.is_empty());
+        r.reply(220, b"Ferry ready");
+        assert_eq!(r.pending(), b"220 Ferry ready\r\n");
+        assert!(!r.is_empty());
+        assert_eq!(r.remaining(), 64 - 17);
+        assert!(!r.overflowed());
+    }
+
+    #[test]
+    fn multi_line_reply() {
+        let mut r = ReplyBuf::<128>::new();
+        r.start(211, true);
+        r.push(b"Features:");
+        r.end_line();
+        r.push(b" UTF8\r\n");
+        r.push(b" SIZE\r\n");
+        r.reply(211, b"End");
+        assert_eq!(
+            r.pending(),
+            b"211-Features:\r\n UTF8\r\n SIZE\r\n211 End\r\n"
+        );
+    }
+
+    #[test]
+    fn quoting_doubles_quotes() {
+        let mut r = ReplyBuf::<64>::new();
+        r.start(257, false);
+        r.push_quoted(b"/a \"b\"");
+        r.push(b" created");
+        r.end_line();
+        assert_eq!(r.pending(), b"257 \"/a \"\"b\"\"\" created\r\n");
+
+        r.clear();
+        r.push_quoted(b"/");
+        assert_eq!(r.pending(), b"\"/\"");
+        r.clear();
+        r.push_quoted(b"");
+        assert_eq!(r.pending(), b"\"\"");
+        r.clear();
+        r.push_quoted(b"\"");
+        assert_eq!(r.pending(), b"\"\"\"\"");
+        r.clear();
+        r.push_quoted("/é\"".as_bytes());
+        assert_eq!(r.pending(), "\"/é\"\"\"".as_bytes());
+    }
+
+    #[test]
+    fn numbers() {
+        let mut r = ReplyBuf::<32>::new();
+        r.push_u64(0);
+        r.push(b" ");
+        r.push_u64(u64::MAX);
+        assert_eq!(r.pending(), b"0 18446744073709551615");
+    }
+
+    #[test]
+    fn advance_and_compaction() {
+        let mut r = ReplyBuf::<8>::new();
+        r.push(b"abcdef");
+        r.advance(4);
+        assert_eq!(r.pending(), b"ef");
+        assert_eq!(r.remaining(), 6);
+        // Does not fit behind "ef" without moving it to the front.
+        r.push(b"ghijkl");
+        assert_eq!(r.pending(), b"efghijkl");
+        assert_eq!(r.remaining(), 0);
+        assert!(!r.overflowed());
+        r.advance(100);
+        assert!(r.is_empty());
+        assert_eq!(r.remaining(), 8);
+        r.push(b"12345678");
+        assert_eq!(r.pending(), b"12345678");
+        r.advance(0);
+        assert_eq!(r.pending(), b"12345678");
+    }
+
+    #[test]
+    fn overflow_drops_and_flags() {
+        let mut r = ReplyBuf::<8>::new();
+        r.push(b"12345");
+        r.push(b"6789");
+        assert_eq!(r.pending(), b"12345678");
+        assert!(r.overflowed());
+        r.push(b"x");
+        assert_eq!(r.pending(), b"12345678");
+        r.advance(8);
+        assert!(r.overflowed(), "only clear resets the flag");
+        r.clear();
+        assert!(!r.overflowed());
+        assert!(r.is_empty());
+        r.reply(500, b"a text far too long for eight bytes");
+        assert_eq!(r.pending(), b"500 a te");
+        assert!(r.overflowed());
+    }
+
+    #[test]
+    fn zero_capacity_never_panics() {
+        let mut r = ReplyBuf::<0>::new();
+        r.reply(200, b"ok");
+        r.push_quoted(b"\"");
+        r.advance(3);
+        assert!(r.is_empty());
+        assert!(r.overflowed());
+        assert_eq!(r.remaining(), 0);
+        assert_eq!(r.pending(), b"");
     }
 }

@@ -1,0 +1,570 @@
+//! The settings `ferryd` runs with: the TOML config file, merged with the
+//! command line (which wins), checked once at start.
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::auth::{self, Secret};
+use crate::cli::{self, Cli, Password};
+
+/// Size of the session table compiled into `ferryd`: the most `--max-sessions`
+/// can be. Each slot costs its session state; the transfer buffer is shared.
+pub const SESSION_SLOTS: usize = 64;
+
+/// Where `ferryd` listens when no address is given.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2121);
+
+/// The directory served when no root is given (relative to the working directory).
+pub const DEFAULT_ROOT: &str = "ftp-root";
+
+/// The user created when none is configured.
+pub const DEFAULT_USER: &str = "ferry";
+
+/// A startup problem, shown to the user as is; `ferryd` exits with code 2.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StartupError(pub String);
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+impl From<String> for StartupError {
+    fn from(s: String) -> Self {
+        StartupError(s)
+    }
+}
+
+/// The config file, as written. Every field is optional; unknown keys are
+/// errors so that a typo does not silently fall back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Directory to serve; relative paths are relative to the config file.
+    pub root: Option<PathBuf>,
+    /// Addresses to listen on.
+    pub listen: Option<Vec<SocketAddr>>,
+    /// Allow anonymous read-only logins.
+    pub anonymous: Option<bool>,
+    /// Read-only for all users.
+    pub read_only: Option<bool>,
+    /// `"LO-HI"`.
+    pub passive_ports: Option<String>,
+    /// Address announced in PASV replies.
+    pub passive_address: Option<IpAddr>,
+    /// Most concurrent sessions.
+    pub max_sessions: Option<usize>,
+    /// Most concurrent sessions per IP (0 = no limit).
+    pub max_per_ip: Option<u16>,
+    /// Idle timeout in seconds.
+    pub idle_timeout: Option<u64>,
+    /// `[[user]]` tables.
+    #[serde(default, rename = "user")]
+    pub users: Vec<FileUser>,
+}
+
+/// One `[[user]]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUser {
+    /// Login name.
+    pub name: String,
+    /// An argon2 PHC string (`$argon2id$v=19$...`), from `ferryd --hash-password`.
+    pub password_hash: Option<String>,
+    /// A plain password (for tests and throwaway setups).
+    pub password: Option<String>,
+    /// Directory inside the root that becomes this user's `/`.
+    pub home: Option<String>,
+    /// Whether this user may only read.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl fmt::Debug for FileUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileUser")
+            .field("name", &self.name)
+            .field("home", &self.home)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileConfig {
+    /// Parses the text of a config file.
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Reads and parses a config file; a relative `root` becomes relative to
+    /// the file's directory.
+    pub fn load(path: &Path) -> Result<FileConfig, StartupError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let mut file =
+            FileConfig::parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+        if let (Some(root), Some(dir)) = (&file.root, path.parent()) {
+            if root.is_relative() {
+                file.root = Some(dir.join(root));
+            }
+        }
+        Ok(file)
+    }
+}
+
+/// A user who may log in.
+#[derive(Debug, Clone)]
+pub struct UserSpec {
+    /// Login name.
+    pub name: String,
+    /// How the password is checked.
+    pub secret: Secret,
+    /// Canonical home inside the root (`/` or `/a/b`).
+    pub home: String,
+    /// Only reading allowed.
+    pub read_only: bool,
+}
+
+/// Everything `ferryd` needs to run, checked.
+#[derive(Debug)]
+pub struct Settings {
+    /// The directory served (not yet created or canonicalized).
+    pub root: PathBuf,
+    /// Listening addresses, at least one, no duplicates.
+    pub listen: Vec<SocketAddr>,
+    /// Configured users (possibly empty when anonymous is on).
+    pub users: Vec<UserSpec>,
+    /// The user made up at start, if no user was configured; also in `users`.
+    pub generated: Option<(String, Password)>,
+    /// Anonymous logins allowed.
+    pub anonymous: bool,
+    /// Engine settings.
+    pub engine: ferry_core::Config,
+    /// Most concurrent sessions, `1..=SESSION_SLOTS`.
+    pub max_sessions: usize,
+}
+
+impl Settings {
+    /// Merges the config file named by `cli.config` (if any) with `cli`.
+    pub fn from_cli(cli: Cli) -> Result<Settings, StartupError> {
+        let file = match &cli.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        Settings::merge(cli, file, auth::random_password)
+    }
+
+    /// Merges `file` and `cli` (the command line wins) and checks the result.
+    /// `make_password` makes the default user's password when no user is given.
+    pub fn merge(
+        cli: Cli,
+        file: FileConfig,
+        make_password: impl FnOnce() -> String,
+    ) -> Result<Settings, StartupError> {
+        let root = cli
+            .root
+            .or(file.root)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
+
+        let mut listen = if !cli.listen.is_empty() {
+            cli.listen
+        } else {
+            file.listen.unwrap_or_default()
+        };
+        if listen.is_empty() {
+            listen.push(DEFAULT_LISTEN);
+        }
+        for (i, addr) in listen.iter().enumerate() {
+            if listen[..i].contains(addr) {
+                return Err(format!("listen address {addr} is given twice").into());
+            }
+        }
+        if listen.len() > ferry_core::server::MAX_LISTENERS {
+            return Err(format!(
+                "at most {} listen addresses are supported, {} given",
+                ferry_core::server::MAX_LISTENERS,
+                listen.len()
+            )
+            .into());
+        }
+
+        let anonymous = cli.anonymous || file.anonymous.unwrap_or(false);
+        let read_only = cli.read_only || file.read_only.unwrap_or(false);
+
+        let passive_ports = match (cli.passive_ports, file.passive_ports) {
+            (Some(range), _) => Some(range),
+            (None, Some(text)) => Some(
+                cli::parse_port_range(&text).map_err(|e| format!("config: passive_ports: {e}"))?,
+            ),
+            (None, None) => None,
+        };
+        let passive_address = cli.passive_address.or(file.passive_address);
+
+        let max_sessions = cli
+            .max_sessions
+            .or(file.max_sessions)
+            .unwrap_or(SESSION_SLOTS);
+        if max_sessions == 0 || max_sessions > SESSION_SLOTS {
+            return Err(format!(
+                "max sessions must be between 1 and {SESSION_SLOTS} (the session table \
+                 compiled into ferryd), not {max_sessions}"
+            )
+            .into());
+        }
+        let max_per_ip = cli.max_per_ip.or(file.max_per_ip);
+        let idle_timeout = cli.idle_timeout.or(file.idle_timeout);
+        if idle_timeout == Some(0) {
+            return Err("idle timeout must be at least 1 second".to_string().into());
+        }
+
+        let mut users = file_users(file.users)?;
+        for arg in cli.users {
+            let secret = Secret::Plain(arg.password);
+            // A command-line password replaces the file's; home and
+            // read_only stay as the file configured them.
+            match users.iter_mut().find(|u| u.name == arg.name) {
+                Some(user) => user.secret = secret,
+                None => users.push(UserSpec {
+                    name: arg.name,
+                    secret,
+                    home: "/".to_string(),
+                    read_only: false,
+                }),
+            }
+        }
+        if anonymous {
+            if let Some(u) = users
+                .iter()
+                .find(|u| auth::is_anonymous_name(u.name.as_bytes()))
+            {
+                return Err(format!(
+                    "user {:?} is configured, but with anonymous logins on that name \
+                     takes any password",
+                    u.name
+                )
+                .into());
+            }
+        }
+        if users.len() >= usize::from(u16::MAX) {
+            return Err(format!("too many users ({})", users.len()).into());
+        }
+
+        let mut generated = None;
+        if users.is_empty() && !anonymous {
+            let password = Password(make_password());
+            users.push(UserSpec {
+                name: DEFAULT_USER.to_string(),
+                secret: Secret::Plain(password.clone()),
+                home: "/".to_string(),
+                read_only: false,
+            });
+            generated = Some((DEFAULT_USER.to_string(), password));
+        }
+
+        let mut engine = ferry_core::Config {
+            read_only,
+            passive_address,
+            ..Default::default()
+        };
+        if let Some(range) = passive_ports {
+            engine.passive_ports = (range.lo, range.hi);
+        }
+        if let Some(n) = max_per_ip {
+            engine.max_per_ip = n;
+        }
+        if let Some(secs) = idle_timeout {
+            engine.idle_timeout_ms = secs.saturating_mul(1000);
+        }
+
+        Ok(Settings {
+            root,
+            listen,
+            users,
+            generated,
+            anonymous,
+            engine,
+            max_sessions,
+        })
+    }
+}
+
+/// Checks the `[[user]]` tables.
+fn file_users(users: Vec<FileUser>) -> Result<Vec<UserSpec>, StartupError> {
+    let mut out: Vec<UserSpec> = Vec::with_capacity(users.len());
+    for u in users {
+        let name = u.name;
+        cli::check_user_name(&name).map_err(|e| format!("config: [[user]]: {e}"))?;
+        if out.iter().any(|o| o.name == name) {
+            return Err(format!("config: user {name:?} is defined twice").into());
+        }
+        let secret = match (u.password_hash, u.password) {
+            (Some(hash), None) => Secret::hash(&hash)
+                .map_err(|e| format!("config: user {name:?}: password_hash: {e}"))?,
+            (None, Some(plain)) if !plain.is_empty() => Secret::Plain(Password(plain)),
+            (None, Some(_)) => {
+                return Err(format!("config: user {name:?}: the password is empty").into())
+            }
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "config: user {name:?}: give either password_hash or password, not both"
+                )
+                .into())
+            }
+            (None, None) => {
+                return Err(format!(
+                    "config: user {name:?}: password_hash (from `ferryd --hash-password`) \
+                     or password is required"
+                )
+                .into())
+            }
+        };
+        let home = match u.home {
+            Some(home) => {
+                canonical_home(&home).map_err(|e| format!("config: user {name:?}: home: {e}"))?
+            }
+            None => "/".to_string(),
+        };
+        out.push(UserSpec {
+            name,
+            secret,
+            home,
+            read_only: u.read_only,
+        });
+    }
+    Ok(out)
+}
+
+/// Turns a home directory as written (`/alice`, `alice/`, `/a//b`) into the
+/// canonical form the engine uses (`/alice`, `/a/b`); `.`, `..`, `\` and
+/// control characters are refused, so a home can never leave the root.
+pub fn canonical_home(home: &str) -> Result<String, String> {
+    let mut out = String::new();
+    for part in home.split('/').filter(|p| !p.is_empty()) {
+        if part == "." || part == ".." {
+            return Err(format!("{home:?} holds a '.' or '..' component"));
+        }
+        if part.chars().any(|c| c == '\\' || c.is_control()) {
+            return Err(format!("{home:?} holds a '\\' or a control character"));
+        }
+        out.push('/');
+        out.push_str(part);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("ferryd").chain(args.iter().copied())).unwrap()
+    }
+
+    fn merge(args: &[&str], toml: &str) -> Result<Settings, StartupError> {
+        Settings::merge(cli(args), FileConfig::parse(toml).unwrap(), || {
+            "generated".into()
+        })
+    }
+
+    #[test]
+    fn defaults_make_one_user_with_a_generated_password() {
+        let s = merge(&[], "").unwrap();
+        assert_eq!(s.root, PathBuf::from("ftp-root"));
+        assert_eq!(s.listen, vec![DEFAULT_LISTEN]);
+        assert_eq!(s.max_sessions, SESSION_SLOTS);
+        assert!(!s.anonymous);
+        assert_eq!(s.engine, ferry_core::Config::default());
+        assert_eq!(s.users.len(), 1);
+        assert_eq!(s.users[0].name, "ferry");
+        assert_eq!(s.users[0].home, "/");
+        assert_eq!(
+            s.generated,
+            Some(("ferry".into(), Password("generated".into())))
+        );
+    }
+
+    #[test]
+    fn anonymous_alone_makes_no_default_user() {
+        let s = merge(&["--anonymous"], "").unwrap();
+        assert!(s.anonymous && s.users.is_empty() && s.generated.is_none());
+    }
+
+    #[test]
+    fn cli_user_makes_no_default_user() {
+        let s = merge(&["--user", "a:b"], "").unwrap();
+        assert_eq!(s.users.len(), 1);
+        assert!(s.generated.is_none());
+    }
+
+    #[test]
+    fn toml_with_all_settings_and_users() {
+        let hash = auth::tests::cheap_hash("s3cret");
+        let text = format!(
+            r#"
+            root = "/srv/ftp"
+            listen = ["0.0.0.0:21", "[::]:21"]
+            anonymous = false
+            read_only = true
+            passive_ports = "50000-50100"
+            passive_address = "198.51.100.4"
+            max_sessions = 10
+            max_per_ip = 3
+            idle_timeout = 120
+
+            [[user]]
+            name = "alice"
+            password_hash = "{hash}"
+            home = "alice/"
+
+            [[user]]
+            name = "bob"
+            password = "pw:with:colons"
+            read_only = true
+            "#
+        );
+        let s = merge(&[], &text).unwrap();
+        assert_eq!(s.root, PathBuf::from("/srv/ftp"));
+        assert_eq!(s.listen.len(), 2);
+        assert_eq!(s.listen[1], "[::]:21".parse().unwrap());
+        assert_eq!(s.max_sessions, 10);
+        assert_eq!(s.engine.passive_ports, (50000, 50100));
+        assert_eq!(
+            s.engine.passive_address,
+            Some("198.51.100.4".parse().unwrap())
+        );
+        assert_eq!(s.engine.max_per_ip, 3);
+        assert_eq!(s.engine.idle_timeout_ms, 120_000);
+        assert!(s.engine.read_only);
+        assert!(s.generated.is_none());
+        assert_eq!(s.users.len(), 2);
+        assert_eq!(s.users[0].home, "/alice");
+        assert!(matches!(s.users[0].secret, Secret::Hash(_)));
+        assert!(s.users[0].secret.verify(b"s3cret"));
+        assert!(!s.users[0].secret.verify(b"wrong"));
+        assert!(s.users[1].read_only);
+        assert!(s.users[1].secret.verify(b"pw:with:colons"));
+    }
+
+    #[test]
+    fn cli_overrides_the_file() {
+        let text = r#"
+            root = "/from/file"
+            listen = ["127.0.0.1:21"]
+            passive_ports = "1000-2000"
+            max_sessions = 10
+            idle_timeout = 5
+            [[user]]
+            name = "alice"
+            password = "old"
+            home = "/alice"
+            read_only = true
+        "#;
+        let s = merge(
+            &[
+                "--root",
+                "/from/cli",
+                "--listen",
+                "[::1]:2121",
+                "--passive-ports",
+                "3000-3001",
+                "--max-sessions",
+                "2",
+                "--user",
+                "alice:new",
+                "--user",
+                "carol:c",
+            ],
+            text,
+        )
+        .unwrap();
+        assert_eq!(s.root, PathBuf::from("/from/cli"));
+        assert_eq!(s.listen, vec!["[::1]:2121".parse().unwrap()]);
+        assert_eq!(s.engine.passive_ports, (3000, 3001));
+        assert_eq!(s.engine.idle_timeout_ms, 5000);
+        assert_eq!(s.max_sessions, 2);
+        let alice = &s.users[0];
+        assert!(alice.secret.verify(b"new") && !alice.secret.verify(b"old"));
+        assert_eq!(alice.home, "/alice");
+        assert!(alice.read_only);
+        assert_eq!(s.users[1].name, "carol");
+        assert_eq!(s.users[1].home, "/");
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_a_reason() {
+        for (text, needle) in [
+            ("rooot = \"x\"", "unknown field"),
+            ("passive_ports = \"9-1\"", "passive_ports"),
+            ("listen = [\"localhost\"]", "listen"),
+            ("[[user]]\nname = \"a\"", "required"),
+            ("[[user]]\nname = \"a\"\npassword = \"x\"\npassword_hash = \"y\"", "not both"),
+            ("[[user]]\nname = \"a\"\npassword_hash = \"plain\"", "password_hash"),
+            ("[[user]]\nname = \"a\"\npassword = \"x\"\nhome = \"/../etc\"", "'..'"),
+            (
+                "[[user]]\nname = \"a\"\npassword = \"x\"\n[[user]]\nname = \"a\"\npassword = \"y\"",
+                "twice",
+            ),
+        ] {
+            let err = FileConfig::parse(text)
+                .map_err(StartupError)
+                .and_then(|f| Settings::merge(cli(&[]), f, || "pw".into()))
+                .unwrap_err();
+            assert!(err.0.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let too_many = (SESSION_SLOTS + 1).to_string();
+        assert!(merge(&["--max-sessions", &too_many], "")
+            .unwrap_err()
+            .0
+            .contains("between 1"));
+        assert!(merge(&["--max-sessions", "0"], "").is_err());
+        assert!(merge(&["--idle-timeout", "0"], "").is_err());
+        let listens: Vec<String> = (0..=ferry_core::server::MAX_LISTENERS)
+            .flat_map(|i| ["--listen".to_string(), format!("127.0.0.1:{}", 2000 + i)])
+            .collect();
+        let args: Vec<&str> = listens.iter().map(String::as_str).collect();
+        assert!(merge(&args, "").unwrap_err().0.contains("at most"));
+        let twice = ["--listen", "127.0.0.1:21", "--listen", "127.0.0.1:21"];
+        assert!(merge(&twice, "").unwrap_err().0.contains("twice"));
+    }
+
+    #[test]
+    fn anonymous_names_cannot_also_be_users() {
+        assert!(merge(&["--anonymous", "--user", "ftp:x"], "").is_err());
+        assert!(merge(&["--user", "ftp:x"], "").is_ok());
+    }
+
+    #[test]
+    fn homes_are_canonical_and_stay_inside() {
+        assert_eq!(canonical_home("/").unwrap(), "/");
+        assert_eq!(canonical_home("").unwrap(), "/");
+        assert_eq!(canonical_home("alice").unwrap(), "/alice");
+        assert_eq!(canonical_home("//a///b/").unwrap(), "/a/b");
+        for bad in ["/a/../b", "./a", "/a\\b", "/a\nb"] {
+            assert!(canonical_home(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn relative_root_in_file_is_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferryd.toml");
+        std::fs::write(&path, "root = \"files\"\n").unwrap();
+        let file = FileConfig::load(&path).unwrap();
+        assert_eq!(file.root, Some(dir.path().join("files")));
+        let missing = FileConfig::load(&dir.path().join("nope.toml")).unwrap_err();
+        assert!(missing.0.contains("cannot read config file"));
+    }
+}

@@ -1,0 +1,542 @@
+//! Data transfers: moving file bytes and listing lines over a data connection
+//! in bounded steps, with ASCII line-ending conversion both ways.
+//!
+//! Sends may be partial and the transfer buffer is shared by all sessions,
+//! so nothing unsent is kept in it: a download seeks its file back by what
+//! was not sent, and a listing keeps only its one pending line.
+use crate::protocol::listing::{self, PermFacts};
+use crate::server::TransferKind;
+use crate::session::{fs_error_reply, is_upload_temp, PathBuf, PATH_LEN};
+use embedded_io::{Read, Seek, SeekFrom, Write};
+use ferry_fs::{Error as _, ErrorKind, FileSystem, Metadata};
+use ferry_net::{nb, Instant, TcpClientStack};
+
+/// Longest listing line (name plus facts or `ls -l` columns).
+pub const LIST_LINE_LEN: usize = PATH_LEN + 160;
+/// Most buffer-fulls or listing entries one session moves per poll, so one
+/// fast transfer cannot starve the other sessions.
+const STEPS_PER_POLL: usize = 8;
+
+/// Which listing a transfer produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListFormat {
+    /// `ls -l` lines.
+    List,
+    /// Names only.
+    Nlst,
+    /// RFC 3659 facts.
+    Mlsd,
+}
+
+/// Whether the data connection exists yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Waiting for the passive accept or the active connect.
+    Connecting,
+    /// Moving bytes.
+    Running,
+}
+
+/// What moves over the data connection.
+pub(crate) enum Body<F: FileSystem> {
+    /// RETR: file to network.
+    Send {
+        file: F::File,
+        ascii: bool,
+        /// The byte before the next unsent one was CR (no CR added before LF).
+        prev_cr: bool,
+        /// The CR added before the next LF was already sent.
+        cr_sent: bool,
+    },
+    /// STOR/APPE/STOU: network to file.
+    Receive {
+        file: F::File,
+        ascii: bool,
+        /// A CR ended the last chunk; it is written or dropped with the next.
+        pending_cr: bool,
+        /// The target to rename the temporary file to on success.
+        commit: Option<PathBuf>,
+    },
+    /// LIST/NLST/MLSD: directory entries to network.
+    Listing {
+        dir: Option<F::Dir>,
+        format: ListFormat,
+        perm: PermFacts,
+        unix_now: Option<u64>,
+        line: [u8; LIST_LINE_LEN],
+        len: usize,
+        sent: usize,
+    },
+}
+
+impl<F: FileSystem> Body<F> {
+    pub fn send(file: F::File, ascii: bool) -> Self {
+        Body::Send { file, ascii, prev_cr: false, cr_sent: false }
+    }
+    pub fn receive(file: F::File, ascii: bool, commit: Option<PathBuf>) -> Self {
+        Body::Receive { file, ascii, pending_cr: false, commit }
+    }
+    pub fn listing(dir: F::Dir, format: ListFormat, perm: PermFacts, unix_now: Option<u64>) -> Self {
+        Body::Listing { dir: Some(dir), format, perm, unix_now, line: [0; LIST_LINE_LEN], len: 0, sent: 0 }
+    }
+    /// A listing of one file: its single line.
+    pub fn single_line(format: ListFormat, name: &[u8], meta: &Metadata, perm: PermFacts, unix_now: Option<u64>) -> Self {
+        let mut line = [0; LIST_LINE_LEN];
+        let len = format_line(format, name, meta, perm, unix_now, &mut line).unwrap_or(0);
+        Body::Listing { dir: None, format, perm, unix_now, line, len, sent: 0 }
+    }
+}
+
+fn format_line(
+    format: ListFormat,
+    name: &[u8],
+    meta: &Metadata,
+    perm: PermFacts,
+    unix_now: Option<u64>,
+    out: &mut [u8],
+) -> Option<usize> {
+    match format {
+        ListFormat::List => listing::list_line(name, meta, unix_now, out),
+        ListFormat::Nlst => listing::nlst_line(name, out),
+        ListFormat::Mlsd => listing::mlsx_line(name, meta, false, perm, out),
+    }
+}
+
+/// A transfer in progress.
+pub(crate) struct Transfer<F: FileSystem> {
+    pub kind: TransferKind,
+    pub body: Body<F>,
+    /// The virtual path (for the log).
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub phase: Phase,
+    /// Last time bytes moved (or the transfer started): the data timeout.
+    pub last_progress: Instant,
+}
+
+/// What one pump step achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pump {
+    /// Bytes moved; more may be possible right away.
+    Progress,
+    /// Nothing could move (socket or peer not ready).
+    Idle,
+    /// Finished: `None` on success, or the failure reply.
+    Done(Option<(u16, &'static [u8])>),
+}
+
+const CONN_LOST: (u16, &[u8]) = (426, b"Connection closed; transfer aborted.");
+
+fn storage_failure<E: ferry_fs::Error>(e: &E) -> (u16, &'static [u8]) {
+    match e.fs_kind() {
+        ErrorKind::NoSpace => (452, b"Insufficient storage space; transfer aborted."),
+        _ => (451, b"Local error in processing; transfer aborted."),
+    }
+}
+
+impl<F: FileSystem> Transfer<F> {
+    pub fn new(kind: TransferKind, body: Body<F>, path: PathBuf, now: Instant) -> Self {
+        Transfer { kind, body, path, bytes: 0, phase: Phase::Connecting, last_progress: now }
+    }
+
+    /// Moves up to a few buffer-fulls between storage and `sock`.
+    pub fn pump<S: TcpClientStack>(
+        &mut self,
+        stack: &mut S,
+        sock: &mut S::TcpSocket,
+        fs: &mut F,
+        scratch: &mut [u8],
+        now: Instant,
+    ) -> Pump {
+        let mut progressed = false;
+        for _ in 0..STEPS_PER_POLL {
+            let step = match &mut self.body {
+                Body::Send { file, ascii, prev_cr, cr_sent } => {
+                    send_step(stack, sock, file, *ascii, prev_cr, cr_sent, scratch)
+                }
+                Body::Receive { file, ascii, pending_cr, .. } => {
+                    receive_step(stack, sock, file, *ascii, pending_cr, scratch)
+                }
+                Body::Listing { dir, format, perm, unix_now, line, len, sent } => {
+                    listing_step(stack, sock, fs, dir, *format, *perm, *unix_now, line, len, sent, scratch)
+                }
+            };
+            match step {
+                Step::Moved(n) => {
+                    self.bytes = self.bytes.saturating_add(n as u64);
+                    self.last_progress = now;
+                    progressed = true;
+                }
+                Step::Blocked => break,
+                Step::Done(r) => return Pump::Done(r),
+            }
+        }
+        if progressed {
+            Pump::Progress
+        } else {
+            Pump::Idle
+        }
+    }
+
+    /// Closes the file or directory. For a successful upload to a temporary
+    /// name, renames it over the target; for a failed one, removes it.
+    pub fn finish(self, fs: &mut F, slot: usize, ok: bool) -> Result<(), ErrorKind> {
+        let _ = slot;
+        match self.body {
+            Body::Send { file, .. } => fs.close(file).map_err(|e| e.fs_kind()),
+            Body::Listing { .. } => Ok(()),
+            Body::Receive { mut file, pending_cr, commit, .. } => {
+                // A CR that ended the upload was data, not half of a CR LF.
+                let mut result = Ok(());
+                if pending_cr && ok {
+                    result = file.write_all(b"\r").map_err(|e| e.fs_kind());
+                }
+                let closed = fs.close(file).map_err(|e| e.fs_kind());
+                result = result.and(closed);
+                let Some(target) = commit else { return result };
+                let mut temp = PathBuf::new();
+                let have_temp = upload_temp_name(&target, slot, &mut temp);
+                if ok && result.is_ok() && have_temp {
+                    result = fs.rename(&temp, &target).map_err(|e| e.fs_kind());
+                }
+                if (!ok || result.is_err()) && have_temp {
+                    let _ = fs.remove_file(&temp);
+                }
+                result
+            }
+        }
+    }
+}
+
+/// The temporary name of an upload to `target` by session `slot`
+/// (`target.<slot>.ferry-part`); false if it does not fit.
+pub(crate) fn upload_temp_name(target: &[u8], slot: usize, out: &mut PathBuf) -> bool {
+    out.clear();
+    let mut num = [0u8; 20];
+    let n = crate::protocol::num::write_u64(slot as u64, &mut num).unwrap_or(0);
+    out.extend_from_slice(target).is_ok()
+        && out.push(b'.').is_ok()
+        && out.extend_from_slice(num.get(..n).unwrap_or(b"0")).is_ok()
+        && out.extend_from_slice(crate::session::UPLOAD_SUFFIX).is_ok()
+}
+
+
+enum Step {
+    Moved(usize),
+    Blocked,
+    Done(Option<(u16, &'static [u8])>),
+}
+
+/// Whether source byte `b` at index `i` of a chunk gets a CR added before it.
+fn adds_cr(b: u8, i: usize, prev_is_cr: bool, cr_sent: bool) -> bool {
+    b == b'\n' && !prev_is_cr && !(i == 0 && cr_sent)
+}
+
+/// Expands LF to CR LF in place: `buf[..n]` holds source bytes, and the
+/// result fills `buf[..returned]`; 0 if it would not fit. `prev_cr`: the
+/// source byte before the chunk was CR; `cr_sent`: the CR for the chunk's
+/// first byte (an LF) was already sent.
+fn expand_crlf(buf: &mut [u8], n: usize, prev_cr: bool, cr_sent: bool) -> usize {
+    let mut extra = 0;
+    let mut p = prev_cr;
+    for (i, b) in buf.iter().take(n).enumerate() {
+        if adds_cr(*b, i, p, cr_sent) {
+            extra += 1;
+        }
+        p = *b == b'\r';
+    }
+    let total = n + extra;
+    if total > buf.len() {
+        return 0;
+    }
+    // From the back, so no source byte is overwritten before it is read:
+    // the write index stays above the read index by the CRs still to add.
+    let mut w = total;
+    let mut r = n;
+    while r > 0 {
+        r -= 1;
+        let b = buf.get(r).copied().unwrap_or(0);
+        let before_cr = if r == 0 { prev_cr } else { buf.get(r - 1) == Some(&b'\r') };
+        w -= 1;
+        if let Some(slot) = buf.get_mut(w) {
+            *slot = b;
+        }
+        if adds_cr(b, r, before_cr, cr_sent) {
+            w -= 1;
+            if let Some(slot) = buf.get_mut(w) {
+                *slot = b'\r';
+            }
+        }
+    }
+    total
+}
+
+/// After `sent` bytes of the expansion of `src` went out: how many source
+/// bytes are fully sent, and whether the CR added before the next one is.
+fn consumed(src: &[u8], sent: usize, prev_cr: bool, cr_sent: bool) -> (usize, bool) {
+    let mut out = 0;
+    let mut p = prev_cr;
+    for (i, b) in src.iter().enumerate() {
+        let added = adds_cr(*b, i, p, cr_sent);
+        let w = if added { 2 } else { 1 };
+        if out + w > sent {
+            return (i, added && out + 1 == sent);
+        }
+        out += w;
+        p = *b == b'\r';
+    }
+    (src.len(), false)
+}
+
+fn send_step<S: TcpClientStack, Fl: Read + Seek + embedded_io::ErrorType>(
+    stack: &mut S,
+    sock: &mut S::TcpSocket,
+    file: &mut Fl,
+    ascii: bool,
+    prev_cr: &mut bool,
+    cr_sent: &mut bool,
+    scratch: &mut [u8],
+) -> Step
+where
+    Fl::Error: ferry_fs::Error,
+{
+    const LOCAL: (u16, &[u8]) = (451, b"Local error in processing; transfer aborted.");
+    let cap = if ascii { scratch.len() / 2 } else { scratch.len() };
+    let Some(buf) = scratch.get_mut(..cap) else { return Step::Done(Some(LOCAL)) };
+    let n = match file.read(buf) {
+        Ok(0) => return Step::Done(None),
+        Ok(n) => n,
+        Err(e) => return Step::Done(Some(storage_failure(&e))),
+    };
+    let last_is_cr = buf.get(n.wrapping_sub(1)) == Some(&b'\r');
+    let m = if ascii { expand_crlf(scratch, n, *prev_cr, *cr_sent) } else { n };
+    let sent = match stack.send(sock, scratch.get(..m).unwrap_or(&[])) {
+        Ok(s) => s,
+        Err(nb::Error::WouldBlock) => 0,
+        Err(nb::Error::Other(_)) => return Step::Done(Some(CONN_LOST)),
+    };
+    if sent >= m {
+        if ascii {
+            *prev_cr = last_is_cr;
+            *cr_sent = false;
+        }
+        return Step::Moved(sent);
+    }
+    // Partial send: the shared buffer cannot keep the rest, so the file is
+    // seeked back to the first byte not fully sent.
+    let used = if ascii && sent > 0 {
+        // Re-read the chunk's source to map sent output bytes to source bytes.
+        if file.seek(SeekFrom::Current(-(n as i64))).is_err() {
+            return Step::Done(Some(LOCAL));
+        }
+        let Some(src) = scratch.get_mut(..n) else { return Step::Done(Some(LOCAL)) };
+        if file.read_exact(src).is_err() {
+            return Step::Done(Some(LOCAL));
+        }
+        let (used, crs) = consumed(src, sent, *prev_cr, *cr_sent);
+        if used > 0 {
+            *prev_cr = src.get(used - 1) == Some(&b'\r');
+            *cr_sent = false;
+        }
+        *cr_sent = crs || (used == 0 && *cr_sent);
+        used
+    } else if ascii {
+        0
+    } else {
+        sent
+    };
+    let back = n.saturating_sub(used) as i64;
+    if back > 0 && file.seek(SeekFrom::Current(-back)).is_err() {
+        return Step::Done(Some(LOCAL));
+    }
+    if sent == 0 {
+        Step::Blocked
+    } else {
+        Step::Moved(sent)
+    }
+}
+
+fn receive_step<S: TcpClientStack, Fl: Write + embedded_io::ErrorType>(
+    stack: &mut S,
+    sock: &mut S::TcpSocket,
+    file: &mut Fl,
+    ascii: bool,
+    pending_cr: &mut bool,
+    scratch: &mut [u8],
+) -> Step
+where
+    Fl::Error: ferry_fs::Error,
+{
+    // ASCII receives one byte in, so a CR carried from the last chunk can be
+    // written in front without moving the data.
+    let skip = usize::from(ascii);
+    let Some(rx) = scratch.get_mut(skip..) else { return Step::Blocked };
+    let n = match stack.receive(sock, rx) {
+        Ok(0) => return Step::Done(None),
+        Ok(n) => n,
+        Err(nb::Error::WouldBlock) => return Step::Blocked,
+        Err(nb::Error::Other(_)) => return Step::Done(Some(CONN_LOST)),
+    };
+    let len = if ascii { collapse_crlf(scratch, n, pending_cr) } else { n };
+    if let Err(e) = file.write_all(scratch.get(..len).unwrap_or(&[])) {
+        return Step::Done(Some(storage_failure(&e)));
+    }
+    Step::Moved(n)
+}
+
+/// Turns CR LF into LF: input is `buf[1..=n]`, output starts at `buf[0]`;
+/// returns its length. A CR ending the chunk is carried in `pending_cr` and
+/// written before the next chunk unless an LF follows. (ASCII uploads are
+/// stored with Unix line ends.) The write index never passes the read index.
+fn collapse_crlf(buf: &mut [u8], n: usize, pending_cr: &mut bool) -> usize {
+    let mut w = 0;
+    let mut carried = core::mem::take(pending_cr);
+    for r in 1..=n {
+        let b = buf.get(r).copied().unwrap_or(0);
+        if core::mem::take(&mut carried) && b != b'\n' {
+            if let Some(s) = buf.get_mut(w) {
+                *s = b'\r';
+            }
+            w += 1;
+        }
+        if b == b'\r' {
+            if r == n {
+                *pending_cr = true;
+                continue;
+            }
+            if buf.get(r + 1) == Some(&b'\n') {
+                continue;
+            }
+        }
+        if let Some(s) = buf.get_mut(w) {
+            *s = b;
+        }
+        w += 1;
+    }
+    w
+}
+
+#[allow(clippy::too_many_arguments)]
+fn listing_step<S: TcpClientStack, F: FileSystem>(
+    stack: &mut S,
+    sock: &mut S::TcpSocket,
+    fs: &mut F,
+    dir: &mut Option<F::Dir>,
+    format: ListFormat,
+    perm: PermFacts,
+    unix_now: Option<u64>,
+    line: &mut [u8; LIST_LINE_LEN],
+    len: &mut usize,
+    sent: &mut usize,
+    scratch: &mut [u8],
+) -> Step {
+    if *sent < *len {
+        let pending = line.get(*sent..*len).unwrap_or(&[]);
+        return match stack.send(sock, pending) {
+            Ok(0) | Err(nb::Error::WouldBlock) => Step::Blocked,
+            Ok(s) => {
+                *sent += s;
+                Step::Moved(s)
+            }
+            Err(nb::Error::Other(_)) => Step::Done(Some(CONN_LOST)),
+        };
+    }
+    let Some(d) = dir.as_mut() else { return Step::Done(None) };
+    // Read entries until one makes a line (hidden or unformattable ones skip).
+    loop {
+        match fs.read_dir(d, scratch) {
+            Ok(Some(entry)) => {
+                let name = scratch.get(..entry.name_len).unwrap_or(&[]);
+                if is_upload_temp(name) {
+                    continue;
+                }
+                if let Some(n) = format_line(format, name, &entry.metadata, perm, unix_now, line) {
+                    *len = n;
+                    *sent = 0;
+                    return Step::Moved(0);
+                }
+            }
+            Ok(None) => {
+                *dir = None;
+                return Step::Done(None);
+            }
+            Err(e) => {
+                *dir = None;
+                return Step::Done(Some(fs_error_reply(e.fs_kind())));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(src: &[u8], prev_cr: bool, cr_sent: bool) -> ([u8; 64], usize) {
+        let mut buf = [0u8; 64];
+        buf[..src.len()].copy_from_slice(src);
+        let m = expand_crlf(&mut buf, src.len(), prev_cr, cr_sent);
+        (buf, m)
+    }
+
+    #[test]
+    fn lf_becomes_crlf_and_existing_crlf_stays() {
+        let (b, m) = expand(b"a\nb\r\nc\n\n", false, false);
+        assert_eq!(&b[..m], b"a\r\nb\r\nc\r\n\r\n");
+        let (b, m) = expand(b"\nx", true, false);
+        assert_eq!(&b[..m], b"\nx");
+        let (b, m) = expand(b"\nx", false, true);
+        assert_eq!(&b[..m], b"\nx");
+    }
+
+    #[test]
+    fn consumed_maps_partial_sends() {
+        // "a\nb" -> "a\r\nb"
+        assert_eq!(consumed(b"a\nb", 0, false, false), (0, false));
+        assert_eq!(consumed(b"a\nb", 1, false, false), (1, false));
+        assert_eq!(consumed(b"a\nb", 2, false, false), (1, true));
+        assert_eq!(consumed(b"a\nb", 3, false, false), (2, false));
+        assert_eq!(consumed(b"a\nb", 4, false, false), (3, false));
+    }
+
+    fn collapse_all(chunks: &[&[u8]]) -> std_vec::Out {
+        let mut out = std_vec::Out::default();
+        let mut pending = false;
+        for c in chunks {
+            let mut buf = [0u8; 65];
+            buf[1..=c.len()].copy_from_slice(c);
+            let n = collapse_crlf(&mut buf, c.len(), &mut pending);
+            out.extend(&buf[..n]);
+        }
+        if pending {
+            out.extend(b"\r");
+        }
+        out
+    }
+
+    mod std_vec {
+        #[derive(Default)]
+        pub struct Out {
+            pub buf: [u8; 256],
+            pub len: usize,
+        }
+        impl Out {
+            pub fn extend(&mut self, b: &[u8]) {
+                self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+                self.len += b.len();
+            }
+            pub fn get(&self) -> &[u8] {
+                &self.buf[..self.len]
+            }
+        }
+    }
+
+    #[test]
+    fn crlf_collapses_across_chunks() {
+        assert_eq!(collapse_all(&[b"a\r\nb\r\n"]).get(), b"a\nb\n");
+        assert_eq!(collapse_all(&[b"a\r", b"\nb"]).get(), b"a\nb");
+        assert_eq!(collapse_all(&[b"a\r", b"b"]).get(), b"a\rb");
+        assert_eq!(collapse_all(&[b"a\rb\r"]).get(), b"a\rb\r");
+        assert_eq!(collapse_all(&[b"\r", b"\r", b"\n"]).get(), b"\r\n");
+    }
+}

@@ -1,0 +1,384 @@
+//! A Cortex-M3 image that runs Ferry's server over opaque stubs, so that
+//! `cargo xtask size` can measure the flash and RAM the engine costs.
+//!
+//! The stubs do no work, yet the optimizer cannot see through them: every
+//! value they return comes out of [`core::hint::black_box`], and every
+//! argument they are given goes into it. So every path of the engine stays
+//! reachable (nothing is folded away because a stub always says "no data"),
+//! and the stubs themselves stay a few instructions each: the flash in the
+//! image is the engine's, not the stubs'.
+//!
+//! RAM is not measured at run time (the probe never runs): [`FERRY_RAM`]
+//! holds `size_of` of the server for 1 and for [`SESSIONS`] sessions, as laid
+//! out for this target, and xtask reads those words out of the ELF file.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+use core::mem::size_of;
+
+use cortex_m_rt::entry;
+use ferry_core::{AuthError, Authenticator, Config, Permissions, Server, User};
+use ferry_fs::{DirEntry, EntryKind, ErrorKind, FileSystem, Metadata, WriteMode};
+use ferry_net::{
+    nb, Clock, Instant, IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpClientStack, TcpError,
+    TcpErrorKind, TcpFullStack, TcpLocalAddr,
+};
+
+/// The shared transfer buffer, in bytes.
+const BUFFER: usize = 1024;
+/// The session count the probe runs, and the second RAM figure.
+const SESSIONS: usize = 4;
+
+/// The server as the probe builds it, for `N` sessions.
+type Probe<const N: usize> = Server<StubStack, StubFs, N, BUFFER>;
+
+/// What xtask reads to report RAM (little-endian `u32`s, in this order):
+/// transfer buffer bytes, sessions in the small server, its `size_of`,
+/// sessions in the large server, its `size_of`.
+#[no_mangle]
+#[used]
+pub static FERRY_RAM: [u32; 5] = [
+    BUFFER as u32,
+    1,
+    size_of::<Probe<1>>() as u32,
+    SESSIONS as u32,
+    size_of::<Probe<SESSIONS>>() as u32,
+];
+
+/// A value the optimizer cannot predict.
+#[inline(always)]
+fn input<T>(value: T) -> T {
+    black_box(value)
+}
+
+/// An address the optimizer cannot predict, IPv4 or IPv6.
+fn any_addr() -> SocketAddr {
+    let ip = if input(false) {
+        IpAddr::V6(Ipv6Addr::from(input(0u128)))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(input(0u32)))
+    };
+    SocketAddr::new(ip, input(0))
+}
+
+/// Fills up to all of `buffer` with unpredictable bytes; returns how many.
+fn fill(buffer: &mut [u8]) -> usize {
+    let n = input(0usize).min(buffer.len());
+    for byte in buffer.iter_mut().take(n) {
+        *byte = input(0);
+    }
+    n
+}
+
+/// A network error of unpredictable kind.
+#[derive(Debug, Clone, Copy)]
+pub struct NetError(u8);
+
+impl TcpError for NetError {
+    fn kind(&self) -> TcpErrorKind {
+        if self.0 == 1 {
+            TcpErrorKind::PipeClosed
+        } else {
+            TcpErrorKind::Other
+        }
+    }
+}
+
+/// A socket handle, a word like smoltcp's `SocketHandle`.
+#[derive(Debug)]
+pub struct StubSocket(usize);
+
+/// `Ok`, `WouldBlock` or an error, unpredictably.
+fn nb_outcome<T>(ok: T) -> nb::Result<T, NetError> {
+    match input(0u8) {
+        0 => Ok(ok),
+        1 => Err(nb::Error::WouldBlock),
+        e => Err(nb::Error::Other(NetError(e))),
+    }
+}
+
+/// `Ok` or an error, unpredictably.
+fn net_outcome<T>(ok: T) -> Result<T, NetError> {
+    match input(0u8) {
+        0 => Ok(ok),
+        e => Err(NetError(e)),
+    }
+}
+
+/// A TCP/IP stack whose every answer is opaque.
+pub struct StubStack;
+
+impl TcpClientStack for StubStack {
+    type TcpSocket = StubSocket;
+    type Error = NetError;
+
+    fn socket(&mut self) -> Result<StubSocket, NetError> {
+        net_outcome(StubSocket(input(0)))
+    }
+    fn connect(&mut self, socket: &mut StubSocket, remote: SocketAddr) -> nb::Result<(), NetError> {
+        black_box((socket.0, remote));
+        nb_outcome(())
+    }
+    fn send(&mut self, socket: &mut StubSocket, buffer: &[u8]) -> nb::Result<usize, NetError> {
+        black_box((socket.0, buffer));
+        nb_outcome(input(0usize).min(buffer.len()))
+    }
+    fn receive(&mut self, socket: &mut StubSocket, buffer: &mut [u8]) -> nb::Result<usize, NetError> {
+        black_box(socket.0);
+        nb_outcome(fill(buffer))
+    }
+    fn close(&mut self, socket: StubSocket) -> Result<(), NetError> {
+        black_box(socket.0);
+        net_outcome(())
+    }
+}
+
+impl TcpFullStack for StubStack {
+    fn bind(&mut self, socket: &mut StubSocket, local_port: u16) -> Result<(), NetError> {
+        black_box((socket.0, local_port));
+        net_outcome(())
+    }
+    fn listen(&mut self, socket: &mut StubSocket) -> Result<(), NetError> {
+        black_box(socket.0);
+        net_outcome(())
+    }
+    fn accept(
+        &mut self,
+        socket: &mut StubSocket,
+    ) -> nb::Result<(StubSocket, SocketAddr), NetError> {
+        black_box(socket.0);
+        nb_outcome((StubSocket(input(0)), any_addr()))
+    }
+}
+
+impl TcpLocalAddr for StubStack {
+    fn bind_addr(&mut self, socket: &mut StubSocket, local: SocketAddr) -> Result<(), NetError> {
+        black_box((socket.0, local));
+        net_outcome(())
+    }
+    fn local_addr(&mut self, socket: &StubSocket) -> Result<SocketAddr, NetError> {
+        black_box(socket.0);
+        net_outcome(any_addr())
+    }
+}
+
+/// A storage error of unpredictable kind.
+#[derive(Debug, Clone, Copy)]
+pub struct FsError(u8);
+
+impl embedded_io::Error for FsError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::Other
+    }
+}
+
+impl ferry_fs::Error for FsError {
+    fn fs_kind(&self) -> ErrorKind {
+        match self.0 {
+            1 => ErrorKind::NotFound,
+            2 => ErrorKind::AlreadyExists,
+            3 => ErrorKind::PermissionDenied,
+            4 => ErrorKind::NotADirectory,
+            5 => ErrorKind::IsADirectory,
+            6 => ErrorKind::DirectoryNotEmpty,
+            7 => ErrorKind::NoSpace,
+            8 => ErrorKind::NameTooLong,
+            9 => ErrorKind::InvalidName,
+            10 => ErrorKind::Unsupported,
+            11 => ErrorKind::Io,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// `Ok` or an error, unpredictably.
+fn fs_outcome<T>(ok: T) -> Result<T, FsError> {
+    match input(0u8) {
+        0 => Ok(ok),
+        e => Err(FsError(e)),
+    }
+}
+
+/// Metadata the optimizer cannot predict.
+fn any_metadata() -> Metadata {
+    Metadata {
+        kind: if input(false) { EntryKind::Dir } else { EntryKind::File },
+        size: input(0),
+        modified: if input(false) { Some(input(0)) } else { None },
+        mode: if input(false) { Some(input(0)) } else { None },
+    }
+}
+
+/// An open file, a handle as most embedded file systems use.
+pub struct StubFile(usize);
+
+impl embedded_io::ErrorType for StubFile {
+    type Error = FsError;
+}
+
+impl embedded_io::Read for StubFile {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, FsError> {
+        black_box(self.0);
+        fs_outcome(fill(buf))
+    }
+}
+
+impl embedded_io::Write for StubFile {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, FsError> {
+        black_box((self.0, buf));
+        fs_outcome(input(0usize).min(buf.len()))
+    }
+    fn flush(&mut self) -> Result<(), FsError> {
+        black_box(self.0);
+        fs_outcome(())
+    }
+}
+
+impl embedded_io::Seek for StubFile {
+    fn seek(&mut self, pos: embedded_io::SeekFrom) -> Result<u64, FsError> {
+        black_box((self.0, pos));
+        fs_outcome(input(0))
+    }
+}
+
+/// A directory being read, a handle.
+pub struct StubDir(usize);
+
+/// A file system whose every answer is opaque.
+pub struct StubFs;
+
+impl FileSystem for StubFs {
+    type Error = FsError;
+    type File = StubFile;
+    type Dir = StubDir;
+
+    fn open_read(&mut self, path: &[u8]) -> Result<StubFile, FsError> {
+        black_box(path);
+        fs_outcome(StubFile(input(0)))
+    }
+    fn open_write(&mut self, path: &[u8], mode: WriteMode) -> Result<StubFile, FsError> {
+        black_box((path, mode));
+        fs_outcome(StubFile(input(0)))
+    }
+    fn close(&mut self, file: StubFile) -> Result<(), FsError> {
+        black_box(file.0);
+        fs_outcome(())
+    }
+    fn metadata(&mut self, path: &[u8]) -> Result<Metadata, FsError> {
+        black_box(path);
+        fs_outcome(any_metadata())
+    }
+    fn open_dir(&mut self, path: &[u8]) -> Result<StubDir, FsError> {
+        black_box(path);
+        fs_outcome(StubDir(input(0)))
+    }
+    fn read_dir(&mut self, dir: &mut StubDir, name: &mut [u8]) -> Result<Option<DirEntry>, FsError> {
+        black_box(dir.0);
+        let entry = if input(false) {
+            None
+        } else {
+            Some(DirEntry { name_len: fill(name), metadata: any_metadata() })
+        };
+        fs_outcome(entry)
+    }
+    fn create_dir(&mut self, path: &[u8]) -> Result<(), FsError> {
+        black_box(path);
+        fs_outcome(())
+    }
+    fn remove_dir(&mut self, path: &[u8]) -> Result<(), FsError> {
+        black_box(path);
+        fs_outcome(())
+    }
+    fn remove_file(&mut self, path: &[u8]) -> Result<(), FsError> {
+        black_box(path);
+        fs_outcome(())
+    }
+    fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<(), FsError> {
+        black_box((from, to));
+        fs_outcome(())
+    }
+    fn set_modified(&mut self, path: &[u8], unix_secs: u64) -> Result<(), FsError> {
+        black_box((path, unix_secs));
+        fs_outcome(())
+    }
+    fn set_mode(&mut self, path: &[u8], mode: u16) -> Result<(), FsError> {
+        black_box((path, mode));
+        fs_outcome(())
+    }
+}
+
+/// A user table whose every answer is opaque.
+pub struct StubAuth;
+
+impl Authenticator for StubAuth {
+    fn needs_password(&mut self, user: &[u8]) -> bool {
+        black_box(user);
+        input(true)
+    }
+    fn authenticate(&mut self, user: &[u8], password: &[u8], peer: IpAddr) -> Result<User, AuthError> {
+        black_box((user, password, peer));
+        if input(false) {
+            return Err(AuthError::Invalid);
+        }
+        Ok(User {
+            id: input(0),
+            permissions: Permissions {
+                read: input(true),
+                write: input(true),
+                delete: input(true),
+                mkdir: input(true),
+                rename: input(true),
+            },
+        })
+    }
+    fn home(&self, user: &User) -> &[u8] {
+        black_box(user);
+        input(b"/")
+    }
+}
+
+/// A clock whose every reading is opaque.
+pub struct StubClock;
+
+impl Clock for StubClock {
+    fn now(&self) -> Instant {
+        Instant(input(0))
+    }
+    fn unix_time(&self) -> Option<u64> {
+        if input(false) {
+            None
+        } else {
+            Some(input(0))
+        }
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    black_box(&FERRY_RAM);
+    let mut stack = StubStack;
+    let mut fs = StubFs;
+    let mut auth = StubAuth;
+    let clock = StubClock;
+    // An opaque config keeps every limit and option check in the image.
+    let mut server: Probe<SESSIONS> = Server::new(input(Config::default()));
+    if server.listen(&mut stack, any_addr()).is_err() {
+        black_box(());
+    }
+    loop {
+        let poll = server.poll(&mut stack, &mut fs, &mut auth, &clock, &mut ());
+        black_box((poll.busy, poll.deadline));
+        black_box(server.session_count());
+        if input(false) {
+            server.shutdown(&mut stack);
+        }
+    }
+}
+
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}

@@ -1,0 +1,162 @@
+"""Login: USER/PASS, failures, anonymous, read-only users."""
+import ftplib
+import threading
+import time
+
+import pytest
+
+from ferry_helpers import PASSWORD, USER
+
+
+def test_greeting_and_login(server):
+    f = server.connect(login=False)
+    assert f.welcome.startswith("220")
+    assert f.cmd(f"USER {USER}")[0] == 331
+    assert f.cmd(f"PASS {PASSWORD}")[0] == 230
+    assert f.cmd("NOOP")[0] == 200
+    code, _ = f.cmd("QUIT")
+    assert code == 221
+    f.close()
+
+
+def test_bad_password_530_after_delay_and_others_not_blocked(server):
+    """A failed login is answered 530 after a delay; the delay must not stall
+    the (single-threaded) server for other clients."""
+    bad = server.raw()
+    assert bad.reply()[0] == 220
+    assert bad.cmd(f"USER {USER}")[0] == 331
+    t0 = time.monotonic()
+    bad.send(b"PASS wrong\r\n")
+    result = {}
+
+    def other():
+        f = server.connect()  # full login of another client
+        assert f.cmd("NOOP")[0] == 200
+        result["other_done"] = time.monotonic()
+        f.close()
+
+    th = threading.Thread(target=other)
+    th.start()
+    code, lines = bad.reply()
+    t_bad = time.monotonic()
+    th.join(15)
+    assert code == 530, lines
+    assert t_bad - t0 >= 0.3, "failed login answered without a delay"
+    assert "other_done" in result, "second client could not log in"
+    assert result["other_done"] < t_bad, "a failed login's delay blocked another client"
+    # the same connection can retry and succeed
+    assert bad.cmd(f"USER {USER}")[0] == 331
+    assert bad.cmd(f"PASS {PASSWORD}")[0] == 230
+    bad.close()
+
+
+def test_unknown_user_530(server):
+    f = server.connect(login=False)
+    code, _ = f.cmd("USER nosuchuser")
+    assert code in (331, 530)
+    if code == 331:
+        assert f.cmd("PASS whatever")[0] == 530
+    f.close()
+
+
+def test_pass_without_user_503(server):
+    f = server.connect(login=False)
+    assert f.cmd("PASS secret")[0] == 503
+    f.close()
+
+
+@pytest.mark.parametrize("line", [
+    "PWD", "CWD /", "CDUP", "LIST", "NLST", "MLSD", "RETR x", "STOR x", "MKD x",
+    "RMD x", "DELE x", "SIZE x", "MDTM x", "RNFR x", "PASV", "EPSV",
+    "PORT 127,0,0,1,200,1", "STAT /",
+])
+def test_commands_before_login_530(server, line):
+    f = server.connect(login=False)
+    code, resp = f.cmd(line)
+    assert code == 530, resp
+    # nothing was created
+    assert list(server.root.iterdir()) == []
+    f.close()
+
+
+def test_feat_allowed_before_login(server):
+    """Clients (lftp, FileZilla) send FEAT before logging in, e.g. to look for AUTH TLS."""
+    f = server.connect(login=False)
+    code, resp = f.cmd("FEAT")
+    assert code == 211, resp
+    f.close()
+
+
+def test_anonymous_disabled_by_default(server):
+    f = server.connect(login=False)
+    code, _ = f.cmd("USER anonymous")
+    if code == 331:
+        code, _ = f.cmd("PASS guest@example.com")
+    assert code == 530
+    f.close()
+
+
+def test_anonymous_read_only(start_server, root):
+    (root / "pub.txt").write_bytes(b"public\n")
+    s = start_server(["--anonymous"])
+    f = s.connect(user="anonymous", password="guest@example.com")
+    assert f.retr_bytes("pub.txt") == b"public\n"
+    assert "pub.txt" in f.nlst()
+    with pytest.raises(ftplib.error_perm) as e:
+        f.stor_bytes("new.txt", b"x")
+    assert str(e.value)[:3] in ("550", "553")
+    assert f.cmd("MKD d")[0] == 550
+    assert f.cmd("DELE pub.txt")[0] == 550
+    c1, _ = f.cmd("RNFR pub.txt")
+    if c1 == 350:
+        assert f.cmd("RNTO moved.txt")[0] == 550
+    else:
+        assert c1 == 550
+    assert sorted(p.name for p in root.iterdir()) == ["pub.txt"]
+    assert (root / "pub.txt").read_bytes() == b"public\n"
+    # the real user still logs in and may write
+    g = s.connect()
+    g.stor_bytes("w.txt", b"w")
+    assert (root / "w.txt").read_bytes() == b"w"
+    f.close()
+    g.close()
+
+
+def test_read_only_server_refuses_changes(start_server, root):
+    (root / "f.txt").write_bytes(b"data")
+    (root / "d").mkdir()
+    (root / "d" / "inner").write_bytes(b"i")
+    s = start_server(["--read-only"])
+    f = s.connect()
+    assert f.retr_bytes("f.txt") == b"data"
+    with pytest.raises(ftplib.error_perm) as e:
+        f.stor_bytes("new.txt", b"x")
+    assert str(e.value)[:3] in ("550", "553")
+    with pytest.raises(ftplib.error_perm) as e:
+        f.stor_bytes("f.txt", b"overwrite")
+    assert str(e.value)[:3] in ("550", "553")
+    with pytest.raises(ftplib.error_perm) as e:
+        f.stor_bytes("f.txt", b"more", cmd="APPE")
+    assert str(e.value)[:3] in ("550", "553")
+    assert f.cmd("DELE f.txt")[0] == 550
+    assert f.cmd("MKD x")[0] == 550
+    assert f.cmd("RMD d")[0] == 550
+    assert f.cmd("MFMT 20000101000000 f.txt")[0] == 550
+    c1, _ = f.cmd("RNFR f.txt")
+    if c1 == 350:
+        assert f.cmd("RNTO g.txt")[0] == 550
+    else:
+        assert c1 == 550
+    assert sorted(p.name for p in root.iterdir()) == ["d", "f.txt"]
+    assert (root / "f.txt").read_bytes() == b"data"
+    assert (root / "d" / "inner").read_bytes() == b"i"
+    f.close()
+
+
+def test_quit_closes_connection(server):
+    raw = server.raw()
+    assert raw.reply()[0] == 220
+    raw.login()
+    assert raw.cmd("QUIT")[0] == 221
+    assert raw.at_eof(), "server kept the connection open after QUIT"
+    raw.close()

@@ -1,0 +1,353 @@
+"""Data transfers with ftplib: passive and active, IPv4 and IPv6, binary and
+ASCII, resume, append, STOU, ABOR."""
+import ftplib
+import os
+import re
+import socket
+
+import pytest
+
+from ferry_helpers import (
+    TIMEOUT,
+    pasv_connect,
+    rand_bytes,
+    recv_all,
+    set_mode,
+)
+
+MODES4 = ["pasv", "epsv", "port", "eprt"]
+MODES6 = ["epsv", "eprt"]
+
+
+@pytest.mark.parametrize("mode", MODES4)
+def test_roundtrip_ipv4(server, root, mode):
+    data = rand_bytes(1 << 20, 1)
+    f = server.connect()
+    set_mode(f, mode)
+    f.stor_bytes("up.bin", data)
+    assert (root / "up.bin").read_bytes() == data
+    (root / "down.bin").write_bytes(data[::-1])
+    assert f.retr_bytes("down.bin") == data[::-1]
+    assert sorted(f.nlst()) == ["down.bin", "up.bin"]
+    f.quit()
+
+
+@pytest.mark.parametrize("mode", MODES6)
+def test_roundtrip_ipv6(server46, root, mode):
+    data = rand_bytes(1 << 20, 2)
+    f = server46.connect(ipv6=True)
+    set_mode(f, mode)
+    f.stor_bytes("up6.bin", data)
+    assert (root / "up6.bin").read_bytes() == data
+    assert f.retr_bytes("up6.bin") == data
+    assert f.nlst() == ["up6.bin"]
+    f.quit()
+
+
+def test_pasv_reply_names_the_control_address(ftp):
+    """PASV must name 127.0.0.1 (unmapped), never 0.0.0.0 or ::ffff:..."""
+    code, resp = ftp.cmd("PASV")
+    assert code == 227, resp
+    host, port = ftplib.parse227(resp)
+    assert host == "127.0.0.1"
+    assert 0 < port < 65536
+
+
+def test_epsv_reply_format(ftp):
+    code, resp = ftp.cmd("EPSV")
+    assert code == 229, resp
+    assert re.search(r"\(\|\|\|\d{1,5}\|\)", resp), resp
+
+
+def test_epsv_on_ipv6_and_pasv_refused_there(server46):
+    f = server46.connect(ipv6=True)
+    code, resp = f.cmd("EPSV")
+    assert code == 229, resp
+    code, resp = f.cmd("EPSV 2")
+    assert code == 229, resp
+    # PASV can not name an IPv6 address (RFC 2428): refuse it
+    code, resp = f.cmd("PASV")
+    assert code in (500, 501, 502, 520, 521, 522, 425), resp
+    f.close()
+
+
+def test_epsv_all_refuses_other_data_commands(ftp):
+    assert ftp.cmd("EPSV ALL")[0] == 200
+    assert ftp.cmd("PASV")[0] != 227
+    assert ftp.cmd("PORT 127,0,0,1,200,10")[0] != 200
+    assert ftp.cmd("EPSV")[0] == 229
+
+
+@pytest.mark.parametrize("mode", ["pasv", "eprt"])
+def test_10mib_random_both_ways(server, root, mode):
+    data = rand_bytes(10 << 20, 3)
+    f = server.connect()
+    set_mode(f, mode)
+    f.stor_bytes("big.bin", data)
+    assert (root / "big.bin").read_bytes() == data
+    assert f.size("big.bin") == len(data)
+    assert f.retr_bytes("big.bin") == data
+    f.quit()
+
+
+def test_empty_file(ftp, root):
+    ftp.stor_bytes("empty", b"")
+    assert (root / "empty").read_bytes() == b""
+    assert ftp.retr_bytes("empty") == b""
+    assert ftp.size("empty") == 0
+
+
+def test_stor_replaces_existing(ftp, root):
+    (root / "f").write_bytes(b"old old old old")
+    ftp.stor_bytes("f", b"new")
+    assert (root / "f").read_bytes() == b"new"
+    assert sorted(os.listdir(root)) == ["f"]
+
+
+def test_stor_in_subdir_and_missing_dir(ftp, root):
+    (root / "d").mkdir()
+    ftp.stor_bytes("d/x", b"x")
+    ftp.stor_bytes("/d/y", b"y")
+    assert (root / "d" / "x").read_bytes() == b"x"
+    assert (root / "d" / "y").read_bytes() == b"y"
+    with pytest.raises(ftplib.error_perm) as e:
+        ftp.stor_bytes("nodir/x", b"x")
+    assert str(e.value)[:3] in ("550", "553")
+    assert ftp.cmd("NOOP")[0] == 200
+
+
+def test_retr_missing_and_directory_550(ftp, root):
+    (root / "d").mkdir()
+    for name in ("missing", "d"):
+        with pytest.raises(ftplib.error_perm) as e:
+            ftp.retr_bytes(name)
+        assert str(e.value)[:3] == "550"
+    assert ftp.cmd("NOOP")[0] == 200
+
+
+def test_ascii_upload_crlf_to_lf(ftp, root):
+    assert ftp.cmd("TYPE A")[0] == 200
+    conn = ftp.transfercmd("STOR a.txt")
+    conn.sendall(b"a\r\nb\r\n")
+    conn.close()
+    assert ftp.voidresp()[:3] == "226"
+    assert (root / "a.txt").read_bytes() == b"a\nb\n"
+
+
+def test_ascii_download_lf_to_crlf(ftp, root):
+    (root / "l.txt").write_bytes(b"a\nb\n\nlast")
+    assert ftp.cmd("TYPE A")[0] == 200
+    conn = ftp.transfercmd("RETR l.txt")
+    wire = recv_all(conn)
+    conn.close()
+    assert ftp.voidresp()[:3] == "226"
+    assert wire == b"a\r\nb\r\n\r\nlast"
+    # and back to binary: bytes as they are
+    assert ftp.retr_bytes("l.txt") == b"a\nb\n\nlast"
+
+
+def test_ascii_roundtrip_with_storlines_retrlines(ftp, root):
+    import io
+    ftp.storlines("STOR t.txt", io.BytesIO(b"one\ntwo\nthree\n"))
+    assert (root / "t.txt").read_bytes() == b"one\ntwo\nthree\n"
+    lines = []
+    ftp.retrlines("RETR t.txt", lines.append)
+    assert lines == ["one", "two", "three"]
+
+
+def test_ascii_chunk_boundaries(ftp, root):
+    """CR LF split across TCP segments / buffer boundaries still becomes LF."""
+    data = (b"x" * 4095 + b"\n") * 64 + b"y" * 8191 + b"\n"
+    assert ftp.cmd("TYPE A")[0] == 200
+    conn = ftp.transfercmd("STOR c.txt")
+    wire = data.replace(b"\n", b"\r\n")
+    for i in range(0, len(wire), 4097):
+        conn.sendall(wire[i:i + 4097])
+    conn.close()
+    assert ftp.voidresp()[:3] == "226"
+    assert (root / "c.txt").read_bytes() == data
+    assert ftp.cmd("TYPE A")[0] == 200
+    conn = ftp.transfercmd("RETR c.txt")
+    assert recv_all(conn) == wire
+    conn.close()
+    ftp.voidresp()
+
+
+def test_rest_retr_resume_download(ftp, root):
+    data = rand_bytes(300_000, 4)
+    (root / "r.bin").write_bytes(data)
+    assert ftp.cmd("TYPE I")[0] == 200
+    assert ftp.cmd("REST 1000")[0] == 350
+    assert ftp.retr_bytes("r.bin", rest=123_457) == data[123_457:]
+    # REST is used once only
+    assert ftp.retr_bytes("r.bin") == data
+    # REST at the end gives an empty transfer
+    assert ftp.retr_bytes("r.bin", rest=len(data)) == b""
+
+
+def test_rest_stor_resume_upload(ftp, root):
+    data = rand_bytes(300_000, 5)
+    (root / "u.bin").write_bytes(data[:100_000])
+    ftp.stor_bytes("u.bin", data[100_000:], rest=100_000)
+    assert (root / "u.bin").read_bytes() == data
+
+
+def test_appe(ftp, root):
+    (root / "log").write_bytes(b"hello ")
+    ftp.stor_bytes("log", b"world", cmd="APPE")
+    assert (root / "log").read_bytes() == b"hello world"
+    ftp.stor_bytes("newlog", b"created", cmd="APPE")
+    assert (root / "newlog").read_bytes() == b"created"
+
+
+def test_stou(ftp, root):
+    (root / "base").write_bytes(b"keep me")
+    before = set(os.listdir(root))
+    replies = []
+    for payload, cmd in ((b"unique one", "STOU"), (b"unique two", "STOU base")):
+        host, port = ftp.makepasv()
+        conn = socket.create_connection((host, port), TIMEOUT)
+        resp150 = ftp.sendcmd(cmd)
+        assert resp150[:3] in ("125", "150"), resp150
+        conn.sendall(payload)
+        conn.close()
+        resp226 = ftp.voidresp()
+        replies.append((resp150, resp226))
+    after = set(os.listdir(root))
+    new = after - before
+    assert len(new) == 2, f"expected two new files, got {new}"
+    contents = {(root / n).read_bytes(): n for n in new}
+    assert set(contents) == {b"unique one", b"unique two"}
+    assert (root / "base").read_bytes() == b"keep me"
+    # the reply names the file it created (RFC 959 4.1.3 / RFC 1123 4.1.2.9)
+    text = " ".join(r for pair in replies for r in pair)
+    for n in new:
+        assert n in text, f"generated name {n!r} not in replies {replies}"
+
+
+def _abort_download(server, root, abor_bytes):
+    size = 256 << 20
+    with open(root / "huge.bin", "wb") as fh:
+        fh.truncate(size)  # sparse: cheap on disk, long on the wire
+    raw = server.raw()
+    assert raw.reply()[0] == 220
+    raw.login()
+    assert raw.cmd("TYPE I")[0] == 200
+    data = pasv_connect(raw)
+    raw.send(b"RETR huge.bin\r\n")
+    code, lines = raw.reply()
+    assert code in (125, 150), lines
+    got = len(data.recv(65536))
+    raw.send(abor_bytes)
+    code, lines = raw.reply()
+    codes = [code]
+    if code == 426:
+        code, lines = raw.reply()
+        codes.append(code)
+    assert codes in ([426, 226], [426, 225], [226], [225]), codes
+    # the server closed the data connection
+    data.settimeout(TIMEOUT)
+    try:
+        while True:
+            c = data.recv(1 << 20)
+            if not c:
+                break
+            got += len(c)
+    except ConnectionResetError:
+        pass
+    data.close()
+    assert got < size, "the transfer was not aborted"
+    assert raw.cmd("NOOP")[0] == 200
+    # and the session can transfer again
+    (root / "small").write_bytes(b"small")
+    d2 = pasv_connect(raw)
+    raw.send(b"RETR small\r\n")
+    assert raw.reply()[0] in (125, 150)
+    assert recv_all(d2) == b"small"
+    assert raw.reply()[0] == 226
+    raw.close()
+
+
+def test_abor_during_large_download(server, root):
+    _abort_download(server, root, b"ABOR\r\n")
+
+
+def test_abor_with_telnet_ip_synch(server, root):
+    """IAC IP IAC DM before ABOR (RFC 959 4.1.3), all in-line."""
+    _abort_download(server, root, b"\xff\xf4\xff\xf2ABOR\r\n")
+
+
+def test_abor_without_transfer(ftp):
+    assert ftp.cmd("ABOR")[0] in (225, 226)
+    assert ftp.cmd("NOOP")[0] == 200
+
+
+def test_client_closes_data_connection_early(server, root):
+    """Client closes the download's data connection: 426 (or 226/451), no hang."""
+    with open(root / "huge.bin", "wb") as fh:
+        fh.truncate(128 << 20)
+    raw = server.raw()
+    assert raw.reply()[0] == 220
+    raw.login()
+    data = pasv_connect(raw)
+    raw.send(b"RETR huge.bin\r\n")
+    assert raw.reply()[0] in (125, 150)
+    data.recv(65536)
+    data.close()
+    code, lines = raw.reply()
+    assert code in (426, 451, 226), lines
+    assert raw.cmd("NOOP")[0] == 200
+    raw.close()
+
+
+def test_226_only_after_data_connection_closed(server, root):
+    """DESIGN: close the data connection before replying 226."""
+    (root / "f").write_bytes(b"z" * 5000)
+    raw = server.raw()
+    assert raw.reply()[0] == 220
+    raw.login()
+    for cmd in (b"RETR f", b"LIST", b"NLST", b"MLSD"):
+        data = pasv_connect(raw)
+        raw.send(cmd + b"\r\n")
+        assert raw.reply()[0] in (125, 150)
+        code, lines = raw.reply()  # read the final reply BEFORE reading the data
+        assert code == 226, (cmd, lines)
+        data.settimeout(2)
+        try:
+            body = recv_all(data, timeout=2)
+        except socket.timeout:
+            raise AssertionError(f"{cmd!r}: 226 arrived while the data connection was still open")
+        assert body
+        data.close()
+    raw.close()
+
+
+def test_transfer_command_without_data_setup(ftp, root):
+    """RETR/LIST without PASV/PORT: 425 (or 503), never a hang."""
+    (root / "f").write_bytes(b"f")
+    code, resp = ftp.cmd("RETR f")
+    assert code in (425, 503), resp
+    assert ftp.cmd("NOOP")[0] == 200
+
+
+def test_active_connect_failure_425(ftp, root):
+    """PORT to a port where nobody listens: 425, the session goes on."""
+    (root / "f").write_bytes(b"f")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    assert ftp.cmd(f"PORT 127,0,0,1,{port >> 8},{port & 255}")[0] == 200
+    code, resp = ftp.cmd("RETR f")
+    if code in (125, 150):
+        resp = _getresp_any(ftp)
+        code = int(resp[:3])
+    assert code == 425, resp
+    assert ftp.cmd("NOOP")[0] == 200
+
+
+def _getresp_any(f):
+    try:
+        return f.getresp()
+    except (ftplib.error_temp, ftplib.error_perm) as e:
+        return str(e)

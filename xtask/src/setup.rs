@@ -1,0 +1,94 @@
+//! `cargo xtask setup`: installs what the tests need, and only what is
+//! missing, so running it twice does nothing the second time.
+//!
+//! - Debian packages: `lftp` and `curl` (the integration tests' real
+//!   clients), `lld` (the bare-metal linker), and `rustc-web`, `cargo-web`,
+//!   `rust-web-src` (a Rust with the standard library's sources, which builds
+//!   `core` for Cortex-M; rustup here cannot download targets).
+//! - `pytest`, with the `python3` on `PATH`.
+use std::process::Command;
+
+use crate::cmd::{self, find_program, output};
+use crate::Failure;
+
+/// The Debian packages the tests need.
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "lftp",
+    "curl",
+    "lld",
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+];
+
+/// Runs the chore.
+pub fn run() -> Result<(), Failure> {
+    cmd::header("setup: Debian packages");
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !debian_package_installed(p))
+        .collect();
+    if missing.is_empty() {
+        println!("installed already: {}", DEBIAN_PACKAGES.join(" "));
+    } else {
+        println!("missing: {}", missing.join(" "));
+        if find_program("apt-get").is_none() {
+            return Err(Failure(format!(
+                "apt-get not found: install the equivalents of {} by hand",
+                missing.join(" ")
+            )));
+        }
+        let mut update = privileged("apt-get");
+        update.arg("update");
+        cmd::run(&mut update)?;
+        let mut install = privileged("apt-get");
+        install
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing);
+        cmd::run(&mut install)?;
+    }
+
+    cmd::header("setup: pytest");
+    if find_program("python3").is_none() {
+        return Err(Failure(
+            "python3 not found: install Python 3 (Debian package python3)".into(),
+        ));
+    }
+    if pytest_available() {
+        println!("installed already: pytest");
+    } else {
+        cmd::run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "pytest"]))?;
+        if !pytest_available() {
+            return Err(Failure(
+                "pytest still cannot be imported after pip install".into(),
+            ));
+        }
+    }
+    println!("\nsetup: done");
+    Ok(())
+}
+
+/// Whether `dpkg` lists `package` as installed.
+pub fn debian_package_installed(package: &str) -> bool {
+    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+        .is_some_and(|status| status == "install ok installed")
+}
+
+/// Whether `python3 -m pytest` can run.
+pub fn pytest_available() -> bool {
+    output(Command::new("python3").args(["-c", "import pytest"])).is_some()
+}
+
+/// `program`, under `sudo` unless we are root already.
+fn privileged(program: &str) -> Command {
+    let root = output(Command::new("id").arg("-u")).is_some_and(|uid| uid == "0");
+    if root {
+        Command::new(program)
+    } else {
+        let mut cmd = Command::new("sudo");
+        cmd.arg(program);
+        cmd
+    }
+}

@@ -1,0 +1,186 @@
+//! `cargo xtask test [--quick]`: every check CI runs, in order, stopping at
+//! the first failure.
+//!
+//! A step whose tool is missing is skipped with a loud line and listed again
+//! at the end, unless `CI=true`, where it fails: CI must never pass by
+//! running less. `--quick` leaves out fmt, clippy and the Cortex-M3 build.
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::cmd::{self, find_program, header};
+use crate::{docs, setup, Failure};
+
+/// The Cortex-M3 target that ferry-core must always build for.
+pub const THUMB_TARGET: &str = "thumbv7m-none-eabi";
+
+/// What `pytest` exits with when it collected no test.
+const PYTEST_NO_TESTS: i32 = 5;
+
+/// Steps left out and why, for the closing summary.
+struct Skips {
+    ci: bool,
+    skipped: Vec<String>,
+}
+
+impl Skips {
+    /// `Ok(true)` when the step can run; a skip (or, in CI, a failure) when
+    /// `missing` names something it needs.
+    fn check(&mut self, step: &str, missing: Option<String>) -> Result<bool, Failure> {
+        let Some(missing) = missing else {
+            return Ok(true);
+        };
+        if self.ci {
+            return Err(Failure(format!(
+                "{step}: missing {missing} (CI=true, so this is a failure; `cargo xtask setup` installs it)"
+            )));
+        }
+        self.skip(format!(
+            "{step} (missing {missing}; run cargo xtask setup)"
+        ));
+        Ok(false)
+    }
+
+    fn skip(&mut self, what: String) {
+        let bar = "!".repeat(72);
+        println!("{bar}\n!! SKIPPED: {what}\n{bar}");
+        self.skipped.push(what);
+    }
+}
+
+/// Runs the chore.
+pub fn run(quick: bool) -> Result<(), Failure> {
+    let mut skips = Skips {
+        ci: cmd::is_ci(),
+        skipped: Vec::new(),
+    };
+    let root = cmd::root();
+
+    header("docs: paths named in docs/ARCHITECTURE.md and README.md exist");
+    docs::check_paths(&root)?;
+
+    if quick {
+        println!("\n(--quick: leaving out fmt, clippy and the {THUMB_TARGET} build)");
+    } else {
+        header("fmt");
+        cmd::run(cmd::cargo().args(["fmt", "--all", "--", "--check"]))?;
+
+        header("clippy");
+        cmd::run(cmd::cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+
+    header("unit tests");
+    cmd::run(cmd::cargo().args(["test", "--workspace", "--locked"]))?;
+
+    if !quick {
+        header(&format!("ferry-core for {THUMB_TARGET} (Cortex-M3, no_std)"));
+        if skips.check(
+            &format!("{THUMB_TARGET} build"),
+            cmd::debian_toolchain_missing(),
+        )? {
+            cmd::run(&mut thumb_build())?;
+        }
+    }
+
+    header("ferryd release build");
+    cmd::run(cmd::cargo().args(["build", "--release", "-p", "ferryd", "--locked"]))?;
+
+    header("integration tests (real clients against ferryd)");
+    if skips.check("integration tests", integration_missing())? {
+        integration(&root, &mut skips)?;
+    }
+
+    println!();
+    if skips.skipped.is_empty() {
+        println!("test: every step passed{}", if quick { " (--quick)" } else { "" });
+    } else {
+        println!(
+            "test: passed, but {} step(s) were SKIPPED:",
+            skips.skipped.len()
+        );
+        for what in &skips.skipped {
+            println!("  SKIPPED: {what}");
+        }
+    }
+    Ok(())
+}
+
+/// `ferry-core` for the Cortex-M3 with Debian's toolchain, in its own target
+/// directory so that the host build's cache stays valid.
+fn thumb_build() -> Command {
+    let mut cmd = cmd::debian_cargo();
+    cmd.args([
+        "build",
+        "-p",
+        "ferry-core",
+        "--release",
+        "--locked",
+        "--target",
+        THUMB_TARGET,
+        "-Zbuild-std=core",
+        "--target-dir",
+        "target/thumbv7m",
+    ]);
+    cmd
+}
+
+/// What the integration tests need and is not there.
+fn integration_missing() -> Option<String> {
+    let mut missing = Vec::new();
+    if find_program("python3").is_none() {
+        missing.push("python3");
+    } else if !setup::pytest_available() {
+        missing.push("pytest");
+    }
+    for tool in ["lftp", "curl"] {
+        if find_program(tool).is_none() {
+            missing.push(tool);
+        }
+    }
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
+
+/// The target directory cargo builds into.
+fn target_dir(root: &std::path::Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+fn integration(root: &std::path::Path, skips: &mut Skips) -> Result<(), Failure> {
+    let dir = root.join("tests/integration");
+    let no_tests = |why: &str, skips: &mut Skips| -> Result<(), Failure> {
+        if skips.ci {
+            Err(Failure(format!("integration tests: {why}")))
+        } else {
+            skips.skip(format!("integration tests ({why})"));
+            Ok(())
+        }
+    };
+    if !dir.is_dir() {
+        return no_tests("tests/integration does not exist", skips);
+    }
+    let ferryd = target_dir(root).join("release/ferryd");
+    let mut pytest = Command::new("python3");
+    pytest
+        .current_dir(root)
+        .env("FERRYD", &ferryd)
+        .args(["-m", "pytest", "-q", "tests/integration"]);
+    println!("$ {}", cmd::show(&pytest));
+    let status = pytest
+        .status()
+        .map_err(|e| Failure(format!("cannot start pytest: {e}")))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(PYTEST_NO_TESTS) => no_tests("pytest collected no test in tests/integration", skips),
+        _ => Err(Failure(format!("integration tests failed ({status})"))),
+    }
+}
