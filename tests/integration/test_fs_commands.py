@@ -2,9 +2,6 @@
 import calendar
 import ftplib
 import os
-import time
-
-import pytest
 
 from ferry_helpers import mdtm_of
 

@@ -123,7 +123,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 error!("waiting for sockets failed: {e}");
-                server.shutdown(&mut stack);
+                server.shutdown(&mut stack, &mut fs);
                 return Err(RunError::Runtime(format!(
                     "waiting for sockets failed: {e}"
                 )));
@@ -131,7 +131,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         }
     }
     info!(sessions = server.session_count(), "shutting down");
-    server.shutdown(&mut stack);
+    server.shutdown(&mut stack, &mut fs);
     info!("stopped");
     Ok(())
 }

@@ -14,7 +14,7 @@ use crate::protocol::path::{self, PathError};
 use crate::protocol::reply::ReplyBuf;
 use crate::protocol::time;
 use crate::server::TransferKind;
-use crate::transfer::{Body, ListFormat, Phase, Transfer};
+use crate::transfer::{Body, ListFormat, Transfer};
 use ferry_fs::{EntryKind, ErrorKind, FileSystem, Metadata, WriteMode};
 use ferry_net::{Instant, SocketAddr};
 use heapless::Vec;

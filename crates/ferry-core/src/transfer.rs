@@ -515,10 +515,14 @@ mod tests {
     }
 
     mod std_vec {
-        #[derive(Default)]
         pub struct Out {
             pub buf: [u8; 256],
             pub len: usize,
+        }
+        impl Default for Out {
+            fn default() -> Self {
+                Out { buf: [0; 256], len: 0 }
+            }
         }
         impl Out {
             pub fn extend(&mut self, b: &[u8]) {
