@@ -37,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
         let spare = buf.spare();
         // Chunk sizes from 1 to 16 bytes, varying with the seed.
         chunk_seed = chunk_seed.rotate_left(3) ^ 0x5a;
-        let n = spare.len().min(stream.len()).min(usize::from(chunk_seed % 16) + 1);
+        let n = spare
+            .len()
+            .min(stream.len())
+            .min(usize::from(chunk_seed % 16) + 1);
         assert!(n > 0, "the buffer must make room after poll_line");
         let (chunk, rest) = stream.split_at(n);
         spare[..n].copy_from_slice(chunk);

@@ -18,7 +18,10 @@ fn assert_canonical(p: &[u8]) {
     assert!(!p.windows(3).any(|w| w == b"/./"), "{p:?}");
     assert!(!p.windows(4).any(|w| w == b"/../"), "{p:?}");
     assert!(!p.ends_with(b"/.") && !p.ends_with(b"/.."), "{p:?}");
-    assert!(!p.iter().any(|&b| matches!(b, b'\\' | 0 | b'\r' | b'\n')), "{p:?}");
+    assert!(
+        !p.iter().any(|&b| matches!(b, b'\\' | 0 | b'\r' | b'\n')),
+        "{p:?}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

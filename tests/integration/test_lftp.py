@@ -1,6 +1,4 @@
 """lftp as a client: recursive mirror up and down, passive and active."""
-import os
-
 import pytest
 
 from ferry_helpers import PASSWORD, USER, assert_same_tree, rand_bytes, run_tool, tool
@@ -41,7 +39,6 @@ def test_mirror_up_and_down(server, root, tmp_path, mode):
     local = tmp_path / "local"
     make_tree(local)
     local2 = tmp_path / "local2"
-    os.chdir(tmp_path)
     lftp_run(server.port, f'mirror -R "{local}" remotedir; mirror remotedir "{local2}"', extra=mode)
     assert_same_tree(local, root / "remotedir")
     assert_same_tree(local, local2)

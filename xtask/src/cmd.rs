@@ -145,7 +145,12 @@ const LEAKY_VARIABLES: &[&str] = &[
     "CARGO_BUILD_RUSTC_WRAPPER",
     "CARGO_BUILD_RUSTFLAGS",
 ];
-const LEAKY_PREFIXES: &[&str] = &["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"];
+const LEAKY_PREFIXES: &[&str] = &[
+    "CARGO_PKG_",
+    "CARGO_MANIFEST_",
+    "CARGO_CRATE_",
+    "CARGO_BIN_",
+];
 
 /// Debian's cargo with Debian's rustc and nightly features unlocked, without
 /// anything rustup or `cargo run` put into our environment.
@@ -185,8 +190,11 @@ mod tests {
     #[test]
     fn show_quotes_only_what_needs_it() {
         let mut cmd = Command::new("cargo");
-        cmd.env("RUSTC", "/usr/bin/rustc")
-            .args(["build", "--config", "profile.release.opt-level=\"s\""]);
+        cmd.env("RUSTC", "/usr/bin/rustc").args([
+            "build",
+            "--config",
+            "profile.release.opt-level=\"s\"",
+        ]);
         assert_eq!(
             show(&cmd),
             "RUSTC=/usr/bin/rustc cargo build --config 'profile.release.opt-level=\"s\"'"

@@ -34,9 +34,7 @@ impl Skips {
                 "{step}: missing {missing} (CI=true, so this is a failure; `cargo xtask setup` installs it)"
             )));
         }
-        self.skip(format!(
-            "{step} (missing {missing}; run cargo xtask setup)"
-        ));
+        self.skip(format!("{step} (missing {missing}; run cargo xtask setup)"));
         Ok(false)
     }
 
@@ -80,7 +78,9 @@ pub fn run(quick: bool) -> Result<(), Failure> {
     cmd::run(cmd::cargo().args(["test", "--workspace", "--locked"]))?;
 
     if !quick {
-        header(&format!("ferry-core for {THUMB_TARGET} (Cortex-M3, no_std)"));
+        header(&format!(
+            "ferry-core for {THUMB_TARGET} (Cortex-M3, no_std)"
+        ));
         if skips.check(
             &format!("{THUMB_TARGET} build"),
             cmd::debian_toolchain_missing(),
@@ -99,7 +99,10 @@ pub fn run(quick: bool) -> Result<(), Failure> {
 
     println!();
     if skips.skipped.is_empty() {
-        println!("test: every step passed{}", if quick { " (--quick)" } else { "" });
+        println!(
+            "test: every step passed{}",
+            if quick { " (--quick)" } else { "" }
+        );
     } else {
         println!(
             "test: passed, but {} step(s) were SKIPPED:",
@@ -170,10 +173,12 @@ fn integration(root: &std::path::Path, skips: &mut Skips) -> Result<(), Failure>
     }
     let ferryd = target_dir(root).join("release/ferryd");
     let mut pytest = Command::new("python3");
-    pytest
-        .current_dir(root)
-        .env("FERRYD", &ferryd)
-        .args(["-m", "pytest", "-q", "tests/integration"]);
+    pytest.current_dir(root).env("FERRYD", &ferryd).args([
+        "-m",
+        "pytest",
+        "-q",
+        "tests/integration",
+    ]);
     println!("$ {}", cmd::show(&pytest));
     let status = pytest
         .status()

@@ -65,13 +65,15 @@ fn fail(e: &StartupError) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Logs to stderr at the level of `RUST_LOG`, `info` by default.
+/// Logs to stderr at the level of `RUST_LOG`, `info` by default; colours
+/// only on a terminal, so logs piped to a file stay plain text.
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
         .init();
 }
 

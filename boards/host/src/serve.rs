@@ -12,7 +12,7 @@ use ferry_fs::std_dir::StdDir;
 use ferry_fs::{EntryKind, Error as _, ErrorKind, FileSystem};
 use ferry_net::std_stack::{StdClock, StdStack};
 use ferry_net::Clock;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::auth::UserTable;
 use crate::observer::LogObserver;
@@ -66,13 +66,6 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         StdStack::new().map_err(|e| startup(format!("cannot set up networking: {e}")))?;
     let clock = StdClock::new();
 
-    if settings.max_sessions < SESSION_SLOTS {
-        // The engine has no runtime limit below its table size yet.
-        warn!(
-            max_sessions = settings.max_sessions,
-            "--max-sessions below {SESSION_SLOTS} is not enforced by this engine version"
-        );
-    }
     // Boxed: the session table and transfer buffer are too big for a stack frame.
     let mut server: Box<HostServer> = Box::new(Server::new(settings.engine));
     for addr in &settings.listen {
@@ -80,6 +73,11 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             ListenError::TooMany => startup(format!("cannot listen on {addr}: too many listeners")),
             ListenError::Stack(e) => startup(format!("cannot listen on {addr}: {e}")),
         })?;
+    }
+    // The bound addresses: with port 0 the system picked the port.
+    let mut bound: Vec<SocketAddr> = server.listen_addrs(&mut stack).collect();
+    if bound.len() != settings.listen.len() {
+        bound.clone_from(&settings.listen);
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -98,7 +96,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         .map_err(|e| startup(format!("cannot install the Ctrl-C handler: {e}")))?;
     }
 
-    announce(&settings, &root.display().to_string())
+    announce(&settings, &root.display().to_string(), &bound)
         .map_err(|e| RunError::Runtime(format!("cannot write to stdout: {e}")))?;
     info!(
         users = users.len(),
@@ -138,23 +136,20 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
 
 /// Prints where `ferryd` serves and listens and how to log in, and flushes
 /// (tests and scripts read these lines from a pipe).
-fn announce(settings: &Settings, root: &str) -> io::Result<()> {
+fn announce(settings: &Settings, root: &str, listening: &[SocketAddr]) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "ferryd {} serving {root}", env!("CARGO_PKG_VERSION"))?;
-    for addr in &settings.listen {
+    for addr in listening {
         writeln!(out, "listening on ftp://{addr}")?;
     }
-    writeln!(out, "{}", login_line(settings))?;
+    writeln!(out, "{}", login_line(settings, listening.first().copied()))?;
     out.flush()
 }
 
-/// How to log in, in one line.
-fn login_line(settings: &Settings) -> String {
+/// How to log in, in one line; the curl example connects to `addr`.
+fn login_line(settings: &Settings, addr: Option<SocketAddr>) -> String {
     if let Some((name, password)) = &settings.generated {
-        let addr = settings
-            .listen
-            .first()
-            .map_or(crate::settings::DEFAULT_LISTEN, |a| reachable(*a));
+        let addr = reachable(addr.unwrap_or(crate::settings::DEFAULT_LISTEN));
         return format!(
             "login: user \"{name}\", password \"{pw}\" (e.g. curl ftp://{name}:{pw}@{addr}/)",
             pw = password.0
@@ -229,7 +224,6 @@ mod tests {
             generated: None,
             anonymous: false,
             engine: ferry_core::Config::default(),
-            max_sessions: SESSION_SLOTS,
         }
     }
 
@@ -238,12 +232,12 @@ mod tests {
         let mut s = settings(&["0.0.0.0:2121"]);
         s.generated = Some(("ferry".into(), Password("Xk3abc".into())));
         assert_eq!(
-            login_line(&s),
+            login_line(&s, Some(s.listen[0])),
             "login: user \"ferry\", password \"Xk3abc\" (e.g. curl ftp://ferry:Xk3abc@127.0.0.1:2121/)"
         );
         let mut s6 = settings(&["[::]:21"]);
         s6.generated = s.generated.clone();
-        assert!(login_line(&s6).contains("@[::1]:21/"));
+        assert!(login_line(&s6, Some(s6.listen[0])).contains("@[::1]:21/"));
     }
 
     #[test]
@@ -256,7 +250,7 @@ mod tests {
             read_only: false,
         });
         s.anonymous = true;
-        let line = login_line(&s);
+        let line = login_line(&s, None);
         assert_eq!(line, "login: users \"alice\"; anonymous (read-only)");
     }
 

@@ -145,8 +145,6 @@ pub struct Settings {
     pub anonymous: bool,
     /// Engine settings.
     pub engine: ferry_core::Config,
-    /// Most concurrent sessions, `1..=SESSION_SLOTS`.
-    pub max_sessions: usize,
 }
 
 impl Settings {
@@ -267,6 +265,8 @@ impl Settings {
         }
 
         let mut engine = ferry_core::Config {
+            // Checked above: at most SESSION_SLOTS, which fits in u16.
+            max_sessions: u16::try_from(max_sessions).unwrap_or(u16::MAX),
             read_only,
             passive_address,
             ..Default::default()
@@ -288,7 +288,6 @@ impl Settings {
             generated,
             anonymous,
             engine,
-            max_sessions,
         })
     }
 }
@@ -380,9 +379,12 @@ mod tests {
         let s = merge(&[], "").unwrap();
         assert_eq!(s.root, PathBuf::from("ftp-root"));
         assert_eq!(s.listen, vec![DEFAULT_LISTEN]);
-        assert_eq!(s.max_sessions, SESSION_SLOTS);
         assert!(!s.anonymous);
-        assert_eq!(s.engine, ferry_core::Config::default());
+        let engine = ferry_core::Config {
+            max_sessions: 64,
+            ..Default::default()
+        };
+        assert_eq!(s.engine, engine);
         assert_eq!(s.users.len(), 1);
         assert_eq!(s.users[0].name, "ferry");
         assert_eq!(s.users[0].home, "/");
@@ -435,7 +437,7 @@ mod tests {
         assert_eq!(s.root, PathBuf::from("/srv/ftp"));
         assert_eq!(s.listen.len(), 2);
         assert_eq!(s.listen[1], "[::]:21".parse().unwrap());
-        assert_eq!(s.max_sessions, 10);
+        assert_eq!(s.engine.max_sessions, 10);
         assert_eq!(s.engine.passive_ports, (50000, 50100));
         assert_eq!(
             s.engine.passive_address,
@@ -490,7 +492,7 @@ mod tests {
         assert_eq!(s.listen, vec!["[::1]:2121".parse().unwrap()]);
         assert_eq!(s.engine.passive_ports, (3000, 3001));
         assert_eq!(s.engine.idle_timeout_ms, 5000);
-        assert_eq!(s.max_sessions, 2);
+        assert_eq!(s.engine.max_sessions, 2);
         let alice = &s.users[0];
         assert!(alice.secret.verify(b"new") && !alice.secret.verify(b"old"));
         assert_eq!(alice.home, "/alice");

@@ -437,19 +437,16 @@ fn drive_data<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
     // A passive connection may arrive before the transfer command.
     if slot.data.is_none() {
         if let Some(listener) = slot.passive.as_mut() {
-            match env.stack.accept(listener) {
-                Ok((sock, peer)) => {
-                    busy = true;
-                    // Only the control connection's peer may connect (no
-                    // data-connection theft).
-                    if unmap(peer.ip()) == slot.session.peer.ip() {
-                        slot.data = Some(sock);
-                        slot.data_up = true;
-                    } else {
-                        let _ = env.stack.close(sock);
-                    }
+            if let Ok((sock, peer)) = env.stack.accept(listener) {
+                busy = true;
+                // Only the control connection's peer may connect (no
+                // data-connection theft).
+                if unmap(peer.ip()) == slot.session.peer.ip() {
+                    slot.data = Some(sock);
+                    slot.data_up = true;
+                } else {
+                    let _ = env.stack.close(sock);
                 }
-                Err(_) => {}
             }
         }
     }
