@@ -18,7 +18,8 @@ use core::hint::black_box;
 use core::mem::size_of;
 
 use cortex_m_rt::entry;
-use ferry_core::{AuthError, Authenticator, Config, Permissions, Server, User};
+use ferry_core::server::ListenError;
+use ferry_core::{AuthError, Authenticator, Config, Permissions, Poll, Server, User};
 use ferry_fs::{DirEntry, EntryKind, ErrorKind, FileSystem, Metadata, WriteMode};
 use ferry_net::{
     nb, Clock, Instant, IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpClientStack, TcpError,
@@ -124,7 +125,11 @@ impl TcpClientStack for StubStack {
         black_box((socket.0, buffer));
         nb_outcome(input(0usize).min(buffer.len()))
     }
-    fn receive(&mut self, socket: &mut StubSocket, buffer: &mut [u8]) -> nb::Result<usize, NetError> {
+    fn receive(
+        &mut self,
+        socket: &mut StubSocket,
+        buffer: &mut [u8],
+    ) -> nb::Result<usize, NetError> {
         black_box(socket.0);
         nb_outcome(fill(buffer))
     }
@@ -203,7 +208,11 @@ fn fs_outcome<T>(ok: T) -> Result<T, FsError> {
 /// Metadata the optimizer cannot predict.
 fn any_metadata() -> Metadata {
     Metadata {
-        kind: if input(false) { EntryKind::Dir } else { EntryKind::File },
+        kind: if input(false) {
+            EntryKind::Dir
+        } else {
+            EntryKind::File
+        },
         size: input(0),
         modified: if input(false) { Some(input(0)) } else { None },
         mode: if input(false) { Some(input(0)) } else { None },
@@ -273,12 +282,19 @@ impl FileSystem for StubFs {
         black_box(path);
         fs_outcome(StubDir(input(0)))
     }
-    fn read_dir(&mut self, dir: &mut StubDir, name: &mut [u8]) -> Result<Option<DirEntry>, FsError> {
+    fn read_dir(
+        &mut self,
+        dir: &mut StubDir,
+        name: &mut [u8],
+    ) -> Result<Option<DirEntry>, FsError> {
         black_box(dir.0);
         let entry = if input(false) {
             None
         } else {
-            Some(DirEntry { name_len: fill(name), metadata: any_metadata() })
+            Some(DirEntry {
+                name_len: fill(name),
+                metadata: any_metadata(),
+            })
         };
         fs_outcome(entry)
     }
@@ -316,7 +332,12 @@ impl Authenticator for StubAuth {
         black_box(user);
         input(true)
     }
-    fn authenticate(&mut self, user: &[u8], password: &[u8], peer: IpAddr) -> Result<User, AuthError> {
+    fn authenticate(
+        &mut self,
+        user: &[u8],
+        password: &[u8],
+        peer: IpAddr,
+    ) -> Result<User, AuthError> {
         black_box((user, password, peer));
         if input(false) {
             return Err(AuthError::Invalid);
@@ -354,24 +375,45 @@ impl Clock for StubClock {
     }
 }
 
+/// The server the probe runs.
+type Running = Probe<SESSIONS>;
+
 #[entry]
 fn main() -> ! {
     black_box(&FERRY_RAM);
+    // The engine's entry points are called through pointers the optimizer
+    // cannot see through, so it cannot inline the engine into this function:
+    // the engine's code keeps its own symbols (`ferry_core::...`), which is
+    // how xtask tells the engine's flash from the probe's.
+    let new: fn(Config) -> Running = input(Running::new);
+    let listen: fn(&mut Running, &mut StubStack, SocketAddr) -> Result<(), ListenError<NetError>> =
+        input(Running::listen);
+    let poll: fn(
+        &mut Running,
+        &mut StubStack,
+        &mut StubFs,
+        &mut StubAuth,
+        &StubClock,
+        &mut (),
+    ) -> Poll = input(Running::poll::<StubAuth, StubClock, ()>);
+    let session_count: fn(&Running) -> usize = input(Running::session_count);
+    let shutdown: fn(&mut Running, &mut StubStack, &mut StubFs) = input(Running::shutdown);
+
     let mut stack = StubStack;
     let mut fs = StubFs;
     let mut auth = StubAuth;
     let clock = StubClock;
     // An opaque config keeps every limit and option check in the image.
-    let mut server: Probe<SESSIONS> = Server::new(input(Config::default()));
-    if server.listen(&mut stack, any_addr()).is_err() {
+    let mut server = new(input(Config::default()));
+    if listen(&mut server, &mut stack, any_addr()).is_err() {
         black_box(());
     }
     loop {
-        let poll = server.poll(&mut stack, &mut fs, &mut auth, &clock, &mut ());
-        black_box((poll.busy, poll.deadline));
-        black_box(server.session_count());
+        let result = poll(&mut server, &mut stack, &mut fs, &mut auth, &clock, &mut ());
+        black_box((result.busy, result.deadline));
+        black_box(session_count(&server));
         if input(false) {
-            server.shutdown(&mut stack);
+            shutdown(&mut server, &mut stack, &mut fs);
         }
     }
 }

@@ -26,7 +26,7 @@ PASSWORD = "secret"
 
 # The `ls -l` shape FileZilla / WinSCP / rclone parsers accept.
 LIST_RE = re.compile(
-    r"^[-d]([-r][-w][-xsS]){3}\s+\d+\s+\S+\s+\S+\s+(\d+)\s+(\w{3})\s+(\d{1,2})\s+"
+    r"^[-d](?:[-r][-w][-xsS]){3}\s+\d+\s+\S+\s+\S+\s+(\d+)\s+(\w{3})\s+(\d{1,2})\s+"
     r"(\d{2}:\d{2}|\d{4})\s+(.+)$"
 )
 # One MLSx entry: facts, one space, the name (RFC 3659 7.2).
@@ -52,6 +52,31 @@ def free_port(family=socket.AF_INET, host="127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def free_port_range(n: int) -> tuple:
+    """`n` consecutive ports that are free now and outside the kernel's
+    ephemeral range (so no client socket grabs one meanwhile)."""
+    try:
+        lo_e, hi_e = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    except (OSError, ValueError):
+        lo_e, hi_e = 32768, 60999
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10000, max(10001, lo_e - n - 1))
+        if base + n - 1 >= lo_e and base <= hi_e:
+            continue
+        ok = True
+        for p in range(base, base + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base, base + n - 1
+    raise RuntimeError("no free port range")
 
 
 _HAS_IPV6 = None
@@ -105,13 +130,16 @@ class Ferryd:
 
     # -- lifecycle
     def start(self, args=(), users=((USER, PASSWORD),), ipv4=True, ipv6=False,
-              config=None, root_arg=True, tries=5):
+              config=None, root_arg=True, tries=5, listen=None):
         """Starts ferryd. `config` is a function (port, port6) -> TOML text;
         when given, ferryd gets `--config FILE` and no --root/--listen/--user
-        (the config must hold them)."""
+        (the config must hold them). `listen` replaces the loopback listeners
+        with addresses like "[::]:{port}" ({port} is a free port)."""
         last = None
         for _ in range(tries):
-            port = free_port() if ipv4 else None
+            if listen:
+                ipv4 = ipv6 = False
+            port = free_port() if ipv4 or listen else None
             port6 = free_port(socket.AF_INET6, "::1") if ipv6 else None
             argv = [str(self.binary)]
             if config is not None:
@@ -126,15 +154,17 @@ class Ferryd:
                     argv += ["--listen", f"127.0.0.1:{port}"]
                 if ipv6:
                     argv += ["--listen", f"[::1]:{port6}"]
+                for addr in listen or ():
+                    argv += ["--listen", addr.format(port=port)]
                 for name, pw in users:
                     argv += ["--user", f"{name}:{pw}"]
             argv += [str(a) for a in args]
             try:
-                self._spawn(argv, expect=int(ipv4) + int(ipv6))
+                self._spawn(argv, expect=len(listen) if listen else int(ipv4) + int(ipv6))
             except ServerStartError as e:
                 last = e
                 continue
-            self.port, self.port6 = port, port6
+            self.port, self.port6 = port, (port if listen else port6)
             self.args = argv
             return self
         raise last

@@ -1,5 +1,9 @@
 """Protocol-level commands: SYST, FEAT, OPTS, NOOP, HELP, STAT, TYPE, MODE,
 STRU, ALLO and the error replies for unknown commands and bad arguments."""
+import socket
+import threading
+import time
+
 import pytest
 
 
@@ -146,3 +150,53 @@ def test_telnet_iac_is_stripped(server):
     raw.send(b"\xff\xf4\xff\xf2NOOP\r\n")
     assert raw.reply()[0] == 200
     raw.close()
+
+
+def test_line_split_across_segments(server):
+    raw = server.raw()
+    assert raw.reply()[0] == 220
+    raw.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for part in (b"US", b"ER te", b"st\r", b"\nPA", b"SS secret\r\n"):
+        raw.send(part)
+        time.sleep(0.05)
+    assert raw.reply()[0] == 331
+    assert raw.reply()[0] == 230
+    raw.close()
+
+
+def test_reply_backpressure_many_pipelined_commands(server):
+    """20000 commands sent without reading: every reply arrives, in order,
+    none dropped when the server's output is blocked."""
+    raw = server.raw()
+    assert raw.reply()[0] == 220
+    raw.login()
+    n = 20000
+    batch = b"".join(b"FEAT\r\n" if i % 10 == 9 else b"NOOP\r\n" for i in range(n))
+    err = []
+
+    def sender():
+        try:
+            raw.sock.sendall(batch)
+        except OSError as e:
+            err.append(e)
+
+    th = threading.Thread(target=sender)
+    th.start()
+    time.sleep(1.0)  # let the server's output back up
+    raw.sock.settimeout(30)
+    for i in range(n):
+        code, lines = raw.reply()
+        assert code == (211 if i % 10 == 9 else 200), (i, lines)
+    th.join(30)
+    assert not err, err
+    assert raw.cmd("PWD")[0] == 257
+    raw.close()
+
+
+def test_rein(ftp):
+    code, resp = ftp.cmd("REIN")
+    assert code in (220, 502), resp
+    if code == 220:
+        assert ftp.cmd("PWD")[0] == 530
+        assert ftp.cmd("USER test")[0] == 331
+        assert ftp.cmd("PASS secret")[0] == 230

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from ferry_helpers import set_mode
+from ferry_helpers import free_port_range, set_mode
 
 # argon2id PHC string of the password "hashed-pw"
 HASH = "$argon2id$v=19$m=8192,t=1,p=1$ZmVycnl0ZXN0c2FsdDEyMw$us0Qhma/SGRkT5G2vOiM9s63JGiOzoXhTO+KoE/z7gU"
@@ -98,9 +98,7 @@ def test_config_user_without_home_sees_everything(cfg_server, homes):
 
 
 def test_passive_ports_and_address(start_server, root):
-    import random
-    lo = random.Random().randrange(40000, 48000)
-    hi = lo + 20
+    lo, hi = free_port_range(21)
     s = start_server(["--passive-ports", f"{lo}-{hi}", "--passive-address", "127.0.0.5"])
     f = s.connect()
     for _ in range(5):
@@ -123,8 +121,7 @@ def test_passive_ports_and_address(start_server, root):
 
 
 def test_passive_range_exhausted_is_an_error_not_a_hang(start_server, root):
-    import random
-    lo = random.Random().randrange(40000, 48000)
+    lo, _ = free_port_range(1)
     s = start_server(["--passive-ports", f"{lo}-{lo}"])
     a = s.connect()
     b = s.connect()

@@ -204,3 +204,65 @@ def test_names_with_spaces(ftp, root):
     assert ftp.retr_bytes("a  b.txt") == b"ab"
     assert ftp.cmd("CWD  lead and trail ")[0] == 250
     assert pwd(ftp) == "/ lead and trail "
+
+
+def test_cwd_path_forms(ftp, root):
+    (root / "sub" / "deeper").mkdir(parents=True)
+    assert ftp.cmd("CWD sub/")[0] == 250
+    assert pwd(ftp) == "/sub"
+    assert ftp.cmd("CWD //sub//deeper//")[0] == 250
+    assert pwd(ftp) == "/sub/deeper"
+    assert ftp.cmd("CWD ./")[0] == 250
+    assert pwd(ftp) == "/sub/deeper"
+    assert ftp.cmd("CWD /")[0] == 250
+    assert pwd(ftp) == "/"
+
+
+def test_rename_onto_non_empty_directory_refused(ftp, root):
+    (root / "f").write_bytes(b"f")
+    (root / "d").mkdir()
+    (root / "d" / "x").write_bytes(b"x")
+    assert ftp.cmd("RNFR f")[0] == 350
+    assert ftp.cmd("RNTO d")[0] in (550, 553)
+    assert (root / "f").read_bytes() == b"f"
+    assert (root / "d" / "x").read_bytes() == b"x"
+
+
+def test_rename_to_itself_keeps_file(ftp, root):
+    (root / "f").write_bytes(b"same")
+    assert ftp.cmd("RNFR f")[0] == 350
+    assert ftp.cmd("RNTO f")[0] in (250, 550, 553)
+    assert (root / "f").read_bytes() == b"same"
+
+
+def test_site_chmod(ftp, root):
+    (root / "f").write_bytes(b"f")
+    os.chmod(root / "f", 0o644)
+    code, resp = ftp.cmd("SITE CHMOD 600 f")
+    assert code == 200, resp
+    assert os.stat(root / "f").st_mode & 0o777 == 0o600
+    assert ftp.cmd("SITE CHMOD 600 missing")[0] == 550
+    assert ftp.cmd("SITE CHMOD 9z9 f")[0] == 501
+    assert ftp.cmd("SITE NOSUCHTHING")[0] in (500, 501, 502, 504)
+
+
+def test_glob_characters_are_literal(ftp, root):
+    """DELE a* deletes nothing but a file literally named a*."""
+    (root / "a1").write_bytes(b"1")
+    (root / "a2").write_bytes(b"2")
+    assert ftp.cmd("DELE a*")[0] == 550
+    assert ftp.cmd("DELE a?")[0] == 550
+    assert ftp.cmd("RMD *")[0] == 550
+    assert sorted(os.listdir(root)) == ["a1", "a2"]
+    (root / "a*").write_bytes(b"star")
+    assert ftp.retr_bytes("a*") == b"star"
+    assert ftp.cmd("DELE a*")[0] == 250
+    assert sorted(os.listdir(root)) == ["a1", "a2"]
+
+
+def test_mkd_trailing_slash(ftp, root):
+    code, resp = ftp.cmd("MKD newdir/")
+    assert code == 257, resp
+    assert (root / "newdir").is_dir()
+    assert ftp.cmd("RMD newdir/")[0] == 250
+    assert not (root / "newdir").exists()

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ferry_helpers import (
+    free_port_range,
     TIMEOUT,
-    free_port,
     pasv_connect,
     rand_bytes,
     wait_until,
@@ -183,10 +183,85 @@ def test_port_in_use_exits_with_error(ferryd_bin, root, tmp_path):
     assert p.stderr.strip(), "no error message on stderr"
 
 
-def test_missing_root_exits_with_error(ferryd_bin, tmp_path):
-    import subprocess
-    p = subprocess.run([str(ferryd_bin), "--root", str(tmp_path / "nope"), "--listen",
-                        f"127.0.0.1:{free_port()}", "--user", "test:secret"],
-                       capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
-    assert p.returncode != 0
-    assert b"panicked" not in p.stderr
+def test_missing_root_is_created(start_server, root):
+    """`--root DIR` is created if missing (ferryd --help)."""
+    import shutil
+    shutil.rmtree(root)
+    s = start_server()
+    assert root.is_dir()
+    f = s.connect()
+    f.stor_bytes("x", b"x")
+    assert (root / "x").read_bytes() == b"x"
+    f.close()
+
+
+def test_sessions_are_freed_after_every_kind_of_end(start_server, root):
+    """With --max-sessions 2, many sessions in a row that end by QUIT, by a
+    plain close, by a reset, or in the middle of a transfer all free their slot."""
+    from ferry_helpers import rst_close
+    (root / "big.bin").write_bytes(b"\0" * (8 << 20))
+    s = start_server(["--max-sessions", "2"])
+
+    def connect():
+        def attempt():
+            try:
+                return s.connect()
+            except (ftplib.error_temp, EOFError, ConnectionError):
+                return None
+        f = wait_until(attempt, timeout=10, interval=0.05)
+        assert f is not None, "no free session slot: a finished session was not freed"
+        return f
+
+    for i in range(24):
+        f = connect()
+        kind = i % 4
+        if kind == 0:
+            f.quit()
+            f.close()
+        elif kind == 1:
+            f.close()
+        elif kind == 2:
+            f.file.close()  # (ftplib's reader holds the socket open otherwise)
+            rst_close(f.sock)
+        else:
+            conn = f.transfercmd("RETR big.bin")
+            conn.recv(1000)
+            f.file.close()
+            rst_close(f.sock)
+            rst_close(conn)
+        del f
+    a, b = connect(), connect()
+    assert a.cmd("NOOP")[0] == 200 and b.cmd("NOOP")[0] == 200
+    a.close()
+    b.close()
+
+
+def test_unused_passive_listeners_are_released(start_server, root):
+    """Repeated PASV/EPSV without a transfer must not use up a small port range."""
+    lo, _ = free_port_range(3)
+    s = start_server(["--passive-ports", f"{lo}-{lo + 2}"])
+    (root / "f").write_bytes(b"data")
+    f = s.connect()
+    for i in range(20):
+        code, resp = f.cmd("PASV" if i % 2 else "EPSV")
+        assert code in (227, 229), (i, resp)
+    assert f.retr_bytes("f") == b"data"
+    f.close()
+    # sessions that end with a pending listener release it too
+    for i in range(6):
+        g = s.connect()
+        assert g.cmd("EPSV")[0] == 229
+        g.close()
+        h = None
+        def attempt():
+            try:
+                x = s.connect()
+            except (ftplib.error_temp, EOFError, ConnectionError):
+                return None
+            if x.cmd("EPSV")[0] == 229:
+                return x
+            x.close()
+            return None
+        h = wait_until(attempt, timeout=10, interval=0.1)
+        assert h is not None, "passive port not released after the session ended"
+        h.close()

@@ -40,7 +40,7 @@ def parse_list(lines):
     return out
 
 
-@pytest.mark.parametrize("cmd", ["LIST", "LIST -la", "LIST -a", "LIST /", "LIST ."])
+@pytest.mark.parametrize("cmd", ["LIST", "LIST -la", "LIST -a", "LIST /", "LIST .", "LIST -l /"])
 def test_list_format(ftp, tree, cmd):
     entries = parse_list(ftp.lines(cmd))
     assert set(entries) == set(tree), entries
@@ -193,3 +193,16 @@ def test_non_utf8_name_listed_and_reachable(ftp, root):
     assert len(lines) >= 2
     g.close()
     assert ftp.cmd("NOOP")[0] == 200
+
+
+def test_large_directory_listings(ftp, root):
+    """Thousands of entries with long names: every listing is complete."""
+    d = root / "many"
+    d.mkdir()
+    names = {f"file-{i:05d}-" + "n" * (i % 120) + ".dat" for i in range(3000)}
+    for n in names:
+        (d / n).write_bytes(b"")
+    assert set(ftp.nlst("many")) == names or {os.path.basename(n) for n in ftp.nlst("many")} == names
+    assert set(parse_list(ftp.lines("LIST many"))) == names
+    got = {k for k, v in ftp.mlsd("many") if v["type"] not in ("cdir", "pdir")}
+    assert got == names

@@ -99,6 +99,9 @@ def test_anonymous_disabled_by_default(server):
 def test_anonymous_read_only(start_server, root):
     (root / "pub.txt").write_bytes(b"public\n")
     s = start_server(["--anonymous"])
+    ftp_alias = s.connect(user="ftp", password="")
+    assert ftp_alias.retr_bytes("pub.txt") == b"public\n"
+    ftp_alias.close()
     f = s.connect(user="anonymous", password="guest@example.com")
     assert f.retr_bytes("pub.txt") == b"public\n"
     assert "pub.txt" in f.nlst()

@@ -90,7 +90,9 @@ def test_10mib_random_both_ways(server, root, mode):
     f.quit()
 
 
-def test_empty_file(ftp, root):
+@pytest.mark.parametrize("mode", MODES4)
+def test_empty_file(ftp, root, mode):
+    set_mode(ftp, mode)
     ftp.stor_bytes("empty", b"")
     assert (root / "empty").read_bytes() == b""
     assert ftp.retr_bytes("empty") == b""
@@ -351,3 +353,153 @@ def _getresp_any(f):
         return f.getresp()
     except (ftplib.error_temp, ftplib.error_perm) as e:
         return str(e)
+
+
+def test_transfer_command_before_data_connect(server, root):
+    """EPSV, then RETR before connecting (clients pipeline this): the server
+    waits for the connection."""
+    (root / "f").write_bytes(b"x" * 100_000)
+    raw = server.raw()
+    assert raw.reply()[0] == 220
+    raw.login()
+    code, lines = raw.cmd("EPSV")
+    port = int(re.search(rb"\|\|\|(\d+)\|", lines[0]).group(1))
+    raw.send(b"RETR f\r\n")
+    d = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    assert raw.reply()[0] in (125, 150)
+    assert recv_all(d) == b"x" * 100_000
+    assert raw.reply()[0] == 226
+    raw.close()
+
+
+def test_second_pasv_replaces_first(ftp, root):
+    (root / "f").write_bytes(b"second")
+    code, resp = ftp.cmd("PASV")
+    assert code == 227
+    h1, p1 = ftplib.parse227(resp)
+    assert ftp.retr_bytes("f") == b"second"  # does its own PASV
+    # the first listener is gone or at least unused: nothing hangs
+    assert ftp.cmd("NOOP")[0] == 200
+
+
+def test_files_over_4_gib(ftp, root):
+    """64-bit sizes and offsets (sparse file: cheap on disk)."""
+    size = (5 << 30) + 123
+    with open(root / "huge", "wb") as fh:
+        fh.truncate(size - 7)
+        fh.seek(size - 7)
+        fh.write(b"THE END")
+    assert ftp.size("huge") == size
+    assert ftp.retr_bytes("huge", rest=size - 100) == b"\0" * 93 + b"THE END"
+    facts = dict(ftp.mlsd(facts=["size"]))["huge"]
+    assert facts["size"] == str(size)
+    lines = ftp.lines("LIST huge")
+    assert str(size) in lines[0]
+    ftp.stor_bytes("huge", b"APPENDED", rest=size)
+    assert os.path.getsize(root / "huge") == size + 8
+    with open(root / "huge", "rb") as fh:
+        fh.seek(size - 7)
+        assert fh.read() == b"THE ENDAPPENDED"
+
+
+def test_stor_onto_directory_refused(ftp, root):
+    (root / "d").mkdir()
+    with pytest.raises(ftplib.error_perm) as e:
+        ftp.stor_bytes("d", b"x")
+    assert str(e.value)[:3] in ("550", "553")
+    assert (root / "d").is_dir()
+
+
+def test_ascii_lone_cr_is_kept(ftp, root):
+    assert ftp.cmd("TYPE A")[0] == 200
+    conn = ftp.transfercmd("STOR cr.txt")
+    conn.sendall(b"a\rb\r\nc\r")
+    conn.close()
+    assert ftp.voidresp()[:3] == "226"
+    assert (root / "cr.txt").read_bytes() == b"a\rb\nc\r"
+
+
+def test_same_name_concurrent_uploads_never_mix(server, root):
+    """Two uploads of one name at once: the result is one of them, whole."""
+    a_data = rand_bytes(3 << 20, 70)
+    b_data = rand_bytes(3 << 20, 71)
+    a, b = server.connect(), server.connect()
+    ca = a.transfercmd("STOR same.bin")
+    cb = b.transfercmd("STOR same.bin")
+    step = 256 << 10
+    for i in range(0, len(a_data), step):
+        ca.sendall(a_data[i:i + step])
+        cb.sendall(b_data[i:i + step])
+    ca.close()
+    assert a.voidresp()[:3] == "226"
+    cb.close()
+    assert b.voidresp()[:3] == "226"
+    assert (root / "same.bin").read_bytes() in (a_data, b_data)
+    assert sorted(os.listdir(root)) == ["same.bin"]
+    a.close()
+    b.close()
+
+
+def _big_download_with_command(server, root, line):
+    data = rand_bytes(24 << 20, 72)
+    (root / "big.bin").write_bytes(data)
+    raw = server.raw()
+    assert raw.reply()[0] == 220
+    raw.login()
+    assert raw.cmd("TYPE I")[0] == 200
+    d = pasv_connect(raw, rcvbuf=65536)
+    raw.send(b"RETR big.bin\r\n")
+    assert raw.reply()[0] in (125, 150)
+    got = [d.recv(65536)]
+    raw.send(line + b"\r\n")  # while the server is blocked on the data connection
+    got.append(recv_all(d, timeout=30))
+    d.close()
+    return raw, data, b"".join(got)
+
+
+def test_command_during_download_is_answered(server, root):
+    raw, data, got = _big_download_with_command(server, root, b"NOOP")
+    assert got == data
+    codes = sorted([raw.reply()[0], raw.reply()[0]])
+    assert codes == [200, 226], codes
+    raw.close()
+
+
+def test_quit_during_download_completes_it(server, root):
+    """RFC 959 (QUIT): with a transfer in progress the connection stays open
+    for its result; then 221 and close."""
+    raw, data, got = _big_download_with_command(server, root, b"QUIT")
+    assert got == data, f"download cut by QUIT: {len(got)} of {len(data)} bytes"
+    assert [raw.reply()[0], raw.reply()[0]] == [226, 221]
+    assert raw.at_eof()
+    raw.close()
+
+
+def test_dual_stack_listener_ipv4_mapped_peer(start_server, root):
+    """Listening on [::] a 127.0.0.1 client arrives as ::ffff:127.0.0.1:
+    PASV names 127.0.0.1, PORT/EPRT to 127.0.0.1 are its own address
+    (DESIGN: unmap before formatting a PASV reply or the bounce check)."""
+    from ferry_helpers import has_ipv6_loopback
+    if not has_ipv6_loopback():
+        pytest.skip("no IPv6 on this machine")
+    s = start_server(listen=["[::]:{port}"])
+    try:
+        f = s.connect()
+    except ConnectionRefusedError:
+        pytest.skip("ferryd's [::] listener is IPv6-only here")
+    (root / "f").write_bytes(b"mapped")
+    code, resp = f.cmd("PASV")
+    assert code == 227, resp
+    assert ftplib.parse227(resp)[0] == "127.0.0.1", resp
+    for mode in MODES4:
+        set_mode(f, mode)
+        assert f.retr_bytes("f") == b"mapped", mode
+        f.stor_bytes(f"up-{mode}", mode.encode())
+        assert (root / f"up-{mode}").read_bytes() == mode.encode()
+    trap = socket.socket()
+    trap.bind(("127.0.0.2", 0))
+    trap.listen(1)
+    p = trap.getsockname()[1]
+    assert f.cmd(f"PORT 127,0,0,2,{p >> 8},{p & 255}")[0] in (500, 501, 504)
+    trap.close()
+    f.close()

@@ -53,6 +53,10 @@ pub fn output(cmd: &mut Command) -> Option<String> {
 pub fn show(cmd: &Command) -> String {
     let mut parts = Vec::new();
     for (key, value) in cmd.get_envs() {
+        // The loader path only undoes what `cargo run` added: not worth showing.
+        if key == "LD_LIBRARY_PATH" {
+            continue;
+        }
         if let Some(value) = value {
             parts.push(format!(
                 "{}={}",
@@ -165,10 +169,12 @@ pub fn debian_cargo() -> Command {
             cmd.env_remove(&key);
         }
     }
-    // `cargo run` puts rustup's toolchain libraries on the loader path.
+    // `cargo run` puts rustup's toolchain libraries and our target directory
+    // on the loader path.
     if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
+        let target = root().join("target");
         let kept: Vec<PathBuf> = std::env::split_paths(&paths)
-            .filter(|p| !p.to_string_lossy().contains("/toolchains/"))
+            .filter(|p| !p.to_string_lossy().contains("/toolchains/") && !p.starts_with(&target))
             .collect();
         match std::env::join_paths(kept) {
             Ok(joined) if !joined.is_empty() => {

@@ -5,7 +5,8 @@
 //!   clients), `lld` (the bare-metal linker), and `rustc-web`, `cargo-web`,
 //!   `rust-web-src` (a Rust with the standard library's sources, which builds
 //!   `core` for Cortex-M; rustup here cannot download targets).
-//! - `pytest`, with the `python3` on `PATH`.
+//! - `pytest` (`tests/integration/requirements.txt`), with the `python3` on
+//!   `PATH`.
 use std::process::Command;
 
 use crate::cmd::{self, find_program, output};
@@ -56,15 +57,24 @@ pub fn run() -> Result<(), Failure> {
             "python3 not found: install Python 3 (Debian package python3)".into(),
         ));
     }
-    if pytest_available() {
+    let requirements = cmd::root().join("tests/integration/requirements.txt");
+    if requirements.is_file() {
+        // pip installs only what is missing or too old, and says nothing
+        // with --quiet when all is there.
+        cmd::run(
+            Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "-r"])
+                .arg(&requirements),
+        )?;
+    } else if pytest_available() {
         println!("installed already: pytest");
     } else {
         cmd::run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "pytest"]))?;
-        if !pytest_available() {
-            return Err(Failure(
-                "pytest still cannot be imported after pip install".into(),
-            ));
-        }
+    }
+    if !pytest_available() {
+        return Err(Failure(
+            "pytest cannot be imported after pip install".into(),
+        ));
     }
     println!("\nsetup: done");
     Ok(())

@@ -70,6 +70,11 @@ impl Rom {
     fn ferry(&self) -> u32 {
         self.image.saturating_sub(self.harness)
     }
+    /// Bytes of the image that no symbol covers.
+    fn unattributed(&self) -> u32 {
+        self.image
+            .saturating_sub(self.by_crate.values().sum::<u32>())
+    }
 }
 
 /// RAM figures, from the probe's `FERRY_RAM`.
@@ -282,13 +287,22 @@ fn report(z: &Rom, s: &Rom, ram: &Ram, toolchain: &str) -> String {
         let get = |rom: &Rom| rom.by_crate.get(krate).copied().unwrap_or(0);
         out += &row(&format!("  {krate}"), get(z), get(s));
     }
+    out += &row(
+        "  no symbol (constants, padding)",
+        z.unattributed(),
+        s.unattributed(),
+    );
     out += &format!(
         "\nRAM (size_of Server, {}-byte transfer buffer shared by all sessions), bytes\n",
         ram.buffer
     );
     out += &format!(
         "  {:<44} {:>16}\n",
-        format!("{} session(s)", ram.small_sessions),
+        format!(
+            "{} session{}",
+            ram.small_sessions,
+            if ram.small_sessions == 1 { "" } else { "s" }
+        ),
         kb(ram.small)
     );
     out += &format!(

@@ -54,7 +54,9 @@ impl Observer for LogObserver {
                 }
                 info!(session, %peer, "connected");
             }
-            Event::Refused { peer } => warn!(%peer, "refused: too many sessions"),
+            Event::Refused { peer } => {
+                warn!(%peer, "refused with 421: session or per-IP limit reached")
+            }
             Event::Command { session, line } => {
                 info!(session, peer = %self.peer(session), "> {}", shown(line));
             }

@@ -14,6 +14,15 @@
 //! Adapters:
 //! - `std` feature: [`std_dir::StdDir`], a host directory as the root, with
 //!   capability-style access (`cap-std`) so no path, `..` or symlink leaves it.
+//! - `littlefs2` feature (no_std): `littlefs::LittleFs`, a littlefs volume,
+//!   safe across power loss.
+//! - `fatfs` feature (needs std): `fat::FatFs`, a FAT12/16/32 volume.
+//!
+//! Both volumes sit on a [`block::BlockDevice`]: [`block::RamDisk`] (no_std),
+//! `block::FileDisk` (an image file, `std`) or [`block::CutOff`], which
+//! simulates a power cut for tests. `image` (`std` with either volume
+//! feature) opens or creates image files for tools. docs/STORAGE.md compares
+//! the backends.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -22,6 +31,16 @@ extern crate std;
 
 #[cfg(feature = "std")]
 pub mod std_dir;
+
+pub mod block;
+#[cfg(feature = "fatfs")]
+pub mod fat;
+#[cfg(all(feature = "std", any(feature = "littlefs2", feature = "fatfs")))]
+pub mod image;
+#[cfg(any(feature = "littlefs2", feature = "fatfs"))]
+mod io_kind;
+#[cfg(feature = "littlefs2")]
+pub mod littlefs;
 
 pub use embedded_io;
 

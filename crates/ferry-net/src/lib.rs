@@ -8,6 +8,8 @@
 //!
 //! Adapters behind features:
 //! - `std`: [`std_stack::StdStack`], host sockets with readiness waiting.
+//! - `smoltcp`: [`smoltcp_stack::SmoltcpStack`], the embedded TCP/IP stack
+//!   (`no_std`, no `alloc`); `smoltcp-ipv6` adds IPv6 addresses.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -16,6 +18,9 @@ extern crate std;
 
 #[cfg(feature = "std")]
 pub mod std_stack;
+
+#[cfg(feature = "smoltcp")]
+pub mod smoltcp_stack;
 
 pub use embedded_nal;
 pub use embedded_nal::nb;

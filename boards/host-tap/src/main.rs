@@ -1,0 +1,2 @@
+//! host-tap: Ferry over smoltcp on a TAP device (being written).
+fn main() {}

@@ -1,0 +1,1277 @@
+//! Scripted sessions: the whole server over an in-memory stack, a virtual
+//! clock and a temporary directory, with the test playing every client.
+//! Each test drives one state transition deterministically.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use ferry_core::server::TransferKind;
+use ferry_core::Config;
+use support::*;
+
+const OTHER_IP: Ipv4Addr = Ipv4Addr::new(10, 6, 6, 6);
+
+fn config(f: impl FnOnce(&mut Config)) -> Config {
+    let mut c = test_config();
+    f(&mut c);
+    c
+}
+
+fn transfers(h: &Harness) -> Vec<(TransferKind, Vec<u8>, u64, bool)> {
+    h.events()
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Transfer {
+                kind,
+                path,
+                bytes,
+                ok,
+                ..
+            } => Some((*kind, path.clone(), *bytes, *ok)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has_temp(names: &[String]) -> bool {
+    names.iter().any(|n| n.ends_with(".ferry-part"))
+}
+
+// --- Greeting and login ----------------------------------------------------
+
+#[test]
+fn greeting_is_220() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    assert_eq!(h.recv(c), "220 Ferry FTP server ready.\r\n");
+    let peer = h.client_addr(c);
+    assert_eq!(h.events(), [Ev::Connected { session: 0, peer }]);
+    assert_eq!(h.server.session_count(), 1);
+}
+
+#[test]
+fn user_pass_logs_in_and_the_password_is_not_logged() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.recv(c);
+    assert_eq!(h.cmd(c, "USER u"), "331 Password required.\r\n");
+    assert_eq!(h.cmd(c, "PASS p"), "230 Login successful.\r\n");
+    assert_eq!(h.cmd(c, "PWD"), "257 \"/\" is the current directory.\r\n");
+    assert!(h.events().contains(&Ev::Login {
+        session: 0,
+        user: b"u".to_vec(),
+        ok: true
+    }));
+    let lines: Vec<&[u8]> = h
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Command { line, .. } => Some(line.as_slice()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines, [&b"USER u"[..], b"PASS ***", b"PWD"]);
+    assert_eq!(h.auth.attempts, [(b"u".to_vec(), IpAddr::V4(CLIENT_IP))]);
+}
+
+#[test]
+fn bad_password_answers_530_only_after_the_delay() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.recv(c);
+    assert!(h.cmd(c, "USER u").starts_with("331 "));
+    let t0 = h.now();
+    assert_eq!(h.cmd(c, "PASS wrong"), "", "no reply before the delay");
+    assert_eq!(h.last_poll.unwrap().deadline, Some(t0.add_millis(1_000)));
+    // Input waits during the delay: this NOOP is answered after the 530.
+    h.send(c, "NOOP");
+    h.run();
+    assert_eq!(h.recv(c), "");
+    h.advance(999);
+    assert_eq!(h.recv(c), "", "still inside the delay");
+    assert!(!h.events().iter().any(|e| matches!(e, Ev::Login { .. })));
+    h.advance(1);
+    assert_eq!(h.recv(c), "530 Login incorrect.\r\n200 NOOP ok.\r\n");
+    assert!(h.events().contains(&Ev::Login {
+        session: 0,
+        user: b"u".to_vec(),
+        ok: false
+    }));
+    // A second try works.
+    assert!(h.cmd(c, "USER u").starts_with("331 "));
+    assert!(h.cmd(c, "PASS p").starts_with("230 "));
+}
+
+#[test]
+fn three_failed_logins_close_the_connection() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.recv(c);
+    for round in 1..=3 {
+        assert!(h.cmd(c, "USER u").starts_with("331 "), "round {round}");
+        assert_eq!(h.cmd(c, "PASS nope"), "");
+        h.advance(1_000);
+        let r = h.recv(c);
+        assert!(r.starts_with("530 "), "round {round}: {r:?}");
+        assert_eq!(h.stack.server_closed(c), round == 3, "round {round}: {r:?}");
+    }
+    assert!(h.events().contains(&Ev::Disconnected { session: 0 }));
+    assert_eq!(h.server.session_count(), 0);
+    assert_eq!(
+        h.stack.open_sockets(),
+        1,
+        "only the control listener is left"
+    );
+}
+
+#[test]
+fn commands_before_login_get_530() {
+    let mut h = Harness::new();
+    h.write("x", b"data");
+    let c = h.connect();
+    h.recv(c);
+    for line in [
+        "PWD",
+        "CWD /",
+        "LIST",
+        "NLST",
+        "RETR x",
+        "STOR y",
+        "MKD d",
+        "DELE x",
+        "RNFR x",
+        "PASV",
+        "EPSV",
+        "PORT 10,0,0,2,200,1",
+        "TYPE A",
+        "SIZE x",
+        "REST 5",
+        "MLST x",
+    ] {
+        let r = h.cmd(c, line);
+        assert!(r.starts_with("530 "), "{line}: {r:?}");
+    }
+    assert!(h.cmd(c, "SYST").starts_with("215 "));
+    assert!(h.cmd(c, "NOOP").starts_with("200 "));
+    assert!(h.cmd(c, "FEAT").starts_with("211-"));
+    assert!(
+        h.stack.listening().len() == 1,
+        "no passive listener was opened"
+    );
+    assert!(h.stack.connect_attempts.is_empty());
+    assert_eq!(h.names(""), ["home", "x"], "nothing was changed");
+    // USER, a refused command, then PASS still logs in.
+    assert!(h.cmd(c, "USER u").starts_with("331 "));
+    assert!(h.cmd(c, "PWD").starts_with("530 "));
+    assert!(h.cmd(c, "PASS p").starts_with("230 "));
+}
+
+#[test]
+fn pass_without_user_is_503() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.recv(c);
+    assert!(h.cmd(c, "PASS p").starts_with("503 "));
+    assert!(h.auth.attempts.is_empty(), "no authentication attempted");
+    assert!(h.cmd(c, "PWD").starts_with("530 "));
+}
+
+#[test]
+fn rnto_without_rnfr_is_503() {
+    let mut h = Harness::new();
+    h.write("a", b"A");
+    let c = h.login();
+    assert!(h.cmd(c, "RNTO b").starts_with("503 "));
+    assert!(h.cmd(c, "RNFR a").starts_with("350 "));
+    assert!(h.cmd(c, "RNTO b").starts_with("250 "));
+    assert_eq!(h.read("b"), b"A");
+    // RNFR is used up by RNTO, and by any other command in between.
+    assert!(h.cmd(c, "RNTO c").starts_with("503 "));
+    assert!(h.cmd(c, "RNFR b").starts_with("350 "));
+    assert!(h.cmd(c, "NOOP").starts_with("200 "));
+    assert!(h.cmd(c, "RNTO c").starts_with("503 "));
+    assert_eq!(h.names(""), ["b", "home"]);
+}
+
+/// Engine bug: RNFR/RNTO reuse the buffer holding the user name, so STAT
+/// afterwards reports the wrong user.
+#[test]
+fn stat_names_the_logged_in_user_after_a_rename() {
+    let mut h = Harness::new();
+    h.write("a", b"A");
+    let c = h.login();
+    assert!(h.cmd(c, "STAT").contains(" Logged in as u\r\n"));
+    assert!(h.cmd(c, "RNFR a").starts_with("350 "));
+    assert!(h.cmd(c, "RNTO b").starts_with("250 "));
+    let stat = h.cmd(c, "STAT");
+    assert!(
+        stat.contains(" Logged in as u\r\n"),
+        "STAT after a rename: {stat:?}"
+    );
+}
+
+// --- Downloads ---------------------------------------------------------------
+
+#[test]
+fn rest_then_retr_resumes_at_the_offset() {
+    let mut h = Harness::new();
+    let content = Rng::new(7).bytes(5_000);
+    h.write("f.bin", &content);
+    let c = h.login();
+    let d = h.pasv_connect(c);
+    assert_eq!(
+        h.cmd(c, "REST 1234"),
+        "350 Restarting at 1234. Send STOR or RETR.\r\n"
+    );
+    h.send(c, "RETR f.bin");
+    let (data, text) = h.drain_transfer(c, d);
+    assert_eq!(codes(&text), [150, 226]);
+    assert_eq!(data, content[1234..]);
+    assert_eq!(
+        transfers(&h),
+        [(TransferKind::Download, b"/f.bin".to_vec(), 3766, true)]
+    );
+
+    // REST applies to the next command only.
+    assert!(h.cmd(c, "REST 10").starts_with("350 "));
+    let d = h.pasv_connect(c);
+    h.send(c, "RETR f.bin");
+    let (data, _) = h.drain_transfer(c, d);
+    assert_eq!(data, content);
+
+    // An offset past the end is refused.
+    let _d = h.pasv_connect(c);
+    assert!(h.cmd(c, "REST 5001").starts_with("350 "));
+    assert!(h.cmd(c, "RETR f.bin").starts_with("554 "));
+}
+
+fn download(
+    h: &mut Harness,
+    c: ClientId,
+    name: &str,
+    cap: Option<usize>,
+) -> (Vec<u8>, String, ClientId) {
+    let d = h.pasv_connect(c);
+    h.stack.set_send_cap(d, cap);
+    h.send(c, &format!("RETR {name}"));
+    let (data, text) = h.drain_transfer(c, d);
+    (data, text, d)
+}
+
+#[test]
+fn retr_binary_with_partial_sends_is_byte_exact() {
+    let mut h = Harness::new();
+    let big = Rng::new(11).bytes(20_000);
+    let small = Rng::new(12).bytes(3 * BUF + 17);
+    h.write("big.bin", &big);
+    h.write("small.bin", &small);
+    let c = h.login();
+    let (data, text, d) = download(&mut h, c, "big.bin", Some(100));
+    assert_eq!(codes(&text), [150, 226]);
+    assert!(data == big, "binary download differs");
+    let conn = h.stack.connection(d);
+    assert!(conn.partial_sends > 0 && conn.would_blocks > 0, "{conn:?}");
+    for cap in [1, 7, 100, BUF - 1, BUF, BUF + 1, 5_000] {
+        let (data, text, _) = download(&mut h, c, "small.bin", Some(cap));
+        assert_eq!(codes(&text), [150, 226], "cap {cap}");
+        assert!(data == small, "binary download with cap {cap} differs");
+    }
+}
+
+/// A text file with lines of varying length, a CR LF straddling the first
+/// 512-byte source chunk (TYPE A reads half the buffer), a lone CR, and
+/// existing CR LFs.
+fn text_file(lines: usize) -> Vec<u8> {
+    let mut v = vec![b'x'; BUF / 2 - 1];
+    v.extend_from_slice(b"\r\n");
+    v.extend_from_slice(b"lone\rcr\n\n\r\n");
+    for i in 0..lines {
+        let len = (i * 37 + i / 3) % 97;
+        v.extend((0..len).map(|k| b'a' + ((i + k) % 26) as u8));
+        v.extend_from_slice(if i % 11 == 5 { b"\r\n" } else { b"\n" });
+    }
+    v
+}
+
+#[test]
+fn retr_type_a_converts_lf_to_crlf_across_chunk_edges() {
+    let mut h = Harness::new();
+    let text = text_file(150);
+    assert!(text.len() > 3 * BUF);
+    h.write("t.txt", &text);
+    let want = to_crlf(&text);
+    let c = h.login();
+    assert!(h.cmd(c, "TYPE A").starts_with("200 "));
+    for cap in [
+        None,
+        Some(1),
+        Some(2),
+        Some(3),
+        Some(7),
+        Some(100),
+        Some(511),
+        Some(512),
+        Some(513),
+        Some(1000),
+    ] {
+        let (data, reply, d) = download(&mut h, c, "t.txt", cap);
+        assert_eq!(codes(&reply), [150, 226], "cap {cap:?}");
+        if let Some(first) = data.iter().zip(&want).position(|(a, b)| a != b) {
+            panic!(
+                "cap {cap:?}: differs at byte {first}: got {:?}, want {:?}",
+                String::from_utf8_lossy(
+                    &data[first.saturating_sub(8)..(first + 8).min(data.len())]
+                ),
+                String::from_utf8_lossy(
+                    &want[first.saturating_sub(8)..(first + 8).min(want.len())]
+                ),
+            );
+        }
+        assert_eq!(data.len(), want.len(), "cap {cap:?}");
+        if cap.is_some_and(|c| c < BUF) {
+            assert!(
+                h.stack.connection(d).partial_sends > 0,
+                "cap {cap:?} exercised partial sends"
+            );
+        }
+    }
+}
+
+#[test]
+fn data_timeout_aborts_a_stalled_download() {
+    let mut h = Harness::new();
+    h.write("f", &vec![7u8; 10_000]);
+    let c = h.login();
+    let d = h.pasv_connect(c);
+    h.stack.set_send_cap(d, Some(100));
+    assert!(h.cmd(c, "RETR f").starts_with("150 "));
+    h.advance(4_999);
+    assert_eq!(h.recv(c), "");
+    assert!(!h.stack.server_closed(d));
+    h.advance(2);
+    assert!(h.recv(c).starts_with("426 "));
+    assert!(h.stack.server_closed(d));
+    assert_eq!(
+        transfers(&h),
+        [(TransferKind::Download, b"/f".to_vec(), 100, false)]
+    );
+    assert!(h.cmd(c, "NOOP").starts_with("200 "));
+}
+
+#[test]
+fn two_sessions_download_at_once_through_the_shared_buffer() {
+    let mut h = Harness::new();
+    let bin = Rng::new(21).bytes(9_000);
+    let text = text_file(100);
+    h.write("bin", &bin);
+    h.write("text", &text);
+    let a = h.login();
+    let b = h.login();
+    assert!(h.cmd(b, "TYPE A").starts_with("200 "));
+    let da = h.pasv_connect(a);
+    let db = h.pasv_connect(b);
+    h.stack.set_send_cap(da, Some(100));
+    h.stack.set_send_cap(db, Some(77));
+    h.send(a, "RETR bin");
+    h.send(b, "RETR text");
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    let (mut text_a, mut text_b) = (String::new(), String::new());
+    for _ in 0..10_000 {
+        h.run();
+        got_a.extend(h.stack.client_recv(da));
+        got_b.extend(h.stack.client_recv(db));
+        text_a.push_str(&h.recv(a));
+        text_b.push_str(&h.recv(b));
+        if h.stack.client_eof(da) && h.stack.client_eof(db) {
+            break;
+        }
+    }
+    h.run();
+    text_a.push_str(&h.recv(a));
+    text_b.push_str(&h.recv(b));
+    assert_eq!(codes(&text_a), [150, 226]);
+    assert_eq!(codes(&text_b), [150, 226]);
+    assert!(got_a == bin, "binary download differs");
+    assert!(got_b == to_crlf(&text), "text download differs");
+}
+
+// --- Uploads -----------------------------------------------------------------
+
+#[test]
+fn stor_type_a_collapses_crlf_split_across_segments() {
+    let mut h = Harness::new();
+    let c = h.login();
+    assert!(h.cmd(c, "TYPE A").starts_with("200 "));
+    let d = h.pasv_connect(c);
+    assert!(h.cmd(c, "STOR t.txt").starts_with("150 "));
+    for seg in [
+        &b"one\r"[..],
+        b"\ntwo\r",
+        b"\n",
+        b"three\r\r",
+        b"\n",
+        b"x\ry\r",
+    ] {
+        h.stack.client_send(d, seg);
+        h.run();
+        assert_eq!(h.stack.unread_by_server(d), 0);
+    }
+    h.stack.client_close(d);
+    h.run();
+    assert!(h.recv(c).starts_with("226 "));
+    assert_eq!(h.read("t.txt"), b"one\ntwo\nthree\r\nx\ry\r");
+
+    // A CR LF split by the server's own receive chunking (1023 bytes in TYPE A).
+    let mut body = vec![b'a'; BUF - 2];
+    body.extend_from_slice(b"\r\nb\r\n");
+    let d = h.pasv_connect(c);
+    assert!(h.cmd(c, "STOR u.txt").starts_with("150 "));
+    assert!(h.upload(c, d, &body).starts_with("226 "));
+    let mut want = vec![b'a'; BUF - 2];
+    want.extend_from_slice(b"\nb\n");
+    assert_eq!(h.read("u.txt"), want);
+
+    // TYPE I keeps every byte.
+    assert!(h.cmd(c, "TYPE I").starts_with("200 "));
+    let d = h.pasv_connect(c);
+    assert!(h.cmd(c, "STOR b.bin").starts_with("150 "));
+    assert!(h.upload(c, d, b"a\r\nb\r").starts_with("226 "));
+    assert_eq!(h.read("b.bin"), b"a\r\nb\r");
+}
+
+#[test]
+fn stor_replaces_a_file_through_a_temporary_name() {
+    let mut h = Harness::new();
+    h.write("f.txt", b"old");
+    let c = h.login();
+    let d = h.pasv_connect(c);
+    assert!(h.cmd(c, "STOR f.txt").starts_with("150 "));
+    h.stack.client_send(d, b"new ");
+    h.run();
+    assert_eq!(h.read("f.txt"), b"old", "target untouched while uploading");
+    assert!(has_temp(&h.names("")), "{:?}", h.names(""));
+    let r = h.upload(c, d, b"content");
+    assert_eq!(r, "226 Transfer complete.\r\n");
+    assert_eq!(h.read("f.txt"), b"new content");
+    assert_eq!(h.names(""), ["f.txt", "home"]);
+    assert_eq!(
+        transfers(&h),
+        [(TransferKind::Upload, b"/f.txt".to_vec(), 11, true)]
+    );
+}
+
+#[test]
+fn control_close_mid_upload_keeps_the_old_file_and_no_temp() {
+    let mut h = Harness::new();
+    h.write("keep.txt", b"old content");
+    let c = h.login();
+    let d = h.pasv_connect(c);
+    assert!(h.cmd(c, "STOR keep.txt").starts_with("150 "));
+    h.stack.client_send(d, &[b'n'; 3000]);
+    h.run();
+    assert!(has_temp(&h.names("")), "the upload is in progress");
+    h.stack.client_close(c);
+    h.run();
+    assert_eq!(h.read("keep.txt"), b"old content");
+    assert_eq!(h.names(""), ["home", "keep.txt"]);
+    assert!(
+        h.stack.server_closed(d),
+        "data connection closed with the session"
+    );
+    assert_eq!(
+        transfers(&h),
+        [(TransferKind::Upload, b"/keep.txt".to_vec(), 3000, false)]
+    );
+    assert!(h.events().contains(&Ev::Disconnected { session: 0 }));
+    assert_eq!(h.stack.open_sockets(), 1);
+}
+
+#[test]
+fn read_only_user_cannot_change_anything() {
+    let mut h = Harness::new();
+    h.write("f", b"data");
+    let c = h.login_as("ro");
+    let _d = h.pasv_connect(c);
+    for line in [
+        "STOR g", "APPE f", "DELE f", "MKD d", "RNFR f", "RMD home", "STOU",
+    ] {
+        let r = h.cmd(c, line);
+        assert!(r.starts_with("550 "), "{line}: {r:?}");
+    }
+    assert_eq!(h.names(""), ["f", "home"]);
+    let d = h.pasv_connect(c);
+    h.send(c, "RETR f");
+    assert_eq!(h.drain_transfer(c, d).0, b"data");
+}
+
+// --- ABOR ----------------------------------------------------------------------
+
+fn start_stalled_download(h: &mut Harness) -> (ClientId, ClientId) {
+    h.write("big", &vec![1u8; 50_000]);
+    let c = h.login();
+    let d = h.pasv_connect(c);
+    h.stack.set_send_cap(d, Some(100));
+    assert_eq!(h.cmd(c, "RETR big"), "150 Opening data connection.\r\n");
+    assert_eq!(h.stack.client_recv(d).len(), 100);
+    h.run();
+    (c, d)
+}
+
+#[test]
+fn abor_during_retr_gives_426_then_226() {
+    let mut h = Harness::new();
+    let (c, d) = start_stalled_download(&mut h);
+    assert!(h.cmd(c, "STAT").contains("Data transfer in progress"));
+    assert_eq!(
+        h.cmd(c, "ABOR"),
+        "426 Transfer aborted.\r\n226 ABOR command successful.\r\n"
+    );
+    assert!(h.stack.server_closed(d));
+    assert_eq!(transfers(&h).len(), 1);
+    assert!(!transfers(&h)[0].3);
+    assert!(h.cmd(c, "NOOP").starts_with("200 "));
+    assert_eq!(
+        h.stack.open_sockets(),
+        2,
+        "control listener and control connection"
+    );
+}
+
+#[test]
+fn telnet_ip_synch_before_abor_is_handled() {
+    let mut h = Harness::new();
+    let (c, d) = start_stalled_download(&mut h);
+    // IAC IP, then IAC DM (Synch), split across segments, then ABOR.
+    h.stack.client_send(c, b"\xff\xf4\xff");
+    h.run();
+    assert_eq!(h.recv(c), "");
+    h.stack.client_send(c, b"\xf2ABOR\r\n");
+    h.run();
+    assert_eq!(
+        h.recv(c),
+        "426 Transfer aborted.\r\n226 ABOR command successful.\r\n"
+    );
+    assert!(h.stack.server_closed(d));
+    assert!(h.cmd(c, "PWD").starts_with("257 "));
+}
+
+// --- Timeouts --------------------------------------------------------------------
+
+#[test]
+fn idle_timeout_closes_with_421() {
+    let mut h = Harness::new();
+    let c = h.login();
+    let t0 = h.now();
+    assert_eq!(h.last_poll.unwrap().deadline, Some(t0.add_millis(60_000)));
+    h.advance(59_999);
+    assert_eq!(h.recv(c), "");
+    assert!(!h.stack.server_closed(c));
+    h.advance(2);
+    assert_eq!(
+        h.recv(c),
+        "421 Idle timeout, closing control connection.\r\n"
+    );
+    assert!(h.stack.server_closed(c));
+    assert_eq!(h.server.session_count(), 0);
+}
+
+#[test]
+fn activity_restarts_the_idle_timer() {
+    let mut h = Harness::new();
+    let c = h.login();
+    for _ in 0..5 {
+        h.advance(50_000);
+        assert!(h.cmd(c, "NOOP").starts_with("200 "));
+    }
+    assert!(!h.stack.server_closed(c));
+}
+
+/// Runs a download with a 100-byte window, reading it every 2 s (less than
+/// the 3 s data timeout); 4 000 bytes take 80 s, far past the 10 s idle
+/// timeout. Returns the data and the control text.
+fn slow_download(h: &mut Harness) -> (ClientId, Vec<u8>, String) {
+    let content = Rng::new(3).bytes(4_000);
+    h.write("slow.bin", &content);
+    let c = h.login();
+    let d = h.pasv_connect(c);
+    h.stack.set_send_cap(d, Some(100));
+    h.send(c, "RETR slow.bin");
+    let start = h.now();
+    let mut data = Vec::new();
+    let mut text = String::new();
+    for _ in 0..1_000 {
+        h.run();
+        text.push_str(&h.recv(c));
+        data.extend(h.stack.client_recv(d));
+        if h.stack.client_eof(d) {
+            break;
+        }
+        assert!(
+            !text.contains("421"),
+            "idle timeout during a transfer: {text:?}"
+        );
+        h.clock.advance(2_000);
+    }
+    assert!(
+        h.now().millis_since(start) > 60_000,
+        "the download was slow"
+    );
+    assert_eq!(data, content);
+    (c, data, text)
+}
+
+fn slow_config() -> Config {
+    config(|c| {
+        c.idle_timeout_ms = 10_000;
+        c.data_timeout_ms = 3_000;
+    })
+}
+
+#[test]
+fn idle_timeout_is_paused_during_a_slow_download() {
+    let mut h = Harness::with_config(slow_config());
+    let (_, _, text) = slow_download(&mut h);
+    assert_eq!(&codes(&text)[..2], [150, 226], "{text:?}");
+}
+
+/// Engine bug: the idle timer is not restarted when a transfer ends, so a
+/// transfer longer than the idle timeout is followed at once by 421.
+#[test]
+fn idle_timer_restarts_after_a_long_transfer() {
+    let mut h = Harness::with_config(slow_config());
+    let (c, _, text) = slow_download(&mut h);
+    assert_eq!(codes(&text), [150, 226], "nothing after 226: {text:?}");
+    assert!(!h.stack.server_closed(c));
+    assert!(h.cmd(c, "NOOP").starts_with("200 "));
+}
+
+#[test]
+fn data_timeout_without_data_connection_gives_425() {
+    let mut h = Harness::new();
+    h.write("f", b"data");
+    let c = h.login();
+    let addr = h.pasv(c);
+    assert!(h.stack.listening().contains(&addr));
+    let t0 = h.now();
+    assert!(h.cmd(c, "RETR f").starts_with("150 "));
+    assert_eq!(h.last_poll.unwrap().deadline, Some(t0.add_millis(5_000)));
+    h.advance(4_999);
+    assert_eq!(h.recv(c), "");
+    h.advance(2);
+    assert_eq!(h.recv(c), "425 Can't open data connection.\r\n");
+    assert!(
+        !h.stack.listening().contains(&addr),
+        "passive listener closed"
+    );
+    assert_eq!(
+        transfers(&h),
+        [(TransferKind::Download, b"/f".to_vec(), 0, false)]
+    );
+    assert!(h.cmd(c, "NOOP").starts_with("200 "));
+    assert_eq!(h.stack.open_sockets(), 2);
+}
+
+/// Engine bug: `Poll::deadline` is the last instant at which the timer has
+/// *not* fired (the checks use `>`), so a driver that sleeps until the
+/// deadline and polls finds nothing to do and gets the same deadline back.
+#[test]
+fn polling_at_the_deadline_fires_the_idle_timer() {
+    let mut h = Harness::new();
+    let c = h.login();
+    let deadline = h.run().deadline.unwrap();
+    h.clock.set(deadline);
+    let p = h.run();
+    assert_eq!(
+        h.recv(c),
+        "421 Idle timeout, closing control connection.\r\n",
+        "next deadline {p:?}"
+    );
+}
+
+/// Same off-by-one for the data timeout (see above).
+#[test]
+fn polling_at_the_deadline_fires_the_data_timer() {
+    let mut h = Harness::new();
+    h.write("f", b"data");
+    let c = h.login();
+    let _ = h.pasv(c);
+    assert!(h.cmd(c, "RETR f").starts_with("150 "));
+    let deadline = h.run().deadline.unwrap();
+    h.clock.set(deadline);
+    let p = h.run();
+    assert_eq!(
+        h.recv(c),
+        "425 Can't open data connection.\r\n",
+        "next deadline {p:?}"
+    );
+}
+
+// --- Connection limits -------------------------------------------------------------
+
+#[test]
+fn max_sessions_refuses_the_third_client_with_421() {
+    let mut h = Harness::with_config(config(|c| c.max_sessions = 2));
+    let a = h.connect_from(Ipv4Addr::new(10, 0, 0, 2));
+    let b = h.connect_from(Ipv4Addr::new(10, 0, 0, 3));
+    let x = h.connect_from(Ipv4Addr::new(10, 0, 0, 4));
+    assert!(h.recv(a).starts_with("220 "));
+    assert!(h.recv(b).starts_with("220 "));
+    assert_eq!(h.recv(x), "421 Too many users, try again later.\r\n");
+    assert!(h.stack.server_closed(x));
+    assert!(h.events().contains(&Ev::Refused {
+        peer: h.client_addr(x)
+    }));
+    assert_eq!(h.server.session_count(), 2);
+    // A slot frees up after QUIT.
+    assert_eq!(h.cmd(a, "QUIT"), "221 Goodbye.\r\n");
+    assert!(h.stack.server_closed(a));
+    let y = h.connect_from(Ipv4Addr::new(10, 0, 0, 4));
+    assert!(h.recv(y).starts_with("220 "));
+    assert!(!h.stack.server_closed(y));
+}
+
+#[test]
+fn max_per_ip_refuses_a_second_connection_from_one_address() {
+    let mut h = Harness::with_config(config(|c| c.max_per_ip = 1));
+    let a = h.connect();
+    let b = h.connect();
+    let other = h.connect_from(OTHER_IP);
+    assert!(h.recv(a).starts_with("220 "));
+    assert_eq!(h.recv(b), "421 Too many connections from your address.\r\n");
+    assert!(h.stack.server_closed(b));
+    assert!(h.recv(other).starts_with("220 "));
+    assert_eq!(h.server.session_count(), 2);
+}
+
+// --- Active mode ---------------------------------------------------------------------
+
+#[test]
+fn port_to_another_ip_is_refused_without_connecting() {
+    let mut h = Harness::new();
+    h.write("f", b"data");
+    let c = h.login();
+    h.stack.client_listen("10.9.9.9:50000".parse().unwrap());
+    assert_eq!(
+        h.cmd(c, "PORT 10,9,9,9,195,80"),
+        "504 Data connections only to the client's own address.\r\n"
+    );
+    assert!(h.cmd(c, "EPRT |1|10.9.9.9|50000|").starts_with("504 "));
+    assert!(
+        h.cmd(c, "RETR f").starts_with("425 "),
+        "no data address was accepted"
+    );
+    assert!(h.stack.connect_attempts.is_empty());
+}
+
+#[test]
+fn port_below_1024_is_refused() {
+    let mut h = Harness::new();
+    h.write("f", b"data");
+    let c = h.login();
+    assert_eq!(
+        h.cmd(c, "PORT 10,0,0,2,0,21"),
+        "504 Data connections to ports below 1024 are refused.\r\n"
+    );
+    assert!(h.cmd(c, "EPRT |1|10.0.0.2|1023|").starts_with("504 "));
+    assert!(h.cmd(c, "RETR f").starts_with("425 "));
+    assert!(h.stack.connect_attempts.is_empty());
+}
+
+#[test]
+fn port_to_the_client_connects_actively() {
+    let mut h = Harness::new();
+    let content = Rng::new(5).bytes(3_000);
+    h.write("f", &content);
+    let c = h.login();
+    let target: SocketAddr = "10.0.0.2:50000".parse().unwrap();
+    h.stack.client_listen(target);
+    assert_eq!(h.cmd(c, "PORT 10,0,0,2,195,80"), "200 Command okay.\r\n");
+    assert!(h.cmd(c, "RETR f").starts_with("150 "));
+    let d = h.stack.client_accept(target).expect("server connected");
+    let (data, text) = h.drain_transfer(c, d);
+    assert_eq!(data, content);
+    assert_eq!(codes(&text), [226]);
+    assert_eq!(h.stack.connect_attempts, [target]);
+    // Nobody listening: 425 instead of a hang.
+    assert!(h.cmd(c, "PORT 10,0,0,2,195,81").starts_with("200 "));
+    assert!(h.cmd(c, "RETR f").starts_with("150 "));
+    h.run();
+    assert_eq!(h.recv(c), "425 Can't open data connection.\r\n");
+    assert_eq!(h.stack.open_sockets(), 2);
+}
+
+// --- Passive mode ----------------------------------------------------------------------
+
+#[test]
+fn passive_connection_from_another_ip_is_refused() {
+    let mut h = Harness::new();
+    let content = Rng::new(9).bytes(2_000);
+    h.write("f", &content);
+    let c = h.login();
+    let addr = h.pasv(c);
+    assert_eq!(addr.ip(), IpAddr::V4(SERVER_IP));
+    assert!(h.cmd(c, "RETR f").starts_with("150 "));
+    let thief = h.data_connect(addr, IpAddr::V4(OTHER_IP));
+    assert!(h.stack.server_closed(thief), "the thief is disconnected");
+    assert!(h.stack.client_recv(thief).is_empty());
+    assert_eq!(h.recv(c), "", "the transfer still waits");
+    let d = h.data_connect(addr, IpAddr::V4(CLIENT_IP));
+    let (data, text) = h.drain_transfer(c, d);
+    assert_eq!(data, content);
+    assert_eq!(codes(&text), [226]);
+}
+
+#[test]
+fn pasv_skips_a_taken_port_and_epsv_works() {
+    let mut h = Harness::new();
+    h.write("f", b"epsv data");
+    h.stack
+        .occupy(SocketAddr::new(IpAddr::V4(SERVER_IP), 49152));
+    let c = h.login();
+    let addr = h.pasv(c);
+    assert_eq!(addr, SocketAddr::new(IpAddr::V4(SERVER_IP), 49153));
+    // A new PASV/EPSV replaces the old listener.
+    let d = h.epsv_connect(c);
+    assert!(!h.stack.listening().contains(&addr));
+    h.send(c, "RETR f");
+    let (data, text) = h.drain_transfer(c, d);
+    assert_eq!(data, b"epsv data");
+    assert_eq!(codes(&text), [150, 226]);
+}
+
+// --- Control-line robustness ----------------------------------------------------------
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.stack
+        .client_send(c, b"USER u\r\nPASS p\r\nPWD\r\nSYST\r\nNOOP\n");
+    h.run();
+    assert_eq!(codes(&h.recv(c)), [220, 331, 230, 257, 215, 200]);
+}
+
+/// Engine bug: end of stream on the control connection drops the session at
+/// once, even with complete command lines still buffered, so commands a
+/// client pipelined before half-closing are never carried out.
+#[test]
+fn commands_before_a_half_close_are_all_answered() {
+    let mut h = Harness::new();
+    h.write("a", b"A");
+    let c = h.login();
+    h.stack.client_send(c, b"NOOP\r\nDELE a\r\nPWD\r\nQUIT\r\n");
+    h.stack.client_shutdown_write(c);
+    h.run();
+    let text = h.recv(c);
+    assert_eq!(codes(&text), [200, 250, 257, 221], "{text:?}");
+    assert!(h.stack.server_closed(c));
+}
+
+#[test]
+fn replies_survive_partial_sends_on_control() {
+    let mut h = Harness::new();
+    let c = h.login();
+    h.stack.set_send_cap(c, Some(5));
+    h.send(c, "FEAT");
+    h.send(c, "HELP");
+    let mut text = Vec::new();
+    for _ in 0..1_000 {
+        h.run();
+        text.extend(h.stack.client_recv(c));
+        if text.ends_with(b"214 Help OK.\r\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.starts_with("211-Features:\r\n"));
+    assert_eq!(codes(&text), [211, 214]);
+    assert!(h.stack.connection(c).partial_sends > 0);
+}
+
+#[test]
+fn over_long_line_gets_500_and_the_next_command_works() {
+    let mut h = Harness::new();
+    let c = h.login();
+    let long = format!("NOOP {}\r\nPWD\r\n", "x".repeat(600));
+    h.stack.client_send(c, long.as_bytes());
+    h.run();
+    assert_eq!(codes(&h.recv(c)), [500, 257]);
+    // Much longer, in pieces.
+    for _ in 0..10 {
+        h.stack.client_send(c, &[b'y'; 700]);
+        h.run();
+    }
+    h.stack.client_send(c, b"\r\nSYST\r\n");
+    h.run();
+    assert_eq!(codes(&h.recv(c)), [500, 215], "one 500 per over-long line");
+}
+
+#[test]
+fn binary_garbage_never_panics() {
+    const VERBS: &[&str] = &[
+        "ABOR", "ACCT", "ALLO", "APPE", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HELP",
+        "LIST", "MDTM", "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASV",
+        "PORT", "PWD", "REST", "RETR", "RMD", "RNFR", "RNTO", "SIZE", "STAT", "STOR", "STOU",
+        "STRU", "SYST", "TYPE", "XCUP", "XMKD", "XPWD", "AUTH", "PBSZ", "PROT",
+    ];
+    const VALID: &[&str] = &[
+        "NOOP",
+        "PWD",
+        "TYPE A",
+        "TYPE I",
+        "CWD /",
+        "CDUP",
+        "MKD fz",
+        "CWD fz",
+        "RMD /fz",
+        "SIZE f",
+        "MDTM f",
+        "PASV",
+        "EPSV",
+        "LIST",
+        "NLST",
+        "MLSD",
+        "REST 3",
+        "RETR f",
+        "STOR g",
+        "ABOR",
+        "STAT",
+        "STAT /",
+        "HELP",
+        "FEAT",
+        "MLST f",
+        "OPTS UTF8 ON",
+    ];
+    let mut h = Harness::new();
+    h.write("f", b"0123456789");
+    let mut rng = Rng::new(0x5eed_f00d);
+    let c = h.login();
+    let mut replies = String::new();
+    for batch in 0..60 {
+        let mut bytes = Vec::new();
+        for _ in 0..50 {
+            match rng.below(10) {
+                0..=3 => {
+                    let n = rng.below(700);
+                    bytes.extend(rng.bytes(n));
+                }
+                4..=7 => {
+                    bytes.extend(VERBS[rng.below(VERBS.len())].as_bytes());
+                    if rng.below(4) != 0 {
+                        bytes.push(b' ');
+                        let n = rng.below(300);
+                        bytes.extend(rng.bytes(n).iter().map(|b| {
+                            if rng.below(2) == 0 {
+                                b' ' + b % 95
+                            } else {
+                                *b
+                            }
+                        }));
+                    }
+                }
+                _ => bytes.extend(VALID[rng.below(VALID.len())].as_bytes()),
+            }
+            bytes.extend_from_slice(b"\r\n");
+        }
+        h.stack.client_send(c, &bytes);
+        h.run();
+        let text = h.recv(c);
+        // Serve the last passive listener announced, if it still listens.
+        let addr = text.split("\r\n").filter_map(parse_227).last();
+        if let Some(addr) = addr.filter(|a| h.stack.listening().contains(a)) {
+            let d = h.data_connect(addr, IpAddr::V4(CLIENT_IP));
+            let n = rng.below(3_000);
+            h.stack.client_send(d, &rng.bytes(n));
+            h.run();
+            h.stack.client_close(d);
+        }
+        replies.push_str(&text);
+        h.advance(5_001);
+        replies.push_str(&h.recv(c));
+        assert!(
+            !h.stack.server_closed(c),
+            "batch {batch}: connection dropped"
+        );
+    }
+    // Drain what is still queued, then the server must answer NOOP.
+    h.send(c, "NOOP");
+    let mut tail = String::new();
+    for _ in 0..500 {
+        h.advance(5_001);
+        tail.push_str(&h.recv(c));
+        if tail.ends_with("200 NOOP ok.\r\n") {
+            break;
+        }
+    }
+    assert!(tail.ends_with("200 NOOP ok.\r\n"), "{tail:?}");
+    assert!(!h.stack.server_closed(c));
+    replies.push_str(&tail);
+    assert!(
+        codes(&replies).len() > 1_000,
+        "the server answered the lines"
+    );
+    // Any garbage uploads stayed inside the root, and no temp is left.
+    assert!(!has_temp(&h.names("")));
+}
+
+// --- Listings ----------------------------------------------------------------------------
+
+fn list(h: &mut Harness, c: ClientId, line: &str, cap: Option<usize>) -> (Vec<String>, String) {
+    let d = h.pasv_connect(c);
+    h.stack.set_send_cap(d, cap);
+    h.send(c, line);
+    let (data, text) = h.drain_transfer(c, d);
+    let data = String::from_utf8(data).unwrap();
+    assert!(
+        data.is_empty() || data.ends_with("\r\n"),
+        "{line}: incomplete last line"
+    );
+    let lines = data.split_terminator("\r\n").map(str::to_owned).collect();
+    (lines, text)
+}
+
+#[test]
+fn list_of_300_entries_arrives_complete_with_small_send_capacity() {
+    let mut h = Harness::new();
+    let mut want: Vec<String> = (0..300).map(|i| format!("entry_{i:03}.txt")).collect();
+    for (i, name) in want.iter().enumerate() {
+        h.write(&format!("many/{name}"), &vec![b'z'; i]);
+    }
+    want.sort();
+    let c = h.login();
+    assert!(h.cmd(c, "CWD many").starts_with("250 "));
+
+    let (lines, text) = list(&mut h, c, "LIST", Some(37));
+    assert_eq!(codes(&text), [150, 226]);
+    assert_eq!(lines.len(), 300);
+    let mut names: Vec<String> = Vec::new();
+    for l in &lines {
+        assert!(l.starts_with("-r"), "{l:?}");
+        let name = l.rsplit(' ').next().unwrap().to_owned();
+        let size: usize = name[6..9].parse().unwrap();
+        assert!(l.contains(&format!(" {size} ")), "size column of {l:?}");
+        names.push(name);
+    }
+    names.sort();
+    assert_eq!(names, want);
+
+    let (mut lines, _) = list(&mut h, c, "NLST", Some(13));
+    lines.sort();
+    assert_eq!(lines, want);
+
+    let (lines, _) = list(&mut h, c, "MLSD", Some(50));
+    assert_eq!(lines.len(), 300);
+    let mut names: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            assert!(l.contains("type=file;"), "{l:?}");
+            l.split_once("; ").unwrap().1.to_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, want);
+}
+
+#[test]
+fn upload_temp_files_are_hidden_from_listings() {
+    let mut h = Harness::new();
+    h.write("visible.txt", b"v");
+    h.write("stray.txt.3.ferry-part", b"left over");
+    let up = h.login();
+    let d = h.pasv_connect(up);
+    assert!(h.cmd(up, "STOR new.bin").starts_with("150 "));
+    h.stack.client_send(d, b"partial");
+    h.run();
+    let on_disk = h.names("");
+    assert_eq!(
+        on_disk
+            .iter()
+            .filter(|n| n.ends_with(".ferry-part"))
+            .count(),
+        2,
+        "{on_disk:?}"
+    );
+
+    let c = h.login();
+    let (mut nlst, _) = list(&mut h, c, "NLST", None);
+    nlst.sort();
+    assert_eq!(nlst, ["home", "visible.txt"]);
+    for cmd in ["LIST", "MLSD"] {
+        let (lines, _) = list(&mut h, c, cmd, Some(17));
+        assert_eq!(lines.len(), 2, "{cmd}: {lines:?}");
+        assert!(
+            !lines.iter().any(|l| l.contains("ferry-part")),
+            "{cmd}: {lines:?}"
+        );
+    }
+    let stat = h.cmd(c, "STAT /");
+    assert!(
+        stat.starts_with("212-") && stat.contains("visible.txt"),
+        "{stat:?}"
+    );
+    assert!(!stat.contains("ferry-part"), "{stat:?}");
+
+    // Finishing the upload makes the file appear.
+    h.stack.client_close(d);
+    h.run();
+    assert!(h.recv(up).starts_with("226 "));
+    let (mut nlst, _) = list(&mut h, c, "NLST", None);
+    nlst.sort();
+    assert_eq!(nlst, ["home", "new.bin", "visible.txt"]);
+}
+
+// --- Home directories ----------------------------------------------------------------------
+
+#[test]
+fn home_user_sees_root_and_cannot_escape() {
+    let mut h = Harness::new();
+    h.write("secret.txt", b"top secret");
+    h.write("home/h/inside.txt", b"mine");
+    let c = h.login_as("h");
+    let pwd = "257 \"/\" is the current directory.\r\n";
+    assert_eq!(h.cmd(c, "PWD"), pwd);
+    assert!(h.cmd(c, "CWD ..").starts_with("250 "));
+    assert_eq!(h.cmd(c, "PWD"), pwd);
+    assert!(h.cmd(c, "CWD ../../..").starts_with("250 "));
+    assert_eq!(h.cmd(c, "PWD"), pwd);
+    assert!(h.cmd(c, "CDUP").starts_with("250 "));
+    assert_eq!(h.cmd(c, "PWD"), pwd);
+    assert!(
+        h.cmd(c, "CWD ../home").starts_with("550 "),
+        "no /home inside the home"
+    );
+    assert!(h.cmd(c, "SIZE ../secret.txt").starts_with("550 "));
+    assert!(h.cmd(c, "SIZE /../../secret.txt").starts_with("550 "));
+    assert_eq!(h.cmd(c, "SIZE inside.txt"), "213 4\r\n");
+    let (mut names, _) = list(&mut h, c, "NLST ..", None);
+    names.sort();
+    assert_eq!(names, ["inside.txt"]);
+    let _d = h.pasv_connect(c);
+    assert!(h.cmd(c, "RETR ../secret.txt").starts_with("550 "));
+    // Writes land inside the home.
+    let d = h.pasv_connect(c);
+    assert!(h.cmd(c, "STOR ../../escape.txt").starts_with("150 "));
+    assert!(h.upload(c, d, b"x").starts_with("226 "));
+    assert_eq!(h.names(""), ["home", "secret.txt"]);
+    assert_eq!(h.names("home/h"), ["escape.txt", "inside.txt"]);
+    assert_eq!(h.read("secret.txt"), b"top secret");
+}
+
+// --- Lifecycle --------------------------------------------------------------------------------
+
+#[test]
+fn quit_closes_and_every_socket_is_released() {
+    let mut h = Harness::new();
+    h.write("f", &vec![3u8; 10_000]);
+    let a = h.login();
+    let b = h.login();
+    // a: an aborted download; b: a passive listener left open.
+    let d = h.pasv_connect(a);
+    h.stack.set_send_cap(d, Some(10));
+    assert!(h.cmd(a, "RETR f").starts_with("150 "));
+    let _ = h.pasv(b);
+    // Control listener, two control connections, a's passive listener and
+    // data connection, b's passive listener.
+    assert_eq!(h.stack.open_sockets(), 1 + 2 + 2 + 1);
+    assert_eq!(codes(&h.cmd(a, "ABOR")), [426, 226]);
+    assert_eq!(h.cmd(a, "QUIT"), "221 Goodbye.\r\n");
+    assert_eq!(h.cmd(b, "QUIT"), "221 Goodbye.\r\n");
+    assert!(h.stack.server_closed(a) && h.stack.server_closed(b));
+    assert_eq!(h.server.session_count(), 0);
+    assert_eq!(h.stack.open_sockets(), 1, "only the control listener");
+    assert_eq!(
+        h.events()
+            .iter()
+            .filter(|e| matches!(e, Ev::Disconnected { .. }))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_client_that_never_reads_the_goodbye_is_dropped_after_a_grace_time() {
+    let mut h = Harness::new();
+    let c = h.login();
+    h.stack.set_send_cap(c, Some(4));
+    h.send(c, "QUIT");
+    h.run();
+    h.advance(4_000);
+    assert!(!h.stack.server_closed(c), "still flushing the goodbye");
+    h.advance(1_002);
+    assert!(h.stack.server_closed(c));
+    assert_eq!(h.stack.client_recv(c), b"221 ");
+    assert_eq!(h.stack.open_sockets(), 1);
+}
+
+#[test]
+fn the_session_table_holds_n_sessions() {
+    let mut h = Harness::new();
+    let ids: Vec<ClientId> = (1..=5)
+        .map(|i| h.connect_from(Ipv4Addr::new(10, 0, 1, i)))
+        .collect();
+    for &c in &ids[..4] {
+        assert!(h.recv(c).starts_with("220 "));
+    }
+    assert_eq!(h.recv(ids[4]), "421 Too many users, try again later.\r\n");
+    assert_eq!(h.server.session_count(), 4);
+}
+
+#[test]
+fn shutdown_says_421_and_releases_everything() {
+    let mut h = Harness::new();
+    h.write("f", b"old");
+    let a = h.login();
+    let b = h.login();
+    let d = h.pasv_connect(a);
+    assert!(h.cmd(a, "STOR f").starts_with("150 "));
+    h.stack.client_send(d, b"half");
+    h.run();
+    assert!(has_temp(&h.names("")));
+    h.server.shutdown(&mut h.stack, &mut h.fs);
+    assert_eq!(codes(&h.recv(a)), [426, 421]);
+    assert_eq!(codes(&h.recv(b)), [421]);
+    assert!(h.stack.server_closed(a) && h.stack.server_closed(b) && h.stack.server_closed(d));
+    assert_eq!(h.stack.open_sockets(), 0);
+    assert_eq!(h.names(""), ["f", "home"]);
+    assert_eq!(h.read("f"), b"old");
+}
+
+#[test]
+fn empty_files_append_and_restarted_uploads() {
+    let mut h = Harness::new();
+    h.write("empty", b"");
+    let c = h.login();
+    let d = h.pasv_connect(c);
+    h.send(c, "RETR empty");
+    let (data, text) = h.drain_transfer(c, d);
+    assert!(data.is_empty());
+    assert_eq!(codes(&text), [150, 226]);
+
+    h.write("log", b"one\n");
+    let d = h.pasv_connect(c);
+    assert!(h.cmd(c, "APPE log").starts_with("150 "));
+    assert!(h.upload(c, d, b"two\n").starts_with("226 "));
+    assert_eq!(h.read("log"), b"one\ntwo\n");
+
+    h.write("part", b"0123456789");
+    let d = h.pasv_connect(c);
+    assert!(h.cmd(c, "REST 4").starts_with("350 "));
+    assert!(h.cmd(c, "STOR part").starts_with("150 "));
+    assert!(h.upload(c, d, b"ab").starts_with("226 "));
+    assert_eq!(h.read("part"), b"0123ab6789");
+
+    let d = h.pasv_connect(c);
+    let r = h.cmd(c, "STOU");
+    assert!(r.starts_with("150 FILE: "), "{r:?}");
+    let name = r.trim_end().strip_prefix("150 FILE: ").unwrap().to_owned();
+    assert!(h.upload(c, d, b"unique").starts_with("226 "));
+    assert_eq!(h.read(&name), b"unique");
+    assert!(!has_temp(&h.names("")));
+}
