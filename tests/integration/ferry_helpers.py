@@ -6,6 +6,7 @@ polling works.
 """
 from __future__ import annotations
 
+import atexit
 import ftplib
 import os
 import random
@@ -113,6 +114,17 @@ class ServerStartError(Exception):
     pass
 
 
+_LIVE = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    """Last resort (e.g. the test run itself is interrupted)."""
+    for p in list(_LIVE):
+        if p.poll() is None:
+            p.kill()
+
+
 class Ferryd:
     """One ferryd process. `port` is the IPv4 listener, `port6` the IPv6 one
     (None when not started with IPv6)."""
@@ -179,6 +191,7 @@ class Ferryd:
         env.setdefault("RUST_BACKTRACE", "1")
         self.proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                      env=env, cwd=self.workdir)
+        _LIVE.add(self.proc)
         out.close()
         err.close()
         deadline = time.monotonic() + READY_TIMEOUT
@@ -219,6 +232,7 @@ class Ferryd:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=5)
+        _LIVE.discard(p)
         return p.returncode
 
     def interrupt(self, timeout=10):

@@ -266,3 +266,26 @@ def test_mkd_trailing_slash(ftp, root):
     assert (root / "newdir").is_dir()
     assert ftp.cmd("RMD newdir/")[0] == 250
     assert not (root / "newdir").exists()
+
+
+def test_long_names_and_deep_paths(ftp, root):
+    """Host file systems allow 255-byte names (NAME_MAX) in any directory and
+    paths far longer than 255 bytes; mirroring such a tree must work."""
+    name = "n" * 255
+    (root / "sub").mkdir()
+    (root / "sub" / name).write_bytes(b"long name")
+    assert ftp.retr_bytes(f"sub/{name}") == b"long name"
+    assert ftp.cmd("CWD sub")[0] == 250
+    assert name in ftp.nlst()
+    ftp.stor_bytes("x" * 255, b"up")
+    assert (root / "sub" / ("x" * 255)).read_bytes() == b"up"
+    # ~1000 bytes deep, reached by relative steps (each line stays short)
+    comp = "d" * 100
+    for _ in range(10):
+        code, resp = ftp.cmd(f"MKD {comp}")
+        assert code == 257, resp
+        assert ftp.cmd(f"CWD {comp}")[0] == 250
+    ftp.stor_bytes("deep.txt", b"deep")
+    deep = root / "sub" / "/".join([comp] * 10)
+    assert (deep / "deep.txt").read_bytes() == b"deep"
+    assert ftplib.parse257(ftp.cmd("PWD")[1]) == "/sub/" + "/".join([comp] * 10)

@@ -19,9 +19,10 @@ usage: cargo xtask <command>
 
 commands:
   setup           install what the tests need (Debian packages, pytest)
-  test [--quick]  docs check, fmt, clippy, unit tests, Cortex-M3 build of
-                  ferry-core, ferryd release build, integration tests;
-                  --quick skips fmt, clippy and the Cortex-M3 build
+  test [--quick]  docs check, fmt, clippy, unit tests, Cortex-M3 builds of
+                  ferry-core and size-probe, ferryd release build,
+                  integration tests; --quick skips fmt, clippy and the
+                  Cortex-M3 builds
   size            ROM and RAM of ferry-core on a Cortex-M3 (thumbv7m) at
                   opt-level \"z\" and \"s\"; updates docs/BENCHMARKS.md and README.md
   fuzz [--time SECS] [TARGET...]

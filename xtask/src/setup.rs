@@ -61,15 +61,11 @@ pub fn run() -> Result<(), Failure> {
     if requirements.is_file() {
         // pip installs only what is missing or too old, and says nothing
         // with --quiet when all is there.
-        cmd::run(
-            Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "-r"])
-                .arg(&requirements),
-        )?;
+        cmd::run(pip().arg("-r").arg(&requirements))?;
     } else if pytest_available() {
         println!("installed already: pytest");
     } else {
-        cmd::run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "pytest"]))?;
+        cmd::run(pip().arg("pytest"))?;
     }
     if !pytest_available() {
         return Err(Failure(
@@ -101,4 +97,14 @@ fn privileged(program: &str) -> Command {
         cmd.arg(program);
         cmd
     }
+}
+
+/// `python3 -m pip install --quiet`, without pip's warnings about running
+/// as root or about its own version.
+fn pip() -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.env("PIP_ROOT_USER_ACTION", "ignore")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .args(["-m", "pip", "install", "--quiet"]);
+    cmd
 }

@@ -161,6 +161,16 @@ pub fn run() -> Result<(), Failure> {
                 .args(["rev-parse", "--short", "HEAD"]),
         )
         .unwrap_or_else(|| "unknown".into());
+    let dirty = Command::new("git")
+        .current_dir(&root)
+        .args(["diff", "--quiet", "HEAD", "--"])
+        .status()
+        .is_ok_and(|status| status.code() == Some(1));
+    let commit = if dirty {
+        format!("{commit} with uncommitted changes")
+    } else {
+        commit
+    };
     let provenance = format!(
         "Measured by `cargo xtask size` on {} (commit {commit}, {toolchain} from Debian), \
          for {THUMB_TARGET} (Cortex-M3).",
@@ -177,7 +187,7 @@ pub fn run() -> Result<(), Failure> {
 }
 
 /// Builds the probe at `opt`; the path of the ELF image.
-fn build_probe(root: &Path, opt: &str) -> Result<std::path::PathBuf, Failure> {
+pub fn build_probe(root: &Path, opt: &str) -> Result<std::path::PathBuf, Failure> {
     let target_dir = root.join("target/size-probe").join(format!("opt-{opt}"));
     let mut cargo = cmd::debian_cargo();
     // No `--locked`: the probe's path dependencies change under it as the
@@ -280,7 +290,7 @@ fn report(z: &Rom, s: &Rom, ram: &Ram, toolchain: &str) -> String {
         z.harness,
         s.harness,
     );
-    out += "  by crate (symbols only; '-' = no Rust crate, e.g. memcpy):\n";
+    out += "  by crate ('-': symbols of no Rust crate, e.g. memcpy and anonymous constants):\n";
     let crates: std::collections::BTreeSet<&String> =
         z.by_crate.keys().chain(s.by_crate.keys()).collect();
     for krate in crates {

@@ -3,12 +3,12 @@
 //!
 //! A step whose tool is missing is skipped with a loud line and listed again
 //! at the end, unless `CI=true`, where it fails: CI must never pass by
-//! running less. `--quick` leaves out fmt, clippy and the Cortex-M3 build.
+//! running less. `--quick` leaves out fmt, clippy and the Cortex-M3 builds.
 use std::path::PathBuf;
 use std::process::Command;
 
 use crate::cmd::{self, find_program, header};
-use crate::{docs, setup, Failure};
+use crate::{docs, setup, size, Failure};
 
 /// The Cortex-M3 target that ferry-core must always build for.
 pub const THUMB_TARGET: &str = "thumbv7m-none-eabi";
@@ -57,7 +57,7 @@ pub fn run(quick: bool) -> Result<(), Failure> {
     docs::check_paths(&root)?;
 
     if quick {
-        println!("\n(--quick: leaving out fmt, clippy and the {THUMB_TARGET} build)");
+        println!("\n(--quick: leaving out fmt, clippy and the {THUMB_TARGET} builds)");
     } else {
         header("fmt");
         cmd::run(cmd::cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -86,6 +86,18 @@ pub fn run(quick: bool) -> Result<(), Failure> {
             cmd::debian_toolchain_missing(),
         )? {
             cmd::run(&mut thumb_build())?;
+        }
+
+        // A probe that no longer compiles against the engine's API would only
+        // show up at the next `cargo xtask size`.
+        header(&format!("size-probe links for {THUMB_TARGET}"));
+        let missing = cmd::debian_toolchain_missing().or_else(|| {
+            find_program("ld.lld")
+                .is_none()
+                .then(|| "ld.lld (Debian package lld)".to_string())
+        });
+        if skips.check("size-probe build", missing)? {
+            size::build_probe(&root, "z")?;
         }
     }
 
@@ -187,5 +199,30 @@ fn integration(root: &std::path::Path, skips: &mut Skips) -> Result<(), Failure>
         Some(0) => Ok(()),
         Some(PYTEST_NO_TESTS) => no_tests("pytest collected no test in tests/integration", skips),
         _ => Err(Failure(format!("integration tests failed ({status})"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_skips_locally_and_fails_in_ci() {
+        let mut local = Skips {
+            ci: false,
+            skipped: Vec::new(),
+        };
+        assert!(local.check("step", None).unwrap());
+        assert!(!local.check("step", Some("lftp".into())).unwrap());
+        assert_eq!(
+            local.skipped,
+            ["step (missing lftp; run cargo xtask setup)"]
+        );
+        let mut ci = Skips {
+            ci: true,
+            skipped: Vec::new(),
+        };
+        assert!(ci.check("step", Some("lftp".into())).is_err());
+        assert!(ci.skipped.is_empty());
     }
 }

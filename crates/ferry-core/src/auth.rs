@@ -18,11 +18,21 @@ pub struct Permissions {
 
 impl Permissions {
     /// Everything allowed.
-    pub const ALL: Permissions =
-        Permissions { read: true, write: true, delete: true, mkdir: true, rename: true };
+    pub const ALL: Permissions = Permissions {
+        read: true,
+        write: true,
+        delete: true,
+        mkdir: true,
+        rename: true,
+    };
     /// Only reading and listing.
-    pub const READ_ONLY: Permissions =
-        Permissions { read: true, write: false, delete: false, mkdir: false, rename: false };
+    pub const READ_ONLY: Permissions = Permissions {
+        read: true,
+        write: false,
+        delete: false,
+        mkdir: false,
+        rename: false,
+    };
 }
 
 /// A logged-in user as the engine keeps it: an id the [`Authenticator`]
@@ -52,8 +62,12 @@ pub trait Authenticator {
         true
     }
     /// Checks a user name and password from `peer`.
-    fn authenticate(&mut self, user: &[u8], password: &[u8], peer: IpAddr)
-        -> Result<User, AuthError>;
+    fn authenticate(
+        &mut self,
+        user: &[u8],
+        password: &[u8],
+        peer: IpAddr,
+    ) -> Result<User, AuthError>;
     /// The user's home directory: a canonical path in the file system that
     /// becomes the user's `/` (`/` serves the whole root).
     fn home(&self, user: &User) -> &[u8];

@@ -158,7 +158,9 @@ impl<S: TcpLocalAddr, F: FileSystem, const N: usize, const B: usize> Server<S, F
             return Err(ListenError::TooMany);
         };
         let mut sock = stack.socket().map_err(ListenError::Stack)?;
-        let bound = stack.bind_addr(&mut sock, addr).and_then(|()| stack.listen(&mut sock));
+        let bound = stack
+            .bind_addr(&mut sock, addr)
+            .and_then(|()| stack.listen(&mut sock));
         if let Err(e) = bound {
             let _ = stack.close(sock);
             return Err(ListenError::Stack(e));
@@ -170,7 +172,10 @@ impl<S: TcpLocalAddr, F: FileSystem, const N: usize, const B: usize> Server<S, F
     /// The local addresses of the listeners (e.g. to print the port chosen
     /// for port 0).
     pub fn listen_addrs<'a>(&'a self, stack: &'a mut S) -> impl Iterator<Item = SocketAddr> + 'a {
-        self.listeners.iter().flatten().filter_map(move |l| stack.local_addr(l).ok())
+        self.listeners
+            .iter()
+            .flatten()
+            .filter_map(move |l| stack.local_addr(l).ok())
     }
 
     /// Number of open control connections.
@@ -188,7 +193,9 @@ impl<S: TcpLocalAddr, F: FileSystem, const N: usize, const B: usize> Server<S, F
         for (i, entry) in self.slots.iter_mut().enumerate() {
             if let Some(mut slot) = entry.take() {
                 slot.session.out.clear();
-                let _ = slot.session.end_transfer(fs, i, Some((426, b"Server shutting down.")));
+                let _ = slot
+                    .session
+                    .end_transfer(fs, i, Some((426, b"Server shutting down.")));
                 slot.session.out.reply(421, b"Server shutting down.");
                 let _ = stack.send(&mut slot.ctrl, slot.session.out.pending());
                 close_slot(stack, slot);
@@ -223,7 +230,16 @@ impl<S: TcpLocalAddr, F: FileSystem, const N: usize, const B: usize> Server<S, F
                 match stack.accept(l) {
                     Ok((sock, peer)) => {
                         busy = true;
-                        admit(stack, &mut self.slots, &config, limit, sock, peer, now, observer);
+                        admit(
+                            stack,
+                            &mut self.slots,
+                            &config,
+                            limit,
+                            sock,
+                            peer,
+                            now,
+                            observer,
+                        );
                     }
                     Err(_) => break,
                 }
@@ -249,9 +265,16 @@ impl<S: TcpLocalAddr, F: FileSystem, const N: usize, const B: usize> Server<S, F
                 if let Some(slot) = entry.take() {
                     let mut slot = slot;
                     if let Some((kind, path, bytes, _)) =
-                        slot.session.end_transfer(fs, i, Some((426, b"Connection closed.")))
+                        slot.session
+                            .end_transfer(fs, i, Some((426, b"Connection closed.")))
                     {
-                        observer.event(Event::Transfer { session: i, kind, path: &path, bytes, ok: false });
+                        observer.event(Event::Transfer {
+                            session: i,
+                            kind,
+                            path: &path,
+                            bytes,
+                            ok: false,
+                        });
                     }
                     close_slot(stack, slot);
                     observer.event(Event::Disconnected { session: i });
@@ -299,12 +322,22 @@ fn admit<S: TcpLocalAddr, F: FileSystem, O: Observer, const N: usize>(
 ) {
     let peer = SocketAddr::new(unmap(peer.ip()), peer.port());
     let in_use = slots.iter().filter(|s| s.is_some()).count();
-    let same_ip = slots.iter().flatten().filter(|s| s.session.peer.ip() == peer.ip()).count();
+    let same_ip = slots
+        .iter()
+        .flatten()
+        .filter(|s| s.session.peer.ip() == peer.ip())
+        .count();
     let per_ip_full = config.max_per_ip != 0 && same_ip >= usize::from(config.max_per_ip);
     let free = slots.iter_mut().enumerate().find(|(_, s)| s.is_none());
     match free {
         Some((i, free)) if in_use < limit && !per_ip_full => {
-            *free = Some(Slot { ctrl: sock, session: Session::new(peer, now), passive: None, data: None, data_up: false });
+            *free = Some(Slot {
+                ctrl: sock,
+                session: Session::new(peer, now),
+                passive: None,
+                data: None,
+                data_up: false,
+            });
             observer.event(Event::Connected { session: i, peer });
         }
         _ => {
@@ -344,7 +377,13 @@ fn finish_transfer<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
 ) {
     close_data(env.stack, slot);
     if let Some((kind, path, bytes, ok)) = slot.session.end_transfer(env.fs, env.slot, failure) {
-        observer.event(Event::Transfer { session: env.slot, kind, path: &path, bytes, ok });
+        observer.event(Event::Transfer {
+            session: env.slot,
+            kind,
+            path: &path,
+            bytes,
+            ok,
+        });
     }
 }
 
@@ -367,7 +406,11 @@ fn drive<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
     // 2. A failed login answers only after its delay.
     if let Some(t) = session.login_delay {
         if env.now >= t {
-            observer.event(Event::Login { session: env.slot, user: session.user_name(), ok: false });
+            observer.event(Event::Login {
+                session: env.slot,
+                user: session.user_name(),
+                ok: false,
+            });
             if session.login_delay_over(env.config) == Action::Close {
                 return (true, true);
             }
@@ -402,7 +445,9 @@ fn drive<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
         && !session.closing
         && env.now.millis_since(session.last_activity) > env.config.idle_timeout_ms
     {
-        session.out.reply(421, b"Idle timeout, closing control connection.");
+        session
+            .out
+            .reply(421, b"Idle timeout, closing control connection.");
         session.closing = true;
         session.last_activity = env.now;
         busy = true;
@@ -412,7 +457,11 @@ fn drive<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
 }
 
 /// Sends pending reply bytes; false if the control connection failed.
-fn flush<S: TcpLocalAddr, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::TcpSocket, F>, busy: &mut bool) -> bool {
+fn flush<S: TcpLocalAddr, F: FileSystem>(
+    stack: &mut S,
+    slot: &mut Slot<S::TcpSocket, F>,
+    busy: &mut bool,
+) -> bool {
     let out = &mut slot.session.out;
     while !out.is_empty() {
         match stack.send(&mut slot.ctrl, out.pending()) {
@@ -450,27 +499,43 @@ fn drive_data<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
             }
         }
     }
-    let Some(transfer) = slot.session.transfer.as_mut() else { return busy };
+    let Some(transfer) = slot.session.transfer.as_mut() else {
+        return busy;
+    };
     if transfer.phase == Phase::Connecting {
         if !slot.data_up {
-            if let (DataMode::Active(addr), Some(sock)) = (slot.session.data_mode, slot.data.as_mut()) {
+            if let (DataMode::Active(addr), Some(sock)) =
+                (slot.session.data_mode, slot.data.as_mut())
+            {
                 match env.stack.connect(sock, addr) {
                     Ok(()) => slot.data_up = true,
                     Err(nb::Error::WouldBlock) => {}
                     Err(nb::Error::Other(_)) => {
-                        finish_transfer(slot, env, Some((425, b"Can't open data connection.")), observer);
+                        finish_transfer(
+                            slot,
+                            env,
+                            Some((425, b"Can't open data connection.")),
+                            observer,
+                        );
                         return true;
                     }
                 }
             }
         }
-        let Some(transfer) = slot.session.transfer.as_mut() else { return busy };
+        let Some(transfer) = slot.session.transfer.as_mut() else {
+            return busy;
+        };
         if slot.data_up {
             transfer.phase = Phase::Running;
             transfer.last_progress = env.now;
             busy = true;
         } else if env.now.millis_since(transfer.last_progress) > env.config.data_timeout_ms {
-            finish_transfer(slot, env, Some((425, b"Can't open data connection.")), observer);
+            finish_transfer(
+                slot,
+                env,
+                Some((425, b"Can't open data connection.")),
+                observer,
+            );
             return true;
         } else {
             return busy;
@@ -483,7 +548,12 @@ fn drive_data<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
         Pump::Progress => true,
         Pump::Idle => {
             if env.now.millis_since(transfer.last_progress) > env.config.data_timeout_ms {
-                finish_transfer(slot, env, Some((426, b"Data connection timed out; transfer aborted.")), observer);
+                finish_transfer(
+                    slot,
+                    env,
+                    Some((426, b"Data connection timed out; transfer aborted.")),
+                    observer,
+                );
                 return true;
             }
             busy
@@ -545,7 +615,11 @@ fn next_command<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
         slot.session.handle(line, &mut ctx)
     };
     if !was_logged_in && slot.session.logged_in() {
-        observer.event(Event::Login { session: env.slot, user: slot.session.user_name(), ok: true });
+        observer.event(Event::Login {
+            session: env.slot,
+            user: slot.session.user_name(),
+            ok: true,
+        });
     }
     match action {
         Action::None | Action::Close => {}
@@ -555,7 +629,12 @@ fn next_command<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
                 close_data(env.stack, slot);
                 match env.stack.socket() {
                     Ok(sock) => slot.data = Some(sock),
-                    Err(_) => finish_transfer(slot, env, Some((425, b"Can't open data connection.")), observer),
+                    Err(_) => finish_transfer(
+                        slot,
+                        env,
+                        Some((425, b"Can't open data connection.")),
+                        observer,
+                    ),
                 }
             }
         }
@@ -584,7 +663,9 @@ fn next_command<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
 /// Reports a command line, with the password of `PASS` hidden.
 fn log_command<O: Observer>(session: usize, line: &[u8], observer: &mut O) {
     let masked = line.len() >= 4
-        && line.get(..4).is_some_and(|v| v.eq_ignore_ascii_case(b"PASS"))
+        && line
+            .get(..4)
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"PASS"))
         && line.get(4).is_none_or(|b| *b == b' ');
     let line: &[u8] = if masked { b"PASS ***" } else { line };
     observer.event(Event::Command { session, line });
@@ -592,7 +673,11 @@ fn log_command<O: Observer>(session: usize, line: &[u8], observer: &mut O) {
 
 /// Opens a passive listener on the control connection's local address and
 /// a port from the configured range, and replies 227 or 229.
-fn open_passive<S: TcpLocalAddr, F: FileSystem, A>(slot: &mut Slot<S::TcpSocket, F>, env: &mut Env<'_, S, F, A>, extended: bool) {
+fn open_passive<S: TcpLocalAddr, F: FileSystem, A>(
+    slot: &mut Slot<S::TcpSocket, F>,
+    env: &mut Env<'_, S, F, A>,
+    extended: bool,
+) {
     close_data(env.stack, slot);
     slot.session.data_mode = DataMode::None;
     let out = &mut slot.session.out;
@@ -613,7 +698,9 @@ fn open_passive<S: TcpLocalAddr, F: FileSystem, A>(slot: &mut Slot<S::TcpSocket,
     for _ in 0..span.min(64) {
         let candidate = port;
         port = if port >= hi { lo } else { port + 1 };
-        let Ok(mut sock) = env.stack.socket() else { break };
+        let Ok(mut sock) = env.stack.socket() else {
+            break;
+        };
         let ok = env
             .stack
             .bind_addr(&mut sock, SocketAddr::new(local_ip, candidate))

@@ -191,7 +191,10 @@ impl<F: FileSystem> Session<F> {
 
     fn perms(&self, config: &Config) -> Permissions {
         match self.user {
-            Some(u) if config.read_only => Permissions { read: u.permissions.read, ..Permissions::default() },
+            Some(u) if config.read_only => Permissions {
+                read: u.permissions.read,
+                ..Permissions::default()
+            },
             Some(u) => u.permissions,
             None => Permissions::default(),
         }
@@ -212,7 +215,11 @@ impl<F: FileSystem> Session<F> {
     }
 
     /// Resolves a client path argument against the cwd and the user's home.
-    fn resolve<A: Authenticator>(&self, auth: &A, arg: &[u8]) -> Result<Resolved, (u16, &'static [u8])> {
+    fn resolve<A: Authenticator>(
+        &self,
+        auth: &A,
+        arg: &[u8],
+    ) -> Result<Resolved, (u16, &'static [u8])> {
         let mut virt = [0u8; PATH_LEN];
         let vlen = path::resolve(&self.cwd, arg, &mut virt).map_err(|e| match e {
             PathError::InvalidCharacter => (501u16, &b"Invalid character in path."[..]),
@@ -224,7 +231,8 @@ impl<F: FileSystem> Session<F> {
             None => b"/",
         };
         let mut fs = [0u8; PATH_LEN];
-        let flen = path::join_home(home, virt, &mut fs).map_err(|_| (553u16, &b"Path too long."[..]))?;
+        let flen =
+            path::join_home(home, virt, &mut fs).map_err(|_| (553u16, &b"Path too long."[..]))?;
         let fs = fs.get(..flen).unwrap_or(b"/");
         let (Ok(virt), Ok(fs)) = (PathBuf::from_slice(virt), PathBuf::from_slice(fs)) else {
             return Err((553, b"Path too long."));
@@ -350,8 +358,11 @@ impl<F: FileSystem> Session<F> {
                 self.reply(200, b"EPSV ALL ok.");
             }
             Command::Epsv(EpsvArg::Proto(p)) if (p == 1) != self.peer.is_ipv4() => {
-                let text: &[u8] =
-                    if self.peer.is_ipv4() { b"Network protocol not supported, use (1)" } else { b"Network protocol not supported, use (2)" };
+                let text: &[u8] = if self.peer.is_ipv4() {
+                    b"Network protocol not supported, use (1)"
+                } else {
+                    b"Network protocol not supported, use (2)"
+                };
                 self.reply(522, text);
             }
             Command::Epsv(_) => return Action::Passive { extended: true },
@@ -378,7 +389,12 @@ impl<F: FileSystem> Session<F> {
         self.finish_login(b"", ctx)
     }
 
-    fn cmd_pass<A: Authenticator>(&mut self, pw: &[u8], memo: Memo, ctx: &mut Ctx<'_, F, A>) -> Action {
+    fn cmd_pass<A: Authenticator>(
+        &mut self,
+        pw: &[u8],
+        memo: Memo,
+        ctx: &mut Ctx<'_, F, A>,
+    ) -> Action {
         if self.logged_in() {
             self.reply(230, b"Already logged in.");
             return Action::None;
@@ -433,7 +449,9 @@ impl<F: FileSystem> Session<F> {
             match words.next() {
                 None => self.reply(200, b"UTF8 mode always on."),
                 Some(w) if eq_ignore_case(w, b"ON") => self.reply(200, b"UTF8 mode enabled."),
-                Some(w) if eq_ignore_case(w, b"OFF") => self.reply(504, b"UTF8 cannot be turned off."),
+                Some(w) if eq_ignore_case(w, b"OFF") => {
+                    self.reply(504, b"UTF8 cannot be turned off.")
+                }
                 Some(_) => self.reply(501, b"Use OPTS UTF8 ON."),
             }
         } else if eq_ignore_case(first, b"MLST") {
@@ -487,7 +505,9 @@ impl<F: FileSystem> Session<F> {
         let mut line = [0u8; PATH_LEN + 80];
         if meta.kind == EntryKind::File {
             self.out.push(b"213-Status of file:\r\n");
-            if let Some(n) = listing::list_line(path::file_name(&r.virt), &meta, ctx.unix_now, &mut line) {
+            if let Some(n) =
+                listing::list_line(path::file_name(&r.virt), &meta, ctx.unix_now, &mut line)
+            {
                 self.out.push(b" ");
                 self.out.push(line.get(..n).unwrap_or(b""));
             }
@@ -512,7 +532,9 @@ impl<F: FileSystem> Session<F> {
             if is_upload_temp(name) {
                 continue;
             }
-            let Some(n) = listing::list_line(name, &entry.metadata, ctx.unix_now, &mut line) else { continue };
+            let Some(n) = listing::list_line(name, &entry.metadata, ctx.unix_now, &mut line) else {
+                continue;
+            };
             if self.out.remaining() < n + 1 + END.len() + 40 {
                 self.out.push(b" (listing truncated; use LIST)\r\n");
                 break;
@@ -609,7 +631,9 @@ impl<F: FileSystem> Session<F> {
         };
         // DELE removes files only; a directory needs RMD.
         match ctx.fs.metadata(&r.fs) {
-            Ok(m) if m.kind == EntryKind::Dir => return self.reply(550, b"Is a directory, use RMD."),
+            Ok(m) if m.kind == EntryKind::Dir => {
+                return self.reply(550, b"Is a directory, use RMD.")
+            }
             Ok(_) => {}
             Err(e) => {
                 let (c, t) = fs_reply(&e);
@@ -674,7 +698,11 @@ impl<F: FileSystem> Session<F> {
         }
     }
 
-    fn file_meta<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) -> Option<(Resolved, Metadata)> {
+    fn file_meta<A: Authenticator>(
+        &mut self,
+        arg: &[u8],
+        ctx: &mut Ctx<'_, F, A>,
+    ) -> Option<(Resolved, Metadata)> {
         let r = match self.resolve(ctx.auth, arg) {
             Ok(r) => r,
             Err((c, t)) => {
@@ -772,11 +800,18 @@ impl<F: FileSystem> Session<F> {
         Action::StartTransfer
     }
 
-    fn cmd_retr<A: Authenticator>(&mut self, arg: &[u8], rest: u64, ctx: &mut Ctx<'_, F, A>) -> Action {
+    fn cmd_retr<A: Authenticator>(
+        &mut self,
+        arg: &[u8],
+        rest: u64,
+        ctx: &mut Ctx<'_, F, A>,
+    ) -> Action {
         if !self.check(self.perms(ctx.config).read) {
             return Action::None;
         }
-        let Some((r, meta)) = self.file_meta(arg, ctx) else { return Action::None };
+        let Some((r, meta)) = self.file_meta(arg, ctx) else {
+            return Action::None;
+        };
         if !self.data_ready() {
             return Action::None;
         }
@@ -800,7 +835,12 @@ impl<F: FileSystem> Session<F> {
                 return Action::None;
             }
         }
-        let t = Transfer::new(TransferKind::Download, Body::send(file, self.ttype == TransferType::Ascii), r.virt, ctx.now);
+        let t = Transfer::new(
+            TransferKind::Download,
+            Body::send(file, self.ttype == TransferType::Ascii),
+            r.virt,
+            ctx.now,
+        );
         self.start(t)
     }
 
@@ -872,7 +912,9 @@ impl<F: FileSystem> Session<F> {
                 return Action::None;
             }
         };
-        if rest > 0 && embedded_io::Seek::seek(&mut file, embedded_io::SeekFrom::Start(rest)).is_err() {
+        if rest > 0
+            && embedded_io::Seek::seek(&mut file, embedded_io::SeekFrom::Start(rest)).is_err()
+        {
             let _ = ctx.fs.close(file);
             self.reply(554, b"Cannot restart at that offset.");
             return Action::None;
@@ -898,10 +940,15 @@ impl<F: FileSystem> Session<F> {
                     len += 1;
                 }
             }
-            let n = crate::protocol::num::write_u64(seed.wrapping_add(i) % 1_000_000_000, name.get_mut(len..).unwrap_or(&mut []))
-                .unwrap_or(0);
+            let n = crate::protocol::num::write_u64(
+                seed.wrapping_add(i) % 1_000_000_000,
+                name.get_mut(len..).unwrap_or(&mut []),
+            )
+            .unwrap_or(0);
             len += n;
-            let Ok(r) = self.resolve(ctx.auth, name.get(..len).unwrap_or(b"")) else { break };
+            let Ok(r) = self.resolve(ctx.auth, name.get(..len).unwrap_or(b"")) else {
+                break;
+            };
             if ctx.fs.metadata(&r.fs).is_err() {
                 let action = self.store_resolved(r, 0, TransferKind::Upload, ctx);
                 if action == Action::StartTransfer {
@@ -921,10 +968,21 @@ impl<F: FileSystem> Session<F> {
 
     fn perm_facts(&self, config: &Config) -> PermFacts {
         let p = self.perms(config);
-        PermFacts { read: p.read, write: p.write, delete: p.delete, rename: p.rename, mkdir: p.mkdir }
+        PermFacts {
+            read: p.read,
+            write: p.write,
+            delete: p.delete,
+            rename: p.rename,
+            mkdir: p.mkdir,
+        }
     }
 
-    fn cmd_list<A: Authenticator>(&mut self, arg: Option<&[u8]>, format: ListFormat, ctx: &mut Ctx<'_, F, A>) -> Action {
+    fn cmd_list<A: Authenticator>(
+        &mut self,
+        arg: Option<&[u8]>,
+        format: ListFormat,
+        ctx: &mut Ctx<'_, F, A>,
+    ) -> Action {
         if !self.check(self.perms(ctx.config).read) {
             return Action::None;
         }
@@ -999,7 +1057,8 @@ impl<F: FileSystem> Session<F> {
         let (verb, rest) = split_word(arg);
         if eq_ignore_case(verb, b"HELP") {
             if ctx.config.site_chmod {
-                self.out.push(b"214-SITE commands:\r\n HELP\r\n CHMOD <mode> <path>\r\n214 End\r\n");
+                self.out
+                    .push(b"214-SITE commands:\r\n HELP\r\n CHMOD <mode> <path>\r\n214 End\r\n");
             } else {
                 self.out.push(b"214-SITE commands:\r\n HELP\r\n214 End\r\n");
             }
@@ -1064,13 +1123,15 @@ impl<F: FileSystem> Session<F> {
         };
         Some((kind, virt, bytes, ok))
     }
-
 }
 
 fn split_word(s: &[u8]) -> (&[u8], &[u8]) {
     let s = trim_start(s);
     match s.iter().position(|b| *b == b' ') {
-        Some(i) => (s.get(..i).unwrap_or(b""), trim_start(s.get(i + 1..).unwrap_or(b""))),
+        Some(i) => (
+            s.get(..i).unwrap_or(b""),
+            trim_start(s.get(i + 1..).unwrap_or(b"")),
+        ),
         None => (s, b""),
     }
 }

@@ -71,19 +71,56 @@ pub(crate) enum Body<F: FileSystem> {
 
 impl<F: FileSystem> Body<F> {
     pub fn send(file: F::File, ascii: bool) -> Self {
-        Body::Send { file, ascii, prev_cr: false, cr_sent: false }
+        Body::Send {
+            file,
+            ascii,
+            prev_cr: false,
+            cr_sent: false,
+        }
     }
     pub fn receive(file: F::File, ascii: bool, commit: Option<PathBuf>) -> Self {
-        Body::Receive { file, ascii, pending_cr: false, commit }
+        Body::Receive {
+            file,
+            ascii,
+            pending_cr: false,
+            commit,
+        }
     }
-    pub fn listing(dir: F::Dir, format: ListFormat, perm: PermFacts, unix_now: Option<u64>) -> Self {
-        Body::Listing { dir: Some(dir), format, perm, unix_now, line: [0; LIST_LINE_LEN], len: 0, sent: 0 }
+    pub fn listing(
+        dir: F::Dir,
+        format: ListFormat,
+        perm: PermFacts,
+        unix_now: Option<u64>,
+    ) -> Self {
+        Body::Listing {
+            dir: Some(dir),
+            format,
+            perm,
+            unix_now,
+            line: [0; LIST_LINE_LEN],
+            len: 0,
+            sent: 0,
+        }
     }
     /// A listing of one file: its single line.
-    pub fn single_line(format: ListFormat, name: &[u8], meta: &Metadata, perm: PermFacts, unix_now: Option<u64>) -> Self {
+    pub fn single_line(
+        format: ListFormat,
+        name: &[u8],
+        meta: &Metadata,
+        perm: PermFacts,
+        unix_now: Option<u64>,
+    ) -> Self {
         let mut line = [0; LIST_LINE_LEN];
         let len = format_line(format, name, meta, perm, unix_now, &mut line).unwrap_or(0);
-        Body::Listing { dir: None, format, perm, unix_now, line, len, sent: 0 }
+        Body::Listing {
+            dir: None,
+            format,
+            perm,
+            unix_now,
+            line,
+            len,
+            sent: 0,
+        }
     }
 }
 
@@ -136,7 +173,14 @@ fn storage_failure<E: ferry_fs::Error>(e: &E) -> (u16, &'static [u8]) {
 
 impl<F: FileSystem> Transfer<F> {
     pub fn new(kind: TransferKind, body: Body<F>, path: PathBuf, now: Instant) -> Self {
-        Transfer { kind, body, path, bytes: 0, phase: Phase::Connecting, last_progress: now }
+        Transfer {
+            kind,
+            body,
+            path,
+            bytes: 0,
+            phase: Phase::Connecting,
+            last_progress: now,
+        }
     }
 
     /// Moves up to a few buffer-fulls between storage and `sock`.
@@ -151,15 +195,29 @@ impl<F: FileSystem> Transfer<F> {
         let mut progressed = false;
         for _ in 0..STEPS_PER_POLL {
             let step = match &mut self.body {
-                Body::Send { file, ascii, prev_cr, cr_sent } => {
-                    send_step(stack, sock, file, *ascii, prev_cr, cr_sent, scratch)
-                }
-                Body::Receive { file, ascii, pending_cr, .. } => {
-                    receive_step(stack, sock, file, *ascii, pending_cr, scratch)
-                }
-                Body::Listing { dir, format, perm, unix_now, line, len, sent } => {
-                    listing_step(stack, sock, fs, dir, *format, *perm, *unix_now, line, len, sent, scratch)
-                }
+                Body::Send {
+                    file,
+                    ascii,
+                    prev_cr,
+                    cr_sent,
+                } => send_step(stack, sock, file, *ascii, prev_cr, cr_sent, scratch),
+                Body::Receive {
+                    file,
+                    ascii,
+                    pending_cr,
+                    ..
+                } => receive_step(stack, sock, file, *ascii, pending_cr, scratch),
+                Body::Listing {
+                    dir,
+                    format,
+                    perm,
+                    unix_now,
+                    line,
+                    len,
+                    sent,
+                } => listing_step(
+                    stack, sock, fs, dir, *format, *perm, *unix_now, line, len, sent, scratch,
+                ),
             };
             match step {
                 Step::Moved(n) => {
@@ -185,7 +243,12 @@ impl<F: FileSystem> Transfer<F> {
         match self.body {
             Body::Send { file, .. } => fs.close(file).map_err(|e| e.fs_kind()),
             Body::Listing { .. } => Ok(()),
-            Body::Receive { mut file, pending_cr, commit, .. } => {
+            Body::Receive {
+                mut file,
+                pending_cr,
+                commit,
+                ..
+            } => {
                 // A CR that ended the upload was data, not half of a CR LF.
                 let mut result = Ok(());
                 if pending_cr && ok {
@@ -219,7 +282,6 @@ pub(crate) fn upload_temp_name(target: &[u8], slot: usize, out: &mut PathBuf) ->
         && out.extend_from_slice(num.get(..n).unwrap_or(b"0")).is_ok()
         && out.extend_from_slice(crate::session::UPLOAD_SUFFIX).is_ok()
 }
-
 
 enum Step {
     Moved(usize),
@@ -256,7 +318,11 @@ fn expand_crlf(buf: &mut [u8], n: usize, prev_cr: bool, cr_sent: bool) -> usize 
     while r > 0 {
         r -= 1;
         let b = buf.get(r).copied().unwrap_or(0);
-        let before_cr = if r == 0 { prev_cr } else { buf.get(r - 1) == Some(&b'\r') };
+        let before_cr = if r == 0 {
+            prev_cr
+        } else {
+            buf.get(r - 1) == Some(&b'\r')
+        };
         w -= 1;
         if let Some(slot) = buf.get_mut(w) {
             *slot = b;
@@ -301,15 +367,25 @@ where
     Fl::Error: ferry_fs::Error,
 {
     const LOCAL: (u16, &[u8]) = (451, b"Local error in processing; transfer aborted.");
-    let cap = if ascii { scratch.len() / 2 } else { scratch.len() };
-    let Some(buf) = scratch.get_mut(..cap) else { return Step::Done(Some(LOCAL)) };
+    let cap = if ascii {
+        scratch.len() / 2
+    } else {
+        scratch.len()
+    };
+    let Some(buf) = scratch.get_mut(..cap) else {
+        return Step::Done(Some(LOCAL));
+    };
     let n = match file.read(buf) {
         Ok(0) => return Step::Done(None),
         Ok(n) => n,
         Err(e) => return Step::Done(Some(storage_failure(&e))),
     };
     let last_is_cr = buf.get(n.wrapping_sub(1)) == Some(&b'\r');
-    let m = if ascii { expand_crlf(scratch, n, *prev_cr, *cr_sent) } else { n };
+    let m = if ascii {
+        expand_crlf(scratch, n, *prev_cr, *cr_sent)
+    } else {
+        n
+    };
     let sent = match stack.send(sock, scratch.get(..m).unwrap_or(&[])) {
         Ok(s) => s,
         Err(nb::Error::WouldBlock) => 0,
@@ -329,7 +405,9 @@ where
         if file.seek(SeekFrom::Current(-(n as i64))).is_err() {
             return Step::Done(Some(LOCAL));
         }
-        let Some(src) = scratch.get_mut(..n) else { return Step::Done(Some(LOCAL)) };
+        let Some(src) = scratch.get_mut(..n) else {
+            return Step::Done(Some(LOCAL));
+        };
         if file.read_exact(src).is_err() {
             return Step::Done(Some(LOCAL));
         }
@@ -370,14 +448,20 @@ where
     // ASCII receives one byte in, so a CR carried from the last chunk can be
     // written in front without moving the data.
     let skip = usize::from(ascii);
-    let Some(rx) = scratch.get_mut(skip..) else { return Step::Blocked };
+    let Some(rx) = scratch.get_mut(skip..) else {
+        return Step::Blocked;
+    };
     let n = match stack.receive(sock, rx) {
         Ok(0) => return Step::Done(None),
         Ok(n) => n,
         Err(nb::Error::WouldBlock) => return Step::Blocked,
         Err(nb::Error::Other(_)) => return Step::Done(Some(CONN_LOST)),
     };
-    let len = if ascii { collapse_crlf(scratch, n, pending_cr) } else { n };
+    let len = if ascii {
+        collapse_crlf(scratch, n, pending_cr)
+    } else {
+        n
+    };
     if let Err(e) = file.write_all(scratch.get(..len).unwrap_or(&[])) {
         return Step::Done(Some(storage_failure(&e)));
     }
@@ -441,7 +525,9 @@ fn listing_step<S: TcpClientStack, F: FileSystem>(
             Err(nb::Error::Other(_)) => Step::Done(Some(CONN_LOST)),
         };
     }
-    let Some(d) = dir.as_mut() else { return Step::Done(None) };
+    let Some(d) = dir.as_mut() else {
+        return Step::Done(None);
+    };
     // Read entries until one makes a line (hidden or unformattable ones skip).
     loop {
         match fs.read_dir(d, scratch) {
@@ -521,7 +607,10 @@ mod tests {
         }
         impl Default for Out {
             fn default() -> Self {
-                Out { buf: [0; 256], len: 0 }
+                Out {
+                    buf: [0; 256],
+                    len: 0,
+                }
             }
         }
         impl Out {

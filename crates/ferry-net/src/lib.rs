@@ -22,9 +22,9 @@ pub mod std_stack;
 #[cfg(feature = "smoltcp")]
 pub mod smoltcp_stack;
 
+pub use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 pub use embedded_nal;
 pub use embedded_nal::nb;
-pub use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 pub use embedded_nal::{TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 
 /// The extension of [`TcpFullStack`] that an FTP server needs.

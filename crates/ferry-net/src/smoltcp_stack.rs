@@ -8,12 +8,16 @@
 //! A smoltcp TCP socket in LISTEN *becomes* the connection when a SYN
 //! arrives: there is no accept queue. So a listening handle here owns a few
 //! pool sockets in LISTEN on its endpoint ([`StackConfig::backlog`], 2 by
-//! default). [`TcpFullStack::accept`] hands out one whose connection is
-//! established and re-arms another free pool socket in LISTEN; the stack
-//! also re-arms after every received frame that changed a socket, so a
-//! burst of SYNs (five clients at once) finds a listening socket for each
-//! as long as the pool has free sockets. The same holds for the control
-//! port and for every passive data port.
+//! default). When a SYN takes one, the stack arms another free pool socket
+//! in LISTEN before it looks at the next received frame, so a burst of SYNs
+//! (five clients at once) finds a listening socket for each, up to
+//! [`StackConfig::max_pending`] connections per listener that are opening
+//! or waiting for `accept` (a SYN flood cannot take the whole pool, and a
+//! handshake that does not complete within
+//! [`StackConfig::handshake_timeout`] gives its socket back).
+//! [`TcpFullStack::accept`] hands out a socket whose connection is
+//! established. The same holds for the control port and for every passive
+//! data port.
 //!
 //! # Contract (the same as [`crate::std_stack`]'s)
 //!
@@ -53,16 +57,18 @@
 //!
 //! Everything is caller-provided: a `SocketStorage` slot and one receive
 //! and one transmit buffer per pool socket ([`SmoltcpStack::add_socket`],
-//! or a whole [`StackStorage`]). RAM per pool socket = rx buffer + tx buffer
-//! + `size_of::<smoltcp::socket::tcp::Socket>()` (about 0.5 KB on a 32-bit
-//! MCU) + a few bytes of this adapter's table. The receive buffer is the
-//! advertised window: 2–4 KB per socket is a workable minimum on a
-//! microcontroller (one or two full segments), 64 KB or more (smoltcp does
-//! window scaling) is what a fast link wants. [`StackConfig`] documents
-//! the pool size an FTP server needs: about `backlog` sockets per listener,
-//! plus one per control connection, plus `backlog + 1` per session with a
-//! passive data connection open, plus closing connections still sending.
-//! `N` (the const generic) bounds the pool and the handle table.
+//! or a whole [`StackStorage`]). The RAM cost of one pool socket is its
+//! receive buffer, plus its transmit buffer, plus 336 bytes of smoltcp
+//! socket state (`size_of::<SocketStorage>()` on thumbv7m; 432 on x86_64),
+//! plus about 40 bytes of this adapter's tables. The interface itself is
+//! 368 bytes (thumbv7m). The receive buffer is the advertised window:
+//! 2–4 KB per socket is a workable minimum on a microcontroller (one or two
+//! full segments); a fast link wants 64 KB or more (smoltcp scales the
+//! window). A transmit buffer smaller than the engine's transfer buffer
+//! only means more, smaller sends.
+//!
+//! How many sockets an FTP server needs is worked out in [`StackConfig`];
+//! `N` (the const generic) bounds both the pool and the handle table.
 //!
 //! # What came from `smoltcp-nal`
 //!
@@ -102,9 +108,16 @@ pub use storage::StackStorage;
 /// backlog of 2 and 4 sessions: 2 + 4 + 4 × 3 + 2 = 20 sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StackConfig {
-    /// Pool sockets each listening handle keeps in LISTEN (or SYN-RECEIVED),
-    /// so that many clients can connect at once. At least 1.
+    /// Pool sockets each listening handle keeps in LISTEN, so that many
+    /// clients can connect at once. At least 1.
     pub backlog: u8,
+    /// Most connections per listener that are opening (SYN-RECEIVED) or
+    /// established and waiting for `accept`; beyond it no more sockets are
+    /// armed for that listener until `accept` takes one.
+    pub max_pending: u8,
+    /// A connection still in SYN-RECEIVED this long after its SYN is
+    /// dropped and its socket re-armed.
+    pub handshake_timeout: Duration,
     /// Local ports for outgoing connections (active-mode data), inclusive.
     pub ephemeral_ports: (u16, u16),
     /// Where the ephemeral port search starts: give it the random value
@@ -127,6 +140,8 @@ impl Default for StackConfig {
     fn default() -> Self {
         StackConfig {
             backlog: 2,
+            max_pending: 8,
+            handshake_timeout: Duration::from_secs(10),
             ephemeral_ports: (49152, 65535),
             random_seed: 0,
             close_timeout: Duration::from_secs(30),
@@ -235,14 +250,21 @@ struct HandleSlot {
 enum Role {
     /// Unused (CLOSED or TIME-WAIT).
     Free,
-    /// Listening for the listener handle with this index; stays armed
-    /// through SYN-RECEIVED and ESTABLISHED until `accept` takes it.
-    Armed(u16),
+    /// Listening for the listener handle with index `listener`; stays armed
+    /// through SYN-RECEIVED (first seen at `since`) and ESTABLISHED until
+    /// `accept` takes it.
+    Armed {
+        listener: u16,
+        since: Option<SmolInstant>,
+    },
     /// The connection of a `Connecting` or `Connected` handle.
     Owned,
     /// Closed by its handle, flushing its data and FIN; reset at
     /// `deadline` unless the transmit queue (`queued` bytes) shrinks first.
-    Closing { deadline: SmolInstant, queued: usize },
+    Closing {
+        deadline: SmolInstant,
+        queued: usize,
+    },
 }
 
 /// One pool socket: its smoltcp handle and its role.
@@ -282,7 +304,11 @@ impl<'a, const N: usize> SmoltcpStack<'a, N> {
     /// A stack over `iface` with no pool sockets yet: add them with
     /// [`SmoltcpStack::add_socket`]. `storage` holds smoltcp's socket slots;
     /// at most `min(storage.len(), N)` sockets can be added.
-    pub fn new(iface: Interface, storage: &'a mut [SocketStorage<'a>], config: StackConfig) -> Self {
+    pub fn new(
+        iface: Interface,
+        storage: &'a mut [SocketStorage<'a>],
+        config: StackConfig,
+    ) -> Self {
         let capacity = storage.len();
         let (lo, hi) = ordered(config.ephemeral_ports);
         let span = u64::from(hi - lo) + 1;
@@ -345,12 +371,6 @@ impl<'a, const N: usize> SmoltcpStack<'a, N> {
                 PollIngressSingleResult::PacketProcessed => activity = true,
                 PollIngressSingleResult::SocketStateChanged => {
                     activity = true;
-                    #[cfg(feature = "std")]
-                    {
-                        let mut v = std::vec::Vec::new();
-                        for i in 0..N { if let Some(r) = self.role(i) { let st = self.tcp_state(i); let ep = self.tcp(i).and_then(|s| s.local_endpoint()); v.push(std::format!("{i}:{r:?}:{st}:{ep:?}")); } }
-                        std::eprintln!("t={} {}", now, v.join(" "));
-                    }
                     // A SYN may just have taken a listening socket: arm
                     // another before the next frame (maybe another SYN).
                     self.maintain();
@@ -372,16 +392,20 @@ impl<'a, const N: usize> SmoltcpStack<'a, N> {
     /// retransmission, a delayed ACK, a close timeout); `None` when only a
     /// received frame can change anything. May be in the past: poll now.
     pub fn poll_at(&mut self, now: SmolInstant) -> Option<SmolInstant> {
-        let closing = self
-            .pool
-            .iter()
-            .flatten()
-            .filter_map(|p| match p.role {
-                Role::Closing { deadline, .. } => Some(deadline),
-                _ => None,
-            })
-            .min();
-        match (self.iface.poll_at(now, &self.sockets), closing) {
+        let mut own: Option<SmolInstant> = None;
+        for i in 0..N {
+            let deadline = match self.role(i) {
+                Some(Role::Closing { deadline, .. }) => deadline,
+                Some(Role::Armed { since: Some(t), .. })
+                    if self.tcp_state(i) == State::SynReceived =>
+                {
+                    t + self.config.handshake_timeout
+                }
+                _ => continue,
+            };
+            own = Some(own.map_or(deadline, |d| d.min(deadline)));
+        }
+        match (self.iface.poll_at(now, &self.sockets), own) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -439,7 +463,9 @@ impl<'a, const N: usize> SmoltcpStack<'a, N> {
     fn index(&self, socket: &SmolSocket) -> Result<usize, SmoltcpError> {
         let index = usize::from(socket.index);
         match self.handles.get(index) {
-            Some(slot) if slot.generation == socket.generation && slot.state != HandleState::Free => {
+            Some(slot)
+                if slot.generation == socket.generation && slot.state != HandleState::Free =>
+            {
                 Ok(index)
             }
             _ => Err(SmoltcpError::InvalidHandle),
@@ -537,39 +563,62 @@ impl<'a, const N: usize> SmoltcpStack<'a, N> {
     }
 
     /// Arms free pool sockets in LISTEN for the listener at handle
-    /// `listener` until it has `backlog` of them (fewer if the pool runs
-    /// out); returns how many it has.
-    fn top_up(&mut self, listener: usize, armed: u8) -> u8 {
+    /// `listener`, which has `listening` sockets in LISTEN and `pending`
+    /// connections not yet accepted, until it has `backlog` listening (or
+    /// `max_pending` is reached, or the pool runs out); returns how many
+    /// listen now.
+    fn top_up(&mut self, listener: usize, listening: u8, pending: u8) -> u8 {
         let HandleState::Listening(local) = self.state(listener) else {
-            return armed;
+            return listening;
         };
-        let Ok(endpoint) = listen_endpoint(local) else {
-            return armed;
+        let (Ok(endpoint), Ok(tag)) = (listen_endpoint(local), u16::try_from(listener)) else {
+            return listening;
         };
-        let Ok(tag) = u16::try_from(listener) else {
-            return armed;
-        };
-        let mut armed = armed;
-        while armed < self.config.backlog.max(1) {
-            let Some(i) = self.take_socket(Role::Armed(tag)) else {
+        let backlog = self.config.backlog.max(1);
+        let limit = backlog.saturating_add(self.config.max_pending);
+        let mut listening = listening;
+        while listening < backlog && listening.saturating_add(pending) < limit {
+            let role = Role::Armed {
+                listener: tag,
+                since: None,
+            };
+            let Some(i) = self.take_socket(role) else {
                 break;
             };
-            let listening = self.tcp(i).map(|s| s.listen(endpoint).is_ok());
-            if listening != Some(true) {
+            if self.tcp(i).map(|s| s.listen(endpoint).is_ok()) != Some(true) {
                 self.set_role(i, Role::Free);
                 break;
             }
-            armed += 1;
+            listening += 1;
         }
-        armed
+        listening
     }
 
-    /// Recycles pool sockets whose close finished, re-arms listening
-    /// sockets that fell back to CLOSED (a reset before `accept`), and tops
-    /// up every listener to its backlog.
+    /// Counts the sockets of the listener with handle index `listener`:
+    /// `(in LISTEN, opening or established but not accepted)`.
+    fn listener_counts(&mut self, listener: u16) -> (u8, u8) {
+        let (mut listening, mut pending) = (0u8, 0u8);
+        for i in 0..N {
+            if !matches!(self.role(i), Some(Role::Armed { listener: l, .. }) if l == listener) {
+                continue;
+            }
+            match self.tcp_state(i) {
+                State::Listen => listening = listening.saturating_add(1),
+                State::Closed | State::TimeWait => {}
+                _ => pending = pending.saturating_add(1),
+            }
+        }
+        (listening, pending)
+    }
+
+    /// Recycles pool sockets whose close finished (or timed out), drops
+    /// handshakes that timed out, frees listening sockets that fell back to
+    /// CLOSED (a reset before `accept`), and tops up every listener.
     fn maintain(&mut self) {
-        let mut armed = [0u8; N];
+        let mut listening = [0u8; N];
+        let mut pending = [0u8; N];
         let (now, close_timeout) = (self.now, self.config.close_timeout);
+        let handshake_timeout = self.config.handshake_timeout;
         for i in 0..N {
             let Some(role) = self.role(i) else { continue };
             let Some(socket) = self.tcp(i) else { continue };
@@ -587,27 +636,70 @@ impl<'a, const N: usize> SmoltcpStack<'a, N> {
                     } else if left < queued {
                         // Progress: the peer is alive, restart the timer.
                         let deadline = now + close_timeout;
-                        self.set_role(i, Role::Closing { deadline, queued: left });
+                        self.set_role(
+                            i,
+                            Role::Closing {
+                                deadline,
+                                queued: left,
+                            },
+                        );
                     }
                 }
-                Role::Armed(listener) => {
+                Role::Armed { listener, since } => {
                     let state = socket.state();
-                    if matches!(state, State::Closed | State::TimeWait) {
-                        self.set_role(i, Role::Free);
-                    } else if matches!(state, State::Listen | State::SynReceived) {
-                        if let Some(n) = armed.get_mut(usize::from(listener)) {
-                            *n = n.saturating_add(1);
+                    let slot = usize::from(listener);
+                    match state {
+                        State::Closed | State::TimeWait => self.set_role(i, Role::Free),
+                        State::Listen => {
+                            if let Some(n) = listening.get_mut(slot) {
+                                *n = n.saturating_add(1);
+                            }
+                            if since.is_some() {
+                                // A reset handshake fell back to LISTEN.
+                                self.set_role(
+                                    i,
+                                    Role::Armed {
+                                        listener,
+                                        since: None,
+                                    },
+                                );
+                            }
+                        }
+                        _ => {
+                            if let Some(n) = pending.get_mut(slot) {
+                                *n = n.saturating_add(1);
+                            }
+                            match since {
+                                None => self.set_role(
+                                    i,
+                                    Role::Armed {
+                                        listener,
+                                        since: Some(now),
+                                    },
+                                ),
+                                Some(t)
+                                    if state == State::SynReceived
+                                        && now >= t + handshake_timeout =>
+                                {
+                                    socket.abort();
+                                    self.set_role(i, Role::Free);
+                                }
+                                Some(_) => {}
+                            }
                         }
                     }
                 }
                 Role::Free | Role::Owned => {}
             }
         }
-        for (listener, count) in armed.iter().enumerate() {
+        for listener in 0..N {
+            let (Some(&l), Some(&p)) = (listening.get(listener), pending.get(listener)) else {
+                continue;
+            };
             if matches!(self.state(listener), HandleState::Listening(_))
-                && *count < self.config.backlog.max(1)
+                && l < self.config.backlog.max(1)
             {
-                self.top_up(listener, *count);
+                self.top_up(listener, l, p);
             }
         }
     }
@@ -643,7 +735,9 @@ impl<'a, const N: usize> SmoltcpStack<'a, N> {
         for _ in 0..=u32::from(hi - lo) {
             let candidate = port;
             port = if port >= hi { lo } else { port + 1 };
-            if candidate != 0 && !self.port_taken(IpAddr::V4(crate::Ipv4Addr::UNSPECIFIED), candidate, true) {
+            if candidate != 0
+                && !self.port_taken(IpAddr::V4(crate::Ipv4Addr::UNSPECIFIED), candidate, true)
+            {
                 self.next_port = port;
                 return Ok(candidate);
             }
@@ -725,9 +819,11 @@ fn listen_endpoint(local: SocketAddr) -> Result<IpListenEndpoint, SmoltcpError> 
     })
 }
 
-/// Converts Ferry's millisecond [`crate::Instant`] to smoltcp's.
+/// Converts Ferry's millisecond [`crate::Instant`] to smoltcp's
+/// (microseconds in an `i64`: saturating after ~292,000 years).
 pub fn smol_instant(now: crate::Instant) -> SmolInstant {
-    SmolInstant::from_millis(i64::try_from(now.0).unwrap_or(i64::MAX))
+    const MAX_MS: i64 = i64::MAX / 1000;
+    SmolInstant::from_millis(i64::try_from(now.0).map_or(MAX_MS, |ms| ms.min(MAX_MS)))
 }
 
 #[cfg(test)]
@@ -736,7 +832,10 @@ mod tests {
 
     #[test]
     fn error_kinds() {
-        assert_eq!(SmoltcpError::ConnectionReset.kind(), TcpErrorKind::PipeClosed);
+        assert_eq!(
+            SmoltcpError::ConnectionReset.kind(),
+            TcpErrorKind::PipeClosed
+        );
         assert_eq!(SmoltcpError::NotConnected.kind(), TcpErrorKind::PipeClosed);
         assert_eq!(SmoltcpError::AddrInUse.kind(), TcpErrorKind::Other);
     }
@@ -744,7 +843,13 @@ mod tests {
     #[test]
     fn listen_endpoint_of_any_has_no_address() {
         let any = SocketAddr::new(IpAddr::V4(crate::Ipv4Addr::UNSPECIFIED), 21);
-        assert_eq!(listen_endpoint(any), Ok(IpListenEndpoint { addr: None, port: 21 }));
+        assert_eq!(
+            listen_endpoint(any),
+            Ok(IpListenEndpoint {
+                addr: None,
+                port: 21
+            })
+        );
         let one = SocketAddr::new(IpAddr::V4(crate::Ipv4Addr::new(10, 0, 0, 2)), 21);
         assert_eq!(
             listen_endpoint(one).map(|e| e.addr.map(IpAddr::from)),
@@ -764,6 +869,9 @@ mod tests {
     #[test]
     fn instants_convert() {
         assert_eq!(smol_instant(crate::Instant(1500)).total_millis(), 1500);
-        assert_eq!(smol_instant(crate::Instant(u64::MAX)).total_millis(), i64::MAX);
+        assert_eq!(
+            smol_instant(crate::Instant(u64::MAX)).total_millis(),
+            i64::MAX / 1000
+        );
     }
 }

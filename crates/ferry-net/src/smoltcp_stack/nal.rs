@@ -6,12 +6,9 @@ use smoltcp::socket::tcp::{ConnectError, RecvError, State};
 use smoltcp::wire::IpEndpoint;
 
 use super::{
-    to_smol, to_socket_addr, unmap_addr, HandleState, Role, SmolSocket, SmoltcpError,
-    SmoltcpStack,
+    to_smol, to_socket_addr, unmap_addr, HandleState, Role, SmolSocket, SmoltcpError, SmoltcpStack,
 };
-use crate::{
-    nb, IpAddr, Ipv4Addr, SocketAddr, TcpClientStack, TcpFullStack, TcpLocalAddr,
-};
+use crate::{nb, IpAddr, Ipv4Addr, SocketAddr, TcpClientStack, TcpFullStack, TcpLocalAddr};
 
 impl<'a, const N: usize> TcpClientStack for SmoltcpStack<'a, N> {
     type TcpSocket = SmolSocket;
@@ -127,7 +124,11 @@ impl<'a, const N: usize> TcpClientStack for SmoltcpStack<'a, N> {
             HandleState::Listening(_) => {
                 let tag = u16::try_from(index).ok();
                 for i in 0..N {
-                    if tag.is_none() || self.role(i) != tag.map(Role::Armed) {
+                    let armed = matches!(
+                        (self.role(i), tag),
+                        (Some(Role::Armed { listener, .. }), Some(tag)) if listener == tag
+                    );
+                    if !armed {
                         continue;
                     }
                     if let Some(s) = self.tcp(i) {
@@ -186,7 +187,7 @@ impl<'a, const N: usize> TcpFullStack for SmoltcpStack<'a, N> {
             HandleState::Listening(_) => Ok(()),
             HandleState::Bound(local) => {
                 self.set_state(index, HandleState::Listening(local));
-                if self.top_up(index, 0) == 0 {
+                if self.top_up(index, 0, 0) == 0 {
                     self.set_state(index, HandleState::Bound(local));
                     return Err(SmoltcpError::NoSocket);
                 }
@@ -209,16 +210,13 @@ impl<'a, const N: usize> TcpFullStack for SmoltcpStack<'a, N> {
         }
         let tag = u16::try_from(index).map_err(|_| SmoltcpError::InvalidHandle)?;
         let mut found = None;
-        let mut armed = 0u8;
         for i in 0..N {
-            if self.role(i) != Some(Role::Armed(tag)) {
-                continue;
-            }
-            match self.tcp_state(i) {
-                // A client may send and close before it is accepted.
-                State::Established | State::CloseWait if found.is_none() => found = Some(i),
-                State::Listen | State::SynReceived => armed = armed.saturating_add(1),
-                _ => {}
+            let armed =
+                matches!(self.role(i), Some(Role::Armed { listener, .. }) if listener == tag);
+            // A client may send and close before it is accepted.
+            if armed && matches!(self.tcp_state(i), State::Established | State::CloseWait) {
+                found = Some(i);
+                break;
             }
         }
         let Some(i) = found else {
@@ -232,7 +230,8 @@ impl<'a, const N: usize> TcpFullStack for SmoltcpStack<'a, N> {
         let pool_index = u16::try_from(i).map_err(|_| SmoltcpError::NoSocket)?;
         let handle = self.new_handle(HandleState::Connected(pool_index))?;
         self.set_role(i, Role::Owned);
-        self.top_up(index, armed);
+        let (listening, pending) = self.listener_counts(tag);
+        self.top_up(index, listening, pending);
         Ok((handle, unmap_addr(peer)))
     }
 }
@@ -242,7 +241,11 @@ impl<'a, const N: usize> TcpLocalAddr for SmoltcpStack<'a, N> {
     /// all; an IPv4-mapped address counts as IPv4; port 0 picks an
     /// ephemeral port) for a later `listen`. Another listener on the same
     /// port and an overlapping address is [`SmoltcpError::AddrInUse`].
-    fn bind_addr(&mut self, socket: &mut SmolSocket, local: SocketAddr) -> Result<(), SmoltcpError> {
+    fn bind_addr(
+        &mut self,
+        socket: &mut SmolSocket,
+        local: SocketAddr,
+    ) -> Result<(), SmoltcpError> {
         let index = self.index(socket)?;
         if self.state(index) != HandleState::Unbound {
             return Err(SmoltcpError::InvalidState);

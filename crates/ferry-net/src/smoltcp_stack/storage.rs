@@ -10,10 +10,15 @@ use super::{SmoltcpStack, StackConfig};
 /// bytes, all of it here (put it in a `static` or leak it; nothing is
 /// allocated).
 ///
-/// ```ignore
-/// static STORAGE: StaticCell<StackStorage<'static, 12, 4096, 4096>> = StaticCell::new();
-/// let storage = STORAGE.init(StackStorage::new());
-/// let stack = SmoltcpStack::<12>::with_storage(iface, storage, StackConfig::default());
+/// ```
+/// use ferry_net::smoltcp_stack::{SmoltcpStack, StackConfig, StackStorage};
+///
+/// fn stack(iface: smoltcp::iface::Interface) -> SmoltcpStack<'static, 12> {
+///     // Firmware puts it in a `static` (e.g. with `static_cell`).
+///     let storage: &'static mut StackStorage<'static, 12, 4096, 4096> =
+///         Box::leak(Box::new(StackStorage::new()));
+///     SmoltcpStack::with_storage(iface, storage, StackConfig::default())
+/// }
 /// ```
 pub struct StackStorage<'a, const N: usize, const RX: usize, const TX: usize> {
     sockets: [SocketStorage<'a>; N],
