@@ -376,6 +376,8 @@ fn finish_transfer<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
     observer: &mut O,
 ) {
     close_data(env.stack, slot);
+    // The idle timer was paused during the transfer; it restarts now.
+    slot.session.last_activity = env.now;
     if let Some((kind, path, bytes, ok)) = slot.session.end_transfer(env.fs, env.slot, failure) {
         observer.event(Event::Transfer {
             session: env.slot,
@@ -384,6 +386,10 @@ fn finish_transfer<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
             bytes,
             ok,
         });
+    }
+    if slot.session.quit_after_transfer {
+        slot.session.out.reply(221, b"Goodbye.");
+        slot.session.closing = true;
     }
 }
 
@@ -400,7 +406,7 @@ fn drive<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
     }
     let session = &mut slot.session;
     if session.closing {
-        let grace_over = env.now.millis_since(session.last_activity) > CLOSE_GRACE_MS;
+        let grace_over = env.now.millis_since(session.last_activity) >= CLOSE_GRACE_MS;
         return (busy, !(session.out.is_empty() || grace_over));
     }
     // 2. A failed login answers only after its delay.
@@ -421,11 +427,17 @@ fn drive<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
     busy |= drive_data(slot, env, observer);
     // 4. Control input.
     let session = &mut slot.session;
-    if session.login_delay.is_none() {
+    if session.login_delay.is_none() && !session.eof {
         let spare = session.line.spare();
         if !spare.is_empty() {
             match env.stack.receive(&mut slot.ctrl, spare) {
-                Ok(0) => return (true, false),
+                // End of stream: an upload in progress is cut; otherwise the
+                // commands already received are still answered.
+                Ok(0) if session.transfer.is_some() => return (true, false),
+                Ok(0) => {
+                    session.eof = true;
+                    busy = true;
+                }
                 Ok(n) => {
                     session.line.filled(n);
                     busy = true;
@@ -438,12 +450,16 @@ fn drive<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
     // 5. One command, once the previous reply is out.
     if session.out.is_empty() && session.login_delay.is_none() {
         busy |= next_command(slot, env, observer);
+        let session = &mut slot.session;
+        if session.eof && session.transfer.is_none() && !session.line.has_line() {
+            session.closing = true;
+        }
     }
     // 6. Idle timeout (paused while a transfer runs).
     let session = &mut slot.session;
     if session.transfer.is_none()
         && !session.closing
-        && env.now.millis_since(session.last_activity) > env.config.idle_timeout_ms
+        && env.now.millis_since(session.last_activity) >= env.config.idle_timeout_ms
     {
         session
             .out
@@ -529,7 +545,7 @@ fn drive_data<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
             transfer.phase = Phase::Running;
             transfer.last_progress = env.now;
             busy = true;
-        } else if env.now.millis_since(transfer.last_progress) > env.config.data_timeout_ms {
+        } else if env.now.millis_since(transfer.last_progress) >= env.config.data_timeout_ms {
             finish_transfer(
                 slot,
                 env,
@@ -547,7 +563,7 @@ fn drive_data<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
     match transfer.pump(env.stack, data, env.fs, env.scratch, env.now) {
         Pump::Progress => true,
         Pump::Idle => {
-            if env.now.millis_since(transfer.last_progress) > env.config.data_timeout_ms {
+            if env.now.millis_since(transfer.last_progress) >= env.config.data_timeout_ms {
                 finish_transfer(
                     slot,
                     env,

@@ -105,6 +105,12 @@ pub(crate) struct Session<F: FileSystem> {
     pub transfer: Option<Transfer<F>>,
     pub last_activity: Instant,
     pub closing: bool,
+    /// QUIT arrived during a transfer: reply 221 and close when it ends.
+    pub quit_after_transfer: bool,
+    /// The client closed its sending side; buffered commands are still answered.
+    pub eof: bool,
+    /// The logged-in user's name (for STAT and the log; truncated).
+    login_name: Vec<u8, 32>,
 }
 
 /// A resolved path argument: as the client sees it and as storage sees it.
@@ -179,6 +185,9 @@ impl<F: FileSystem> Session<F> {
             transfer: None,
             last_activity: now,
             closing: false,
+            quit_after_transfer: false,
+            eof: false,
+            login_name: Vec::new(),
         };
         s.out.reply(220, b"Ferry FTP server ready.");
         s
@@ -206,6 +215,7 @@ impl<F: FileSystem> Session<F> {
 
     fn reset_login(&mut self) {
         self.user = None;
+        self.login_name.clear();
         self.memo_kind = Memo::None;
         self.memo.clear();
         self.cwd = root_path();
@@ -234,6 +244,10 @@ impl<F: FileSystem> Session<F> {
         let flen =
             path::join_home(home, virt, &mut fs).map_err(|_| (553u16, &b"Path too long."[..]))?;
         let fs = fs.get(..flen).unwrap_or(b"/");
+        // Uploads in progress are invisible: not listed, not reachable.
+        if is_upload_temp(path::file_name(virt)) {
+            return Err((550, b"No such file or directory."));
+        }
         let (Ok(virt), Ok(fs)) = (PathBuf::from_slice(virt), PathBuf::from_slice(fs)) else {
             return Err((553, b"Path too long."));
         };
@@ -263,6 +277,8 @@ impl<F: FileSystem> Session<F> {
         match cmd {
             Command::User(name) => return self.cmd_user(name, ctx),
             Command::Pass(pw) => return self.cmd_pass(pw, memo_kind, ctx),
+            // RFC 959: a transfer in progress finishes and gets its reply first.
+            Command::Quit if self.transfer.is_some() => self.quit_after_transfer = true,
             Command::Quit => {
                 self.reply(221, b"Goodbye.");
                 self.closing = true;
@@ -411,6 +427,11 @@ impl<F: FileSystem> Session<F> {
         match ctx.auth.authenticate(&self.memo, pw, peer) {
             Ok(user) => {
                 self.user = Some(user);
+                self.login_name.clear();
+                let keep = self.memo.len().min(self.login_name.capacity());
+                let _ = self
+                    .login_name
+                    .extend_from_slice(self.memo.get(..keep).unwrap_or(b""));
                 self.failures = 0;
                 self.cwd = root_path();
                 self.reply(230, b"Login successful.");
@@ -426,7 +447,11 @@ impl<F: FileSystem> Session<F> {
 
     /// The name of the user being logged in or logged in (for the log).
     pub fn user_name(&self) -> &[u8] {
-        &self.memo
+        if self.logged_in() {
+            &self.login_name
+        } else {
+            &self.memo
+        }
     }
 
     /// Called by the server when a failed login's delay has passed.
@@ -470,8 +495,7 @@ impl<F: FileSystem> Session<F> {
         self.out.end_line();
         if let Some(_u) = self.user {
             self.out.push(b" Logged in as ");
-            let memo = self.memo.clone();
-            self.out.push(&memo);
+            self.out.push(&self.login_name);
             self.out.end_line();
         } else {
             self.out.push(b" Not logged in\r\n");

@@ -113,6 +113,11 @@ impl<const N: usize> LineBuffer<N> {
         }
         self.len = write;
     }
+    /// Whether a complete line is waiting (without consuming anything).
+    pub fn has_line(&self) -> bool {
+        self.line_len.is_some() || (!self.discarding && self.find_lf().is_some())
+    }
+
     /// Looks for the next complete line in what was received.
     pub fn poll_line(&mut self) -> Option<LineEvent> {
         if self.line_len.is_some() {

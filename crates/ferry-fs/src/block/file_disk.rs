@@ -3,6 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::Path;
+use std::{format, vec};
 
 use super::{check_erase, checked_range, BlockDevice, BlockError, ERASED};
 
@@ -86,9 +87,8 @@ fn check_geometry(size: u64, block_size: usize) -> std::io::Result<usize> {
             format!("image size {size} is not a non-zero multiple of the block size {block_size}"),
         ));
     }
-    usize::try_from(size / bs).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "image too large")
-    })
+    usize::try_from(size / bs)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "image too large"))
 }
 
 impl BlockDevice for FileDisk {
@@ -154,7 +154,7 @@ mod tests {
         let mut buf = [0u8; 2];
         d.read(4094, &mut buf).unwrap();
         assert_eq!(&buf, b"ab");
-        d.read(510, &mut buf).unwrap();
+        d.read(511, &mut buf).unwrap();
         assert_eq!(buf, [ERASED, 0]);
         assert!(FileDisk::open(&path, 3000).is_err());
     }

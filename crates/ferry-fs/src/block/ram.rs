@@ -101,7 +101,10 @@ mod tests {
             BlockError::Misaligned
         );
         let mut d = RamDisk::new([0u8; 2048], 512).unwrap();
-        assert_eq!((d.block_size(), d.block_count(), d.capacity()), (512, 4, 2048));
+        assert_eq!(
+            (d.block_size(), d.block_count(), d.capacity()),
+            (512, 4, 2048)
+        );
         let mut buf = [0u8; 4];
         assert_eq!(d.read(2046, &mut buf), Err(BlockError::OutOfRange));
         assert_eq!(d.program(u64::MAX, b"x"), Err(BlockError::OutOfRange));

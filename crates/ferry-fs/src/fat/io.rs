@@ -89,6 +89,7 @@ impl<D: BlockDevice> Seek for FatIo<D> {
 mod tests {
     use super::*;
     use crate::block::RamDisk;
+    use std::vec;
 
     #[test]
     fn stream_over_device() {

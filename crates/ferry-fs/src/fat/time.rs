@@ -43,12 +43,7 @@ pub(crate) fn to_unix(dt: DateTime) -> Option<u64> {
     if t.hour > 23 || t.min > 59 || t.sec > 59 {
         return None;
     }
-    Some(
-        days * SECS_PER_DAY
-            + u64::from(t.hour) * 3600
-            + u64::from(t.min) * 60
-            + u64::from(t.sec),
-    )
+    Some(days * SECS_PER_DAY + u64::from(t.hour) * 3600 + u64::from(t.min) * 60 + u64::from(t.sec))
 }
 
 /// The FAT timestamp of Unix seconds (UTC), or `None` outside 1980..=2107.

@@ -230,9 +230,11 @@ impl<'a, S: Storage> LittleFs<'a, S> {
     /// stored time that the write made stale.
     fn touch(&self, path: &Path) -> Result<(), LfsError> {
         match self.clock {
-            Some(clock) => Ok(self
-                .fs
-                .set_attribute(path, MTIME_ATTRIBUTE, &clock().to_le_bytes())?),
+            Some(clock) => {
+                Ok(self
+                    .fs
+                    .set_attribute(path, MTIME_ATTRIBUTE, &clock().to_le_bytes())?)
+            }
             None if self.mtime(path)?.is_some() => {
                 Ok(self.fs.remove_attribute(path, MTIME_ATTRIBUTE)?)
             }
@@ -363,7 +365,11 @@ impl<'a, S: Storage> FileSystem for LittleFs<'a, S> {
         Ok(LfsDir { path: p, next: 0 })
     }
 
-    fn read_dir(&mut self, dir: &mut LfsDir, name: &mut [u8]) -> Result<Option<DirEntry>, LfsError> {
+    fn read_dir(
+        &mut self,
+        dir: &mut LfsDir,
+        name: &mut [u8],
+    ) -> Result<Option<DirEntry>, LfsError> {
         let fs = self.fs;
         let skip = dir.next;
         let mut index = 0;
@@ -431,7 +437,9 @@ impl<'a, S: Storage> FileSystem for LittleFs<'a, S> {
         let (s, d) = (src.as_str().as_bytes(), dst.as_str().as_bytes());
         if meta.is_dir() {
             // A directory cannot move into itself.
-            if d.strip_prefix(s).is_some_and(|rest| rest.first() == Some(&b'/')) {
+            if d.strip_prefix(s)
+                .is_some_and(|rest| rest.first() == Some(&b'/'))
+            {
                 return Err(err(ErrorKind::Other));
             }
             // Keep every stored path within littlefs2's 255 bytes.
@@ -519,6 +527,10 @@ impl<S: Storage> embedded_io::Write for LfsFile<'_, S> {
                 file.write(buf)
             },
         )?;
+        if n == 0 {
+            // Never `Ok(0)` for a non-empty buffer: `write_all` would panic.
+            return Err(err(ErrorKind::NoSpace));
+        }
         self.pos += n as u64;
         self.written = true;
         Ok(n)

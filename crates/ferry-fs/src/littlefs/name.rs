@@ -145,10 +145,7 @@ mod tests {
         let long = "é".repeat(86);
         let err = encode(format!("/{long}").as_bytes()).unwrap_err();
         assert_eq!(err.kind, ErrorKind::NameTooLong);
-        assert_eq!(
-            encode(b"/a\0b").unwrap_err().kind,
-            ErrorKind::InvalidName
-        );
+        assert_eq!(encode(b"/a\0b").unwrap_err().kind, ErrorKind::InvalidName);
         // A whole path over 255 bytes, each name short.
         let deep = "/abcdefghi".repeat(26);
         assert_eq!(

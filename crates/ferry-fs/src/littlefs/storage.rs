@@ -98,9 +98,7 @@ impl<D: BlockDevice, const BLOCK_SIZE: usize, const BLOCK_COUNT: usize> Storage
     }
 
     fn erase(&mut self, off: usize, len: usize) -> littlefs2::io::Result<usize> {
-        self.device
-            .erase(off as u64, len as u64)
-            .map_err(lfs_err)?;
+        self.device.erase(off as u64, len as u64).map_err(lfs_err)?;
         Ok(len)
     }
 }
