@@ -265,3 +265,46 @@ def test_unused_passive_listeners_are_released(start_server, root):
         h = wait_until(attempt, timeout=10, interval=0.1)
         assert h is not None, "passive port not released after the session ended"
         h.close()
+
+
+def test_hanging_active_connect_does_not_stall_others(start_server, root):
+    """DESIGN: an active-mode connect that hangs (SYN unanswered) must not
+    stall the single-threaded poll loop for other sessions."""
+    bh = socket.socket()
+    bh.bind(("127.0.0.1", 0))
+    bh.listen(0)
+    port = bh.getsockname()[1]
+    fillers = []
+    for _ in range(3):  # fill the accept queue: further SYNs are dropped
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(c)
+    probe = socket.socket()
+    probe.settimeout(0.5)
+    try:
+        probe.connect(("127.0.0.1", port))
+        pytest.skip("could not make a connect hang on loopback here")
+    except (socket.timeout, TimeoutError):
+        pass
+    finally:
+        probe.close()
+    (root / "f").write_bytes(b"f")
+    s = start_server()
+    f = s.connect()
+    assert f.cmd(f"PORT 127,0,0,1,{port >> 8},{port & 255}")[0] == 200
+    f.putcmd("RETR f")
+    t0 = time.monotonic()
+    g = s.connect()
+    assert g.cmd("NOOP")[0] == 200
+    g.stor_bytes("other", b"works")
+    assert time.monotonic() - t0 < 5
+    assert (root / "other").read_bytes() == b"works"
+    g.close()
+    f.close()
+    for c in fillers:
+        c.close()
+    bh.close()

@@ -163,3 +163,18 @@ def test_quit_closes_connection(server):
     assert raw.cmd("QUIT")[0] == 221
     assert raw.at_eof(), "server kept the connection open after QUIT"
     raw.close()
+
+
+def test_prints_where_it_listens_and_how_to_log_in(start_server):
+    """With no --user, ferryd makes up a password and prints it; that login works."""
+    import re
+    s = start_server(users=())
+    out = s.out_path.read_text()
+    assert f"listening on ftp://127.0.0.1:{s.port}" in out, out
+    m = re.search(r'user "([^"]+)", password "([^"]+)"', out)
+    assert m, f"no login hint in: {out!r}"
+    f = s.connect(user=m.group(1), password=m.group(2))
+    assert f.cmd("NOOP")[0] == 200
+    f.close()
+    with pytest.raises(ftplib.error_perm):
+        s.connect(user=m.group(1), password=m.group(2) + "x")

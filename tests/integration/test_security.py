@@ -258,3 +258,44 @@ def test_port_to_own_address_allowed(ftp, root):
     (root / "f").write_bytes(b"payload")
     ftp.set_pasv(False)
     assert ftp.retr_bytes("f") == b"payload"
+
+
+def test_passive_port_stealing_refused(server, root):
+    """A data connection from another address than the control peer's must
+    not get the data (RFC 2577 section 5, port stealing)."""
+    import re
+    from ferry_helpers import recv_all
+    (root / "secret.txt").write_bytes(b"private data")
+    raw = server.raw()
+    assert raw.reply()[0] == 220
+    raw.login()
+    code, lines = raw.cmd("EPSV")
+    assert code == 229
+    port = int(re.search(rb"\|\|\|(\d+)\|", lines[0]).group(1))
+    thief = socket.socket()
+    try:
+        thief.bind(("127.0.0.2", 0))
+    except OSError:
+        pytest.skip("127.0.0.2 is not usable on this machine")
+    thief.settimeout(5)
+    thief.connect(("127.0.0.1", port))
+    raw.send(b"RETR secret.txt\r\n")
+    assert raw.reply()[0] in (125, 150)
+    try:
+        stolen = recv_all(thief, timeout=2)
+    except (socket.timeout, ConnectionResetError):
+        stolen = b""
+    thief.close()
+    assert stolen == b"", "data went to a connection from another address"
+    # the real client still gets its file (or a clean 425)
+    try:
+        d = socket.create_connection(("127.0.0.1", port), timeout=5)
+        data = recv_all(d)
+        d.close()
+        code, lines = raw.reply()
+        assert (code, data) == (226, b"private data") or code == 425, (code, lines)
+    except ConnectionRefusedError:
+        code, lines = raw.reply()
+        assert code == 425, lines
+    assert raw.cmd("NOOP")[0] == 200
+    raw.close()

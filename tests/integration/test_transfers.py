@@ -4,6 +4,7 @@ import ftplib
 import os
 import re
 import socket
+import time
 
 import pytest
 
@@ -173,6 +174,16 @@ def test_ascii_chunk_boundaries(ftp, root):
     assert recv_all(conn) == wire
     conn.close()
     ftp.voidresp()
+    # a CR at the very end of one segment, its LF in the next
+    assert ftp.cmd("TYPE A")[0] == 200
+    conn = ftp.transfercmd("STOR s.txt")
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for piece in (b"abc\r", b"\ndef\r", b"\n\r", b"\n"):
+        conn.sendall(piece)
+        time.sleep(0.05)
+    conn.close()
+    assert ftp.voidresp()[:3] == "226"
+    assert (root / "s.txt").read_bytes() == b"abc\ndef\n\n"
 
 
 def test_rest_retr_resume_download(ftp, root):
@@ -503,3 +514,50 @@ def test_dual_stack_listener_ipv4_mapped_peer(start_server, root):
     assert f.cmd(f"PORT 127,0,0,2,{p >> 8},{p & 255}")[0] in (500, 501, 504)
     trap.close()
     f.close()
+
+
+def test_ftplib_abort_with_urgent_data(server, root):
+    """Python's ftplib.abort() sends "ABOR\\r\\n" as TCP urgent data (MSG_OOB).
+    On a socket without SO_OOBINLINE the kernel pulls the urgent byte (the LF)
+    out of the stream, so the server must read urgent data in-line (as
+    vsftpd does) or the ABOR line never ends."""
+    with open(root / "huge.bin", "wb") as fh:
+        fh.truncate(256 << 20)
+    f = server.connect()
+    conn = f.transfercmd("RETR huge.bin")
+    conn.recv(65536)
+    resp = f.abort()  # raises on a timeout (no reply) or an unexpected code
+    assert resp[:3] in ("426", "225", "226")
+    conn.close()
+    # a 426 is followed by a 226 (RFC 959 ABOR); then the session goes on
+    codes = []
+    f.putcmd("NOOP")
+    for _ in range(2):
+        r = _getresp_any(f)
+        codes.append(r[:3])
+        if r[:3] == "200":
+            break
+    assert codes[-1] == "200", codes
+    assert f.retr_bytes("huge.bin", rest=(256 << 20) - 10) == b"\0" * 10
+
+
+def test_rest_in_ascii_mode_is_honoured_or_refused(ftp, root):
+    """An accepted REST must take effect in TYPE A too: silently sending the
+    whole file makes a resuming client duplicate the start of the file."""
+    (root / "l.txt").write_bytes(b"line one\nline two\nline three\n")
+    wire = b"line one\r\nline two\r\nline three\r\n"
+    assert ftp.cmd("TYPE A")[0] == 200
+    code, resp = ftp.cmd("REST 10")
+    if code != 350:
+        assert code in (500, 501, 502, 504, 550), resp
+        return
+    try:
+        conn = ftp.transfercmd("RETR l.txt")
+    except ftplib.error_perm as e:
+        assert str(e)[:3] in ("501", "504", "550", "554"), str(e)
+        return
+    got = recv_all(conn)
+    conn.close()
+    ftp.voidresp()
+    # RFC 3659 5.1: octets of the data stream as sent; some servers count file octets
+    assert got in (wire[10:], b"ine two\r\nline three\r\n"), got

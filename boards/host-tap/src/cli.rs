@@ -47,8 +47,17 @@ pub struct Cli {
     pub port: u16,
     /// The directory served (created if missing). Default: a new temporary
     /// directory, printed at start.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fs")]
     pub root: Option<PathBuf>,
+    /// Serve an image file instead of a directory: `littlefs:IMAGE` (the
+    /// firmware's flash file system) or `fat:IMAGE`. A missing image is
+    /// created with `--fs-size` and formatted.
+    #[arg(long, value_name = "KIND:IMAGE")]
+    pub fs: Option<FsSpec>,
+    /// Size of an image that `--fs` creates, e.g. 8M (littlefs: a power of
+    /// two from 64K to 1G).
+    #[arg(long, value_name = "SIZE", requires = "fs", value_parser = parse_size)]
+    pub fs_size: Option<u64>,
     /// The one user, as NAME:PASSWORD.
     #[arg(long, default_value = "ferry:ferry")]
     pub user: UserSpec,
@@ -90,6 +99,39 @@ impl FromStr for Cidr {
         }
         Ok(Cidr { addr, prefix })
     }
+}
+
+/// The storage named by `--fs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsSpec {
+    /// A littlefs image file.
+    LittleFs(PathBuf),
+    /// A FAT image file.
+    Fat(PathBuf),
+}
+
+impl FromStr for FsSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some(("littlefs", path)) if !path.is_empty() => Ok(FsSpec::LittleFs(path.into())),
+            Some(("fat", path)) if !path.is_empty() => Ok(FsSpec::Fat(path.into())),
+            _ => Err("expected littlefs:IMAGE or fat:IMAGE".into()),
+        }
+    }
+}
+
+/// Parses `--fs-size` (`8M`, `512K`, `1G`, bytes).
+#[cfg(any(feature = "littlefs", feature = "fat"))]
+fn parse_size(s: &str) -> Result<u64, String> {
+    ferry_fs::image::parse_size(s).ok_or_else(|| format!("{s:?} is not a size like 8M or 512K"))
+}
+
+/// Parses `--fs-size`: without image support, any use is an error.
+#[cfg(not(any(feature = "littlefs", feature = "fat")))]
+fn parse_size(_: &str) -> Result<u64, String> {
+    Err("host-tap was built without image support (features littlefs, fat)".into())
 }
 
 /// The user given by `--user`.
@@ -178,6 +220,19 @@ mod tests {
             (u.name.as_str(), u.password.0.as_str()),
             ("alice", "se:cret")
         );
+    }
+
+    #[cfg(any(feature = "littlefs", feature = "fat"))]
+    #[test]
+    fn fs_images_are_parsed() {
+        let cli = Cli::parse_from(["host-tap", "--fs", "littlefs:/tmp/a.img", "--fs-size", "8M"]);
+        assert_eq!(cli.fs, Some(FsSpec::LittleFs("/tmp/a.img".into())));
+        assert_eq!(cli.fs_size, Some(8 << 20));
+        assert_eq!("fat:x.img".parse(), Ok(FsSpec::Fat("x.img".into())));
+        assert!("ext4:x.img".parse::<FsSpec>().is_err());
+        assert!("littlefs:".parse::<FsSpec>().is_err());
+        assert!(Cli::try_parse_from(["host-tap", "--fs", "fat:x", "--root", "/tmp"]).is_err());
+        assert!(Cli::try_parse_from(["host-tap", "--fs-size", "8M"]).is_err());
     }
 
     #[test]

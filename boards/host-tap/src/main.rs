@@ -1,6 +1,7 @@
 //! host-tap: Ferry's engine on smoltcp over a Linux TAP device, the same
 //! code path as firmware (`ferry_net::smoltcp_stack` under `Server::poll`),
-//! with a host directory as storage until a flash file system lands.
+//! serving a host directory (`--root`) or the firmware's file system on an
+//! image file (`--fs littlefs:IMAGE`, or `--fs fat:IMAGE`).
 //!
 //! The loop is the one a board runs: `stack.poll(now, &mut device)`, then
 //! `server.poll(..)`; when neither did anything, sleep until the earlier of
@@ -24,7 +25,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use ferry_core::server::ListenError;
 use ferry_core::{Config, Server};
+#[cfg(any(feature = "littlefs", feature = "fat"))]
+use ferry_fs::image::WithFileSystem;
 use ferry_fs::std_dir::StdDir;
+use ferry_fs::FileSystem;
 use ferry_net::smoltcp_stack::{smol_instant, SmoltcpStack, StackConfig};
 use ferry_net::Clock;
 use smoltcp::iface::{Interface, SocketStorage};
@@ -32,6 +36,8 @@ use smoltcp::phy::{Medium, TunTapInterface};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 
 use crate::cli::Cli;
+#[cfg(any(feature = "littlefs", feature = "fat"))]
+use crate::cli::FsSpec;
 use crate::host::{HostClock, LogObserver, OneUser};
 
 /// Concurrent sessions.
@@ -54,7 +60,6 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_millis(500);
 const SERVE_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 type TapStack = SmoltcpStack<'static, POOL>;
-type TapServer = Server<TapStack, StdDir, SESSIONS, TRANSFER_BUFFER>;
 
 /// Why host-tap stopped with an error.
 enum Failure {
@@ -153,34 +158,18 @@ fn build_stack(
     Ok(stack)
 }
 
-/// Serves until Ctrl-C or SIGTERM.
+/// Serves until Ctrl-C or SIGTERM: sets up the device and the stack, then
+/// mounts the storage and serves it.
 fn run(cli: Cli) -> Result<(), Failure> {
     let startup = Failure::Startup;
-    let root = root_dir(&cli).map_err(startup)?;
-    let mut fs = StdDir::open_or_create(&root).map_err(|e| {
-        startup(format!(
-            "cannot open or create root {}: {e}",
-            root.display()
-        ))
-    })?;
     let mut device = TunTapInterface::new(&cli.tap, Medium::Ethernet).map_err(|e| {
         startup(format!(
             "cannot attach to TAP device {:?}: {e} (root and /dev/net/tun needed; see --help)",
             cli.tap
         ))
     })?;
-    let fd = device.as_raw_fd();
     let clock = HostClock::new();
-    let mut stack = build_stack(&cli, &mut device, smol_instant(clock.now())).map_err(startup)?;
-
-    // Boxed: the session table and transfer buffer are big for a frame.
-    let mut server: Box<TapServer> = Box::new(Server::new(Config::default()));
-    let listen = SocketAddr::new(IpAddr::V4(cli.ip.addr), cli.port);
-    server.listen(&mut stack, listen).map_err(|e| match e {
-        ListenError::TooMany => startup(format!("cannot listen on {listen}: too many listeners")),
-        ListenError::Stack(e) => startup(format!("cannot listen on {listen}: {e}")),
-    })?;
-
+    let stack = build_stack(&cli, &mut device, smol_instant(clock.now())).map_err(startup)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);
@@ -192,70 +181,154 @@ fn run(cli: Cli) -> Result<(), Failure> {
         })
         .map_err(|e| startup(format!("cannot install the Ctrl-C handler: {e}")))?;
     }
-
-    announce(&cli, &root, listen)
-        .map_err(|e| Failure::Runtime(format!("cannot write to stdout: {e}")))?;
-
-    let mut auth = OneUser(cli.user.clone());
-    let mut observer = LogObserver::new(SESSIONS, cli.verbose);
-    while !stop.load(Ordering::SeqCst) {
-        let moved = stack.poll(smol_instant(clock.now()), &mut device);
-        let poll = server.poll(&mut stack, &mut fs, &mut auth, &clock, &mut observer);
-        if moved || poll.busy {
-            continue;
+    let fs_spec = cli.fs.clone();
+    let fs_size = cli.fs_size;
+    let mut board = Board {
+        cli,
+        device,
+        stack,
+        clock,
+        stop,
+        storage: String::new(),
+    };
+    match fs_spec {
+        None => {
+            let root = root_dir(&board.cli).map_err(startup)?;
+            let mut fs = StdDir::open_or_create(&root).map_err(|e| {
+                startup(format!(
+                    "cannot open or create root {}: {e}",
+                    root.display()
+                ))
+            })?;
+            board.storage = format!("directory {}", root.display());
+            board.serve(&mut fs)
         }
-        let now = clock.now();
-        let engine = poll
-            .deadline
-            .map(|d| Duration::from_millis(d.millis_since(now)));
-        let network = stack
-            .poll_delay(smol_instant(now))
-            .map(|d| Duration::from_micros(d.total_micros()));
-        let wait = [engine, network, Some(MAX_WAIT)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(MAX_WAIT);
-        if wait.is_zero() {
-            continue;
+        #[cfg(feature = "littlefs")]
+        Some(FsSpec::LittleFs(image)) => {
+            board.storage = format!("littlefs image {}", image.display());
+            ferry_fs::image::with_littlefs(&image, fs_size, board)
+                .map_err(|e| startup(format!("littlefs image {}: {e}", image.display())))?
         }
-        let wait = smoltcp::time::Duration::from_micros(wait.as_micros() as u64);
-        match smoltcp::phy::wait(fd, Some(wait)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                server.shutdown(&mut stack, &mut fs);
-                return Err(Failure::Runtime(format!(
-                    "waiting for the TAP device failed: {e}"
-                )));
-            }
+        #[cfg(feature = "fat")]
+        Some(FsSpec::Fat(image)) => {
+            board.storage = format!("FAT image {}", image.display());
+            ferry_fs::image::with_fat(&image, fs_size, board)
+                .map_err(|e| startup(format!("FAT image {}: {e}", image.display())))?
         }
-    }
-
-    eprintln!("shutting down ({} sessions)", server.session_count());
-    server.shutdown(&mut stack, &mut fs);
-    // Let the 421 replies and FINs reach the clients.
-    let flush_until = std::time::Instant::now() + SHUTDOWN_FLUSH;
-    while std::time::Instant::now() < flush_until {
-        if !stack.poll(smol_instant(clock.now()), &mut device) {
-            let _ = smoltcp::phy::wait(fd, Some(smoltcp::time::Duration::from_millis(10)));
+        #[allow(unreachable_patterns)]
+        Some(_) => {
+            let _ = fs_size;
+            Err(startup(
+                "host-tap was built without this file system (features littlefs, fat)".into(),
+            ))
         }
     }
-    eprintln!("stopped");
-    Ok(())
 }
 
-/// Prints where host-tap serves and how to log in, and flushes (tests read
-/// these lines from a pipe).
-fn announce(cli: &Cli, root: &std::path::Path, listen: SocketAddr) -> io::Result<()> {
+/// Everything but the storage: what a firmware's `main` owns.
+struct Board {
+    cli: Cli,
+    device: TunTapInterface,
+    stack: TapStack,
+    clock: HostClock,
+    stop: Arc<AtomicBool>,
+    /// What is served, for the start-up lines.
+    storage: String,
+}
+
+#[cfg(any(feature = "littlefs", feature = "fat"))]
+impl WithFileSystem for Board {
+    type Output = Result<(), Failure>;
+
+    fn run<F: FileSystem>(self, fs: &mut F) -> Result<(), Failure> {
+        self.serve(fs)
+    }
+}
+
+impl Board {
+    /// The board loop over `fs`, until the stop flag is set.
+    fn serve<F: FileSystem>(self, fs: &mut F) -> Result<(), Failure> {
+        let Board {
+            cli,
+            mut device,
+            mut stack,
+            clock,
+            stop,
+            storage,
+        } = self;
+        let fd = device.as_raw_fd();
+        // Boxed: the session table and transfer buffer are big for a frame.
+        let mut server: Box<Server<TapStack, F, SESSIONS, TRANSFER_BUFFER>> =
+            Box::new(Server::new(Config::default()));
+        let listen = SocketAddr::new(IpAddr::V4(cli.ip.addr), cli.port);
+        server.listen(&mut stack, listen).map_err(|e| {
+            Failure::Startup(match e {
+                ListenError::TooMany => format!("cannot listen on {listen}: too many listeners"),
+                ListenError::Stack(e) => format!("cannot listen on {listen}: {e}"),
+            })
+        })?;
+        announce(&cli, &storage, listen)
+            .map_err(|e| Failure::Runtime(format!("cannot write to stdout: {e}")))?;
+
+        let mut auth = OneUser(cli.user.clone());
+        let mut observer = LogObserver::new(SESSIONS, cli.verbose);
+        while !stop.load(Ordering::SeqCst) {
+            let moved = stack.poll(smol_instant(clock.now()), &mut device);
+            let poll = server.poll(&mut stack, fs, &mut auth, &clock, &mut observer);
+            if moved || poll.busy {
+                continue;
+            }
+            let now = clock.now();
+            let engine = poll
+                .deadline
+                .map(|d| Duration::from_millis(d.millis_since(now)));
+            let network = stack
+                .poll_delay(smol_instant(now))
+                .map(|d| Duration::from_micros(d.total_micros()));
+            let wait = [engine, network, Some(MAX_WAIT)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(MAX_WAIT);
+            if wait.is_zero() {
+                continue;
+            }
+            let wait = smoltcp::time::Duration::from_micros(wait.as_micros() as u64);
+            match smoltcp::phy::wait(fd, Some(wait)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    server.shutdown(&mut stack, fs);
+                    return Err(Failure::Runtime(format!(
+                        "waiting for the TAP device failed: {e}"
+                    )));
+                }
+            }
+        }
+
+        eprintln!("shutting down ({} sessions)", server.session_count());
+        server.shutdown(&mut stack, fs);
+        // Let the 421 replies and FINs reach the clients.
+        let flush_until = std::time::Instant::now() + SHUTDOWN_FLUSH;
+        while std::time::Instant::now() < flush_until {
+            if !stack.poll(smol_instant(clock.now()), &mut device) {
+                let _ = smoltcp::phy::wait(fd, Some(smoltcp::time::Duration::from_millis(10)));
+            }
+        }
+        eprintln!("stopped");
+        Ok(())
+    }
+}
+
+/// Prints what host-tap serves, where it listens and how to log in, and
+/// flushes (tests read these lines from a pipe).
+fn announce(cli: &Cli, storage: &str, listen: SocketAddr) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "host-tap {} serving {} on TAP device {} (smoltcp, {} sockets of {} KiB + {} KiB)",
+        "host-tap {} serving {storage} on TAP device {} (smoltcp, {POOL} sockets of {} KiB + {} KiB)",
         env!("CARGO_PKG_VERSION"),
-        root.display(),
         cli.tap,
-        POOL,
         cli.socket_buffer_kib,
         cli.socket_buffer_kib,
     )?;

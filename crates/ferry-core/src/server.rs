@@ -509,6 +509,11 @@ fn drive_data<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
                 if unmap(peer.ip()) == slot.session.peer.ip() {
                     slot.data = Some(sock);
                     slot.data_up = true;
+                    // One data connection per PASV: the listener goes now,
+                    // which frees its sockets on stacks with a fixed pool.
+                    if let Some(l) = slot.passive.take() {
+                        let _ = env.stack.close(l);
+                    }
                 } else {
                     let _ = env.stack.close(sock);
                 }

@@ -19,18 +19,26 @@ use ferry_fs::{EntryKind, ErrorKind, FileSystem, Metadata, WriteMode};
 use ferry_net::{Instant, SocketAddr};
 use heapless::Vec;
 
-/// Longest command line, CR LF included; longer lines get 500.
-pub const LINE_LEN: usize = 512;
-/// Control reply buffer; the longest reply (FEAT, HELP) fits with room.
-pub const REPLY_LEN: usize = 512;
-/// Longest virtual or storage path.
+/// Longest virtual or storage path: 256 bytes, or 4096 with the
+/// `long-paths` feature (Linux PATH_MAX, for hosts).
+#[cfg(not(feature = "long-paths"))]
 pub const PATH_LEN: usize = 256;
+/// Longest virtual or storage path: 256 bytes, or 4096 with the
+/// `long-paths` feature (Linux PATH_MAX, for hosts).
+#[cfg(feature = "long-paths")]
+pub const PATH_LEN: usize = 4096;
+/// Longest command line, CR LF included (a verb, a path and some room);
+/// longer lines get 500.
+pub const LINE_LEN: usize = PATH_LEN + 64;
+/// Control reply buffer; the longest reply (FEAT, HELP, MLST with a path)
+/// fits with room.
+pub const REPLY_LEN: usize = PATH_LEN + 256;
 
 /// A canonical path.
 pub type PathBuf = Vec<u8, PATH_LEN>;
 
 /// Suffix of the temporary name an upload is written to before it replaces
-/// its target (`name.<slot>.ferry-part`); listings hide such names.
+/// its target (`dir/.<slot>.ferry-part`); listings hide such names.
 pub const UPLOAD_SUFFIX: &[u8] = b".ferry-part";
 
 /// What the server must do after a command.
@@ -271,8 +279,18 @@ impl<F: FileSystem> Session<F> {
                 return Action::None;
             }
         };
-        // REST applies to the very next command only.
-        let rest = core::mem::take(&mut self.rest);
+        // REST waits for the next transfer command (clients such as ftplib
+        // send PASV between REST and RETR); any transfer command uses it up.
+        let rest = match cmd {
+            Command::Retr(_)
+            | Command::Stor(_)
+            | Command::Appe(_)
+            | Command::Stou(_)
+            | Command::List(_)
+            | Command::Nlst(_)
+            | Command::Mlsd(_) => core::mem::take(&mut self.rest),
+            _ => 0,
+        };
         let memo_kind = core::mem::replace(&mut self.memo_kind, Memo::None);
         match cmd {
             Command::User(name) => return self.cmd_user(name, ctx),
@@ -1069,9 +1087,7 @@ impl<F: FileSystem> Session<F> {
         let Some(n) = listing::mlsx_line(&r.virt, &meta, false, perm, &mut line) else {
             return self.reply(553, b"Path too long.");
         };
-        self.out.push(b"250-Listing ");
-        self.out.push(&r.virt);
-        self.out.end_line();
+        self.out.push(b"250-Start of list\r\n");
         self.out.push(b" ");
         self.out.push(line.get(..n).unwrap_or(b""));
         self.out.push(b"250 End\r\n");

@@ -271,13 +271,17 @@ impl<F: FileSystem> Transfer<F> {
     }
 }
 
-/// The temporary name of an upload to `target` by session `slot`
-/// (`target.<slot>.ferry-part`); false if it does not fit.
+/// The temporary name of an upload to `target` by session `slot`: a short
+/// name in the target's directory (`/dir/.3.ferry-part`), so it fits
+/// wherever the target's name fits; false if it does not fit the buffer.
+/// One session runs one transfer at a time, so the name is unique.
 pub(crate) fn upload_temp_name(target: &[u8], slot: usize, out: &mut PathBuf) -> bool {
     out.clear();
     let mut num = [0u8; 20];
     let n = crate::protocol::num::write_u64(slot as u64, &mut num).unwrap_or(0);
-    out.extend_from_slice(target).is_ok()
+    let dir = crate::protocol::path::parent(target);
+    out.extend_from_slice(dir).is_ok()
+        && (dir == b"/" || out.push(b'/').is_ok())
         && out.push(b'.').is_ok()
         && out.extend_from_slice(num.get(..n).unwrap_or(b"0")).is_ok()
         && out.extend_from_slice(crate::session::UPLOAD_SUFFIX).is_ok()

@@ -239,8 +239,13 @@ fn rest_then_retr_resumes_at_the_offset() {
         [(TransferKind::Download, b"/f.bin".to_vec(), 3766, true)]
     );
 
-    // REST applies to the next command only.
+    // REST waits for the next transfer command, across PASV (as ftplib
+    // sends it), and that transfer uses it up.
     assert!(h.cmd(c, "REST 10").starts_with("350 "));
+    let d = h.pasv_connect(c);
+    h.send(c, "RETR f.bin");
+    let (data, _) = h.drain_transfer(c, d);
+    assert_eq!(data, content[10..]);
     let d = h.pasv_connect(c);
     h.send(c, "RETR f.bin");
     let (data, _) = h.drain_transfer(c, d);
@@ -899,13 +904,17 @@ fn replies_survive_partial_sends_on_control() {
 fn over_long_line_gets_500_and_the_next_command_works() {
     let mut h = Harness::new();
     let c = h.login();
-    let long = format!("NOOP {}\r\nPWD\r\n", "x".repeat(600));
+    let long = format!(
+        "NOOP {}\r\nPWD\r\n",
+        "x".repeat(ferry_core::session::LINE_LEN + 100)
+    );
     h.stack.client_send(c, long.as_bytes());
     h.run();
     assert_eq!(codes(&h.recv(c)), [500, 257]);
     // Much longer, in pieces.
     for _ in 0..10 {
-        h.stack.client_send(c, &[b'y'; 700]);
+        h.stack
+            .client_send(c, &vec![b'y'; ferry_core::session::LINE_LEN / 2 + 50]);
         h.run();
     }
     h.stack.client_send(c, b"\r\nSYST\r\n");
@@ -1177,9 +1186,10 @@ fn quit_closes_and_every_socket_is_released() {
     h.stack.set_send_cap(d, Some(10));
     assert!(h.cmd(a, "RETR f").starts_with("150 "));
     let _ = h.pasv(b);
-    // Control listener, two control connections, a's passive listener and
-    // data connection, b's passive listener.
-    assert_eq!(h.stack.open_sockets(), 1 + 2 + 2 + 1);
+    // Control listener, two control connections, a's data connection (its
+    // passive listener closed once the data connection was accepted), b's
+    // passive listener.
+    assert_eq!(h.stack.open_sockets(), 1 + 2 + 1 + 1);
     assert_eq!(codes(&h.cmd(a, "ABOR")), [426, 226]);
     assert_eq!(h.cmd(a, "QUIT"), "221 Goodbye.\r\n");
     assert_eq!(h.cmd(b, "QUIT"), "221 Goodbye.\r\n");

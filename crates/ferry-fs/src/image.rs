@@ -3,13 +3,13 @@
 //!
 //! Meant for options like `ferryd --fs littlefs:IMAGE --fs-size 8M`:
 //! [`parse_size`] reads the size, then
-//! - [`with_littlefs`] mounts a littlefs image and lends it, as a
-//!   [`FileSystem`], to a [`WithFileSystem`] (littlefs2 fixes a volume's
-//!   geometry at compile time, so the image size picks one of
-//!   [`LITTLEFS_SIZES`] inside, and the caller's code must be generic over
-//!   the file system type);
-//! - [`open_fat`] mounts a FAT image as a [`FatImage`] (or [`with_fat`], the
-//!   same shape as [`with_littlefs`]).
+//! - `with_littlefs` (`littlefs2` feature) mounts a littlefs image and lends
+//!   it, as a [`FileSystem`], to a [`WithFileSystem`] (littlefs2 fixes a
+//!   volume's geometry at compile time, so the image size picks one of
+//!   `LITTLEFS_SIZES` inside, and the caller's code must be generic over the
+//!   file system type);
+//! - `open_fat` (`fatfs` feature) mounts a FAT image as a `FatImage`, and
+//!   `with_fat` does it in the same shape as `with_littlefs`.
 //!
 //! Rules for both: a missing image is created with the given size (sparse)
 //! and formatted; an image whose start is blank (all `0x00` or all `0xFF`,
@@ -105,13 +105,6 @@ fn is_blank(disk: &mut FileDisk, len: usize) -> Result<bool> {
     Ok(buf.iter().all(|&b| b == 0) || buf.iter().all(|&b| b == 0xFF))
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[cfg(feature = "littlefs2")]
 pub use self::lfs::*;
 
@@ -137,6 +130,14 @@ mod lfs {
     /// The storage of a littlefs image of `BLOCKS` blocks.
     pub type LittleFsImageStorage<const BLOCKS: usize> =
         LfsStorage<FileDisk, LITTLEFS_BLOCK_SIZE, BLOCKS>;
+
+    /// The host's clock for modification times, in seconds since 1970 UTC.
+    fn now_unix() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
 
     fn lfs_io(e: LfsError) -> Error {
         Error::other(e)

@@ -12,7 +12,7 @@
 //! hold names that are not valid UTF-8; such names stay listable and reachable.
 //!
 //! Adapters:
-//! - `std` feature: [`std_dir::StdDir`], a host directory as the root, with
+//! - `std` feature: `std_dir::StdDir`, a host directory as the root, with
 //!   capability-style access (`cap-std`) so no path, `..` or symlink leaves it.
 //! - `littlefs2` feature (no_std): `littlefs::LittleFs`, a littlefs volume,
 //!   safe across power loss.

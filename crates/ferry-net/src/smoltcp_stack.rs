@@ -1,5 +1,6 @@
 //! smoltcp as an `embedded-nal` stack for a TCP server: [`SmoltcpStack`]
-//! implements [`TcpFullStack`] and Ferry's [`TcpLocalAddr`] over a smoltcp
+//! implements [`TcpFullStack`](crate::TcpFullStack) and Ferry's
+//! [`TcpLocalAddr`](crate::TcpLocalAddr) over a smoltcp
 //! 0.12 [`Interface`] and a pool of smoltcp TCP sockets, with no heap and no
 //! `std`.
 //!
@@ -15,11 +16,11 @@
 //! or waiting for `accept` (a SYN flood cannot take the whole pool, and a
 //! handshake that does not complete within
 //! [`StackConfig::handshake_timeout`] gives its socket back).
-//! [`TcpFullStack::accept`] hands out a socket whose connection is
+//! [`accept`](crate::TcpFullStack::accept) hands out a socket whose connection is
 //! established. The same holds for the control port and for every passive
 //! data port.
 //!
-//! # Contract (the same as [`crate::std_stack`]'s)
+//! # Contract (the same as the host adapter's, `std_stack`)
 //!
 //! - Nothing blocks: an operation that cannot complete now returns
 //!   [`nb::Error::WouldBlock`]. No operation moves packets; only
@@ -60,12 +61,12 @@
 //! or a whole [`StackStorage`]). The RAM cost of one pool socket is its
 //! receive buffer, plus its transmit buffer, plus 336 bytes of smoltcp
 //! socket state (`size_of::<SocketStorage>()` on thumbv7m; 432 on x86_64),
-//! plus about 40 bytes of this adapter's tables. The interface itself is
-//! 368 bytes (thumbv7m). The receive buffer is the advertised window:
-//! 2–4 KB per socket is a workable minimum on a microcontroller (one or two
-//! full segments); a fast link wants 64 KB or more (smoltcp scales the
-//! window). A transmit buffer smaller than the engine's transfer buffer
-//! only means more, smaller sends.
+//! plus 72 bytes of this adapter's tables (per unit of `N`). The interface
+//! and the rest of the stack are about 430 bytes (thumbv7m). The receive
+//! buffer is the advertised window: 2–4 KB per socket is a workable minimum
+//! on a microcontroller (one or two full segments); a fast link wants 64 KB
+//! or more (smoltcp scales the window). A transmit buffer smaller than the
+//! engine's transfer buffer only means more, smaller sends.
 //!
 //! How many sockets an FTP server needs is worked out in [`StackConfig`];
 //! `N` (the const generic) bounds both the pool and the handle table.

@@ -530,6 +530,10 @@ impl TcpFullStack for StdStack {
         // Replies and listings are small writes; Nagle would delay them.
         // A socket without it still works, so a failure is not fatal.
         let _ = stream.set_nodelay(true);
+        // Telnet "Synch" (RFC 959 ABOR) sends its last byte as TCP urgent
+        // data; without OOBINLINE the kernel removes it from the stream, and
+        // `ABOR\r\n` arrives as `ABOR\r` (Python's ftplib.abort() hangs).
+        let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
         let handle = self.insert(SocketState::Unbound);
         let registered = self.poll.registry().register(
             &mut stream,

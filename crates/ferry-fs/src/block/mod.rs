@@ -2,10 +2,10 @@
 //!
 //! A [`BlockDevice`] is a run of fixed-size erase blocks addressed by byte
 //! offset. It is the one seam under both on-medium file systems: the littlefs
-//! adapter reaches it through [`LfsStorage`](crate::littlefs::LfsStorage)
-//! (littlefs2's `driver::Storage`), the FAT adapter through
-//! [`FatIo`](crate::fat::FatIo) (`std::io` `Read + Write + Seek`). A device is
-//! written once, and [`RamDisk`], [`FileDisk`] and the power-cut simulator
+//! adapter reaches it through `littlefs::LfsStorage` (littlefs2's
+//! `driver::Storage`), the FAT adapter through `fat::FatIo` (`std::io`
+//! `Read + Write + Seek`). A device is written once, and [`RamDisk`],
+//! `FileDisk` (an image file, `std` feature) and the power-cut simulator
 //! [`CutOff`] serve both file systems.
 //!
 //! Contract:

@@ -336,15 +336,14 @@ impl<'a, IO: ReadWriteSeek> FileSystem for FatFs<'a, IO> {
 
     fn open_write(&mut self, path: &[u8], mode: WriteMode) -> Result<FatFile<'a, IO>, FatError> {
         let rel = rel_path(path)?;
-        let mut file = match self.lookup(rel)? {
-            Some(Node::Entry(e)) if e.is_file() => e.to_file(),
-            Some(_) => return Err(FatError::new(ErrorKind::IsADirectory, "Is a directory")),
-            None => {
-                let (parent, name) = split(rel);
-                check_name(name)?;
-                self.dir(parent)?.create_file(name)?
-            }
-        };
+        if rel.is_empty() {
+            return Err(FatError::new(ErrorKind::IsADirectory, "Is a directory"));
+        }
+        let (parent, name) = split(rel);
+        check_name(name)?;
+        // Opens an existing file (found as FAT finds names) or creates one;
+        // an existing directory gives "Is a directory". One directory scan.
+        let mut file = self.dir(parent)?.create_file(name)?;
         match mode {
             WriteMode::Truncate => file.truncate()?,
             WriteMode::Append => {
@@ -533,10 +532,9 @@ impl<IO: ReadWriteSeek> embedded_io::Write for FatFile<'_, IO> {
         match self.file.write(buf)? {
             // `fatfs` writes nothing at FAT's 4 GiB file limit; `Ok(0)` would
             // make `write_all` panic.
-            0 if !buf.is_empty() => Err(FatError::new(
-                ErrorKind::NoSpace,
-                "FAT files end at 4 GiB",
-            )),
+            0 if !buf.is_empty() => {
+                Err(FatError::new(ErrorKind::NoSpace, "FAT files end at 4 GiB"))
+            }
             n => Ok(n),
         }
     }

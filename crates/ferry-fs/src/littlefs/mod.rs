@@ -445,7 +445,9 @@ impl<'a, S: Storage> FileSystem for LittleFs<'a, S> {
             // Keep every stored path within littlefs2's 255 bytes.
             if d.len() > s.len() {
                 let longest = self.longest_path_below(&src)?;
-                if longest - s.len() + d.len() > name::MAX_STORED {
+                // Below `src`, each path is `src` plus a suffix.
+                let suffix = longest.saturating_sub(s.len());
+                if longest > 0 && d.len().saturating_add(suffix) > name::MAX_STORED {
                     return Err(err(ErrorKind::NameTooLong));
                 }
             }

@@ -1,0 +1,262 @@
+//! Power loss during an upload that replaces a file, at every write
+//! operation: the upload writes a temporary file in 1 KiB chunks and renames
+//! it over the target, as the FTP engine does. After each cut the surviving
+//! bytes are mounted afresh.
+//!
+//! littlefs must mount cleanly and hold exactly the old or exactly the new
+//! target. FAT promises nothing; for it the test only checks that a cut, the
+//! remount and reading back never panic.
+
+use ferry_fs::block::{CutOff, RamDisk};
+use ferry_fs::embedded_io::{Read, Write};
+use ferry_fs::{FileSystem, WriteMode};
+
+const TARGET: &[u8] = b"/data/target.bin";
+const TEMP: &[u8] = b"/data/.target.bin.part";
+
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// The engine's upload: temporary file, 1 KiB chunks, close, rename over the
+/// target; on the first error, try to remove the temporary file and stop.
+fn upload<F: FileSystem>(fs: &mut F, data: &[u8]) -> bool {
+    let ok = (|| {
+        let mut f = fs.open_write(TEMP, WriteMode::Truncate).ok()?;
+        for chunk in data.chunks(1024) {
+            if f.write_all(chunk).is_err() {
+                let _ = fs.close(f);
+                return None;
+            }
+        }
+        fs.close(f).ok()?;
+        fs.rename(TEMP, TARGET).ok()
+    })()
+    .is_some();
+    if !ok {
+        let _ = fs.remove_file(TEMP);
+    }
+    ok
+}
+
+/// The whole file, or `None` if it cannot be read.
+fn try_read<F: FileSystem>(fs: &mut F, path: &[u8]) -> Option<Vec<u8>> {
+    let mut f = fs.open_read(path).ok()?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+    fs.close(f).ok()?;
+    Some(out)
+}
+
+fn write<F: FileSystem>(fs: &mut F, path: &[u8], data: &[u8]) {
+    let mut f = fs.open_write(path, WriteMode::Truncate).unwrap();
+    f.write_all(data).unwrap();
+    fs.close(f).unwrap();
+}
+
+#[cfg(feature = "littlefs2")]
+mod littlefs {
+    use super::*;
+    use ferry_fs::block::BlockDevice;
+    use ferry_fs::littlefs::{self, LfsStorage};
+
+    const BLOCK: usize = 512;
+    const BLOCKS: usize = 96;
+
+    type Ram = RamDisk<Vec<u8>>;
+
+    /// Mounts `device` and runs `f`; panics if it does not mount.
+    fn with_volume<D: BlockDevice, R>(
+        device: D,
+        f: impl FnOnce(&mut littlefs::LittleFs<'_, LfsStorage<D, BLOCK, BLOCKS>>) -> R,
+    ) -> (R, D) {
+        let mut storage = LfsStorage::<D, BLOCK, BLOCKS>::new(device).unwrap();
+        let r = littlefs::mount_and_then(&mut storage, f).expect("the volume mounts");
+        (r, storage.into_inner())
+    }
+
+    /// A volume holding the old target and a bystander file.
+    fn base(old: &[u8]) -> Vec<u8> {
+        let mut storage = LfsStorage::<Ram, BLOCK, BLOCKS>::new(
+            RamDisk::new(vec![0; BLOCK * BLOCKS], BLOCK).unwrap(),
+        )
+        .unwrap();
+        littlefs::format(&mut storage).unwrap();
+        let ((), disk) = with_volume(storage.into_inner(), |fs| {
+            fs.create_dir(b"/data").unwrap();
+            write(fs, TARGET, old);
+            write(fs, b"/data/bystander", b"untouched");
+        });
+        disk.into_inner()
+    }
+
+    /// What a cut left at the target.
+    #[derive(Debug, Default)]
+    struct Outcomes {
+        old: usize,
+        new: usize,
+        /// Cut points after which the target was missing or neither version.
+        broken: Vec<u64>,
+    }
+
+    type Upload =
+        fn(&mut littlefs::LittleFs<'_, LfsStorage<CutOff<Ram>, BLOCK, BLOCKS>>, &[u8]) -> bool;
+
+    /// Cuts the power at every write operation of `upload` replacing `old`
+    /// by `new`, and mounts what survived each time.
+    fn cut_everywhere(old: &[u8], new: &[u8], upload: Upload) -> Outcomes {
+        let base = base(old);
+        // A dry run counts the upload's write operations.
+        let dev = CutOff::unlimited(RamDisk::new(base.clone(), BLOCK).unwrap());
+        let (done, dev) = with_volume(dev, |fs| upload(fs, new));
+        assert!(done);
+        let total = dev.writes();
+        assert!(total >= 3, "{total} write operations");
+
+        let mut outcomes = Outcomes::default();
+        for cut in 0..=total + 1 {
+            let dev = CutOff::new(RamDisk::new(base.clone(), BLOCK).unwrap(), cut);
+            let (done, dev) = with_volume(dev, |fs| upload(fs, new));
+            assert_eq!(done, cut >= total, "cut at {cut} of {total}");
+            let bytes = dev.into_inner().into_inner();
+            // A fresh mount of what survived.
+            let (target, _) = with_volume(RamDisk::new(bytes, BLOCK).unwrap(), |fs| {
+                let target = try_read(fs, TARGET);
+                assert_eq!(try_read(fs, b"/data/bystander").unwrap(), b"untouched");
+                // The volume takes writes again.
+                let _ = fs.remove_file(TEMP);
+                write(fs, b"/data/after", b"still works");
+                assert_eq!(try_read(fs, b"/data/after").unwrap(), b"still works");
+                target
+            });
+            match target {
+                Some(t) if t == old => outcomes.old += 1,
+                Some(t) if t == new => outcomes.new += 1,
+                _ => outcomes.broken.push(cut),
+            }
+        }
+        eprintln!("littlefs: {total} write operations: {outcomes:?}");
+        outcomes
+    }
+
+    /// The engine's upload ([`upload`]) on this volume type.
+    fn engine_upload(
+        fs: &mut littlefs::LittleFs<'_, LfsStorage<CutOff<Ram>, BLOCK, BLOCKS>>,
+        data: &[u8],
+    ) -> bool {
+        upload(fs, data)
+    }
+
+    /// A replacement that is not atomic: remove the target, then rename.
+    fn upload_remove_then_rename(
+        fs: &mut littlefs::LittleFs<'_, LfsStorage<CutOff<Ram>, BLOCK, BLOCKS>>,
+        data: &[u8],
+    ) -> bool {
+        (|| {
+            let mut f = fs.open_write(TEMP, WriteMode::Truncate).ok()?;
+            f.write_all(data).ok()?;
+            fs.close(f).ok()?;
+            fs.remove_file(TARGET).ok()?;
+            fs.rename(TEMP, TARGET).ok()
+        })()
+        .is_some()
+    }
+
+    #[test]
+    fn replacing_upload_is_old_or_new_at_every_cut() {
+        let o = cut_everywhere(&content(3000, 1), &content(7000, 2), engine_upload);
+        assert!(o.broken.is_empty(), "broken at cuts {:?}", o.broken);
+        assert!(o.old > 0 && o.new > 0, "{o:?}");
+    }
+
+    #[test]
+    fn replacing_a_large_file_by_a_small_one() {
+        let o = cut_everywhere(&content(9000, 3), &content(100, 4), engine_upload);
+        assert!(o.broken.is_empty(), "broken at cuts {:?}", o.broken);
+        assert!(o.old > 0 && o.new > 0, "{o:?}");
+    }
+
+    /// The harness has teeth: removing the target before renaming loses it
+    /// at the cut in between.
+    #[test]
+    fn remove_then_rename_is_caught() {
+        let o = cut_everywhere(
+            &content(3000, 1),
+            &content(7000, 2),
+            upload_remove_then_rename,
+        );
+        assert!(!o.broken.is_empty(), "{o:?}");
+    }
+}
+
+#[cfg(feature = "fatfs")]
+mod fat {
+    use super::*;
+    use ferry_fs::fat::{self, FatFs};
+
+    const SIZE: usize = 256 << 10;
+
+    fn base(old: &[u8]) -> Vec<u8> {
+        let mut disk = RamDisk::new(vec![0u8; SIZE], 512).unwrap();
+        fat::format(&mut disk).unwrap();
+        {
+            let volume = fat::mount(&mut disk).unwrap();
+            let mut fs = FatFs::new(&volume);
+            fs.create_dir(b"/data").unwrap();
+            write(&mut fs, TARGET, old);
+            volume.unmount().unwrap();
+        }
+        disk.into_inner()
+    }
+
+    /// FAT gives no guarantee: only that nothing panics, during the cut
+    /// upload, the remount, or reading and listing afterwards.
+    #[test]
+    fn cut_upload_never_panics() {
+        let old = content(3000, 1);
+        let new = content(7000, 2);
+        let base = base(&old);
+        let mut dev = CutOff::unlimited(RamDisk::new(base.clone(), 512).unwrap());
+        {
+            let volume = fat::mount(&mut dev).unwrap();
+            assert!(upload(&mut FatFs::new(&volume), &new));
+        }
+        let total = dev.writes();
+        assert!(total > 10, "{total} write operations");
+
+        let mut intact = 0;
+        for cut in 0..=total {
+            let mut dev = CutOff::new(RamDisk::new(base.clone(), 512).unwrap(), cut);
+            if let Ok(volume) = fat::mount(&mut dev) {
+                upload(&mut FatFs::new(&volume), &new);
+            }
+            let bytes = dev.into_inner().into_inner();
+            let Ok(volume) = fat::mount(RamDisk::new(bytes, 512).unwrap()) else {
+                continue;
+            };
+            let mut fs = FatFs::new(&volume);
+            let target = try_read(&mut fs, TARGET);
+            if target.as_deref() == Some(&old[..]) || target.as_deref() == Some(&new[..]) {
+                intact += 1;
+            }
+            if let Ok(mut dir) = fs.open_dir(b"/data") {
+                let mut name = [0u8; 255];
+                while let Ok(Some(_)) = fs.read_dir(&mut dir, &mut name) {}
+            };
+        }
+        // Most cut points leave one version or the other, but that is luck.
+        eprintln!(
+            "FAT: {intact} of {} cut points left a whole file",
+            total + 1
+        );
+    }
+}
