@@ -20,6 +20,11 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
     "rust-web-src",
+    // littlefs2-sys compiles littlefs's C and binds it with bindgen.
+    "libclang-dev",
+    "gcc-arm-none-eabi",
+    // host-tap's test makes a network namespace and a TAP device.
+    "iproute2",
 ];
 
 /// Runs the chore.

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::cmd::{self, find_program, header};
+use crate::cmd::{self, find_program, header, output};
 use crate::{docs, setup, size, Failure};
 
 /// The Cortex-M3 target that ferry-core must always build for.
@@ -109,6 +109,21 @@ pub fn run(quick: bool) -> Result<(), Failure> {
         integration(&root, &mut skips)?;
     }
 
+    header("host-tap: the embedded stack (smoltcp) over a TAP device, real clients");
+    if skips.check("host-tap tests", tap_missing())? {
+        cmd::run(cmd::cargo().args(["build", "--release", "-p", "host-tap", "--locked"]))?;
+        let host_tap = target_dir(&root).join("release/host-tap");
+        let mut pytest = Command::new("python3");
+        pytest.current_dir(&root).env("HOST_TAP", &host_tap).args([
+            "-m",
+            "pytest",
+            "-q",
+            "-s",
+            "tests/tap",
+        ]);
+        cmd::run(&mut pytest)?;
+    }
+
     println!();
     if skips.skipped.is_empty() {
         println!(
@@ -158,6 +173,25 @@ fn integration_missing() -> Option<String> {
         if find_program(tool).is_none() {
             missing.push(tool);
         }
+    }
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
+
+/// What the host-tap test needs (root, /dev/net/tun, `ip`) and is not there.
+fn tap_missing() -> Option<String> {
+    let mut missing = Vec::new();
+    if integration_missing().is_some() {
+        missing.push("python3, pytest, curl and lftp".to_string());
+    }
+    if find_program("ip").is_none() {
+        missing.push("ip (Debian package iproute2)".to_string());
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        missing.push("/dev/net/tun".to_string());
+    }
+    let uid = output(Command::new("id").arg("-u")).unwrap_or_default();
+    if uid.trim() != "0" {
+        missing.push("root (network namespaces)".to_string());
     }
     (!missing.is_empty()).then(|| missing.join(", "))
 }
