@@ -168,6 +168,28 @@ impl TcpLocalAddr for StubStack {
     }
 }
 
+/// TLS that may or may not be there, so the engine's FTPS glue is counted.
+impl ferry_net::SecureStack for StubStack {
+    fn tls_available(&self) -> bool {
+        input(false)
+    }
+    fn start_tls(
+        &mut self,
+        socket: &mut StubSocket,
+        control: Option<&StubSocket>,
+    ) -> Result<(), ferry_net::TlsError> {
+        black_box((socket.0, control.map(|c| c.0)));
+        match input(0u8) {
+            0 => Ok(()),
+            _ => Err(ferry_net::TlsError::Unavailable),
+        }
+    }
+    fn is_tls(&self, socket: &StubSocket) -> bool {
+        black_box(socket.0);
+        input(false)
+    }
+}
+
 /// A storage error of unpredictable kind.
 #[derive(Debug, Clone, Copy)]
 pub struct FsError(u8);

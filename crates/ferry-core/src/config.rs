@@ -28,6 +28,11 @@ pub struct Config {
     pub read_only: bool,
     /// Whether `SITE CHMOD` is offered (the storage must support modes).
     pub site_chmod: bool,
+    /// Refuse `USER` (530) until the control connection is TLS-protected
+    /// (`AUTH TLS`, or an implicit-TLS listener).
+    pub require_tls_login: bool,
+    /// Refuse data transfers (521) unless `PROT P` protects them.
+    pub require_tls_data: bool,
 }
 
 impl Default for Config {
@@ -43,6 +48,8 @@ impl Default for Config {
             passive_address: None,
             read_only: false,
             site_chmod: true,
+            require_tls_login: false,
+            require_tls_data: false,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! 2. [`session`]: one control connection's state, driven by commands; it
 //!    touches storage through [`ferry_fs::FileSystem`] but never a socket.
 //! 3. [`server`]: a fixed table of sessions driven by [`Server::poll`] over
-//!    any [`ferry_net::TcpFullStack`] with [`ferry_net::TcpLocalAddr`].
+//!    any [`ferry_net::TcpFullStack`] with [`ferry_net::TcpLocalAddr`] and
+//!    the security layer [`ferry_net::SecureStack`] (TLS lives outside the core).
 //!
 //! Architecture invariant: ferry-core never blocks, never allocates, and
 //! uses neither `std` nor `core::fmt` on its paths.

@@ -7,7 +7,7 @@ use crate::protocol::line::LineEvent;
 use crate::session::{Action, Ctx, DataMode, Session, LINE_LEN};
 use crate::transfer::{Phase, Pump};
 use ferry_fs::FileSystem;
-use ferry_net::{nb, unmap, Clock, Instant, IpAddr, SocketAddr, TcpLocalAddr};
+use ferry_net::{nb, unmap, Clock, Instant, IpAddr, SecureStack, SocketAddr};
 
 /// What [`Server::poll`] tells its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +115,8 @@ struct Slot<T, F: FileSystem> {
     data: Option<T>,
     /// Whether `data` is established.
     data_up: bool,
+    /// AUTH TLS was answered: start TLS once the reply is flushed.
+    tls_pending: bool,
 }
 
 /// An FTP server for up to `N` concurrent sessions, moving data through one
@@ -122,7 +124,7 @@ struct Slot<T, F: FileSystem> {
 ///
 /// RAM: `size_of::<Server<..>>()` is the whole cost; it grows by one session
 /// slot per unit of `N` (see `cargo xtask size`).
-pub struct Server<S: TcpLocalAddr, F: FileSystem, const N: usize, const B: usize> {
+pub struct Server<S: SecureStack, F: FileSystem, const N: usize, const B: usize> {
     config: Config,
     listeners: [Option<S::TcpSocket>; MAX_LISTENERS],
     slots: [Option<Slot<S::TcpSocket, F>>; N],
@@ -140,7 +142,7 @@ fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
     })
 }
 
-impl<S: TcpLocalAddr, F: FileSystem, const N: usize, const B: usize> Server<S, F, N, B> {
+impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F, N, B> {
     /// A server with no listeners yet.
     pub fn new(config: Config) -> Self {
         Server {
@@ -310,7 +312,7 @@ struct Env<'a, S, F, A> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn admit<S: TcpLocalAddr, F: FileSystem, O: Observer, const N: usize>(
+fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
     stack: &mut S,
     slots: &mut [Option<Slot<S::TcpSocket, F>>; N],
     config: &Config,
@@ -331,12 +333,20 @@ fn admit<S: TcpLocalAddr, F: FileSystem, O: Observer, const N: usize>(
     let free = slots.iter_mut().enumerate().find(|(_, s)| s.is_none());
     match free {
         Some((i, free)) if in_use < limit && !per_ip_full => {
+            let mut session = Session::new(peer, now);
+            // An implicit-TLS listener's connections are protected from the
+            // start, data connections included (RFC 4217 4.1, FTPS practice).
+            if stack.is_tls(&sock) {
+                session.tls = true;
+                session.prot_private = true;
+            }
             *free = Some(Slot {
                 ctrl: sock,
-                session: Session::new(peer, now),
+                session,
                 passive: None,
                 data: None,
                 data_up: false,
+                tls_pending: false,
             });
             observer.event(Event::Connected { session: i, peer });
         }
@@ -353,7 +363,7 @@ fn admit<S: TcpLocalAddr, F: FileSystem, O: Observer, const N: usize>(
     }
 }
 
-fn close_data<S: TcpLocalAddr, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::TcpSocket, F>) {
+fn close_data<S: SecureStack, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::TcpSocket, F>) {
     if let Some(d) = slot.data.take() {
         let _ = stack.close(d);
     }
@@ -363,13 +373,13 @@ fn close_data<S: TcpLocalAddr, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::
     slot.data_up = false;
 }
 
-fn close_slot<S: TcpLocalAddr, F: FileSystem>(stack: &mut S, mut slot: Slot<S::TcpSocket, F>) {
+fn close_slot<S: SecureStack, F: FileSystem>(stack: &mut S, mut slot: Slot<S::TcpSocket, F>) {
     close_data(stack, &mut slot);
     let _ = stack.close(slot.ctrl);
 }
 
 /// Ends the transfer after its data connection is closed, and logs it.
-fn finish_transfer<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
+fn finish_transfer<S: SecureStack, F: FileSystem, A, O: Observer>(
     slot: &mut Slot<S::TcpSocket, F>,
     env: &mut Env<'_, S, F, A>,
     failure: Option<(u16, &'static [u8])>,
@@ -394,7 +404,7 @@ fn finish_transfer<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
 }
 
 /// One session's share of a poll; returns (progress made, keep the session).
-fn drive<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
+fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     slot: &mut Slot<S::TcpSocket, F>,
     env: &mut Env<'_, S, F, A>,
     observer: &mut O,
@@ -408,6 +418,17 @@ fn drive<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
     if session.closing {
         let grace_over = env.now.millis_since(session.last_activity) >= CLOSE_GRACE_MS;
         return (busy, !(session.out.is_empty() || grace_over));
+    }
+    // After `234`, the TLS handshake starts on the control connection. Bytes
+    // that came in clear text after AUTH are dropped (no command injection).
+    if slot.tls_pending && session.out.is_empty() {
+        slot.tls_pending = false;
+        session.line.clear();
+        if env.stack.start_tls(&mut slot.ctrl, None).is_err() {
+            return (true, false);
+        }
+        session.tls = true;
+        busy = true;
     }
     // 2. A failed login answers only after its delay.
     if let Some(t) = session.login_delay {
@@ -427,7 +448,7 @@ fn drive<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
     busy |= drive_data(slot, env, observer);
     // 4. Control input.
     let session = &mut slot.session;
-    if session.login_delay.is_none() && !session.eof {
+    if session.login_delay.is_none() && !session.eof && !slot.tls_pending {
         let spare = session.line.spare();
         if !spare.is_empty() {
             match env.stack.receive(&mut slot.ctrl, spare) {
@@ -473,7 +494,7 @@ fn drive<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
 }
 
 /// Sends pending reply bytes; false if the control connection failed.
-fn flush<S: TcpLocalAddr, F: FileSystem>(
+fn flush<S: SecureStack, F: FileSystem>(
     stack: &mut S,
     slot: &mut Slot<S::TcpSocket, F>,
     busy: &mut bool,
@@ -493,7 +514,7 @@ fn flush<S: TcpLocalAddr, F: FileSystem>(
 }
 
 /// Accepts or connects the data connection and pumps the transfer.
-fn drive_data<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
+fn drive_data<S: SecureStack, F: FileSystem, A, O: Observer>(
     slot: &mut Slot<S::TcpSocket, F>,
     env: &mut Env<'_, S, F, A>,
     observer: &mut O,
@@ -550,6 +571,21 @@ fn drive_data<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
             transfer.phase = Phase::Running;
             transfer.last_progress = env.now;
             busy = true;
+            // PROT P: the data connection is TLS too, resuming the control
+            // connection's session where the client offers it.
+            if slot.session.prot_private {
+                if let Some(data) = slot.data.as_mut() {
+                    if env.stack.start_tls(data, Some(&slot.ctrl)).is_err() {
+                        finish_transfer(
+                            slot,
+                            env,
+                            Some((425, b"Can't open a protected data connection.")),
+                            observer,
+                        );
+                        return true;
+                    }
+                }
+            }
         } else if env.now.millis_since(transfer.last_progress) >= env.config.data_timeout_ms {
             finish_transfer(
                 slot,
@@ -587,7 +623,7 @@ fn drive_data<S: TcpLocalAddr, F: FileSystem, A, O: Observer>(
 }
 
 /// Takes one command line, if any, and carries it out.
-fn next_command<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
+fn next_command<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     slot: &mut Slot<S::TcpSocket, F>,
     env: &mut Env<'_, S, F, A>,
     observer: &mut O,
@@ -632,6 +668,7 @@ fn next_command<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
             unix_now: env.unix_now,
             slot: env.slot,
             scratch: &mut *env.scratch,
+            tls_available: env.stack.tls_available(),
         };
         slot.session.handle(line, &mut ctx)
     };
@@ -644,6 +681,7 @@ fn next_command<S: TcpLocalAddr, F: FileSystem, A: Authenticator, O: Observer>(
     }
     match action {
         Action::None | Action::Close => {}
+        Action::StartTls => slot.tls_pending = true,
         Action::Passive { extended } => open_passive(slot, env, extended),
         Action::StartTransfer => {
             if let DataMode::Active(_) = slot.session.data_mode {
@@ -694,7 +732,7 @@ fn log_command<O: Observer>(session: usize, line: &[u8], observer: &mut O) {
 
 /// Opens a passive listener on the control connection's local address and
 /// a port from the configured range, and replies 227 or 229.
-fn open_passive<S: TcpLocalAddr, F: FileSystem, A>(
+fn open_passive<S: SecureStack, F: FileSystem, A>(
     slot: &mut Slot<S::TcpSocket, F>,
     env: &mut Env<'_, S, F, A>,
     extended: bool,

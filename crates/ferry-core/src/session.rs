@@ -57,6 +57,8 @@ pub(crate) enum Action {
     Abort,
     /// Drop the data connection and any transfer without a reply (REIN).
     Reinit,
+    /// Start TLS on the control connection once the 234 reply is out.
+    StartTls,
     /// Close the session once replies are flushed (QUIT, too many failures).
     Close,
 }
@@ -92,6 +94,8 @@ pub(crate) struct Ctx<'a, F: FileSystem, A: Authenticator> {
     pub slot: usize,
     /// Used as the name buffer for directory reads.
     pub scratch: &'a mut [u8],
+    /// Whether the security layer can start TLS (FEAT, AUTH).
+    pub tls_available: bool,
 }
 
 /// One control connection's state.
@@ -119,6 +123,10 @@ pub(crate) struct Session<F: FileSystem> {
     pub eof: bool,
     /// The logged-in user's name (for STAT and the log; truncated).
     login_name: Vec<u8, 32>,
+    /// The control connection is TLS-protected (AUTH TLS or implicit).
+    pub tls: bool,
+    /// `PROT P`: data connections are TLS-protected.
+    pub prot_private: bool,
 }
 
 /// A resolved path argument: as the client sees it and as storage sees it.
@@ -148,6 +156,7 @@ fn fs_reply<E: ferry_fs::Error>(e: &E) -> (u16, &'static [u8]) {
     fs_error_reply(e.fs_kind())
 }
 
+const FEAT_TLS: &[u8] = b" AUTH TLS\r\n AUTH SSL\r\n PBSZ\r\n PROT\r\n";
 const FEAT_REPLY: &[u8] = b"211-Features:\r\n UTF8\r\n MLST type*;size*;modify*;perm*;UNIX.mode*;\r\n SIZE\r\n MDTM\r\n MFMT\r\n REST STREAM\r\n EPRT\r\n EPSV\r\n TVFS\r\n211 End\r\n";
 const HELP_REPLY: &[u8] = b"214-The following commands are recognized:\r\n ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MFMT\r\n MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD QUIT REIN REST\r\n RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER\r\n XCUP XCWD XMKD XPWD XRMD\r\n214 Help OK.\r\n";
 const KNOWN_VERBS: &[&[u8]] = &[
@@ -196,6 +205,8 @@ impl<F: FileSystem> Session<F> {
             quit_after_transfer: false,
             eof: false,
             login_name: Vec::new(),
+            tls: false,
+            prot_private: false,
         };
         s.out.reply(220, b"Ferry FTP server ready.");
         s
@@ -303,7 +314,14 @@ impl<F: FileSystem> Session<F> {
                 return Action::Close;
             }
             Command::Syst => self.reply(215, b"UNIX Type: L8"),
-            Command::Feat => self.out.push(FEAT_REPLY),
+            Command::Feat => {
+                let (head, tail) = FEAT_REPLY.split_at(b"211-Features:\r\n".len());
+                self.out.push(head);
+                if ctx.tls_available {
+                    self.out.push(FEAT_TLS);
+                }
+                self.out.push(tail);
+            }
             Command::Noop => self.reply(200, b"NOOP ok."),
             Command::Help(None) => self.out.push(HELP_REPLY),
             Command::Help(Some(verb)) => {
@@ -314,10 +332,30 @@ impl<F: FileSystem> Session<F> {
                 }
             }
             Command::Opts(arg) => self.cmd_opts(arg),
-            Command::Auth(_) => self.reply(502, b"TLS is not available on this server."),
-            Command::Pbsz(_) | Command::Prot(_) | Command::Ccc => {
+            Command::Auth(_) if !ctx.tls_available => {
                 self.reply(502, b"TLS is not available on this server.")
             }
+            Command::Auth(_) if self.tls => self.reply(503, b"TLS is already active."),
+            Command::Auth(mech) => {
+                if [&b"TLS"[..], b"SSL", b"TLS-C", b"TLS-P"]
+                    .iter()
+                    .any(|m| eq_ignore_case(m, mech))
+                {
+                    // RFC 4217 4.1: a new security exchange starts a new login.
+                    self.reset_login();
+                    self.reply(234, b"AUTH TLS successful.");
+                    return Action::StartTls;
+                }
+                self.reply(504, b"Unknown security mechanism.");
+            }
+            Command::Pbsz(_) | Command::Prot(_) | Command::Ccc if !self.tls => {
+                self.reply(503, b"Use AUTH TLS first.")
+            }
+            Command::Pbsz(_) => self.reply(200, b"PBSZ=0"),
+            Command::Prot(level) => self.cmd_prot(level, ctx.config),
+            // Dropping to clear text on the control connection would undo the
+            // protection of the login; Ferry does not offer it.
+            Command::Ccc => self.reply(534, b"CCC is refused by server policy."),
             Command::Stat(None) => self.cmd_stat(),
             _ if !self.logged_in() => {
                 if memo_kind == Memo::User {
@@ -405,7 +443,28 @@ impl<F: FileSystem> Session<F> {
         Action::None
     }
 
+    fn cmd_prot(&mut self, level: &[u8], config: &Config) {
+        if eq_ignore_case(level, b"P") {
+            self.prot_private = true;
+            self.reply(200, b"Protection level set to P.");
+        } else if eq_ignore_case(level, b"C") {
+            if config.require_tls_data {
+                return self.reply(534, b"PROT C is refused by server policy.");
+            }
+            self.prot_private = false;
+            self.reply(200, b"Protection level set to C.");
+        } else if eq_ignore_case(level, b"S") || eq_ignore_case(level, b"E") {
+            self.reply(536, b"Protection level not supported.");
+        } else {
+            self.reply(504, b"Unknown protection level.");
+        }
+    }
+
     fn cmd_user<A: Authenticator>(&mut self, name: &[u8], ctx: &mut Ctx<'_, F, A>) -> Action {
+        if ctx.config.require_tls_login && !self.tls {
+            self.reply(530, b"TLS required: use AUTH TLS before USER.");
+            return Action::None;
+        }
         if self.logged_in() {
             // A new USER starts a new login (RFC 959 4.1.1 allows changing user).
             self.reset_login();
@@ -828,7 +887,11 @@ impl<F: FileSystem> Session<F> {
         self.reply(200, b"Command okay.");
     }
 
-    fn data_ready(&mut self) -> bool {
+    fn data_ready(&mut self, config: &Config) -> bool {
+        if config.require_tls_data && !self.prot_private {
+            self.reply(521, b"Data connections must be protected: use PROT P.");
+            return false;
+        }
         if self.data_mode == DataMode::None {
             self.reply(425, b"Use PORT, EPRT, PASV or EPSV first.");
             return false;
@@ -854,7 +917,7 @@ impl<F: FileSystem> Session<F> {
         let Some((r, meta)) = self.file_meta(arg, ctx) else {
             return Action::None;
         };
-        if !self.data_ready() {
+        if !self.data_ready(ctx.config) {
             return Action::None;
         }
         let mut file = match ctx.fs.open_read(&r.fs) {
@@ -924,7 +987,7 @@ impl<F: FileSystem> Session<F> {
             }
             _ => {}
         }
-        if !self.data_ready() {
+        if !self.data_ready(ctx.config) {
             return Action::None;
         }
         // A plain STOR writes to a temporary name and renames on success, so a
@@ -1047,7 +1110,7 @@ impl<F: FileSystem> Session<F> {
             self.reply(501, b"Not a directory.");
             return Action::None;
         }
-        if !self.data_ready() {
+        if !self.data_ready(ctx.config) {
             return Action::None;
         }
         let perm = self.perm_facts(ctx.config);

@@ -1285,3 +1285,88 @@ fn empty_files_append_and_restarted_uploads() {
     assert_eq!(h.read(&name), b"unique");
     assert!(!has_temp(&h.names("")));
 }
+
+// --- FTPS (RFC 4217) through the security layer ---------------------------------------------
+
+#[test]
+fn feat_lists_tls_only_when_the_layer_has_it() {
+    let mut h = Harness::new();
+    let c = h.login();
+    assert!(!h.cmd(c, "FEAT").contains("AUTH TLS"));
+    assert!(h.cmd(c, "AUTH TLS").starts_with("502 "));
+    h.stack.tls_available = true;
+    let feat = h.cmd(c, "FEAT");
+    assert!(
+        feat.contains("\r\n AUTH TLS\r\n") && feat.contains("\r\n PROT\r\n"),
+        "{feat:?}"
+    );
+    assert!(feat.starts_with("211-") && feat.ends_with("211 End\r\n"));
+}
+
+#[test]
+fn auth_tls_starts_tls_after_the_reply_and_drops_clear_text_sent_behind_it() {
+    let mut h = Harness::new();
+    h.stack.tls_available = true;
+    let c = h.connect();
+    assert!(h.recv(c).starts_with("220 "));
+    assert!(
+        h.cmd(c, "PBSZ 0").starts_with("503 "),
+        "PBSZ needs AUTH first"
+    );
+    // A command injected in clear text right behind AUTH must not run.
+    h.stack.client_send(c, b"AUTH TLS\r\nDELE secret\r\n");
+    h.run();
+    assert_eq!(h.recv(c), "234 AUTH TLS successful.\r\n");
+    assert_eq!(
+        h.stack.tls_log.len(),
+        1,
+        "TLS started on the control connection"
+    );
+    assert_eq!(h.stack.tls_log[0].1, None);
+    assert!(h.cmd(c, "AUTH TLS").starts_with("503 "));
+    assert_eq!(h.cmd(c, "PBSZ 0"), "200 PBSZ=0\r\n");
+    assert!(h.cmd(c, "PROT S").starts_with("536 "));
+    assert!(h.cmd(c, "PROT X").starts_with("504 "));
+    assert!(h.cmd(c, "PROT P").starts_with("200 "));
+    assert!(h.cmd(c, "CCC").starts_with("534 "));
+    assert!(h.cmd(c, "USER u").starts_with("331 "));
+    assert!(h.cmd(c, "PASS p").starts_with("230 "));
+    h.write("f", b"protected");
+    let d = h.pasv_connect(c);
+    h.send(c, "RETR f");
+    let (data, text) = h.drain_transfer(c, d);
+    assert_eq!(codes(&text), [150, 226]);
+    assert_eq!(data, b"protected");
+    let control = h.stack.tls_log[0].0;
+    assert_eq!(h.stack.tls_log.len(), 2, "the data connection got TLS too");
+    assert_eq!(
+        h.stack.tls_log[1].1,
+        Some(control),
+        "resuming the control session"
+    );
+}
+
+#[test]
+fn required_tls_refuses_clear_login_and_clear_data() {
+    let mut h = Harness::with_config(config(|c| {
+        c.require_tls_login = true;
+        c.require_tls_data = true;
+    }));
+    h.stack.tls_available = true;
+    let c = h.connect();
+    assert!(h.recv(c).starts_with("220 "));
+    assert!(h.cmd(c, "USER u").starts_with("530 "));
+    assert!(h.cmd(c, "AUTH TLS").starts_with("234 "));
+    assert!(h.cmd(c, "USER u").starts_with("331 "));
+    assert!(h.cmd(c, "PASS p").starts_with("230 "));
+    assert!(h.cmd(c, "PBSZ 0").starts_with("200 "));
+    assert!(h.cmd(c, "PROT C").starts_with("534 "));
+    h.write("f", b"x");
+    let _ = h.pasv(c);
+    assert!(h.cmd(c, "RETR f").starts_with("521 "));
+    assert!(h.cmd(c, "PROT P").starts_with("200 "));
+    let d = h.pasv_connect(c);
+    h.send(c, "RETR f");
+    let (data, _) = h.drain_transfer(c, d);
+    assert_eq!(data, b"x");
+}

@@ -6,6 +6,7 @@
 //! littlefs must mount cleanly and hold exactly the old or exactly the new
 //! target. FAT promises nothing; for it the test only checks that a cut, the
 //! remount and reading back never panic.
+#![cfg(any(feature = "littlefs2", feature = "fatfs"))]
 
 use ferry_fs::block::{CutOff, RamDisk};
 use ferry_fs::embedded_io::{Read, Write};

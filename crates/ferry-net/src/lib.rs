@@ -52,6 +52,50 @@ pub trait TcpLocalAddr: TcpFullStack {
     fn local_addr(&mut self, socket: &Self::TcpSocket) -> Result<SocketAddr, Self::Error>;
 }
 
+/// Why [`SecureStack::start_tls`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsError {
+    /// This stack has no TLS (no security layer, or no certificate).
+    Unavailable,
+    /// The socket is unknown or not connected.
+    NotConnected,
+}
+
+/// The security layer the engine calls for FTPS (RFC 4217): TLS on control
+/// and data connections, kept out of the engine itself.
+///
+/// Every method has a default for stacks without TLS, so a plain stack only
+/// writes `impl SecureStack for MyStack {}`. A TLS layer (`ferry-tls`) wraps
+/// a plain stack and implements this trait for real: after
+/// [`SecureStack::start_tls`], `send` and `receive` on that socket carry
+/// plaintext through TLS (returning `WouldBlock` while the handshake runs),
+/// and `close` sends `close_notify` first.
+pub trait SecureStack: TcpLocalAddr {
+    /// Whether [`SecureStack::start_tls`] can succeed (FEAT then lists
+    /// `AUTH TLS`, `PBSZ` and `PROT`).
+    fn tls_available(&self) -> bool {
+        false
+    }
+    /// Starts a server-side TLS handshake on a connected socket. For a data
+    /// connection, `control` is its session's control connection, whose TLS
+    /// session the data connection may (or, by the layer's policy, must)
+    /// resume.
+    fn start_tls(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        control: Option<&Self::TcpSocket>,
+    ) -> Result<(), TlsError> {
+        let _ = (socket, control);
+        Err(TlsError::Unavailable)
+    }
+    /// Whether traffic on `socket` goes through TLS (started by
+    /// [`SecureStack::start_tls`], or at accept on an implicit-TLS listener).
+    fn is_tls(&self, socket: &Self::TcpSocket) -> bool {
+        let _ = socket;
+        false
+    }
+}
+
 /// Milliseconds on a monotonic clock (the origin is arbitrary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Instant(pub u64);

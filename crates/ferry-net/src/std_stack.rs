@@ -619,3 +619,6 @@ impl Clock for StdClock {
             .map(|d| d.as_secs())
     }
 }
+
+/// Host sockets carry no TLS themselves; `ferry-tls` wraps this stack.
+impl crate::SecureStack for StdStack {}

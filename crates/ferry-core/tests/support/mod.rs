@@ -130,6 +130,11 @@ pub struct MockStack {
     /// Send capacity given to every new connection.
     pub default_send_cap: Option<usize>,
     next_client_port: u16,
+    /// Whether the pretend security layer offers TLS.
+    pub tls_available: bool,
+    /// Every `start_tls` call: (socket, its control connection's socket).
+    /// Bytes are not really encrypted: the test checks the engine's sequence.
+    pub tls_log: Vec<(usize, Option<usize>)>,
 }
 
 impl Default for MockStack {
@@ -154,6 +159,8 @@ impl MockStack {
             occupied: Vec::new(),
             default_send_cap: None,
             next_client_port: 40_000,
+            tls_available: false,
+            tls_log: Vec::new(),
         }
     }
 
@@ -1047,4 +1054,24 @@ pub fn to_crlf(src: &[u8]) -> Vec<u8> {
         prev = b;
     }
     out
+}
+
+impl ferry_net::SecureStack for MockStack {
+    fn tls_available(&self) -> bool {
+        self.tls_available
+    }
+    fn start_tls(
+        &mut self,
+        socket: &mut MockSocket,
+        control: Option<&MockSocket>,
+    ) -> Result<(), ferry_net::TlsError> {
+        if !self.tls_available {
+            return Err(ferry_net::TlsError::Unavailable);
+        }
+        self.tls_log.push((socket.0, control.map(|c| c.0)));
+        Ok(())
+    }
+    fn is_tls(&self, socket: &MockSocket) -> bool {
+        self.tls_log.iter().any(|(s, _)| *s == socket.0)
+    }
 }

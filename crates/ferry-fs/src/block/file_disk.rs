@@ -81,7 +81,7 @@ impl FileDisk {
 /// Block count of an image of `size` bytes, or why it cannot be one.
 fn check_geometry(size: u64, block_size: usize) -> std::io::Result<usize> {
     let bs = block_size as u64;
-    if bs == 0 || size == 0 || size % bs != 0 {
+    if bs == 0 || size == 0 || !size.is_multiple_of(bs) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("image size {size} is not a non-zero multiple of the block size {block_size}"),

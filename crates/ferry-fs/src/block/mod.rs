@@ -140,7 +140,7 @@ pub(crate) fn check_erase(
     capacity: u64,
 ) -> Result<(), BlockError> {
     let bs = block_size as u64;
-    if bs == 0 || offset % bs != 0 || len % bs != 0 {
+    if bs == 0 || !offset.is_multiple_of(bs) || !len.is_multiple_of(bs) {
         return Err(BlockError::Misaligned);
     }
     match offset.checked_add(len) {

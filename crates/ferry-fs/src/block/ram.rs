@@ -32,7 +32,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RamDisk<B> {
     /// not divide the buffer's length.
     pub fn new(buf: B, block_size: usize) -> Result<RamDisk<B>, BlockError> {
         let len = buf.as_ref().len();
-        if block_size == 0 || len % block_size != 0 {
+        if block_size == 0 || !len.is_multiple_of(block_size) {
             return Err(BlockError::Misaligned);
         }
         Ok(RamDisk { buf, block_size })

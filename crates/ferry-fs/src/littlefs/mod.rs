@@ -546,18 +546,15 @@ impl<S: Storage> embedded_io::Write for LfsFile<'_, S> {
 
 impl<S: Storage> embedded_io::Seek for LfsFile<'_, S> {
     fn seek(&mut self, pos: embedded_io::SeekFrom) -> Result<u64, LfsError> {
-        let base = match pos {
-            embedded_io::SeekFrom::Start(n) => {
-                self.pos = n;
-                return Ok(n);
-            }
+        let (base, delta) = match pos {
+            embedded_io::SeekFrom::Start(n) => (n, 0),
             embedded_io::SeekFrom::Current(d) => (self.pos, d),
             embedded_io::SeekFrom::End(d) => (self.fs.metadata(&self.path)?.len() as u64, d),
         };
+        // Before the start: refused, the position stays.
         let new = base
-            .0
-            .checked_add_signed(base.1)
-            .ok_or(LfsError::adapter(ErrorKind::Other))?;
+            .checked_add_signed(delta)
+            .ok_or(err(ErrorKind::Other))?;
         self.pos = new;
         Ok(new)
     }

@@ -28,7 +28,7 @@ impl<D: BlockDevice, const BLOCK_SIZE: usize, const BLOCK_COUNT: usize>
 {
     /// Fails to compile for a block size littlefs2's cache cannot divide.
     const GEOMETRY: () = assert!(
-        BLOCK_SIZE >= 256 && BLOCK_SIZE % 256 == 0 && BLOCK_COUNT >= 2,
+        BLOCK_SIZE >= 256 && BLOCK_SIZE.is_multiple_of(256) && BLOCK_COUNT >= 2,
         "littlefs blocks must be a multiple of 256 bytes, and there must be two or more"
     );
 
@@ -41,7 +41,7 @@ impl<D: BlockDevice, const BLOCK_SIZE: usize, const BLOCK_COUNT: usize>
         #[allow(clippy::let_unit_value)]
         let () = Self::GEOMETRY;
         let dev_block = device.block_size();
-        if dev_block == 0 || BLOCK_SIZE % dev_block != 0 {
+        if dev_block == 0 || !BLOCK_SIZE.is_multiple_of(dev_block) {
             return Err(BlockError::Misaligned);
         }
         let needed = (BLOCK_SIZE as u64).saturating_mul(BLOCK_COUNT as u64);

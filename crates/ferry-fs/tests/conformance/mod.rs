@@ -186,6 +186,9 @@ pub fn seek<F: FileSystem>(fs: &mut F, _caps: &Caps) {
     f.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, &data[2990..]);
     assert_eq!(f.read(&mut buf).unwrap(), 0, "end of file");
+    // Before the start is refused and leaves the position alone.
+    assert!(f.seek(SeekFrom::Current(-5000)).is_err());
+    assert_eq!(f.stream_position().unwrap(), 3000);
     assert_eq!(f.seek(SeekFrom::Start(0)).unwrap(), 0);
     assert_eq!(read_all::<F>(&mut f), data);
     fs.close(f).unwrap();
@@ -286,9 +289,9 @@ pub fn list_empty<F: FileSystem>(fs: &mut F, _caps: &Caps) {
 /// A 500-entry directory lists every name exactly once.
 pub fn list_many<F: FileSystem>(fs: &mut F, _caps: &Caps) {
     fs.create_dir(b"/many").unwrap();
-    for i in 0..500 {
+    for i in 0..500usize {
         let p = format!("/many/entry-{i:03}");
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             fs.create_dir(p.as_bytes()).unwrap();
         } else {
             write_file(fs, p.as_bytes(), &[b'x'; 3], WriteMode::Truncate);
@@ -302,7 +305,7 @@ pub fn list_many<F: FileSystem>(fs: &mut F, _caps: &Caps) {
         let name = String::from_utf8(name.clone()).unwrap();
         let i: usize = name.strip_prefix("entry-").unwrap().parse().unwrap();
         assert!(seen.insert(i), "{name} listed twice");
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             assert_eq!(meta.kind, EntryKind::Dir);
         } else {
             assert_eq!((meta.kind, meta.size), (EntryKind::File, 3));

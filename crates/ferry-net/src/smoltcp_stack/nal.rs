@@ -282,3 +282,6 @@ impl<'a, const N: usize> TcpLocalAddr for SmoltcpStack<'a, N> {
         }
     }
 }
+
+/// No TLS on this stack itself; `ferry-tls` wraps it.
+impl<'a, const N: usize> crate::SecureStack for SmoltcpStack<'a, N> {}
