@@ -17,6 +17,18 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
+    /// What to serve: `dir` (the directory of --root, the default),
+    /// `littlefs:IMAGE` or `fat:IMAGE` (an image file, e.g. to prepare or
+    /// inspect a flash or SD-card image). A missing image is created with
+    /// --fs-size and formatted.
+    #[arg(long, value_name = "dir|littlefs:IMAGE|fat:IMAGE", conflicts_with = "root")]
+    pub fs: Option<FsSpec>,
+
+    /// Size of an image that --fs creates, e.g. 16M (littlefs: a power of
+    /// two from 64K to 1G); given for an existing image, it must match.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub fs_size: Option<u64>,
+
     /// Address to listen on, e.g. 0.0.0.0:21 or [::1]:2121; repeatable
     /// [default: 127.0.0.1:2121].
     #[arg(long = "listen", value_name = "ADDR:PORT")]
@@ -92,6 +104,44 @@ pub struct PortRange {
     pub lo: u16,
     /// Last port.
     pub hi: u16,
+}
+
+/// The storage named by `--fs` (or `fs` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsSpec {
+    /// The host directory given by `--root`.
+    Dir,
+    /// A littlefs image file.
+    LittleFs(PathBuf),
+    /// A FAT image file.
+    Fat(PathBuf),
+}
+
+impl std::str::FromStr for FsSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "dir" {
+            return Ok(FsSpec::Dir);
+        }
+        match s.split_once(':') {
+            Some(("littlefs", path)) if !path.is_empty() => Ok(FsSpec::LittleFs(path.into())),
+            Some(("fat", path)) if !path.is_empty() => Ok(FsSpec::Fat(path.into())),
+            _ => Err("expected dir, littlefs:IMAGE or fat:IMAGE".into()),
+        }
+    }
+}
+
+/// Parses `--fs-size` (`16M`, `512K`, `1G`, bytes).
+#[cfg(any(feature = "littlefs", feature = "fat"))]
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    ferry_fs::image::parse_size(s).ok_or_else(|| format!("{s:?} is not a size like 16M or 512K"))
+}
+
+/// Parses `--fs-size`: without image support, any use is an error.
+#[cfg(not(any(feature = "littlefs", feature = "fat")))]
+pub fn parse_size(_: &str) -> Result<u64, String> {
+    Err("ferryd was built without image support (features littlefs, fat)".into())
 }
 
 /// Parses `NAME:PASSWORD`, splitting at the first `:`.
@@ -265,6 +315,22 @@ mod tests {
             let err = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
+    }
+
+    #[cfg(any(feature = "littlefs", feature = "fat"))]
+    #[test]
+    fn fs_and_size_are_parsed() {
+        let cli = Cli::try_parse_from(["ferryd", "--fs", "littlefs:a.img", "--fs-size", "16M"])
+            .unwrap();
+        assert_eq!(cli.fs, Some(FsSpec::LittleFs("a.img".into())));
+        assert_eq!(cli.fs_size, Some(16 << 20));
+        assert_eq!("fat:/x/y.img".parse(), Ok(FsSpec::Fat("/x/y.img".into())));
+        assert_eq!("dir".parse(), Ok(FsSpec::Dir));
+        for bad in ["ext4:x", "littlefs:", "fat", ""] {
+            assert!(bad.parse::<FsSpec>().is_err(), "{bad:?}");
+        }
+        assert!(Cli::try_parse_from(["ferryd", "--fs", "fat:x", "--root", "/tmp"]).is_err());
+        assert!(Cli::try_parse_from(["ferryd", "--fs-size", "8X"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Runs the engine on the host: opens the root, listens, announces where and
-//! how to log in, then polls until Ctrl-C.
+//! Runs the engine on the host: opens the root directory or mounts the image
+//! file, listens, announces where and how to log in, then polls until Ctrl-C.
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ferry_core::server::ListenError;
 use ferry_core::Server;
+#[cfg(any(feature = "littlefs", feature = "fat"))]
+use ferry_fs::image::WithFileSystem;
 use ferry_fs::std_dir::StdDir;
 use ferry_fs::{EntryKind, Error as _, ErrorKind, FileSystem};
 use ferry_net::std_stack::{StdClock, StdStack};
@@ -16,13 +18,15 @@ use tracing::{error, info};
 
 use crate::auth::UserTable;
 use crate::observer::LogObserver;
+#[cfg(any(feature = "littlefs", feature = "fat"))]
+use crate::settings::ImageKind;
 use crate::settings::{Settings, StartupError, SESSION_SLOTS};
 
 /// Bytes of the transfer buffer all sessions share.
 pub const TRANSFER_BUFFER: usize = 64 * 1024;
 
-/// The server as `ferryd` compiles it.
-type HostServer = Server<StdStack, StdDir, SESSION_SLOTS, TRANSFER_BUFFER>;
+/// The server as `ferryd` compiles it, over the file system `F`.
+type HostServer<F> = Server<StdStack, F, SESSION_SLOTS, TRANSFER_BUFFER>;
 
 /// Why [`run`] stopped with an error.
 #[derive(Debug)]
@@ -45,15 +49,64 @@ fn startup(msg: String) -> RunError {
 
 /// Serves `settings` until Ctrl-C (or SIGTERM), then closes every session.
 pub fn run(settings: Settings) -> Result<(), RunError> {
-    let mut fs = StdDir::open_or_create(&settings.root).map_err(|e| {
-        startup(format!(
-            "cannot open or create root {}: {e}",
-            settings.root.display()
-        ))
-    })?;
-    let root = std::fs::canonicalize(&settings.root).unwrap_or_else(|_| settings.root.clone());
+    let Some(image) = settings.image.clone() else {
+        let mut fs = StdDir::open_or_create(&settings.root).map_err(|e| {
+            startup(format!(
+                "cannot open or create root {}: {e}",
+                settings.root.display()
+            ))
+        })?;
+        let root = std::fs::canonicalize(&settings.root).unwrap_or_else(|_| settings.root.clone());
+        return serve(&settings, &mut fs, &root.display().to_string());
+    };
+    #[cfg(any(feature = "littlefs", feature = "fat"))]
+    {
+        let name = match image.kind {
+            ImageKind::LittleFs => "littlefs",
+            ImageKind::Fat => "FAT",
+        };
+        let storage = format!("{name} image {}", image.path.display());
+        let serving = Serving {
+            settings: &settings,
+            storage: &storage,
+        };
+        let mounted = match image.kind {
+            #[cfg(feature = "littlefs")]
+            ImageKind::LittleFs => ferry_fs::image::with_littlefs(&image.path, image.size, serving),
+            #[cfg(feature = "fat")]
+            ImageKind::Fat => ferry_fs::image::with_fat(&image.path, image.size, serving),
+            #[allow(unreachable_patterns)]
+            _ => return Err(startup(format!("ferryd was built without {name} support"))),
+        };
+        mounted.map_err(|e| startup(format!("{storage}: {e}")))?
+    }
+    #[cfg(not(any(feature = "littlefs", feature = "fat")))]
+    Err(startup(format!(
+        "cannot serve {}: ferryd was built without image support (features littlefs, fat)",
+        image.path.display()
+    )))
+}
+
+/// The serving loop, lent a mounted image by `ferry_fs::image`.
+#[cfg(any(feature = "littlefs", feature = "fat"))]
+struct Serving<'a> {
+    settings: &'a Settings,
+    storage: &'a str,
+}
+
+#[cfg(any(feature = "littlefs", feature = "fat"))]
+impl WithFileSystem for Serving<'_> {
+    type Output = Result<(), RunError>;
+
+    fn run<F: FileSystem>(self, fs: &mut F) -> Result<(), RunError> {
+        serve(self.settings, fs, self.storage)
+    }
+}
+
+/// Serves `fs` (described as `storage` at start) until Ctrl-C or SIGTERM.
+fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Result<(), RunError> {
     for user in &settings.users {
-        create_home(&mut fs, &user.home)
+        create_home(fs, &user.home)
             .map_err(|e| startup(format!("user {:?}: home {}: {e}", user.name, user.home)))?;
     }
     let mut users = UserTable::new(
@@ -67,7 +120,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
     let clock = StdClock::new();
 
     // Boxed: the session table and transfer buffer are too big for a stack frame.
-    let mut server: Box<HostServer> = Box::new(Server::new(settings.engine));
+    let mut server: Box<HostServer<F>> = Box::new(Server::new(settings.engine));
     for addr in &settings.listen {
         server.listen(&mut stack, *addr).map_err(|e| match e {
             ListenError::TooMany => startup(format!("cannot listen on {addr}: too many listeners")),
@@ -96,7 +149,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         .map_err(|e| startup(format!("cannot install the Ctrl-C handler: {e}")))?;
     }
 
-    announce(&settings, &root.display().to_string(), &bound)
+    announce(settings, storage, &bound)
         .map_err(|e| RunError::Runtime(format!("cannot write to stdout: {e}")))?;
     info!(
         users = users.len(),
@@ -106,7 +159,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
 
     let mut observer = LogObserver::new(SESSION_SLOTS);
     while !stop.load(Ordering::SeqCst) {
-        let poll = server.poll(&mut stack, &mut fs, &mut users, &clock, &mut observer);
+        let poll = server.poll(&mut stack, fs, &mut users, &clock, &mut observer);
         if poll.busy {
             continue;
         }
@@ -121,7 +174,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 error!("waiting for sockets failed: {e}");
-                server.shutdown(&mut stack, &mut fs);
+                server.shutdown(&mut stack, fs);
                 return Err(RunError::Runtime(format!(
                     "waiting for sockets failed: {e}"
                 )));
@@ -129,7 +182,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         }
     }
     info!(sessions = server.session_count(), "shutting down");
-    server.shutdown(&mut stack, &mut fs);
+    server.shutdown(&mut stack, fs);
     info!("stopped");
     Ok(())
 }
@@ -185,11 +238,7 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 
 /// Creates `home` (canonical, e.g. `/a/b`) and its parents inside the served
 /// file system, so it goes through the same confinement as FTP clients do.
-pub fn create_home<F>(fs: &mut F, home: &str) -> Result<(), String>
-where
-    F: FileSystem,
-    F::Error: std::fmt::Display,
-{
+pub fn create_home<F: FileSystem>(fs: &mut F, home: &str) -> Result<(), String> {
     let mut end = 0;
     while end < home.len() {
         end = home[end + 1..]
@@ -201,9 +250,9 @@ where
             Ok(_) => return Err(format!("{dir} is not a directory")),
             Err(e) if e.fs_kind() == ErrorKind::NotFound => {
                 fs.create_dir(dir.as_bytes())
-                    .map_err(|e| format!("cannot create {dir}: {e}"))?;
+                    .map_err(|e| format!("cannot create {dir}: {e:?}"))?;
             }
-            Err(e) => return Err(format!("cannot examine {dir}: {e}")),
+            Err(e) => return Err(format!("cannot examine {dir}: {e:?}")),
         }
     }
     Ok(())
@@ -219,6 +268,7 @@ mod tests {
     fn settings(listen: &[&str]) -> Settings {
         Settings {
             root: "r".into(),
+            image: None,
             listen: listen.iter().map(|a| a.parse().unwrap()).collect(),
             users: vec![],
             generated: None,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::auth::{self, Secret};
-use crate::cli::{self, Cli, Password};
+use crate::cli::{self, Cli, FsSpec, Password};
 
 /// Size of the session table compiled into `ferryd`: the most `--max-sessions`
 /// can be. Each slot costs its session state; the transfer buffer is shared.
@@ -47,6 +47,13 @@ impl From<String> for StartupError {
 pub struct FileConfig {
     /// Directory to serve; relative paths are relative to the config file.
     pub root: Option<PathBuf>,
+    /// `"dir"`, `"littlefs:IMAGE"` or `"fat:IMAGE"`; a relative image path is
+    /// relative to the config file.
+    #[serde(default, deserialize_with = "de_fs")]
+    pub fs: Option<FsSpec>,
+    /// Size of an image to create, e.g. `"16M"`.
+    #[serde(default, deserialize_with = "de_size")]
+    pub fs_size: Option<u64>,
     /// Addresses to listen on.
     pub listen: Option<Vec<SocketAddr>>,
     /// Allow anonymous read-only logins.
@@ -113,8 +120,49 @@ impl FileConfig {
                 file.root = Some(dir.join(root));
             }
         }
+        if let (Some(FsSpec::LittleFs(image) | FsSpec::Fat(image)), Some(dir)) =
+            (&mut file.fs, path.parent())
+        {
+            if image.is_relative() {
+                *image = dir.join(&*image);
+            }
+        }
         Ok(file)
     }
+}
+
+/// Parses the config file's `fs` like `--fs`.
+fn de_fs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<FsSpec>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+/// Parses the config file's `fs_size` like `--fs-size`.
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    cli::parse_size(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// An image file served instead of a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// The volume format.
+    pub kind: ImageKind,
+    /// The image file.
+    pub path: PathBuf,
+    /// Its size, to create it if missing (and to check it otherwise).
+    pub size: Option<u64>,
+}
+
+/// The volume format of an [`Image`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    /// littlefs, 4 KiB blocks.
+    LittleFs,
+    /// FAT12/16/32.
+    Fat,
 }
 
 /// A user who may log in.
@@ -133,8 +181,11 @@ pub struct UserSpec {
 /// Everything `ferryd` needs to run, checked.
 #[derive(Debug)]
 pub struct Settings {
-    /// The directory served (not yet created or canonicalized).
+    /// The directory served (not yet created or canonicalized), unless
+    /// `image` is set.
     pub root: PathBuf,
+    /// An image file served instead of `root`.
+    pub image: Option<Image>,
     /// Listening addresses, at least one, no duplicates.
     pub listen: Vec<SocketAddr>,
     /// Configured users (possibly empty when anonymous is on).
@@ -164,6 +215,7 @@ impl Settings {
         file: FileConfig,
         make_password: impl FnOnce() -> String,
     ) -> Result<Settings, StartupError> {
+        let image = storage(&cli, &file)?;
         let root = cli
             .root
             .or(file.root)
@@ -283,6 +335,7 @@ impl Settings {
 
         Ok(Settings {
             root,
+            image,
             listen,
             users,
             generated,
@@ -290,6 +343,37 @@ impl Settings {
             engine,
         })
     }
+}
+
+/// The image to serve, if any: the command line's `--fs` or `--root` wins
+/// over the file's `fs` or `root`; `--fs-size` (or `fs_size`) needs an image.
+fn storage(cli: &Cli, file: &FileConfig) -> Result<Option<Image>, StartupError> {
+    let is_image = |fs: &Option<FsSpec>| matches!(fs, Some(FsSpec::LittleFs(_) | FsSpec::Fat(_)));
+    if is_image(&file.fs) && file.root.is_some() {
+        return Err("config: give either root or an image in fs, not both"
+            .to_string()
+            .into());
+    }
+    let fs = if cli.fs.is_some() || cli.root.is_some() {
+        cli.fs.clone()
+    } else {
+        file.fs.clone()
+    };
+    let size = cli.fs_size.or(file.fs_size);
+    let (kind, path) = match fs {
+        None | Some(FsSpec::Dir) => {
+            if size.is_some() {
+                return Err("--fs-size (fs_size) is for an image: give --fs littlefs:IMAGE \
+                            or --fs fat:IMAGE"
+                    .to_string()
+                    .into());
+            }
+            return Ok(None);
+        }
+        Some(FsSpec::LittleFs(path)) => (ImageKind::LittleFs, path),
+        Some(FsSpec::Fat(path)) => (ImageKind::Fat, path),
+    };
+    Ok(Some(Image { kind, path, size }))
 }
 
 /// Checks the `[[user]]` tables.
@@ -524,6 +608,37 @@ mod tests {
         }
     }
 
+    #[cfg(any(feature = "littlefs", feature = "fat"))]
+    #[test]
+    fn image_storage_from_cli_or_file() {
+        let s = merge(&["--fs", "littlefs:/i.img", "--fs-size", "1M"], "").unwrap();
+        let image = Image {
+            kind: ImageKind::LittleFs,
+            path: "/i.img".into(),
+            size: Some(1 << 20),
+        };
+        assert_eq!(s.image, Some(image));
+        assert_eq!(merge(&[], "").unwrap().image, None);
+        assert_eq!(merge(&["--fs", "dir"], "").unwrap().image, None);
+        let s = merge(&[], "fs = \"fat:/f.img\"\nfs_size = \"8M\"").unwrap();
+        let image = Image {
+            kind: ImageKind::Fat,
+            path: "/f.img".into(),
+            size: Some(8 << 20),
+        };
+        assert_eq!(s.image, Some(image));
+        // The command line's --root wins over the file's image.
+        assert_eq!(
+            merge(&["--root", "/r"], "fs = \"fat:/f.img\"").unwrap().image,
+            None
+        );
+        assert!(merge(&["--fs-size", "8M"], "").unwrap_err().0.contains("image"));
+        assert!(FileConfig::parse("fs = \"ext4:x\"").is_err());
+        assert!(FileConfig::parse("fs_size = \"lots\"").is_err());
+        let both = FileConfig::parse("root = \"/r\"\nfs = \"fat:/f.img\"").unwrap();
+        assert!(Settings::merge(cli(&[]), both, || "pw".into()).is_err());
+    }
+
     #[test]
     fn limits_are_checked() {
         let too_many = (SESSION_SLOTS + 1).to_string();
@@ -566,6 +681,9 @@ mod tests {
         std::fs::write(&path, "root = \"files\"\n").unwrap();
         let file = FileConfig::load(&path).unwrap();
         assert_eq!(file.root, Some(dir.path().join("files")));
+        std::fs::write(&path, "fs = \"fat:img/f.img\"\n").unwrap();
+        let file = FileConfig::load(&path).unwrap();
+        assert_eq!(file.fs, Some(FsSpec::Fat(dir.path().join("img/f.img"))));
         let missing = FileConfig::load(&dir.path().join("nope.toml")).unwrap_err();
         assert!(missing.0.contains("cannot read config file"));
     }

@@ -1,0 +1,110 @@
+//! What the TLS layer serves: the certificate and rustls settings, and the
+//! session-reuse policy for data connections.
+use alloc::sync::Arc;
+#[cfg(feature = "rustcrypto")]
+use alloc::vec::Vec;
+
+use rustls::ServerConfig;
+
+use crate::cache::{NoTickets, SessionCache};
+
+/// Sessions one control connection's cache keeps (its own, and those of
+/// its data connections under TLS 1.3, which get tickets too).
+const DEFAULT_SESSIONS_PER_CONTROL: usize = 8;
+
+/// The TLS settings of a [`crate::TlsStack`]: a rustls [`ServerConfig`]
+/// (certificate, versions, cipher suites) and the data-connection policy.
+///
+/// The `session_storage` and `ticketer` of the given config are replaced
+/// per control connection (see the [`crate`] docs on resumption), and early
+/// data is turned off.
+#[derive(Clone)]
+pub struct TlsConfig {
+    base: Arc<ServerConfig>,
+    require_session_reuse: bool,
+    sessions_per_control: usize,
+    handshake_timeout_ms: u64,
+}
+
+impl core::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("require_session_reuse", &self.require_session_reuse)
+            .field("sessions_per_control", &self.sessions_per_control)
+            .field("handshake_timeout_ms", &self.handshake_timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsConfig {
+    /// Serves with `server` (built with any crypto provider), session reuse
+    /// optional, handshakes limited to 30 s.
+    pub fn new(server: ServerConfig) -> Self {
+        TlsConfig {
+            base: Arc::new(server),
+            require_session_reuse: false,
+            sessions_per_control: DEFAULT_SESSIONS_PER_CONTROL,
+            handshake_timeout_ms: 30_000,
+        }
+    }
+
+    /// Serves `chain` (leaf first) with its private `key`, TLS 1.2 and 1.3,
+    /// through the pure-Rust provider ([`crate::provider`]); `time` dates
+    /// sessions (e.g. [`crate::ClockTime`]).
+    #[cfg(feature = "rustcrypto")]
+    pub fn from_der(
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+        time: Arc<dyn rustls::time_provider::TimeProvider>,
+    ) -> Result<Self, rustls::Error> {
+        let server = ServerConfig::builder_with_details(Arc::new(crate::provider()), time)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        Ok(TlsConfig::new(server))
+    }
+
+    /// Whether a data connection must resume its control connection's TLS
+    /// session (else its handshake fails, and the engine replies 425/426).
+    /// This stops anyone but the control connection's client from taking
+    /// over a data connection; clients that do not resume (Python's ftplib)
+    /// then cannot transfer. Off by default.
+    pub fn require_session_reuse(mut self, required: bool) -> Self {
+        self.require_session_reuse = required;
+        self
+    }
+
+    /// Whether data connections must resume (see
+    /// [`TlsConfig::require_session_reuse`]).
+    pub fn session_reuse_required(&self) -> bool {
+        self.require_session_reuse
+    }
+
+    /// How many sessions each control connection's cache keeps (default 8).
+    pub fn sessions_per_control(mut self, sessions: usize) -> Self {
+        self.sessions_per_control = sessions.max(1);
+        self
+    }
+
+    /// How long a handshake may take before the connection fails (default
+    /// 30 000 ms); a client that stalls mid-handshake is dropped then.
+    pub fn handshake_timeout_ms(mut self, ms: u64) -> Self {
+        self.handshake_timeout_ms = ms;
+        self
+    }
+
+    /// See [`TlsConfig::handshake_timeout_ms`].
+    pub(crate) fn handshake_timeout(&self) -> u64 {
+        self.handshake_timeout_ms
+    }
+
+    /// A config of its own for a new control connection: the base settings
+    /// with a fresh session cache and no stateless tickets.
+    pub(crate) fn for_control(&self) -> Arc<ServerConfig> {
+        let mut config = ServerConfig::clone(&self.base);
+        config.session_storage = Arc::new(SessionCache::new(self.sessions_per_control));
+        config.ticketer = Arc::new(NoTickets);
+        config.max_early_data_size = 0;
+        Arc::new(config)
+    }
+}
