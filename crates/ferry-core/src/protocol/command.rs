@@ -290,64 +290,98 @@ impl Verb {
         for (dst, src) in upper.iter_mut().zip(word) {
             *dst = src.to_ascii_uppercase();
         }
-        Some(match upper.get(..word.len())? {
-            b"USER" => Verb::User,
-            b"PASS" => Verb::Pass,
-            b"ACCT" => Verb::Acct,
-            b"QUIT" => Verb::Quit,
-            b"REIN" => Verb::Rein,
-            b"SYST" => Verb::Syst,
-            b"STAT" => Verb::Stat,
-            b"HELP" => Verb::Help,
-            b"NOOP" => Verb::Noop,
-            b"FEAT" => Verb::Feat,
-            b"OPTS" => Verb::Opts,
-            b"PWD" | b"XPWD" => Verb::Pwd,
-            b"CWD" | b"XCWD" => Verb::Cwd,
-            b"CDUP" | b"XCUP" => Verb::Cdup,
-            b"MKD" | b"XMKD" => Verb::Mkd,
-            b"RMD" | b"XRMD" => Verb::Rmd,
-            b"DELE" => Verb::Dele,
-            b"RNFR" => Verb::Rnfr,
-            b"RNTO" => Verb::Rnto,
-            b"SIZE" => Verb::Size,
-            b"MDTM" => Verb::Mdtm,
-            b"MFMT" => Verb::Mfmt,
-            b"TYPE" => Verb::Type,
-            b"MODE" => Verb::Mode,
-            b"STRU" => Verb::Stru,
-            b"ALLO" => Verb::Allo,
-            b"REST" => Verb::Rest,
-            b"RETR" => Verb::Retr,
-            b"STOR" => Verb::Stor,
-            b"STOU" => Verb::Stou,
-            b"APPE" => Verb::Appe,
-            b"ABOR" => Verb::Abor,
-            b"LIST" => Verb::List,
-            b"NLST" => Verb::Nlst,
-            b"MLSD" => Verb::Mlsd,
-            b"MLST" => Verb::Mlst,
-            b"PORT" => Verb::Port,
-            b"PASV" => Verb::Pasv,
-            b"EPRT" => Verb::Eprt,
-            b"EPSV" => Verb::Epsv,
-            b"SITE" => Verb::Site,
-            b"AUTH" => Verb::Auth,
-            b"PBSZ" => Verb::Pbsz,
-            b"PROT" => Verb::Prot,
-            b"CCC" => Verb::Ccc,
-            // RFC 959 SMNT; RFC 1639 LPRT/LPSV; RFC 2228 ADAT/CONF/ENC/MIC;
-            // RFC 2640 LANG; RFC 7151 HOST; MFCT/MFF (draft-somers-ftp-mfxx);
-            // the RFC 737/743/775 mail and X- commands.
-            b"SMNT" | b"LPRT" | b"LPSV" | b"ADAT" | b"CONF" | b"ENC" | b"MIC" | b"LANG"
-            | b"HOST" | b"MFCT" | b"MFF" | b"MAIL" | b"MLFL" | b"MSND" | b"MSOM" | b"MSAM"
-            | b"MRSQ" | b"MRCP" | b"XRSQ" | b"XRCP" | b"XSEN" | b"XSEM" | b"XMAS" => {
-                Verb::NotImplemented
-            }
-            _ => return None,
-        })
+        let k = u32::from_be_bytes(upper);
+        // A table scan is far smaller on a microcontroller than a match on
+        // byte strings (which compiles to a chain of length checks and
+        // compares).
+        VERBS.iter().find(|(key, _)| *key == k).map(|(_, v)| *v)
     }
 }
+
+/// A verb of up to four letters as a number (`PWD` is `PWD\0`).
+const fn key(verb: &[u8; 4]) -> u32 {
+    u32::from_be_bytes(*verb)
+}
+
+/// Every recognised verb, aliases included. RFC 959 SMNT; RFC 1639
+/// LPRT/LPSV; RFC 2228 ADAT/CONF/ENC/MIC; RFC 2640 LANG; RFC 7151 HOST;
+/// MFCT/MFF (draft-somers-ftp-mfxx) and the RFC 737/743/775 mail and X-
+/// commands are known but not implemented (502).
+const VERBS: &[(u32, Verb)] = &[
+    (key(b"USER"), Verb::User),
+    (key(b"PASS"), Verb::Pass),
+    (key(b"ACCT"), Verb::Acct),
+    (key(b"QUIT"), Verb::Quit),
+    (key(b"REIN"), Verb::Rein),
+    (key(b"SYST"), Verb::Syst),
+    (key(b"STAT"), Verb::Stat),
+    (key(b"HELP"), Verb::Help),
+    (key(b"NOOP"), Verb::Noop),
+    (key(b"FEAT"), Verb::Feat),
+    (key(b"OPTS"), Verb::Opts),
+    (key(b"PWD\0"), Verb::Pwd),
+    (key(b"XPWD"), Verb::Pwd),
+    (key(b"CWD\0"), Verb::Cwd),
+    (key(b"XCWD"), Verb::Cwd),
+    (key(b"CDUP"), Verb::Cdup),
+    (key(b"XCUP"), Verb::Cdup),
+    (key(b"MKD\0"), Verb::Mkd),
+    (key(b"XMKD"), Verb::Mkd),
+    (key(b"RMD\0"), Verb::Rmd),
+    (key(b"XRMD"), Verb::Rmd),
+    (key(b"DELE"), Verb::Dele),
+    (key(b"RNFR"), Verb::Rnfr),
+    (key(b"RNTO"), Verb::Rnto),
+    (key(b"SIZE"), Verb::Size),
+    (key(b"MDTM"), Verb::Mdtm),
+    (key(b"MFMT"), Verb::Mfmt),
+    (key(b"TYPE"), Verb::Type),
+    (key(b"MODE"), Verb::Mode),
+    (key(b"STRU"), Verb::Stru),
+    (key(b"ALLO"), Verb::Allo),
+    (key(b"REST"), Verb::Rest),
+    (key(b"RETR"), Verb::Retr),
+    (key(b"STOR"), Verb::Stor),
+    (key(b"STOU"), Verb::Stou),
+    (key(b"APPE"), Verb::Appe),
+    (key(b"ABOR"), Verb::Abor),
+    (key(b"LIST"), Verb::List),
+    (key(b"NLST"), Verb::Nlst),
+    (key(b"MLSD"), Verb::Mlsd),
+    (key(b"MLST"), Verb::Mlst),
+    (key(b"PORT"), Verb::Port),
+    (key(b"PASV"), Verb::Pasv),
+    (key(b"EPRT"), Verb::Eprt),
+    (key(b"EPSV"), Verb::Epsv),
+    (key(b"SITE"), Verb::Site),
+    (key(b"AUTH"), Verb::Auth),
+    (key(b"PBSZ"), Verb::Pbsz),
+    (key(b"PROT"), Verb::Prot),
+    (key(b"CCC\0"), Verb::Ccc),
+    (key(b"SMNT"), Verb::NotImplemented),
+    (key(b"LPRT"), Verb::NotImplemented),
+    (key(b"LPSV"), Verb::NotImplemented),
+    (key(b"ADAT"), Verb::NotImplemented),
+    (key(b"CONF"), Verb::NotImplemented),
+    (key(b"ENC\0"), Verb::NotImplemented),
+    (key(b"MIC\0"), Verb::NotImplemented),
+    (key(b"LANG"), Verb::NotImplemented),
+    (key(b"HOST"), Verb::NotImplemented),
+    (key(b"MFCT"), Verb::NotImplemented),
+    (key(b"MFF\0"), Verb::NotImplemented),
+    (key(b"MAIL"), Verb::NotImplemented),
+    (key(b"MLFL"), Verb::NotImplemented),
+    (key(b"MSND"), Verb::NotImplemented),
+    (key(b"MSOM"), Verb::NotImplemented),
+    (key(b"MSAM"), Verb::NotImplemented),
+    (key(b"MRSQ"), Verb::NotImplemented),
+    (key(b"MRCP"), Verb::NotImplemented),
+    (key(b"XRSQ"), Verb::NotImplemented),
+    (key(b"XRCP"), Verb::NotImplemented),
+    (key(b"XSEN"), Verb::NotImplemented),
+    (key(b"XSEM"), Verb::NotImplemented),
+    (key(b"XMAS"), Verb::NotImplemented),
+];
 
 /// `MFMT YYYYMMDDHHMMSS path`.
 fn parse_mfmt(arg: &[u8]) -> Result<Command<'_>, ParseError> {
