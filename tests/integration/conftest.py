@@ -6,8 +6,15 @@ Run from the repository root:
     python3 -m pytest -q tests/integration
 
 `FERRYD=/abs/path/to/ferryd` picks another binary. Each test gets its own
-ferryd on free loopback ports with a temporary root and user test/secret;
-the process is always terminated (then killed) at teardown, and a test fails
+ferryd on free loopback ports with user test/secret, serving fresh storage
+of each backend in `FERRY_BACKENDS` (`dir,littlefs,fat`, the default: a
+temporary directory, a littlefs image, a FAT image; see ferry_store.py).
+Tests reach the files through the `store` fixture, never by path. A test
+about something only some backends have declares it with
+`@pytest.mark.needs("capability")` (fields of `ferry_store.Caps`) and runs
+on those only; the summary lists what was left out where.
+
+The process is always terminated (then killed) at teardown, and a test fails
 if ferryd died or panicked while it ran.
 """
 from __future__ import annotations
@@ -27,8 +34,45 @@ from ferry_helpers import (  # noqa: E402
     ferryd_path,
     has_ipv6_loopback,
 )
+from ferry_store import CAPS, Caps, DirStore, make_store, selected_backends  # noqa: E402
 
 TEST_DEADLINE = 120  # seconds: a hung test fails instead of hanging the suite
+
+# Tests left out on some backends: {(backends, capabilities): [test names]}.
+_LEFT_OUT = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs(*capabilities): run only on the backends that have all these "
+                   "capabilities (fields of ferry_store.Caps, e.g. host_dir)")
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that reaches a server or its storage runs once per backend
+    that has what its `needs` marker names."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    needs = [c for m in metafunc.definition.iter_markers("needs") for c in m.args]
+    for c in needs:
+        if c not in Caps.__dataclass_fields__:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown capability {c!r}")
+    chosen = selected_backends()
+    run = [b for b in chosen if all(getattr(CAPS[b], c) for c in needs)]
+    left = tuple(b for b in chosen if b not in run)
+    if left:
+        _LEFT_OUT.setdefault((left, tuple(needs)), []).append(metafunc.definition.name)
+    metafunc.parametrize("backend", run, indirect=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _LEFT_OUT:
+        return
+    terminalreporter.section("tests left out on some backends (by design)")
+    for (left, needs), names in sorted(_LEFT_OUT.items()):
+        terminalreporter.write_line(
+            f"not on {', '.join(left)} (needs {', '.join(needs)}): {len(names)}: "
+            f"{', '.join(sorted(names))}")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -67,14 +111,27 @@ def ferryd_bin() -> Path:
 
 
 @pytest.fixture
-def root(tmp_path) -> Path:
-    r = tmp_path / "root"
-    r.mkdir()
-    return r
+def backend(request) -> str:
+    """The backend this run of the test serves: dir, littlefs or fat."""
+    return request.param
 
 
 @pytest.fixture
-def start_server(ferryd_bin, root, tmp_path, request):
+def store(backend, tmp_path):
+    """What ferryd serves (fresh per test), and the test's way to it."""
+    return make_store(backend, tmp_path)
+
+
+@pytest.fixture
+def root(store) -> Path:
+    """The served host directory, for tests marked `needs("host_dir")`."""
+    if not isinstance(store, DirStore):
+        pytest.fail("this test uses the host directory: mark it @pytest.mark.needs(\"host_dir\")")
+    return store.root
+
+
+@pytest.fixture
+def start_server(ferryd_bin, store, tmp_path, request):
     """Factory: start_server(args=[...], ipv6=False, users=..., config=fn).
     Every server it starts is stopped at teardown."""
     servers = []
@@ -82,7 +139,7 @@ def start_server(ferryd_bin, root, tmp_path, request):
     work.mkdir(exist_ok=True)
 
     def start(args=(), **kw):
-        s = Ferryd(ferryd_bin, root, work)
+        s = Ferryd(ferryd_bin, store, work)
         servers.append(s)
         if kw.pop("ipv6", False):
             if not has_ipv6_loopback():
@@ -111,6 +168,12 @@ def start_server(ferryd_bin, root, tmp_path, request):
         if problems or (failed is not None and failed.failed):
             print(f"---- ferryd stderr ({s.err_path}) last 6000 chars ----")
             print(log[-6000:])
+    if servers and not problems and hasattr(store, "check"):
+        # With every ferryd stopped, another implementation reads it all.
+        try:
+            store.check()
+        except Exception as e:  # noqa: BLE001 - any failure of the foreign reader
+            problems.append(f"the image does not read back whole: {e!r}")
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
 

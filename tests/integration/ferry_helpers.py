@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import ftplib
+import itertools
 import os
 import random
 import re
@@ -17,6 +18,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+from ferry_store import snapshot_dir
 
 TIMEOUT = 10          # seconds, for every socket operation
 TOOL_TIMEOUT = 60     # seconds, for curl / lftp runs
@@ -115,6 +118,9 @@ class ServerStartError(Exception):
 
 
 _LIVE = set()
+# Numbers the files of every ferryd run, so two servers of a test never
+# share a log.
+_RUNS = itertools.count(1)
 
 
 @atexit.register
@@ -126,27 +132,27 @@ def _kill_leftovers():
 
 
 class Ferryd:
-    """One ferryd process. `port` is the IPv4 listener, `port6` the IPv6 one
-    (None when not started with IPv6)."""
+    """One ferryd process serving `store` (a `ferry_store.Store`). `port` is
+    the IPv4 listener, `port6` the IPv6 one (None when not started with IPv6)."""
 
-    def __init__(self, binary: Path, root: Path, workdir: Path):
+    def __init__(self, binary: Path, store, workdir: Path):
         self.binary = binary
-        self.root = root
+        self.store = store
         self.workdir = workdir
         self.proc = None
         self.port = None
         self.port6 = None
         self.listening = []
         self.args = []
-        self._n = 0
 
     # -- lifecycle
     def start(self, args=(), users=((USER, PASSWORD),), ipv4=True, ipv6=False,
               config=None, root_arg=True, tries=5, listen=None):
         """Starts ferryd. `config` is a function (port, port6) -> TOML text;
-        when given, ferryd gets `--config FILE` and no --root/--listen/--user
-        (the config must hold them). `listen` replaces the loopback listeners
-        with addresses like "[::]:{port}" ({port} is a free port)."""
+        when given, ferryd gets `--config FILE` and no --root/--fs/--listen/
+        --user (the config must hold them: `store.config_toml()` selects the
+        storage). `listen` replaces the loopback listeners with addresses
+        like "[::]:{port}" ({port} is a free port)."""
         last = None
         for _ in range(tries):
             if listen:
@@ -155,13 +161,12 @@ class Ferryd:
             port6 = free_port(socket.AF_INET6, "::1") if ipv6 else None
             argv = [str(self.binary)]
             if config is not None:
-                self._n += 1
-                cfg = self.workdir / f"ferryd-{self._n}.toml"
+                cfg = self.workdir / f"ferryd-{next(_RUNS)}.toml"
                 cfg.write_text(config(port, port6), encoding="utf-8")
                 argv += ["--config", str(cfg)]
             else:
                 if root_arg:
-                    argv += ["--root", str(self.root)]
+                    argv += self.store.server_args()
                 if ipv4:
                     argv += ["--listen", f"127.0.0.1:{port}"]
                 if ipv6:
@@ -178,13 +183,14 @@ class Ferryd:
                 continue
             self.port, self.port6 = port, (port if listen else port6)
             self.args = argv
+            self.store.attach(self)
             return self
         raise last
 
     def _spawn(self, argv, expect):
-        self._n += 1
-        self.out_path = self.workdir / f"ferryd-{self._n}.stdout"
-        self.err_path = self.workdir / f"ferryd-{self._n}.stderr"
+        n = next(_RUNS)
+        self.out_path = self.workdir / f"ferryd-{n}.stdout"
+        self.err_path = self.workdir / f"ferryd-{n}.stderr"
         out = open(self.out_path, "wb")
         err = open(self.err_path, "wb")
         env = dict(os.environ)
@@ -225,6 +231,7 @@ class Ferryd:
         p = self.proc
         if p is None:
             return None
+        self.store.detach(self)
         if p.poll() is None:
             p.terminate()
             try:
@@ -238,6 +245,7 @@ class Ferryd:
     def interrupt(self, timeout=10):
         """Sends SIGINT (Ctrl-C) and waits; returns the exit code or None."""
         self.proc.send_signal(signal.SIGINT)
+        self.store.detach(self)
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -425,19 +433,17 @@ def rst_close(sock):
 # Files
 
 
-def snapshot(top: Path):
-    """{relative path: bytes or None for a directory}, skipping the top."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        rel = Path(dirpath).relative_to(top)
-        for d in dirnames:
-            out[str(rel / d)] = None
-        for f in filenames:
-            out[str(rel / f)] = (Path(dirpath) / f).read_bytes()
-    return out
+def snapshot(top):
+    """{relative path: bytes or None for a directory}, skipping the top.
+    `top` is a host directory, or `(store, rel)` for a tree in a Store."""
+    if isinstance(top, tuple):
+        store, rel = top
+        return store.snapshot(rel)
+    return snapshot_dir(Path(top))
 
 
-def assert_same_tree(a: Path, b: Path):
+def assert_same_tree(a, b):
+    """`a`, `b`: host directories or `(store, rel)` (see `snapshot`)."""
     sa, sb = snapshot(a), snapshot(b)
     assert sorted(sa) == sorted(sb), f"trees differ: only in {a}: {sorted(set(sa) - set(sb))}; only in {b}: {sorted(set(sb) - set(sa))}"
     for k in sa:

@@ -16,21 +16,21 @@ def toml_str(s):
 
 
 @pytest.fixture
-def homes(root):
-    (root / "top.txt").write_bytes(b"top secret of the admin")
-    (root / "alice").mkdir()
-    (root / "alice" / "mine.txt").write_bytes(b"alice's")
-    (root / "alice" / "docs").mkdir()
-    (root / "bob").mkdir()
-    (root / "bob" / "b.txt").write_bytes(b"bob's")
-    return root
+def homes(store):
+    store.write_bytes("top.txt", b"top secret of the admin")
+    store.mkdir("alice")
+    store.write_bytes("alice/mine.txt", b"alice's")
+    store.mkdir("alice/docs")
+    store.mkdir("bob")
+    store.write_bytes("bob/b.txt", b"bob's")
+    return store
 
 
 @pytest.fixture
 def cfg_server(start_server, homes):
     def config(port, port6):
         return f"""
-root = {toml_str(homes)}
+{homes.config_toml()}
 listen = ["127.0.0.1:{port}"]
 
 [[user]]
@@ -67,9 +67,9 @@ def test_user_home_is_root(cfg_server, homes):
     assert ftplib.parse257(f.cmd("PWD")[1]) == "/docs"
     f.stor_bytes("new.txt", b"in docs")
     f.stor_bytes("/up.txt", b"at home")
-    assert (homes / "alice" / "docs" / "new.txt").read_bytes() == b"in docs"
-    assert (homes / "alice" / "up.txt").read_bytes() == b"at home"
-    assert not (homes / "up.txt").exists()
+    assert homes.read_bytes("alice/docs/new.txt") == b"in docs"
+    assert homes.read_bytes("alice/up.txt") == b"at home"
+    assert not homes.exists("up.txt")
     names = {k for k, v in f.mlsd("/") if v["type"] not in ("cdir", "pdir")}
     assert names == {"docs", "mine.txt", "up.txt"}
     f.close()
@@ -86,7 +86,7 @@ def test_password_hash_and_read_only_user(cfg_server, homes):
     assert str(e.value)[:3] in ("550", "553")
     assert f.cmd("DELE b.txt")[0] == 550
     assert f.cmd("MKD d")[0] == 550
-    assert sorted(p.name for p in (homes / "bob").iterdir()) == ["b.txt"]
+    assert homes.listdir("bob") == ["b.txt"]
     f.close()
 
 
@@ -97,7 +97,7 @@ def test_config_user_without_home_sees_everything(cfg_server, homes):
     f.close()
 
 
-def test_passive_ports_and_address(start_server, root):
+def test_passive_ports_and_address(start_server, store):
     lo, hi = free_port_range(21)
     s = start_server(["--passive-ports", f"{lo}-{hi}", "--passive-address", "127.0.0.5"])
     f = s.connect()
@@ -112,7 +112,7 @@ def test_passive_ports_and_address(start_server, root):
         port = int(re.search(r"\|\|\|(\d+)\|", resp).group(1))
         assert lo <= port <= hi, resp
     # transfers work through the range (ftplib connects to the control address)
-    (root / "f").write_bytes(b"ranged")
+    store.write_bytes("f", b"ranged")
     set_mode(f, "pasv")
     assert f.retr_bytes("f") == b"ranged"
     set_mode(f, "epsv")
@@ -120,7 +120,7 @@ def test_passive_ports_and_address(start_server, root):
     f.close()
 
 
-def test_passive_range_exhausted_is_an_error_not_a_hang(start_server, root):
+def test_passive_range_exhausted_is_an_error_not_a_hang(start_server, store):
     lo, _ = free_port_range(1)
     s = start_server(["--passive-ports", f"{lo}-{lo}"])
     a = s.connect()

@@ -16,12 +16,12 @@ def curl():
 
 
 @pytest.fixture
-def files(root):
+def files(store):
     data = rand_bytes(700_000, 11)
-    (root / "data.bin").write_bytes(data)
-    (root / "sub").mkdir()
-    (root / "sub" / "deep").mkdir()
-    (root / "sub" / "deep" / "n.txt").write_bytes(b"nested\n")
+    with store.batch():
+        store.write_bytes("data.bin", data)
+        store.mkdir("sub/deep")
+        store.write_bytes("sub/deep/n.txt", b"nested\n")
     return data
 
 
@@ -53,26 +53,26 @@ def test_download_nested(server, curl, files, tmp_path, method):
     assert out.read_bytes() == b"nested\n"
 
 
-def test_upload(server, curl, root, tmp_path):
+def test_upload(server, curl, store, tmp_path):
     src = tmp_path / "src.bin"
     data = rand_bytes(900_000, 12)
     src.write_bytes(data)
     curl("-T", str(src), server.url("/up.bin"))
-    assert (root / "up.bin").read_bytes() == data
+    assert store.read_bytes("up.bin") == data
     # trailing slash: the local name is used
-    (root / "d").mkdir()
+    store.mkdir("d")
     curl("-T", str(src), server.url("/d/"))
-    assert (root / "d" / "src.bin").read_bytes() == data
+    assert store.read_bytes("d/src.bin") == data
 
 
-def test_upload_create_dirs(server, curl, root, tmp_path):
+def test_upload_create_dirs(server, curl, store, tmp_path):
     src = tmp_path / "c.txt"
     src.write_bytes(b"created dirs\n")
     curl("--ftp-create-dirs", "-T", str(src), server.url("/a/b/c/c.txt"))
-    assert (root / "a" / "b" / "c" / "c.txt").read_bytes() == b"created dirs\n"
+    assert store.read_bytes("a/b/c/c.txt") == b"created dirs\n"
     # again, now that the dirs exist
     curl("--ftp-create-dirs", "-T", str(src), server.url("/a/b/c/d.txt"))
-    assert (root / "a" / "b" / "c" / "d.txt").read_bytes() == b"created dirs\n"
+    assert store.read_bytes("a/b/c/d.txt") == b"created dirs\n"
 
 
 def test_missing_file_fails(server, curl, files, tmp_path):
@@ -90,7 +90,7 @@ def test_missing_file_fails(server, curl, files, tmp_path):
     (["-P", "127.0.0.1", "--disable-eprt"], "PORT"),
     (["-P", "-"], "EPRT"),
 ])
-def test_modes_both_ways(server, curl, files, root, tmp_path, flags, verb):
+def test_modes_both_ways(server, curl, files, store, tmp_path, flags, verb):
     out = tmp_path / "dl.bin"
     p = curl(*flags, "-o", str(out), server.url("/data.bin"))
     assert out.read_bytes() == files
@@ -101,7 +101,7 @@ def test_modes_both_ways(server, curl, files, root, tmp_path, flags, verb):
     data = rand_bytes(400_000, 13)
     up.write_bytes(data)
     curl(*flags, "-T", str(up), server.url("/ul.bin"))
-    assert (root / "ul.bin").read_bytes() == data
+    assert store.read_bytes("ul.bin") == data
     p = curl(*flags, "-l", server.url("/"))
     assert sorted(p.stdout.decode().split()) == ["data.bin", "sub", "ul.bin"]
 
@@ -114,13 +114,13 @@ def test_resume_download(server, curl, files, tmp_path):
     assert out.read_bytes() == files
 
 
-def test_resume_upload(server, curl, root, tmp_path):
+def test_resume_upload(server, curl, store, tmp_path):
     data = rand_bytes(500_000, 14)
-    (root / "part.bin").write_bytes(data[:123_456])
+    store.write_bytes("part.bin", data[:123_456])
     src = tmp_path / "full.bin"
     src.write_bytes(data)
     curl("-C", "-", "-T", str(src), server.url("/part.bin"))
-    assert (root / "part.bin").read_bytes() == data
+    assert store.read_bytes("part.bin") == data
 
 
 def test_range(server, curl, files, tmp_path):
@@ -136,14 +136,14 @@ def test_head_size_and_mtime(server, curl, files):
     assert "Last-Modified:" in out, out
 
 
-def test_quote_commands(server, curl, root, files):
+def test_quote_commands(server, curl, store, files):
     curl("-Q", "MKD made", "-Q", "RNFR data.bin", "-Q", "RNTO made/moved.bin", server.url("/"))
-    assert (root / "made" / "moved.bin").read_bytes() == files
+    assert store.read_bytes("made/moved.bin") == files
     curl("-Q", "DELE made/moved.bin", "-Q", "RMD made", server.url("/"))
-    assert not (root / "made").exists()
+    assert not store.exists("made")
 
 
-def test_ipv6(start_server, curl, files, root, tmp_path):
+def test_ipv6(start_server, curl, files, store, tmp_path):
     s = start_server(ipv6=True)
     out = tmp_path / "v6.bin"
     p = curl("-g", "-o", str(out), s.url("/data.bin", ipv6=True))
@@ -155,7 +155,7 @@ def test_ipv6(start_server, curl, files, root, tmp_path):
     data = rand_bytes(300_000, 15)
     src.write_bytes(data)
     curl("-g", "-T", str(src), s.url("/u6.bin", ipv6=True))
-    assert (root / "u6.bin").read_bytes() == data
+    assert store.read_bytes("u6.bin") == data
     # active over IPv6
     out2 = tmp_path / "v6a.bin"
     p = curl("-g", "-P", "-", "-o", str(out2), s.url("/data.bin", ipv6=True))

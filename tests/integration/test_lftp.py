@@ -35,35 +35,35 @@ def lftp_run(port, script, host="127.0.0.1", extra=""):
     "set ftp:passive-mode on; set ftp:prefer-epsv yes; ",
     "set ftp:passive-mode off; ",
 ], ids=["pasv", "epsv", "active"])
-def test_mirror_up_and_down(server, root, tmp_path, mode):
+def test_mirror_up_and_down(server, store, tmp_path, mode):
     local = tmp_path / "local"
     make_tree(local)
     local2 = tmp_path / "local2"
     lftp_run(server.port, f'mirror -R "{local}" remotedir; mirror remotedir "{local2}"', extra=mode)
-    assert_same_tree(local, root / "remotedir")
+    assert_same_tree(local, (store, "remotedir"))
     assert_same_tree(local, local2)
 
 
-def test_mirror_ipv6(server46, root, tmp_path):
+def test_mirror_ipv6(server46, store, tmp_path):
     local = tmp_path / "local"
     make_tree(local)
     local2 = tmp_path / "local2"
     lftp_run(server46.port6, f'mirror -R "{local}" r6; mirror r6 "{local2}"', host="::1")
-    assert_same_tree(local, root / "r6")
+    assert_same_tree(local, (store, "r6"))
     assert_same_tree(local, local2)
 
 
-def test_mirror_ipv6_active(server46, root, tmp_path):
+def test_mirror_ipv6_active(server46, store, tmp_path):
     local = tmp_path / "local"
     make_tree(local)
     local2 = tmp_path / "local2"
     lftp_run(server46.port6, f'mirror -R "{local}" r6; mirror r6 "{local2}"', host="::1",
              extra="set ftp:passive-mode off; ")
-    assert_same_tree(local, root / "r6")
+    assert_same_tree(local, (store, "r6"))
     assert_same_tree(local, local2)
 
 
-def test_mirror_again_is_a_noop_and_deletes(server, root, tmp_path):
+def test_mirror_again_is_a_noop_and_deletes(server, store, tmp_path):
     """A second mirror -R --delete after local changes converges."""
     local = tmp_path / "local"
     make_tree(local)
@@ -72,13 +72,13 @@ def test_mirror_again_is_a_noop_and_deletes(server, root, tmp_path):
     (local / "a" / "top.txt").write_bytes(b"changed, longer content\n")
     (local / "new.txt").write_bytes(b"new\n")
     lftp_run(server.port, f'mirror -R --delete "{local}" rd')
-    assert_same_tree(local, root / "rd")
+    assert_same_tree(local, (store, "rd"))
 
 
-def test_lftp_commands(server, root, tmp_path):
-    (root / "f.txt").write_bytes(b"0123456789")
+def test_lftp_commands(server, store, tmp_path):
+    store.write_bytes("f.txt", b"0123456789")
     p = lftp_run(server.port, "mkdir -p x/y; mv f.txt x/y/g.txt; cls -1 x/y; "
                  "cat x/y/g.txt; rm x/y/g.txt; rmdir x/y; rmdir x")
     out = p.stdout.decode()
     assert "g.txt" in out and "0123456789" in out
-    assert list(root.iterdir()) == []
+    assert store.listdir() == []

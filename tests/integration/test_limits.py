@@ -18,7 +18,7 @@ from ferry_helpers import (
 N_CLIENTS = 50
 
 
-def test_50_concurrent_clients(start_server, root):
+def test_50_concurrent_clients(start_server, store):
     s = start_server(["--max-sessions", "64", "--max-per-ip", "64"])
     barrier = threading.Barrier(N_CLIENTS, timeout=60)
 
@@ -40,7 +40,7 @@ def test_50_concurrent_clients(start_server, root):
         results = list(ex.map(client, range(N_CLIENTS), timeout=90))
     assert all(results), [i for i, ok in enumerate(results) if not ok]
     for i in range(N_CLIENTS):
-        assert (root / f"c{i}.bin").read_bytes() == rand_bytes(256 << 10, 100 + i)
+        assert store.read_bytes(f"c{i}.bin") == rand_bytes(256 << 10, 100 + i)
 
 
 def test_max_sessions_421(start_server):
@@ -99,11 +99,11 @@ def test_idle_timeout_closes_control_connection(start_server):
     f.close()
 
 
-def test_idle_timeout_paused_during_transfer(start_server, root):
+def test_idle_timeout_paused_during_transfer(start_server, store):
     """A download that stalls longer than the idle timeout keeps its control
     connection (DESIGN: the idle timer pauses while a transfer runs)."""
     data = rand_bytes(32 << 20, 31)
-    (root / "big.bin").write_bytes(data)
+    store.write_bytes("big.bin", data)
     s = start_server(["--idle-timeout", "2"])
     raw = s.raw()
     assert raw.reply()[0] == 220
@@ -128,7 +128,7 @@ def test_idle_timeout_paused_during_transfer(start_server, root):
     raw.close()
 
 
-def test_idle_timeout_upload_longer_than_timeout(start_server, root):
+def test_idle_timeout_upload_longer_than_timeout(start_server, store):
     s = start_server(["--idle-timeout", "2"])
     raw = s.raw()
     assert raw.reply()[0] == 220
@@ -144,7 +144,7 @@ def test_idle_timeout_upload_longer_than_timeout(start_server, root):
     d.close()
     code, lines = raw.reply()
     assert code == 226, lines
-    assert (root / "slow.bin").read_bytes() == b"".join(parts)
+    assert store.read_bytes("slow.bin") == b"".join(parts)
     assert raw.cmd("NOOP")[0] == 200
     raw.close()
 
@@ -166,16 +166,16 @@ def test_sigterm_shuts_down(start_server):
     assert s.proc.wait(timeout=10) in (0, 143, -15)
 
 
-def test_port_in_use_exits_with_error(ferryd_bin, root, tmp_path):
+def test_port_in_use_exits_with_error(ferryd_bin, store, tmp_path):
     import subprocess
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen(1)
     port = blocker.getsockname()[1]
     try:
-        p = subprocess.run([str(ferryd_bin), "--root", str(root), "--listen", f"127.0.0.1:{port}",
-                            "--user", "test:secret"], capture_output=True, timeout=10,
-                           stdin=subprocess.DEVNULL)
+        p = subprocess.run([str(ferryd_bin), *store.server_args(), "--listen",
+                            f"127.0.0.1:{port}", "--user", "test:secret"], capture_output=True,
+                           timeout=10, stdin=subprocess.DEVNULL)
     finally:
         blocker.close()
     assert p.returncode != 0
@@ -183,6 +183,7 @@ def test_port_in_use_exits_with_error(ferryd_bin, root, tmp_path):
     assert p.stderr.strip(), "no error message on stderr"
 
 
+@pytest.mark.needs("host_dir")
 def test_missing_root_is_created(start_server, root):
     """`--root DIR` is created if missing (ferryd --help)."""
     import shutil
@@ -195,11 +196,11 @@ def test_missing_root_is_created(start_server, root):
     f.close()
 
 
-def test_sessions_are_freed_after_every_kind_of_end(start_server, root):
+def test_sessions_are_freed_after_every_kind_of_end(start_server, store):
     """With --max-sessions 2, many sessions in a row that end by QUIT, by a
     plain close, by a reset, or in the middle of a transfer all free their slot."""
     from ferry_helpers import rst_close
-    (root / "big.bin").write_bytes(b"\0" * (8 << 20))
+    store.write_bytes("big.bin", b"\0" * (8 << 20))
     s = start_server(["--max-sessions", "2"])
 
     def connect():
@@ -236,11 +237,11 @@ def test_sessions_are_freed_after_every_kind_of_end(start_server, root):
     b.close()
 
 
-def test_unused_passive_listeners_are_released(start_server, root):
+def test_unused_passive_listeners_are_released(start_server, store):
     """Repeated PASV/EPSV without a transfer must not use up a small port range."""
     lo, _ = free_port_range(3)
+    store.write_bytes("f", b"data")
     s = start_server(["--passive-ports", f"{lo}-{lo + 2}"])
-    (root / "f").write_bytes(b"data")
     f = s.connect()
     for i in range(20):
         code, resp = f.cmd("PASV" if i % 2 else "EPSV")
@@ -267,7 +268,7 @@ def test_unused_passive_listeners_are_released(start_server, root):
         h.close()
 
 
-def test_hanging_active_connect_does_not_stall_others(start_server, root):
+def test_hanging_active_connect_does_not_stall_others(start_server, store):
     """DESIGN: an active-mode connect that hangs (SYN unanswered) must not
     stall the single-threaded poll loop for other sessions."""
     bh = socket.socket()
@@ -292,7 +293,7 @@ def test_hanging_active_connect_does_not_stall_others(start_server, root):
         pass
     finally:
         probe.close()
-    (root / "f").write_bytes(b"f")
+    store.write_bytes("f", b"f")
     s = start_server()
     f = s.connect()
     assert f.cmd(f"PORT 127,0,0,1,{port >> 8},{port & 255}")[0] == 200
@@ -302,7 +303,7 @@ def test_hanging_active_connect_does_not_stall_others(start_server, root):
     assert g.cmd("NOOP")[0] == 200
     g.stor_bytes("other", b"works")
     assert time.monotonic() - t0 < 5
-    assert (root / "other").read_bytes() == b"works"
+    assert store.read_bytes("other") == b"works"
     g.close()
     f.close()
     for c in fillers:

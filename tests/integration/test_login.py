@@ -75,7 +75,7 @@ def test_commands_before_login_530(server, line):
     code, resp = f.cmd(line)
     assert code == 530, resp
     # nothing was created
-    assert list(server.root.iterdir()) == []
+    assert server.store.listdir() == []
     f.close()
 
 
@@ -96,8 +96,8 @@ def test_anonymous_disabled_by_default(server):
     f.close()
 
 
-def test_anonymous_read_only(start_server, root):
-    (root / "pub.txt").write_bytes(b"public\n")
+def test_anonymous_read_only(start_server, store):
+    store.write_bytes("pub.txt", b"public\n")
     s = start_server(["--anonymous"])
     ftp_alias = s.connect(user="ftp", password="")
     assert ftp_alias.retr_bytes("pub.txt") == b"public\n"
@@ -115,20 +115,20 @@ def test_anonymous_read_only(start_server, root):
         assert f.cmd("RNTO moved.txt")[0] == 550
     else:
         assert c1 == 550
-    assert sorted(p.name for p in root.iterdir()) == ["pub.txt"]
-    assert (root / "pub.txt").read_bytes() == b"public\n"
+    assert store.listdir() == ["pub.txt"]
+    assert store.read_bytes("pub.txt") == b"public\n"
     # the real user still logs in and may write
     g = s.connect()
     g.stor_bytes("w.txt", b"w")
-    assert (root / "w.txt").read_bytes() == b"w"
+    assert store.read_bytes("w.txt") == b"w"
     f.close()
     g.close()
 
 
-def test_read_only_server_refuses_changes(start_server, root):
-    (root / "f.txt").write_bytes(b"data")
-    (root / "d").mkdir()
-    (root / "d" / "inner").write_bytes(b"i")
+def test_read_only_server_refuses_changes(start_server, store):
+    store.write_bytes("f.txt", b"data")
+    store.mkdir("d")
+    store.write_bytes("d/inner", b"i")
     s = start_server(["--read-only"])
     f = s.connect()
     assert f.retr_bytes("f.txt") == b"data"
@@ -150,9 +150,9 @@ def test_read_only_server_refuses_changes(start_server, root):
         assert f.cmd("RNTO g.txt")[0] == 550
     else:
         assert c1 == 550
-    assert sorted(p.name for p in root.iterdir()) == ["d", "f.txt"]
-    assert (root / "f.txt").read_bytes() == b"data"
-    assert (root / "d" / "inner").read_bytes() == b"i"
+    assert store.listdir() == ["d", "f.txt"]
+    assert store.read_bytes("f.txt") == b"data"
+    assert store.read_bytes("d/inner") == b"i"
     f.close()
 
 

@@ -41,7 +41,7 @@ def test_overlong_argument_path(ftp):
 
 
 @pytest.mark.parametrize("logged_in", [False, True])
-def test_binary_garbage(server, root, logged_in):
+def test_binary_garbage(server, logged_in):
     rng = random.Random(1234 + logged_in)
     raw = server.raw()
     assert raw.reply()[0] == 220
@@ -89,7 +89,7 @@ def test_garbage_then_disconnect_without_line_end(server):
     b"CWD a\x00b", b"MKD a\x00b", b"RETR x\x00/../../etc/passwd", b"STOR x\x00y",
     b"DELE a\x00", b"SIZE \x00",
 ])
-def test_nul_in_path(server, root, line):
+def test_nul_in_path(server, store, line):
     raw = server.raw()
     assert raw.reply()[0] == 220
     raw.login()
@@ -100,11 +100,11 @@ def test_nul_in_path(server, root, line):
     else:
         assert code in (501, 550, 553), lines
     assert raw.cmd("NOOP")[0] == 200
-    assert list(root.iterdir()) == []
+    assert store.listdir() == []
     raw.close()
 
 
-def test_cr_inside_argument_refused(server, root):
+def test_cr_inside_argument_refused(server, store):
     """DESIGN: CR or LF inside a command argument is refused (command injection)."""
     raw = server.raw()
     assert raw.reply()[0] == 220
@@ -113,24 +113,24 @@ def test_cr_inside_argument_refused(server, root):
     code, lines = raw.reply()
     assert code in (500, 501, 550, 553), lines
     assert raw.cmd("NOOP")[0] == 200
-    assert list(root.iterdir()) == []
+    assert store.listdir() == []
     raw.close()
 
 
 @pytest.mark.parametrize("arg", ["..\\..\\etc", "a\\b", "\\", "..\\"])
-def test_backslash_in_path(ftp, root, arg):
-    (root / "a").mkdir()
+def test_backslash_in_path(ftp, store, arg):
+    store.mkdir("a")
     code, resp = ftp.cmd(f"CWD {arg}")
     assert code in (501, 550, 553), resp
     code, resp = ftp.cmd(f"MKD {arg}x")
     assert code in (501, 550, 553), resp
-    assert [p.name for p in root.iterdir()] == ["a"]
-    assert list((root / "a").iterdir()) == []
+    assert store.listdir() == ["a"]
+    assert store.listdir("a") == []
     import ftplib
     assert ftplib.parse257(ftp.cmd("PWD")[1]) == "/"
 
 
-def _temp_free_listing(s, root, want):
+def _temp_free_listing(s, store, want):
     """Polls until NLST (and the disk) show exactly `want`."""
     last = {}
 
@@ -140,7 +140,7 @@ def _temp_free_listing(s, root, want):
             last["nlst"] = sorted(f.nlst())
         finally:
             f.close()
-        last["disk"] = sorted(os.listdir(root))
+        last["disk"] = store.listdir()
         return last["nlst"] == want and last["disk"] == want
 
     ok = wait_until(check, timeout=10, interval=0.2)
@@ -148,10 +148,10 @@ def _temp_free_listing(s, root, want):
 
 
 @pytest.mark.parametrize("how", ["reset_data_and_control", "close_control_only", "reset_data_only"])
-def test_cut_upload_keeps_old_file(server, root, how):
+def test_cut_upload_keeps_old_file(server, store, how):
     """DESIGN: an upload that is cut does not destroy the file it was replacing."""
     old = rand_bytes(1 << 20, 50)
-    (root / "keep.bin").write_bytes(old)
+    store.write_bytes("keep.bin", old)
     raw = server.raw()
     assert raw.reply()[0] == 220
     raw.login()
@@ -167,7 +167,7 @@ def test_cut_upload_keeps_old_file(server, root, how):
         # the client vanished; its data connection stays open a moment, then resets
         rst_close(raw.sock)
         time.sleep(0.5)
-        assert (root / "keep.bin").read_bytes() == old
+        assert store.read_bytes("keep.bin") == old
         rst_close(d)
     else:
         rst_close(d)
@@ -175,17 +175,17 @@ def test_cut_upload_keeps_old_file(server, root, how):
         assert code in (426, 450, 451), lines
         assert raw.cmd("NOOP")[0] == 200
         raw.close()
-    ok, last = _temp_free_listing(server, root, ["keep.bin"])
-    assert (root / "keep.bin").read_bytes() == old, "the cut upload replaced the old file"
+    ok, last = _temp_free_listing(server, store, ["keep.bin"])
+    assert store.read_bytes("keep.bin") == old, "the cut upload replaced the old file"
     assert ok, f"leftover temporary file: {last}"
     assert server.alive()
 
 
-def test_concurrent_upload_and_download_of_same_file(server, root):
+def test_concurrent_upload_and_download_of_same_file(server, store):
     """A reader of a file being replaced sees the old or the new content, whole."""
     old = rand_bytes(2 << 20, 60)
     new = rand_bytes(2 << 20, 61)
-    (root / "f.bin").write_bytes(old)
+    store.write_bytes("f.bin", old)
     up = server.connect()
     down = server.connect()
     conn = up.transfercmd("STOR f.bin")
@@ -195,6 +195,6 @@ def test_concurrent_upload_and_download_of_same_file(server, root):
     conn.close()
     assert up.voidresp()[:3] == "226"
     assert got == old, "a reader saw a half-written file"
-    assert (root / "f.bin").read_bytes() == new
+    assert store.read_bytes("f.bin") == new
     up.close()
     down.close()

@@ -38,19 +38,19 @@ def pwd(f):
     "/etc/../../../etc/passwd", "sub/../../../etc/passwd", "./../etc/passwd",
 ])
 def test_retr_traversal_does_not_leak(ftp, root, path):
-    (root / "sub").mkdir()
+    store.mkdir("sub")
     got = try_retr(ftp, path)
     assert got is None or got == b"", "read a file outside the root"
     # inside the root, /etc/passwd is a file of the root's own
-    (root / "etc").mkdir()
-    (root / "etc" / "passwd").write_bytes(b"fake passwd inside root\n")
+    store.mkdir("etc")
+    store.write_bytes("etc/passwd", b"fake passwd inside root\n")
     got = try_retr(ftp, path)
     assert got in (None, b"fake passwd inside root\n")
     assert got != passwd_bytes()
 
 
 def test_cwd_above_root_stays_in_root(ftp, root):
-    (root / "marker").write_bytes(b"m")
+    store.write_bytes("marker", b"m")
     for arg in ("..", "../../..", "/..", "/../../..", "../tmp", "..."):
         code, resp = ftp.cmd(f"CWD {arg}")
         assert code in (250, 550), resp
@@ -63,7 +63,7 @@ def test_cwd_above_root_stays_in_root(ftp, root):
 
 
 def test_list_above_root_shows_root(ftp, root):
-    (root / "only-here").write_bytes(b"x")
+    store.write_bytes("only-here", b"x")
     host_root = set(os.listdir("/"))
     for arg in ("..", "../..", "/../.."):
         try:
@@ -100,7 +100,7 @@ def escapes(root, tmp_path):
     os.symlink("/etc/passwd", root / "passwd_link")
     os.symlink(outside, root / "outdir")
     os.symlink("../outside/secret.txt", root / "rel_link")  # relative escape
-    (root / "real.txt").write_bytes(b"real")
+    store.write_bytes("real.txt", b"real")
     return outside
 
 
@@ -185,7 +185,7 @@ def assert_no_connection(listener):
 
 
 def test_port_to_other_host_refused(ftp, root, trap):
-    (root / "f").write_bytes(b"payload")
+    store.write_bytes("f", b"payload")
     port = trap.getsockname()[1]
     code, resp = ftp.cmd(f"PORT 127,0,0,2,{port >> 8},{port & 255}")
     assert code in (500, 501, 504), resp
@@ -196,7 +196,7 @@ def test_port_to_other_host_refused(ftp, root, trap):
 
 
 def test_eprt_to_other_host_refused(ftp, root, trap):
-    (root / "f").write_bytes(b"payload")
+    store.write_bytes("f", b"payload")
     port = trap.getsockname()[1]
     code, resp = ftp.cmd(f"EPRT |1|127.0.0.2|{port}|")
     assert code in (500, 501, 504), resp
@@ -229,7 +229,7 @@ def test_eprt_other_family_refused(server46, trap):
 
 
 def test_port_below_1024_refused(ftp, root):
-    (root / "f").write_bytes(b"payload")
+    store.write_bytes("f", b"payload")
     low = None
     for p in range(1023, 900, -1):
         s = socket.socket()
@@ -255,7 +255,7 @@ def test_port_below_1024_refused(ftp, root):
 
 def test_port_to_own_address_allowed(ftp, root):
     """The control peer's own address and a high port is fine (active mode)."""
-    (root / "f").write_bytes(b"payload")
+    store.write_bytes("f", b"payload")
     ftp.set_pasv(False)
     assert ftp.retr_bytes("f") == b"payload"
 
@@ -265,7 +265,7 @@ def test_passive_port_stealing_refused(server, root):
     not get the data (RFC 2577 section 5, port stealing)."""
     import re
     from ferry_helpers import recv_all
-    (root / "secret.txt").write_bytes(b"private data")
+    store.write_bytes("secret.txt", b"private data")
     raw = server.raw()
     assert raw.reply()[0] == 220
     raw.login()

@@ -21,25 +21,25 @@ MODES6 = ["epsv", "eprt"]
 
 
 @pytest.mark.parametrize("mode", MODES4)
-def test_roundtrip_ipv4(server, root, mode):
+def test_roundtrip_ipv4(server, store, mode):
     data = rand_bytes(1 << 20, 1)
     f = server.connect()
     set_mode(f, mode)
     f.stor_bytes("up.bin", data)
-    assert (root / "up.bin").read_bytes() == data
-    (root / "down.bin").write_bytes(data[::-1])
+    assert store.read_bytes("up.bin") == data
+    store.write_bytes("down.bin", data[::-1])
     assert f.retr_bytes("down.bin") == data[::-1]
     assert sorted(f.nlst()) == ["down.bin", "up.bin"]
     f.quit()
 
 
 @pytest.mark.parametrize("mode", MODES6)
-def test_roundtrip_ipv6(server46, root, mode):
+def test_roundtrip_ipv6(server46, store, mode):
     data = rand_bytes(1 << 20, 2)
     f = server46.connect(ipv6=True)
     set_mode(f, mode)
     f.stor_bytes("up6.bin", data)
-    assert (root / "up6.bin").read_bytes() == data
+    assert store.read_bytes("up6.bin") == data
     assert f.retr_bytes("up6.bin") == data
     assert f.nlst() == ["up6.bin"]
     f.quit()
@@ -80,47 +80,47 @@ def test_epsv_all_refuses_other_data_commands(ftp):
 
 
 @pytest.mark.parametrize("mode", ["pasv", "eprt"])
-def test_10mib_random_both_ways(server, root, mode):
+def test_10mib_random_both_ways(server, store, mode):
     data = rand_bytes(10 << 20, 3)
     f = server.connect()
     set_mode(f, mode)
     f.stor_bytes("big.bin", data)
-    assert (root / "big.bin").read_bytes() == data
+    assert store.read_bytes("big.bin") == data
     assert f.size("big.bin") == len(data)
     assert f.retr_bytes("big.bin") == data
     f.quit()
 
 
 @pytest.mark.parametrize("mode", MODES4)
-def test_empty_file(ftp, root, mode):
+def test_empty_file(ftp, store, mode):
     set_mode(ftp, mode)
     ftp.stor_bytes("empty", b"")
-    assert (root / "empty").read_bytes() == b""
+    assert store.read_bytes("empty") == b""
     assert ftp.retr_bytes("empty") == b""
     assert ftp.size("empty") == 0
 
 
-def test_stor_replaces_existing(ftp, root):
-    (root / "f").write_bytes(b"old old old old")
+def test_stor_replaces_existing(ftp, store):
+    store.write_bytes("f", b"old old old old")
     ftp.stor_bytes("f", b"new")
-    assert (root / "f").read_bytes() == b"new"
-    assert sorted(os.listdir(root)) == ["f"]
+    assert store.read_bytes("f") == b"new"
+    assert store.listdir() == ["f"]
 
 
-def test_stor_in_subdir_and_missing_dir(ftp, root):
-    (root / "d").mkdir()
+def test_stor_in_subdir_and_missing_dir(ftp, store):
+    store.mkdir("d")
     ftp.stor_bytes("d/x", b"x")
     ftp.stor_bytes("/d/y", b"y")
-    assert (root / "d" / "x").read_bytes() == b"x"
-    assert (root / "d" / "y").read_bytes() == b"y"
+    assert store.read_bytes("d/x") == b"x"
+    assert store.read_bytes("d/y") == b"y"
     with pytest.raises(ftplib.error_perm) as e:
         ftp.stor_bytes("nodir/x", b"x")
     assert str(e.value)[:3] in ("550", "553")
     assert ftp.cmd("NOOP")[0] == 200
 
 
-def test_retr_missing_and_directory_550(ftp, root):
-    (root / "d").mkdir()
+def test_retr_missing_and_directory_550(ftp, store):
+    store.mkdir("d")
     for name in ("missing", "d"):
         with pytest.raises(ftplib.error_perm) as e:
             ftp.retr_bytes(name)
@@ -128,17 +128,17 @@ def test_retr_missing_and_directory_550(ftp, root):
     assert ftp.cmd("NOOP")[0] == 200
 
 
-def test_ascii_upload_crlf_to_lf(ftp, root):
+def test_ascii_upload_crlf_to_lf(ftp, store):
     assert ftp.cmd("TYPE A")[0] == 200
     conn = ftp.transfercmd("STOR a.txt")
     conn.sendall(b"a\r\nb\r\n")
     conn.close()
     assert ftp.voidresp()[:3] == "226"
-    assert (root / "a.txt").read_bytes() == b"a\nb\n"
+    assert store.read_bytes("a.txt") == b"a\nb\n"
 
 
-def test_ascii_download_lf_to_crlf(ftp, root):
-    (root / "l.txt").write_bytes(b"a\nb\n\nlast")
+def test_ascii_download_lf_to_crlf(ftp, store):
+    store.write_bytes("l.txt", b"a\nb\n\nlast")
     assert ftp.cmd("TYPE A")[0] == 200
     conn = ftp.transfercmd("RETR l.txt")
     wire = recv_all(conn)
@@ -149,16 +149,16 @@ def test_ascii_download_lf_to_crlf(ftp, root):
     assert ftp.retr_bytes("l.txt") == b"a\nb\n\nlast"
 
 
-def test_ascii_roundtrip_with_storlines_retrlines(ftp, root):
+def test_ascii_roundtrip_with_storlines_retrlines(ftp, store):
     import io
     ftp.storlines("STOR t.txt", io.BytesIO(b"one\ntwo\nthree\n"))
-    assert (root / "t.txt").read_bytes() == b"one\ntwo\nthree\n"
+    assert store.read_bytes("t.txt") == b"one\ntwo\nthree\n"
     lines = []
     ftp.retrlines("RETR t.txt", lines.append)
     assert lines == ["one", "two", "three"]
 
 
-def test_ascii_chunk_boundaries(ftp, root):
+def test_ascii_chunk_boundaries(ftp, store):
     """CR LF split across TCP segments / buffer boundaries still becomes LF."""
     data = (b"x" * 4095 + b"\n") * 64 + b"y" * 8191 + b"\n"
     assert ftp.cmd("TYPE A")[0] == 200
@@ -168,7 +168,7 @@ def test_ascii_chunk_boundaries(ftp, root):
         conn.sendall(wire[i:i + 4097])
     conn.close()
     assert ftp.voidresp()[:3] == "226"
-    assert (root / "c.txt").read_bytes() == data
+    assert store.read_bytes("c.txt") == data
     assert ftp.cmd("TYPE A")[0] == 200
     conn = ftp.transfercmd("RETR c.txt")
     assert recv_all(conn) == wire
@@ -183,12 +183,12 @@ def test_ascii_chunk_boundaries(ftp, root):
         time.sleep(0.05)
     conn.close()
     assert ftp.voidresp()[:3] == "226"
-    assert (root / "s.txt").read_bytes() == b"abc\ndef\n\n"
+    assert store.read_bytes("s.txt") == b"abc\ndef\n\n"
 
 
-def test_rest_retr_resume_download(ftp, root):
+def test_rest_retr_resume_download(ftp, store):
     data = rand_bytes(300_000, 4)
-    (root / "r.bin").write_bytes(data)
+    store.write_bytes("r.bin", data)
     assert ftp.cmd("TYPE I")[0] == 200
     assert ftp.cmd("REST 1000")[0] == 350
     assert ftp.retr_bytes("r.bin", rest=123_457) == data[123_457:]
@@ -198,24 +198,24 @@ def test_rest_retr_resume_download(ftp, root):
     assert ftp.retr_bytes("r.bin", rest=len(data)) == b""
 
 
-def test_rest_stor_resume_upload(ftp, root):
+def test_rest_stor_resume_upload(ftp, store):
     data = rand_bytes(300_000, 5)
-    (root / "u.bin").write_bytes(data[:100_000])
+    store.write_bytes("u.bin", data[:100_000])
     ftp.stor_bytes("u.bin", data[100_000:], rest=100_000)
-    assert (root / "u.bin").read_bytes() == data
+    assert store.read_bytes("u.bin") == data
 
 
-def test_appe(ftp, root):
-    (root / "log").write_bytes(b"hello ")
+def test_appe(ftp, store):
+    store.write_bytes("log", b"hello ")
     ftp.stor_bytes("log", b"world", cmd="APPE")
-    assert (root / "log").read_bytes() == b"hello world"
+    assert store.read_bytes("log") == b"hello world"
     ftp.stor_bytes("newlog", b"created", cmd="APPE")
-    assert (root / "newlog").read_bytes() == b"created"
+    assert store.read_bytes("newlog") == b"created"
 
 
-def test_stou(ftp, root):
-    (root / "base").write_bytes(b"keep me")
-    before = set(os.listdir(root))
+def test_stou(ftp, store):
+    store.write_bytes("base", b"keep me")
+    before = set(store.listdir())
     replies = []
     for payload, cmd in ((b"unique one", "STOU"), (b"unique two", "STOU base")):
         host, port = ftp.makepasv()
@@ -226,22 +226,21 @@ def test_stou(ftp, root):
         conn.close()
         resp226 = ftp.voidresp()
         replies.append((resp150, resp226))
-    after = set(os.listdir(root))
+    after = set(store.listdir())
     new = after - before
     assert len(new) == 2, f"expected two new files, got {new}"
-    contents = {(root / n).read_bytes(): n for n in new}
+    contents = {store.read_bytes(n): n for n in new}
     assert set(contents) == {b"unique one", b"unique two"}
-    assert (root / "base").read_bytes() == b"keep me"
+    assert store.read_bytes("base") == b"keep me"
     # the reply names the file it created (RFC 959 4.1.3 / RFC 1123 4.1.2.9)
     text = " ".join(r for pair in replies for r in pair)
     for n in new:
         assert n in text, f"generated name {n!r} not in replies {replies}"
 
 
-def _abort_download(server, root, abor_bytes):
-    size = 256 << 20
-    with open(root / "huge.bin", "wb") as fh:
-        fh.truncate(size)  # sparse: cheap on disk, long on the wire
+def _abort_download(server, store, abor_bytes):
+    size = store.caps.big_download
+    store.make_large("huge.bin", size)  # far more than the socket buffers hold
     raw = server.raw()
     assert raw.reply()[0] == 220
     raw.login()
@@ -272,7 +271,7 @@ def _abort_download(server, root, abor_bytes):
     assert got < size, "the transfer was not aborted"
     assert raw.cmd("NOOP")[0] == 200
     # and the session can transfer again
-    (root / "small").write_bytes(b"small")
+    store.write_bytes("small", b"small")
     d2 = pasv_connect(raw)
     raw.send(b"RETR small\r\n")
     assert raw.reply()[0] in (125, 150)
@@ -281,13 +280,13 @@ def _abort_download(server, root, abor_bytes):
     raw.close()
 
 
-def test_abor_during_large_download(server, root):
-    _abort_download(server, root, b"ABOR\r\n")
+def test_abor_during_large_download(server, store):
+    _abort_download(server, store, b"ABOR\r\n")
 
 
-def test_abor_with_telnet_ip_synch(server, root):
+def test_abor_with_telnet_ip_synch(server, store):
     """IAC IP IAC DM before ABOR (RFC 959 4.1.3), all in-line."""
-    _abort_download(server, root, b"\xff\xf4\xff\xf2ABOR\r\n")
+    _abort_download(server, store, b"\xff\xf4\xff\xf2ABOR\r\n")
 
 
 def test_abor_without_transfer(ftp):
@@ -295,10 +294,9 @@ def test_abor_without_transfer(ftp):
     assert ftp.cmd("NOOP")[0] == 200
 
 
-def test_client_closes_data_connection_early(server, root):
+def test_client_closes_data_connection_early(server, store):
     """Client closes the download's data connection: 426 (or 226/451), no hang."""
-    with open(root / "huge.bin", "wb") as fh:
-        fh.truncate(128 << 20)
+    store.make_large("huge.bin", store.caps.big_download)
     raw = server.raw()
     assert raw.reply()[0] == 220
     raw.login()
@@ -313,9 +311,9 @@ def test_client_closes_data_connection_early(server, root):
     raw.close()
 
 
-def test_226_only_after_data_connection_closed(server, root):
+def test_226_only_after_data_connection_closed(server, store):
     """DESIGN: close the data connection before replying 226."""
-    (root / "f").write_bytes(b"z" * 5000)
+    store.write_bytes("f", b"z" * 5000)
     raw = server.raw()
     assert raw.reply()[0] == 220
     raw.login()
@@ -335,17 +333,17 @@ def test_226_only_after_data_connection_closed(server, root):
     raw.close()
 
 
-def test_transfer_command_without_data_setup(ftp, root):
+def test_transfer_command_without_data_setup(ftp, store):
     """RETR/LIST without PASV/PORT: 425 (or 503), never a hang."""
-    (root / "f").write_bytes(b"f")
+    store.write_bytes("f", b"f")
     code, resp = ftp.cmd("RETR f")
     assert code in (425, 503), resp
     assert ftp.cmd("NOOP")[0] == 200
 
 
-def test_active_connect_failure_425(ftp, root):
+def test_active_connect_failure_425(ftp, store):
     """PORT to a port where nobody listens: 425, the session goes on."""
-    (root / "f").write_bytes(b"f")
+    store.write_bytes("f", b"f")
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -366,10 +364,10 @@ def _getresp_any(f):
         return str(e)
 
 
-def test_transfer_command_before_data_connect(server, root):
+def test_transfer_command_before_data_connect(server, store):
     """EPSV, then RETR before connecting (clients pipeline this): the server
     waits for the connection."""
-    (root / "f").write_bytes(b"x" * 100_000)
+    store.write_bytes("f", b"x" * 100_000)
     raw = server.raw()
     assert raw.reply()[0] == 220
     raw.login()
@@ -383,8 +381,8 @@ def test_transfer_command_before_data_connect(server, root):
     raw.close()
 
 
-def test_second_pasv_replaces_first(ftp, root):
-    (root / "f").write_bytes(b"second")
+def test_second_pasv_replaces_first(ftp, store):
+    store.write_bytes("f", b"second")
     code, resp = ftp.cmd("PASV")
     assert code == 227
     h1, p1 = ftplib.parse227(resp)
@@ -393,6 +391,7 @@ def test_second_pasv_replaces_first(ftp, root):
     assert ftp.cmd("NOOP")[0] == 200
 
 
+@pytest.mark.needs("large_files")
 def test_files_over_4_gib(ftp, root):
     """64-bit sizes and offsets (sparse file: cheap on disk)."""
     size = (5 << 30) + 123
@@ -413,24 +412,24 @@ def test_files_over_4_gib(ftp, root):
         assert fh.read() == b"THE ENDAPPENDED"
 
 
-def test_stor_onto_directory_refused(ftp, root):
-    (root / "d").mkdir()
+def test_stor_onto_directory_refused(ftp, store):
+    store.mkdir("d")
     with pytest.raises(ftplib.error_perm) as e:
         ftp.stor_bytes("d", b"x")
     assert str(e.value)[:3] in ("550", "553")
-    assert (root / "d").is_dir()
+    assert store.is_dir("d")
 
 
-def test_ascii_lone_cr_is_kept(ftp, root):
+def test_ascii_lone_cr_is_kept(ftp, store):
     assert ftp.cmd("TYPE A")[0] == 200
     conn = ftp.transfercmd("STOR cr.txt")
     conn.sendall(b"a\rb\r\nc\r")
     conn.close()
     assert ftp.voidresp()[:3] == "226"
-    assert (root / "cr.txt").read_bytes() == b"a\rb\nc\r"
+    assert store.read_bytes("cr.txt") == b"a\rb\nc\r"
 
 
-def test_same_name_concurrent_uploads_never_mix(server, root):
+def test_same_name_concurrent_uploads_never_mix(server, store):
     """Two uploads of one name at once: the result is one of them, whole."""
     a_data = rand_bytes(3 << 20, 70)
     b_data = rand_bytes(3 << 20, 71)
@@ -445,15 +444,15 @@ def test_same_name_concurrent_uploads_never_mix(server, root):
     assert a.voidresp()[:3] == "226"
     cb.close()
     assert b.voidresp()[:3] == "226"
-    assert (root / "same.bin").read_bytes() in (a_data, b_data)
-    assert sorted(os.listdir(root)) == ["same.bin"]
+    assert store.read_bytes("same.bin") in (a_data, b_data)
+    assert store.listdir() == ["same.bin"]
     a.close()
     b.close()
 
 
-def _big_download_with_command(server, root, line):
+def _big_download_with_command(server, store, line):
     data = rand_bytes(24 << 20, 72)
-    (root / "big.bin").write_bytes(data)
+    store.write_bytes("big.bin", data)
     raw = server.raw()
     assert raw.reply()[0] == 220
     raw.login()
@@ -468,25 +467,25 @@ def _big_download_with_command(server, root, line):
     return raw, data, b"".join(got)
 
 
-def test_command_during_download_is_answered(server, root):
-    raw, data, got = _big_download_with_command(server, root, b"NOOP")
+def test_command_during_download_is_answered(server, store):
+    raw, data, got = _big_download_with_command(server, store, b"NOOP")
     assert got == data
     codes = sorted([raw.reply()[0], raw.reply()[0]])
     assert codes == [200, 226], codes
     raw.close()
 
 
-def test_quit_during_download_completes_it(server, root):
+def test_quit_during_download_completes_it(server, store):
     """RFC 959 (QUIT): with a transfer in progress the connection stays open
     for its result; then 221 and close."""
-    raw, data, got = _big_download_with_command(server, root, b"QUIT")
+    raw, data, got = _big_download_with_command(server, store, b"QUIT")
     assert got == data, f"download cut by QUIT: {len(got)} of {len(data)} bytes"
     assert [raw.reply()[0], raw.reply()[0]] == [226, 221]
     assert raw.at_eof()
     raw.close()
 
 
-def test_dual_stack_listener_ipv4_mapped_peer(start_server, root):
+def test_dual_stack_listener_ipv4_mapped_peer(start_server, store):
     """Listening on [::] a 127.0.0.1 client arrives as ::ffff:127.0.0.1:
     PASV names 127.0.0.1, PORT/EPRT to 127.0.0.1 are its own address
     (DESIGN: unmap before formatting a PASV reply or the bounce check)."""
@@ -498,7 +497,7 @@ def test_dual_stack_listener_ipv4_mapped_peer(start_server, root):
         f = s.connect()
     except ConnectionRefusedError:
         pytest.skip("ferryd's [::] listener is IPv6-only here")
-    (root / "f").write_bytes(b"mapped")
+    store.write_bytes("f", b"mapped")
     code, resp = f.cmd("PASV")
     assert code == 227, resp
     assert ftplib.parse227(resp)[0] == "127.0.0.1", resp
@@ -506,7 +505,7 @@ def test_dual_stack_listener_ipv4_mapped_peer(start_server, root):
         set_mode(f, mode)
         assert f.retr_bytes("f") == b"mapped", mode
         f.stor_bytes(f"up-{mode}", mode.encode())
-        assert (root / f"up-{mode}").read_bytes() == mode.encode()
+        assert store.read_bytes(f"up-{mode}") == mode.encode()
     trap = socket.socket()
     trap.bind(("127.0.0.2", 0))
     trap.listen(1)
@@ -516,13 +515,13 @@ def test_dual_stack_listener_ipv4_mapped_peer(start_server, root):
     f.close()
 
 
-def test_ftplib_abort_with_urgent_data(server, root):
+def test_ftplib_abort_with_urgent_data(server, store):
     """Python's ftplib.abort() sends "ABOR\\r\\n" as TCP urgent data (MSG_OOB).
     On a socket without SO_OOBINLINE the kernel pulls the urgent byte (the LF)
     out of the stream, so the server must read urgent data in-line (as
     vsftpd does) or the ABOR line never ends."""
-    with open(root / "huge.bin", "wb") as fh:
-        fh.truncate(256 << 20)
+    size = store.caps.big_download
+    store.make_large("huge.bin", size)
     f = server.connect()
     conn = f.transfercmd("RETR huge.bin")
     conn.recv(65536)
@@ -538,13 +537,13 @@ def test_ftplib_abort_with_urgent_data(server, root):
         if r[:3] == "200":
             break
     assert codes[-1] == "200", codes
-    assert f.retr_bytes("huge.bin", rest=(256 << 20) - 10) == b"\0" * 10
+    assert f.retr_bytes("huge.bin", rest=size - 10) == b"\0" * 10
 
 
-def test_rest_in_ascii_mode_is_honoured_or_refused(ftp, root):
+def test_rest_in_ascii_mode_is_honoured_or_refused(ftp, store):
     """An accepted REST must take effect in TYPE A too: silently sending the
     whole file makes a resuming client duplicate the start of the file."""
-    (root / "l.txt").write_bytes(b"line one\nline two\nline three\n")
+    store.write_bytes("l.txt", b"line one\nline two\nline three\n")
     wire = b"line one\r\nline two\r\nline three\r\n"
     assert ftp.cmd("TYPE A")[0] == 200
     code, resp = ftp.cmd("REST 10")

@@ -68,6 +68,37 @@ pub struct Cli {
     #[arg(long, value_name = "SECS")]
     pub idle_timeout: Option<u64>,
 
+    /// TLS certificate chain (PEM, leaf first) for FTPS: AUTH TLS on every
+    /// listener, and --implicit-listen. Needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Make a throwaway self-signed certificate at start (a quick start; its
+    /// SHA-256 fingerprint is printed for clients to check).
+    #[arg(long)]
+    pub tls_self_signed: bool,
+
+    /// Address for implicit FTPS (TLS from the first byte, port 990 by
+    /// convention), e.g. 0.0.0.0:990; repeatable. Needs a certificate.
+    #[arg(long = "implicit-listen", value_name = "ADDR:PORT")]
+    pub implicit_listen: Vec<SocketAddr>,
+
+    /// Refuse logins (530) and data transfers (521) that TLS does not
+    /// protect: AUTH TLS before USER, PROT P before transfers. Needs a
+    /// certificate.
+    #[arg(long)]
+    pub require_tls: bool,
+
+    /// Data connections must resume the control connection's TLS session,
+    /// so nobody else can take one over (lftp, curl and FileZilla do;
+    /// Python's ftplib does not). Needs a certificate.
+    #[arg(long)]
+    pub tls_require_reuse: bool,
+
     /// TOML file with the same settings and `[[user]]` tables.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -294,6 +325,30 @@ mod tests {
         assert_eq!(cli.max_per_ip, Some(2));
         assert_eq!(cli.idle_timeout, Some(60));
         assert!(!cli.hash_password);
+    }
+
+    #[test]
+    fn cli_parses_tls_options() {
+        let cli = Cli::try_parse_from([
+            "ferryd",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--implicit-listen",
+            "0.0.0.0:990",
+            "--implicit-listen",
+            "[::]:990",
+            "--require-tls",
+            "--tls-require-reuse",
+        ])
+        .unwrap();
+        assert_eq!(cli.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(cli.tls_key, Some(PathBuf::from("k.pem")));
+        assert_eq!(cli.implicit_listen.len(), 2);
+        assert!(cli.require_tls && cli.tls_require_reuse && !cli.tls_self_signed);
+        let quick = Cli::try_parse_from(["ferryd", "--tls-self-signed"]).unwrap();
+        assert!(quick.tls_self_signed && quick.tls_cert.is_none());
     }
 
     #[test]

@@ -13,20 +13,39 @@ use ferry_fs::image::WithFileSystem;
 use ferry_fs::std_dir::StdDir;
 use ferry_fs::{EntryKind, Error as _, ErrorKind, FileSystem};
 use ferry_net::std_stack::{StdClock, StdStack};
-use ferry_net::Clock;
+use ferry_net::{Clock, Instant};
+use ferry_tls::rustls::pki_types::pem::PemObject;
+use ferry_tls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use ferry_tls::{ClockTime, TlsConfig, TlsStack};
 use tracing::{error, info};
 
 use crate::auth::UserTable;
 use crate::observer::LogObserver;
 #[cfg(any(feature = "littlefs", feature = "fat"))]
 use crate::settings::ImageKind;
-use crate::settings::{Settings, StartupError, SESSION_SLOTS};
+use crate::settings::{CertSource, Settings, StartupError, TlsSettings, SESSION_SLOTS};
 
 /// Bytes of the transfer buffer all sessions share.
 pub const TRANSFER_BUFFER: usize = 64 * 1024;
 
+/// Host sockets with the TLS layer on top (without a certificate it only
+/// passes through).
+type HostStack = TlsStack<StdStack, StdClock>;
+
 /// The server as `ferryd` compiles it, over the file system `F`.
-type HostServer<F> = Server<StdStack, F, SESSION_SLOTS, TRANSFER_BUFFER>;
+type HostServer<F> = Server<HostStack, F, SESSION_SLOTS, TRANSFER_BUFFER>;
+
+/// How long, at shutdown, closing TLS connections get to finish
+/// (`close_notify`) before the process exits.
+const TLS_DRAIN_MS: u64 = 2_000;
+
+/// What `ferryd` says about its certificate at start.
+struct CertInfo {
+    /// SHA-256 of the leaf certificate, colon-separated hex.
+    fingerprint: String,
+    /// Made at start (clients must be told to trust it).
+    self_signed: bool,
+}
 
 /// Why [`run`] stopped with an error.
 #[derive(Debug)]
@@ -115,28 +134,48 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
         settings.engine.read_only,
     );
 
-    let mut stack =
-        StdStack::new().map_err(|e| startup(format!("cannot set up networking: {e}")))?;
+    let plain = StdStack::new().map_err(|e| startup(format!("cannot set up networking: {e}")))?;
     let clock = StdClock::new();
+    let (mut stack, cert) = match &settings.tls {
+        None => (TlsStack::without_tls(plain, clock), None),
+        Some(tls) => {
+            let (config, cert) = tls_config(settings, tls, clock)?;
+            let stack = tls
+                .implicit_listen
+                .iter()
+                .fold(TlsStack::new(plain, clock, config), |s, a| {
+                    s.implicit_addr(*a)
+                });
+            (stack, Some(cert))
+        }
+    };
+    let implicit = settings
+        .tls
+        .as_ref()
+        .map_or(&[][..], |t| &t.implicit_listen[..]);
 
     // Boxed: the session table and transfer buffer are too big for a stack frame.
     let mut server: Box<HostServer<F>> = Box::new(Server::new(settings.engine));
-    for addr in &settings.listen {
+    let wanted: Vec<SocketAddr> = settings.listen.iter().chain(implicit).copied().collect();
+    for addr in &wanted {
         server.listen(&mut stack, *addr).map_err(|e| match e {
             ListenError::TooMany => startup(format!("cannot listen on {addr}: too many listeners")),
             ListenError::Stack(e) => startup(format!("cannot listen on {addr}: {e}")),
         })?;
     }
-    // The bound addresses: with port 0 the system picked the port.
+    // The bound addresses (in the order listened): with port 0 the system
+    // picked the port.
     let mut bound: Vec<SocketAddr> = server.listen_addrs(&mut stack).collect();
-    if bound.len() != settings.listen.len() {
-        bound.clone_from(&settings.listen);
+    if bound.len() != wanted.len() {
+        bound = wanted;
     }
+    let (plain_bound, implicit_bound) = bound.split_at(settings.listen.len().min(bound.len()));
 
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);
         let waker = stack
+            .inner()
             .waker()
             .map_err(|e| startup(format!("cannot set up the Ctrl-C waker: {e}")))?;
         ctrlc::set_handler(move || {
@@ -149,7 +188,7 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
         .map_err(|e| startup(format!("cannot install the Ctrl-C handler: {e}")))?;
     }
 
-    announce(settings, storage, &bound)
+    announce(settings, storage, plain_bound, implicit_bound, cert.as_ref())
         .map_err(|e| RunError::Runtime(format!("cannot write to stdout: {e}")))?;
     info!(
         users = users.len(),
@@ -160,21 +199,25 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
     let mut observer = LogObserver::new(SESSION_SLOTS);
     while !stop.load(Ordering::SeqCst) {
         let poll = server.poll(&mut stack, fs, &mut users, &clock, &mut observer);
-        if poll.busy {
+        // Bytes decrypted inside the TLS layer wake no readiness event.
+        if poll.busy || stack.has_pending() {
             continue;
         }
-        let timeout = poll
-            .deadline
-            .map(|d| Duration::from_millis(d.millis_since(clock.now())));
+        let deadline = match (poll.deadline, stack.poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = deadline.map(|d| Duration::from_millis(d.millis_since(clock.now())));
         if timeout == Some(Duration::ZERO) {
             continue;
         }
-        match stack.wait(timeout) {
+        match stack.inner_mut().wait(timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 error!("waiting for sockets failed: {e}");
                 server.shutdown(&mut stack, fs);
+                stack.abandon_lingering();
                 return Err(RunError::Runtime(format!(
                     "waiting for sockets failed: {e}"
                 )));
@@ -183,28 +226,161 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
     }
     info!(sessions = server.session_count(), "shutting down");
     server.shutdown(&mut stack, fs);
+    drain_tls(&mut stack, &clock);
     info!("stopped");
     Ok(())
 }
 
+/// Gives closing TLS connections a moment to send `close_notify` and see
+/// the client close, then closes what is left.
+fn drain_tls(stack: &mut HostStack, clock: &StdClock) {
+    let until: Instant = clock.now().add_millis(TLS_DRAIN_MS);
+    while stack.lingering() > 0 && clock.now() < until {
+        stack.drive();
+        let left = until.millis_since(clock.now()).min(50);
+        if stack.inner_mut().wait(Some(Duration::from_millis(left))).is_err() {
+            break;
+        }
+    }
+    stack.abandon_lingering();
+}
+
+/// The TLS layer's settings: the certificate (loaded, or made now) and the
+/// session-reuse policy.
+fn tls_config(
+    settings: &Settings,
+    tls: &TlsSettings,
+    clock: StdClock,
+) -> Result<(TlsConfig, CertInfo), RunError> {
+    let (chain, key, self_signed) = match &tls.cert {
+        CertSource::Files { cert, key } => {
+            let (chain, key) = load_pem(cert, key)?;
+            (chain, key, false)
+        }
+        CertSource::SelfSigned => {
+            let made = ferry_tls::self_signed::generate(&certificate_names(settings, tls))
+                .map_err(|e| startup(format!("cannot make a self-signed certificate: {e}")))?;
+            (vec![made.cert], made.key, true)
+        }
+    };
+    let fingerprint = chain
+        .first()
+        .map(|c| ferry_tls::self_signed::fingerprint(c))
+        .unwrap_or_default();
+    let config = TlsConfig::from_der(chain, key, Arc::new(ClockTime(clock)))
+        .map_err(|e| startup(format!("TLS certificate or key refused: {e}")))?
+        .require_session_reuse(tls.require_reuse);
+    Ok((
+        config,
+        CertInfo {
+            fingerprint,
+            self_signed,
+        },
+    ))
+}
+
+/// Reads a PEM certificate chain and its PEM private key.
+fn load_pem(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), RunError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| startup(format!("cannot read {}: {e}", path.display())))
+    };
+    let cert_pem = read(cert)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| startup(format!("{}: not a PEM certificate: {e:?}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(startup(format!(
+            "{}: no \"BEGIN CERTIFICATE\" block",
+            cert.display()
+        )));
+    }
+    let key_pem = read(key)?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        startup(format!(
+            "{}: no PEM private key (PKCS#8, PKCS#1 or SEC1): {e:?}",
+            key.display()
+        ))
+    })?;
+    Ok((chain, key_der))
+}
+
+/// The names a self-signed certificate is made for: `localhost`, the
+/// loopback addresses and every concrete address ferryd listens on.
+fn certificate_names(settings: &Settings, tls: &TlsSettings) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_string(),
+        Ipv4Addr::LOCALHOST.to_string(),
+        Ipv6Addr::LOCALHOST.to_string(),
+    ];
+    for addr in settings.listen.iter().chain(&tls.implicit_listen) {
+        let ip = addr.ip();
+        if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
+            names.push(ip.to_string());
+        }
+    }
+    names
+}
+
 /// Prints where `ferryd` serves and listens and how to log in, and flushes
 /// (tests and scripts read these lines from a pipe).
-fn announce(settings: &Settings, root: &str, listening: &[SocketAddr]) -> io::Result<()> {
+fn announce(
+    settings: &Settings,
+    root: &str,
+    listening: &[SocketAddr],
+    implicit: &[SocketAddr],
+    cert: Option<&CertInfo>,
+) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "ferryd {} serving {root}", env!("CARGO_PKG_VERSION"))?;
     for addr in listening {
         writeln!(out, "listening on ftp://{addr}")?;
     }
+    for addr in implicit {
+        writeln!(out, "listening on ftps://{addr} (implicit TLS)")?;
+    }
+    if let Some(cert) = cert {
+        writeln!(out, "{}", tls_line(settings, cert))?;
+    }
     writeln!(out, "{}", login_line(settings, listening.first().copied()))?;
     out.flush()
+}
+
+/// What TLS offers, in one line, with the certificate's fingerprint.
+fn tls_line(settings: &Settings, cert: &CertInfo) -> String {
+    let policy = if settings.engine.require_tls_login {
+        "required for login and data"
+    } else {
+        "optional"
+    };
+    let kind = if cert.self_signed {
+        "self-signed certificate"
+    } else {
+        "certificate"
+    };
+    format!(
+        "TLS: AUTH TLS on every listener, {policy}; {kind} SHA-256 fingerprint {}",
+        cert.fingerprint
+    )
 }
 
 /// How to log in, in one line; the curl example connects to `addr`.
 fn login_line(settings: &Settings, addr: Option<SocketAddr>) -> String {
     if let Some((name, password)) = &settings.generated {
         let addr = reachable(addr.unwrap_or(crate::settings::DEFAULT_LISTEN));
+        // With TLS required, the example must ask for it (and, with a
+        // self-signed certificate, skip the CA check: compare fingerprints).
+        let curl = match &settings.tls {
+            Some(tls) if settings.engine.require_tls_login => match tls.cert {
+                CertSource::SelfSigned => "curl --ssl-reqd --insecure",
+                CertSource::Files { .. } => "curl --ssl-reqd",
+            },
+            _ => "curl",
+        };
         return format!(
-            "login: user \"{name}\", password \"{pw}\" (e.g. curl ftp://{name}:{pw}@{addr}/)",
+            "login: user \"{name}\", password \"{pw}\" (e.g. {curl} ftp://{name}:{pw}@{addr}/)",
             pw = password.0
         );
     }
@@ -273,8 +449,92 @@ mod tests {
             users: vec![],
             generated: None,
             anonymous: false,
+            tls: None,
             engine: ferry_core::Config::default(),
         }
+    }
+
+    #[test]
+    fn tls_line_names_the_policy_and_the_fingerprint() {
+        let mut s = settings(&["127.0.0.1:21"]);
+        let cert = CertInfo {
+            fingerprint: "AB:CD".into(),
+            self_signed: true,
+        };
+        assert_eq!(
+            tls_line(&s, &cert),
+            "TLS: AUTH TLS on every listener, optional; self-signed certificate SHA-256 \
+             fingerprint AB:CD"
+        );
+        s.engine.require_tls_login = true;
+        s.tls = Some(TlsSettings {
+            cert: CertSource::SelfSigned,
+            implicit_listen: vec![],
+            require_reuse: false,
+        });
+        assert!(tls_line(&s, &cert).contains("required for login and data"));
+        s.generated = Some(("ferry".into(), Password("pw".into())));
+        assert!(login_line(&s, Some(s.listen[0])).contains("curl --ssl-reqd --insecure ftp://"));
+    }
+
+    #[test]
+    fn self_signed_names_cover_loopback_and_listen_addresses() {
+        let s = settings(&["0.0.0.0:21", "192.0.2.7:21"]);
+        let tls = TlsSettings {
+            cert: CertSource::SelfSigned,
+            implicit_listen: vec!["[2001:db8::1]:990".parse().unwrap()],
+            require_reuse: false,
+        };
+        assert_eq!(
+            certificate_names(&s, &tls),
+            ["localhost", "127.0.0.1", "::1", "192.0.2.7", "2001:db8::1"]
+        );
+    }
+
+    #[test]
+    fn pem_files_load_and_bad_ones_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = ferry_tls::self_signed::generate(&["localhost".into()]).unwrap();
+        let pem = |label: &str, der: &[u8]| {
+            use std::fmt::Write as _;
+            let b64 = base64_encode(der);
+            let mut text = format!("-----BEGIN {label}-----\n");
+            for line in b64.as_bytes().chunks(64) {
+                let _ = writeln!(text, "{}", std::str::from_utf8(line).unwrap());
+            }
+            text + &format!("-----END {label}-----\n")
+        };
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&cert, pem("CERTIFICATE", &made.cert)).unwrap();
+        std::fs::write(&key, pem("PRIVATE KEY", made.key.secret_der())).unwrap();
+        let (chain, _) = load_pem(&cert, &key).unwrap();
+        assert_eq!(chain, vec![made.cert.clone()]);
+        let err = |r: Result<_, RunError>| match r {
+            Err(RunError::Startup(e)) => e.0,
+            _ => panic!("expected a startup error"),
+        };
+        assert!(err(load_pem(&key, &key)).contains("BEGIN CERTIFICATE"));
+        assert!(err(load_pem(&cert, &cert)).contains("no PEM private key"));
+        assert!(err(load_pem(&dir.path().join("nope"), &key)).contains("cannot read"));
+    }
+
+    /// Standard base64 with padding (for writing PEM in a test).
+    fn base64_encode(data: &[u8]) -> String {
+        const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in data.chunks(3) {
+            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ABC[(n >> (18 - 6 * i)) as usize & 63] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
     }
 
     #[test]

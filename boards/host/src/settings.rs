@@ -70,6 +70,18 @@ pub struct FileConfig {
     pub max_per_ip: Option<u16>,
     /// Idle timeout in seconds.
     pub idle_timeout: Option<u64>,
+    /// TLS certificate chain (PEM); relative to the config file.
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM); relative to the config file.
+    pub tls_key: Option<PathBuf>,
+    /// Make a throwaway self-signed certificate at start.
+    pub tls_self_signed: Option<bool>,
+    /// Addresses for implicit FTPS.
+    pub implicit_listen: Option<Vec<SocketAddr>>,
+    /// TLS required for logins and data transfers.
+    pub require_tls: Option<bool>,
+    /// Data connections must resume the control connection's TLS session.
+    pub tls_require_reuse: Option<bool>,
     /// `[[user]]` tables.
     #[serde(default, rename = "user")]
     pub users: Vec<FileUser>,
@@ -120,6 +132,11 @@ impl FileConfig {
                 file.root = Some(dir.join(root));
             }
         }
+        for file_path in [&mut file.tls_cert, &mut file.tls_key].into_iter().flatten() {
+            if let (true, Some(dir)) = (file_path.is_relative(), path.parent()) {
+                *file_path = dir.join(&*file_path);
+            }
+        }
         if let (Some(FsSpec::LittleFs(image) | FsSpec::Fat(image)), Some(dir)) =
             (&mut file.fs, path.parent())
         {
@@ -165,6 +182,31 @@ pub enum ImageKind {
     Fat,
 }
 
+/// Where the TLS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// PEM files: the chain (leaf first) and its private key.
+    Files {
+        /// The certificate chain.
+        cert: PathBuf,
+        /// The private key.
+        key: PathBuf,
+    },
+    /// A throwaway self-signed certificate made at start.
+    SelfSigned,
+}
+
+/// FTPS settings (present when a certificate is configured).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The certificate.
+    pub cert: CertSource,
+    /// Implicit-FTPS listeners (TLS from the first byte).
+    pub implicit_listen: Vec<SocketAddr>,
+    /// Data connections must resume the control connection's TLS session.
+    pub require_reuse: bool,
+}
+
 /// A user who may log in.
 #[derive(Debug, Clone)]
 pub struct UserSpec {
@@ -194,6 +236,8 @@ pub struct Settings {
     pub generated: Option<(String, Password)>,
     /// Anonymous logins allowed.
     pub anonymous: bool,
+    /// FTPS, if a certificate is configured.
+    pub tls: Option<TlsSettings>,
     /// Engine settings.
     pub engine: ferry_core::Config,
 }
@@ -216,6 +260,7 @@ impl Settings {
         make_password: impl FnOnce() -> String,
     ) -> Result<Settings, StartupError> {
         let image = storage(&cli, &file)?;
+        let (tls, require_tls) = tls_settings(&cli, &file)?;
         let root = cli
             .root
             .or(file.root)
@@ -234,11 +279,18 @@ impl Settings {
                 return Err(format!("listen address {addr} is given twice").into());
             }
         }
-        if listen.len() > ferry_core::server::MAX_LISTENERS {
+        let implicit = tls.as_ref().map_or(&[][..], |t| &t.implicit_listen[..]);
+        for (i, addr) in implicit.iter().enumerate() {
+            if implicit[..i].contains(addr) || listen.contains(addr) {
+                return Err(format!("listen address {addr} is given twice").into());
+            }
+        }
+        if listen.len() + implicit.len() > ferry_core::server::MAX_LISTENERS {
             return Err(format!(
-                "at most {} listen addresses are supported, {} given",
+                "at most {} listen addresses (--listen and --implicit-listen together) \
+                 are supported, {} given",
                 ferry_core::server::MAX_LISTENERS,
-                listen.len()
+                listen.len() + implicit.len()
             )
             .into());
         }
@@ -321,6 +373,8 @@ impl Settings {
             max_sessions: u16::try_from(max_sessions).unwrap_or(u16::MAX),
             read_only,
             passive_address,
+            require_tls_login: require_tls,
+            require_tls_data: require_tls,
             ..Default::default()
         };
         if let Some(range) = passive_ports {
@@ -340,9 +394,77 @@ impl Settings {
             users,
             generated,
             anonymous,
+            tls,
             engine,
         })
     }
+}
+
+/// The FTPS settings of `cli` and `file` (the command line wins), and
+/// whether TLS is required; every TLS option but the certificate needs one.
+fn tls_settings(cli: &Cli, file: &FileConfig) -> Result<(Option<TlsSettings>, bool), StartupError> {
+    let pair = |cert: &Option<PathBuf>, key: &Option<PathBuf>, from: &str| match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(CertSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        })),
+        (None, None) => Ok(None),
+        _ => Err(StartupError(format!(
+            "{from}: a TLS certificate needs its key: give both tls_cert and tls_key \
+             (--tls-cert and --tls-key)"
+        ))),
+    };
+    let cli_files = pair(&cli.tls_cert, &cli.tls_key, "command line")?;
+    let file_files = pair(&file.tls_cert, &file.tls_key, "config")?;
+    if cli_files.is_some() && cli.tls_self_signed {
+        return Err("give either --tls-cert/--tls-key or --tls-self-signed, not both"
+            .to_string()
+            .into());
+    }
+    if file_files.is_some() && file.tls_self_signed == Some(true) {
+        return Err("config: give either tls_cert/tls_key or tls_self_signed, not both"
+            .to_string()
+            .into());
+    }
+    let cert = match (cli_files, cli.tls_self_signed) {
+        (Some(files), _) => Some(files),
+        (None, true) => Some(CertSource::SelfSigned),
+        (None, false) => match (file_files, file.tls_self_signed) {
+            (Some(files), _) => Some(files),
+            (None, Some(true)) => Some(CertSource::SelfSigned),
+            (None, _) => None,
+        },
+    };
+    let implicit_listen = if cli.implicit_listen.is_empty() {
+        file.implicit_listen.clone().unwrap_or_default()
+    } else {
+        cli.implicit_listen.clone()
+    };
+    let require_tls = cli.require_tls || file.require_tls == Some(true);
+    let require_reuse = cli.tls_require_reuse || file.tls_require_reuse == Some(true);
+    let Some(cert) = cert else {
+        let needs = [
+            (!implicit_listen.is_empty(), "--implicit-listen"),
+            (require_tls, "--require-tls"),
+            (require_reuse, "--tls-require-reuse"),
+        ];
+        if let Some((_, option)) = needs.iter().find(|(given, _)| *given) {
+            return Err(format!(
+                "{option} needs a certificate: give --tls-cert FILE --tls-key FILE, \
+                 or --tls-self-signed"
+            )
+            .into());
+        }
+        return Ok((None, false));
+    };
+    Ok((
+        Some(TlsSettings {
+            cert,
+            implicit_listen,
+            require_reuse,
+        }),
+        require_tls,
+    ))
 }
 
 /// The image to serve, if any: the command line's `--fs` or `--root` wins
@@ -637,6 +759,95 @@ mod tests {
         assert!(FileConfig::parse("fs_size = \"lots\"").is_err());
         let both = FileConfig::parse("root = \"/r\"\nfs = \"fat:/f.img\"").unwrap();
         assert!(Settings::merge(cli(&[]), both, || "pw".into()).is_err());
+    }
+
+    #[test]
+    fn tls_options_merge_and_are_checked() {
+        let s = merge(&[], "").unwrap();
+        assert!(s.tls.is_none());
+        assert!(!s.engine.require_tls_login && !s.engine.require_tls_data);
+
+        let s = merge(
+            &[
+                "--tls-self-signed",
+                "--implicit-listen",
+                "127.0.0.1:990",
+                "--require-tls",
+            ],
+            "",
+        )
+        .unwrap();
+        let tls = s.tls.unwrap();
+        assert_eq!(tls.cert, CertSource::SelfSigned);
+        assert_eq!(tls.implicit_listen, vec!["127.0.0.1:990".parse().unwrap()]);
+        assert!(!tls.require_reuse);
+        assert!(s.engine.require_tls_login && s.engine.require_tls_data);
+
+        let text = "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_require_reuse = true\n";
+        let s = merge(&[], text).unwrap();
+        let tls = s.tls.unwrap();
+        assert!(tls.require_reuse);
+        assert_eq!(
+            tls.cert,
+            CertSource::Files {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            }
+        );
+        // The command line's certificate wins over the file's.
+        let s = merge(&["--tls-self-signed"], text).unwrap();
+        assert_eq!(s.tls.unwrap().cert, CertSource::SelfSigned);
+
+        for (args, needle) in [
+            (&["--tls-cert", "c.pem"][..], "needs its key"),
+            (&["--tls-key", "k.pem"], "needs its key"),
+            (
+                &["--tls-cert", "c", "--tls-key", "k", "--tls-self-signed"],
+                "not both",
+            ),
+            (&["--implicit-listen", "127.0.0.1:990"], "needs a certificate"),
+            (&["--require-tls"], "needs a certificate"),
+            (&["--tls-require-reuse"], "needs a certificate"),
+            (
+                &[
+                    "--tls-self-signed",
+                    "--listen",
+                    "127.0.0.1:21",
+                    "--implicit-listen",
+                    "127.0.0.1:21",
+                ],
+                "twice",
+            ),
+            (
+                &[
+                    "--tls-self-signed",
+                    "--listen",
+                    "127.0.0.1:21",
+                    "--listen",
+                    "127.0.0.1:22",
+                    "--implicit-listen",
+                    "127.0.0.1:990",
+                    "--implicit-listen",
+                    "127.0.0.1:991",
+                    "--implicit-listen",
+                    "127.0.0.1:992",
+                ],
+                "at most",
+            ),
+        ] {
+            let err = merge(args, "").unwrap_err();
+            assert!(err.0.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn tls_files_in_the_config_are_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferryd.toml");
+        std::fs::write(&path, "tls_cert = \"c.pem\"\ntls_key = \"/abs/k.pem\"\n").unwrap();
+        let file = FileConfig::load(&path).unwrap();
+        assert_eq!(file.tls_cert, Some(dir.path().join("c.pem")));
+        assert_eq!(file.tls_key, Some(PathBuf::from("/abs/k.pem")));
     }
 
     #[test]

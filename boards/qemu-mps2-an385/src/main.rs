@@ -1,0 +1,310 @@
+//! Ferry's FTP server as Cortex-M3 firmware for QEMU's mps2-an385 board.
+//!
+//! What runs: the LAN9118 Ethernet controller (`lan9118.rs`, polled) under
+//! smoltcp through Ferry's `SmoltcpStack`; littlefs on a RAM disk, formatted
+//! at boot; one fixed user (`board.rs`); the engine, `Server::poll`, called
+//! from `main` with the core asleep in `WFI` between deadlines. No RTOS, no
+//! heap: every buffer is a `static` whose size is a constant below.
+//!
+//! The loop (the one every board runs; see docs/PORTING.md):
+//! 1. `stack.poll(now, &mut nic)` moves frames in and out;
+//! 2. `server.poll(..)` serves the sessions;
+//! 3. when neither did anything, sleep until the engine's deadline, the
+//!    stack's `poll_delay`, or a received frame, whichever comes first.
+//!    SysTick wakes the core every millisecond to check (`clock.rs`).
+//!
+//! Logs go to QEMU's standard output over semihosting; the line
+//! `listening on ftp://IP:21` says the server is up. A panic or a fault
+//! logs and stops QEMU with exit code 1.
+#![no_std]
+#![no_main]
+
+mod board;
+mod boot_args;
+mod clock;
+mod lan9118;
+mod semihosting;
+mod stack_usage;
+
+use core::mem::size_of;
+use core::net::{IpAddr, SocketAddr};
+
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use ferry_core::{Config, Server};
+use ferry_fs::block::RamDisk;
+use ferry_fs::littlefs::{self, LfsStorage, LittleFs};
+use ferry_net::smoltcp_stack::{smol_instant, SmoltcpStack, StackConfig};
+use ferry_net::Clock;
+use littlefs2::fs::{Allocation, Filesystem};
+use smoltcp::iface::{Interface, SocketStorage};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use static_cell::{ConstStaticCell, StaticCell};
+
+use crate::board::{FixedUser, LogObserver, PASSWORD, USER};
+use crate::boot_args::BootArgs;
+use crate::clock::BoardClock;
+use crate::lan9118::Lan9118;
+
+// ---- The memory knobs (docs/PORTING.md says what each costs) ----
+
+/// Concurrent FTP sessions (control connections); one more gets 421.
+const SESSIONS: usize = 4;
+/// The engine's transfer buffer, shared by all sessions.
+const TRANSFER_BUFFER: usize = 2048;
+/// TCP sockets: 2 listening on port 21, and per session its control
+/// connection, 2 listening on its passive port and its data connection,
+/// plus 4 still flushing after a close (see `StackConfig`).
+const SOCKETS_PER_SESSION: usize = 4;
+const POOL: usize = 2 + SESSIONS * SOCKETS_PER_SESSION + 4;
+/// Receive buffer (the TCP window) and transmit buffer of each socket.
+/// Two uploads at once advertise 2 × 8 KiB, a little more than QEMU's
+/// LAN9118 model buffers (~10 KiB): TCP then retransmits now and then.
+const SOCKET_RX: usize = 8 * 1024;
+const SOCKET_TX: usize = 8 * 1024;
+/// The littlefs volume on the RAM disk: 512 blocks of 4 KiB.
+const BLOCK_SIZE: usize = 4096;
+const BLOCK_COUNT: usize = 512;
+const RAM_DISK: usize = BLOCK_SIZE * BLOCK_COUNT;
+/// Passive ports (PASV/EPSV); `cargo xtask qemu` forwards these from the
+/// host one to one.
+const PASSIVE_PORTS: (u16, u16) = (50000, 50007);
+/// The FTP control port.
+const FTP_PORT: u16 = 21;
+
+type Disk = LfsStorage<RamDisk<&'static mut [u8]>, BLOCK_SIZE, BLOCK_COUNT>;
+type Fs = LittleFs<'static, Disk>;
+type Stack = SmoltcpStack<'static, POOL>;
+type FtpServer = Server<Stack, Fs, SESSIONS, TRANSFER_BUFFER>;
+
+// ---- The statics: all the RAM the firmware uses, besides its stack ----
+
+static RAM_DISK_BYTES: ConstStaticCell<[u8; RAM_DISK]> = ConstStaticCell::new([0; RAM_DISK]);
+// The socket buffers are all zero bytes at boot, so they take no flash
+// (.bss); smoltcp's empty socket slots are not all zero bytes, so they are
+// filled in at run time rather than copied from flash (.data). (Ferry's
+// `StackStorage` keeps both in one value, and so puts them all in .data.)
+static SOCKET_RX_BUFFERS: ConstStaticCell<[[u8; SOCKET_RX]; POOL]> =
+    ConstStaticCell::new([[0; SOCKET_RX]; POOL]);
+static SOCKET_TX_BUFFERS: ConstStaticCell<[[u8; SOCKET_TX]; POOL]> =
+    ConstStaticCell::new([[0; SOCKET_TX]; POOL]);
+static SOCKET_SLOTS: StaticCell<[SocketStorage<'static>; POOL]> = StaticCell::new();
+static NIC: StaticCell<Lan9118> = StaticCell::new();
+static STACK: StaticCell<Stack> = StaticCell::new();
+static LFS_STORAGE: StaticCell<Disk> = StaticCell::new();
+static LFS_ALLOCATION: StaticCell<Allocation<Disk>> = StaticCell::new();
+static LFS: StaticCell<Filesystem<'static, Disk>> = StaticCell::new();
+static SERVER: StaticCell<FtpServer> = StaticCell::new();
+
+/// What `cargo xtask size` reads out of the ELF file (little-endian
+/// `u32`s, in this order): sessions, transfer buffer, `size_of` the server
+/// for `SESSIONS` and for one more session, pool sockets, sockets per
+/// session, socket receive and transmit buffer, `size_of` one smoltcp
+/// socket slot, `size_of` the stack adapter for `POOL` and for
+/// `POOL + SOCKETS_PER_SESSION` sockets, the RAM disk, `size_of` the NIC
+/// driver, the painted stack window.
+#[no_mangle]
+#[used]
+pub static FIRMWARE_RAM: [u32; 15] = [
+    SESSIONS as u32,
+    TRANSFER_BUFFER as u32,
+    size_of::<FtpServer>() as u32,
+    size_of::<Server<Stack, Fs, { SESSIONS + 1 }, TRANSFER_BUFFER>>() as u32,
+    POOL as u32,
+    SOCKETS_PER_SESSION as u32,
+    SOCKET_RX as u32,
+    SOCKET_TX as u32,
+    size_of::<SocketStorage<'static>>() as u32,
+    size_of::<Stack>() as u32,
+    size_of::<SmoltcpStack<'static, { POOL + SOCKETS_PER_SESSION }>>() as u32,
+    RAM_DISK as u32,
+    size_of::<Lan9118>() as u32,
+    stack_usage::WINDOW as u32,
+    0x4645_5252, // "FERR": a marker that the layout is this one
+];
+
+#[entry]
+fn main() -> ! {
+    stack_usage::paint();
+    let Some(mut core) = cortex_m::Peripherals::take() else {
+        fail("core peripherals taken twice");
+    };
+    let mut cmdline = [0u8; 256];
+    let args = BootArgs::parse(semihosting::command_line(&mut cmdline));
+    clock::start(&mut core.SYST, semihosting::unix_time());
+    let clock = BoardClock;
+    log!(
+        "ferry-qemu-mps2-an385 {}: Cortex-M3, {} sessions, {} sockets of {} + {} KiB, littlefs on a {} KiB RAM disk",
+        env!("CARGO_PKG_VERSION"),
+        SESSIONS,
+        POOL,
+        SOCKET_RX / 1024,
+        SOCKET_TX / 1024,
+        RAM_DISK / 1024
+    );
+
+    // SAFETY: the mps2-an385 has its LAN9118 at this address, and this is
+    // the only driver for it.
+    let nic = match unsafe { Lan9118::new(lan9118::MPS2_AN385_BASE) } {
+        Ok(nic) => NIC.init(nic),
+        Err(e) => fail_with("LAN9118", e),
+    };
+    let mac = nic.mac_address();
+    // No RNG on this board: mix the host's time and the NIC's free-running
+    // counter (a real board seeds from its hardware RNG).
+    let seed = (u64::from(clock.unix_time().unwrap_or(0) as u32) << 32) | u64::from(nic.free_run());
+    let mut iface_config = smoltcp::iface::Config::new(HardwareAddress::Ethernet(mac));
+    iface_config.random_seed = seed;
+    let mut iface = Interface::new(iface_config, nic, smol_instant(clock.now()));
+    let mut added = Ok(());
+    iface.update_ip_addrs(|addrs| {
+        added = addrs.push(IpCidr::new(IpAddress::Ipv4(args.ip), args.prefix));
+    });
+    if added.is_err() {
+        fail("cannot add the address to the interface");
+    }
+    if let Some(gateway) = args.gateway {
+        if iface.routes_mut().add_default_ipv4_route(gateway).is_err() {
+            fail("cannot add the default route");
+        }
+    }
+    let stack_config = StackConfig {
+        random_seed: seed,
+        ..StackConfig::default()
+    };
+    let slots = SOCKET_SLOTS.init([SocketStorage::EMPTY; POOL]);
+    let stack: &'static mut Stack = STACK.init(SmoltcpStack::new(iface, slots, stack_config));
+    let buffers = SOCKET_RX_BUFFERS.take().iter_mut().zip(SOCKET_TX_BUFFERS.take());
+    for (rx, tx) in buffers {
+        if let Err(e) = stack.add_socket(&mut rx[..], &mut tx[..]) {
+            fail_with("socket pool", e);
+        }
+    }
+    log!(
+        "LAN9118 id {:#010x}, MAC {}, address {}/{}",
+        nic.id_rev(),
+        mac,
+        args.ip,
+        args.prefix
+    );
+
+    let fs = mount();
+
+    let config = Config {
+        passive_ports: PASSIVE_PORTS,
+        passive_address: args.passive_address.map(IpAddr::V4),
+        // littlefs has no permission bits.
+        site_chmod: false,
+        ..Config::default()
+    };
+    let server: &'static mut FtpServer = SERVER.init_with(|| Server::new(config));
+    let listen = SocketAddr::new(IpAddr::V4(args.ip), FTP_PORT);
+    if let Err(e) = server.listen(stack, listen) {
+        fail_with("listen", e);
+    }
+    log!(
+        "listening on ftp://{listen} (passive ports {}-{}{}); login: user {USER} password {PASSWORD}",
+        PASSIVE_PORTS.0,
+        PASSIVE_PORTS.1,
+        PassiveNote(args.passive_address)
+    );
+
+    let mut auth = FixedUser;
+    let mut observer = LogObserver::<SESSIONS>::new(args.verbose);
+    let mut fs = fs;
+    let mut sessions = 0;
+    loop {
+        let moved = stack.poll(smol_instant(clock.now()), nic);
+        let poll = server.poll(stack, &mut fs, &mut auth, &clock, &mut observer);
+        let now_sessions = server.session_count();
+        if now_sessions == 0 && sessions > 0 {
+            let stats = nic.stats();
+            log!(
+                "idle: {} frames in ({} dropped), {} out ({} dropped); stack high water {} bytes",
+                stats.rx_frames,
+                stats.rx_dropped,
+                stats.tx_frames,
+                stats.tx_dropped,
+                stack_usage::high_water()
+            );
+        }
+        sessions = now_sessions;
+        if moved || poll.busy {
+            continue;
+        }
+        // Sleep until the earlier deadline, or until a frame arrives.
+        let now = clock.now();
+        let network = stack
+            .poll_delay(smol_instant(now))
+            .map(|d| now.add_millis(d.total_millis()));
+        let deadline = match (poll.deadline, network) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        while !nic.rx_pending() && deadline.is_none_or(|d| clock.now() < d) {
+            // SysTick wakes the core within a millisecond.
+            cortex_m::asm::wfi();
+        }
+    }
+}
+
+/// Formats the RAM disk as littlefs and mounts it, for the whole run.
+fn mount() -> Fs {
+    let disk = match RamDisk::new(&mut RAM_DISK_BYTES.take()[..], BLOCK_SIZE) {
+        Ok(disk) => disk,
+        Err(e) => fail_with("RAM disk", e),
+    };
+    let storage = match LfsStorage::new(disk) {
+        Ok(storage) => LFS_STORAGE.init(storage),
+        Err(e) => fail_with("littlefs storage", e),
+    };
+    if let Err(e) = littlefs::format(storage) {
+        fail_with("littlefs format", e);
+    }
+    let allocation = LFS_ALLOCATION.init_with(Allocation::new);
+    let volume = match Filesystem::mount(allocation, storage) {
+        Ok(volume) => LFS.init(volume),
+        Err(e) => fail_with("littlefs mount", e),
+    };
+    log!(
+        "littlefs: {} blocks of {} bytes on a RAM disk, formatted",
+        BLOCK_COUNT,
+        BLOCK_SIZE
+    );
+    LittleFs::new(volume).with_clock(clock::unix_seconds)
+}
+
+/// ` (PASV names A.B.C.D)` when the passive address is overridden.
+struct PassiveNote(Option<core::net::Ipv4Addr>);
+
+impl core::fmt::Display for PassiveNote {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(ip) => write!(f, ", PASV names {ip}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Logs a startup failure and stops QEMU with exit code 1.
+fn fail(what: &str) -> ! {
+    log!("FATAL: {what}");
+    semihosting::exit_failure()
+}
+
+/// Logs a startup failure with its error and stops QEMU with exit code 1.
+fn fail_with(what: &str, error: impl core::fmt::Debug) -> ! {
+    log!("FATAL: {what}: {error:?}");
+    semihosting::exit_failure()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    log!("PANIC: {info}");
+    semihosting::exit_failure()
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    log!("HARD FAULT: {frame:?}");
+    semihosting::exit_failure()
+}

@@ -1,0 +1,227 @@
+//! Firmware packages (`boards/qemu-mps2-an385`, `boards/stm32f429zi`):
+//! building them with Debian's toolchain, and measuring their images for
+//! `cargo xtask size`.
+//!
+//! Each package lies outside the host workspace with its own
+//! `.cargo/config.toml` (target, linker, `build-std`) and `Cargo.lock`, so
+//! cargo runs in the package's directory. Builds go to
+//! `target/firmware/<package>/` in the repository, apart from the host
+//! build's cache.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::cmd::{self, find_program};
+use crate::elf::{self, Elf};
+use crate::Failure;
+
+/// A firmware package.
+#[derive(Debug, Clone, Copy)]
+pub struct Firmware {
+    /// What the reports call it.
+    pub title: &'static str,
+    /// Its directory, from the repository root.
+    pub dir: &'static str,
+    /// Its target triple (also set in its `.cargo/config.toml`).
+    pub target: &'static str,
+    /// The binary's name.
+    pub bin: &'static str,
+}
+
+/// The Cortex-M3 firmware that `cargo xtask qemu` boots.
+pub const QEMU_MPS2_AN385: Firmware = Firmware {
+    title: "QEMU mps2-an385 (Cortex-M3)",
+    dir: "boards/qemu-mps2-an385",
+    target: "thumbv7m-none-eabi",
+    bin: "ferry-qemu-mps2-an385",
+};
+
+/// The real board: NUCLEO-F429ZI (Cortex-M4F, on-chip Ethernet).
+pub const STM32F429ZI: Firmware = Firmware {
+    title: "NUCLEO-F429ZI (Cortex-M4F)",
+    dir: "boards/stm32f429zi",
+    target: "thumbv7em-none-eabihf",
+    bin: "ferry-stm32f429zi",
+};
+
+/// The STM32 board's storage features, each built by `cargo xtask test`.
+pub const STM32_FEATURE_SETS: &[&str] = &["storage-flash", "storage-ram"];
+
+/// What building firmware needs and is not there, if anything.
+pub fn missing() -> Option<String> {
+    let mut missing = Vec::new();
+    if let Some(toolchain) = cmd::debian_toolchain_missing() {
+        missing.push(toolchain);
+    }
+    if find_program("ld.lld").is_none() {
+        missing.push("ld.lld (Debian package lld)".to_string());
+    }
+    // littlefs2-sys compiles littlefs's C code and binds it with bindgen.
+    if find_program("arm-none-eabi-gcc").is_none() {
+        missing.push("arm-none-eabi-gcc (Debian package gcc-arm-none-eabi)".to_string());
+    }
+    if !Path::new("/usr/lib/arm-none-eabi/include/string.h").is_file() {
+        missing.push("newlib's headers (Debian package libnewlib-arm-none-eabi)".to_string());
+    }
+    if !libclang_installed() {
+        missing.push("libclang (Debian package libclang-dev)".to_string());
+    }
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
+
+/// Whether a libclang shared library is where bindgen looks for one.
+fn libclang_installed() -> bool {
+    let dirs = ["/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"];
+    let llvm = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("llvm-")))
+        .map(|p| p.join("lib"));
+    dirs.iter()
+        .map(PathBuf::from)
+        .chain(llvm)
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("libclang"))
+}
+
+/// Builds `firmware` in release mode; the path of its ELF image.
+///
+/// `opt` overrides the profile's opt-level (and builds into a directory
+/// of its own); `features` replaces the default features when given.
+pub fn build(
+    root: &Path,
+    firmware: &Firmware,
+    opt: Option<&str>,
+    features: Option<&str>,
+) -> Result<PathBuf, Failure> {
+    let mut target_dir = root.join("target/firmware").join(firmware.bin);
+    if let Some(opt) = opt {
+        target_dir = target_dir.join(format!("opt-{opt}"));
+    }
+    if let Some(features) = features {
+        target_dir = target_dir.join(format!("features-{}", features.replace(',', "+")));
+    }
+    let mut cargo = cmd::debian_cargo();
+    // No `--locked`: the path dependencies (the ferry crates) change under
+    // the package as the engine grows; its Cargo.lock pins every registry
+    // crate. The package's .cargo/config.toml names target and linker.
+    cargo
+        .current_dir(root.join(firmware.dir))
+        .args(["build", "--release"]);
+    if let Some(opt) = opt {
+        cargo.args(["--config", &format!("profile.release.opt-level=\"{opt}\"")]);
+    }
+    if let Some(features) = features {
+        cargo.args(["--no-default-features", "--features", features]);
+    }
+    cargo.arg("--target-dir").arg(&target_dir);
+    cmd::run(&mut cargo)?;
+    Ok(target_dir
+        .join(firmware.target)
+        .join("release")
+        .join(firmware.bin))
+}
+
+/// Where a firmware image's bytes go.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// Flash: vector table, `.text`, `.rodata` and `.data`'s initial values.
+    pub flash: u32,
+    /// RAM: `.data`, `.bss` and `.uninit` (the stack comes on top).
+    pub ram: u32,
+    /// Flash per owner (a Rust crate, `littlefs (C)`, or `-` for bytes of
+    /// no symbol and symbols of no crate).
+    pub flash_by_owner: BTreeMap<String, u32>,
+    /// RAM per owner, the same way.
+    pub ram_by_owner: BTreeMap<String, u32>,
+    /// The firmware's own `FIRMWARE_RAM` words, if it has them.
+    pub layout: Vec<u32>,
+}
+
+impl Image {
+    /// Flash of the FTP server alone (the `ferry_core` crate's symbols).
+    pub fn ferry_core_flash(&self) -> u32 {
+        self.flash_by_owner.get("ferry_core").copied().unwrap_or(0)
+    }
+}
+
+/// Sections counted as flash, and whether they also take RAM.
+const FLASH_SECTIONS: &[&str] = &[".vector_table", ".text", ".rodata", ".data"];
+/// Sections that take RAM.
+const RAM_SECTIONS: &[&str] = &[".data", ".bss", ".uninit"];
+
+/// Measures the firmware image at `path`.
+pub fn measure(path: &Path) -> Result<Image, Failure> {
+    let data =
+        std::fs::read(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
+    let elf = Elf::parse(data).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    let index = |names: &[&str]| -> Vec<usize> {
+        names
+            .iter()
+            .filter_map(|n| elf.section_index(n))
+            .collect()
+    };
+    let flash_sections = index(FLASH_SECTIONS);
+    let ram_sections = index(RAM_SECTIONS);
+    let mut image = Image {
+        flash: FLASH_SECTIONS.iter().map(|n| elf.section_size(n)).sum(),
+        ram: RAM_SECTIONS.iter().map(|n| elf.section_size(n)).sum(),
+        ..Image::default()
+    };
+    for symbol in &elf.symbols {
+        if symbol.size == 0 {
+            continue;
+        }
+        let section = symbol.section as usize;
+        let owner = owner(&symbol.name);
+        if flash_sections.contains(&section) {
+            *image.flash_by_owner.entry(owner.clone()).or_default() += symbol.size;
+        }
+        if ram_sections.contains(&section) {
+            *image.ram_by_owner.entry(owner).or_default() += symbol.size;
+        }
+    }
+    // Bytes no symbol covers (constants, padding, the vector table's
+    // unnamed entries) go to `-`.
+    let named_flash: u32 = image.flash_by_owner.values().sum();
+    *image.flash_by_owner.entry("-".into()).or_default() += image.flash.saturating_sub(named_flash);
+    let named_ram: u32 = image.ram_by_owner.values().sum();
+    *image.ram_by_owner.entry("-".into()).or_default() += image.ram.saturating_sub(named_ram);
+    if let Ok(bytes) = elf.symbol_bytes("FIRMWARE_RAM") {
+        image.layout = bytes
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect();
+    }
+    Ok(image)
+}
+
+/// Who a symbol's bytes belong to: its Rust crate, littlefs's C code, or
+/// `-`.
+fn owner(name: &str) -> String {
+    if let Some(krate) = elf::symbol_crate(name) {
+        return krate;
+    }
+    if name.starts_with("lfs_") {
+        return "littlefs (C)".into();
+    }
+    "-".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners() {
+        assert_eq!(owner("lfs_dir_commit"), "littlefs (C)");
+        assert_eq!(owner("memcpy"), "-");
+        assert_eq!(
+            owner("_ZN10ferry_core6server6Server4poll17h0123456789abcdefE"),
+            "ferry_core"
+        );
+    }
+}
