@@ -7,7 +7,9 @@
 mod cmd;
 mod docs;
 mod elf;
+mod firmware;
 mod fuzz;
+mod qemu;
 mod setup;
 mod size;
 mod test;
@@ -25,6 +27,12 @@ commands:
                   Cortex-M3 builds
   size            ROM and RAM of ferry-core on a Cortex-M3 (thumbv7m) at
                   opt-level \"z\" and \"s\"; updates docs/BENCHMARKS.md and README.md
+  qemu [--tap] [--port PORT] [--verbose]
+                  build the Cortex-M3 firmware (boards/qemu-mps2-an385) and
+                  boot it in qemu-system-arm; prints how to connect. Default:
+                  QEMU's NAT, control port 127.0.0.1:2121 (passive mode only);
+                  --tap: a TAP device in a new network namespace (root), where
+                  active mode works too
   fuzz [--time SECS] [TARGET...]
                   run each cargo-fuzz target in fuzz/ (default 60 s each)
 
@@ -51,6 +59,7 @@ fn main() -> ExitCode {
         ["test", "--quick"] => test::run(true),
         ["size"] => size::run(),
         ["fuzz", rest @ ..] => fuzz::run(rest),
+        ["qemu", rest @ ..] => qemu::run(rest),
         ["help" | "-h" | "--help"] => {
             print!("{USAGE}");
             Ok(())

@@ -21,7 +21,11 @@ pub struct Cli {
     /// `littlefs:IMAGE` or `fat:IMAGE` (an image file, e.g. to prepare or
     /// inspect a flash or SD-card image). A missing image is created with
     /// --fs-size and formatted.
-    #[arg(long, value_name = "dir|littlefs:IMAGE|fat:IMAGE", conflicts_with = "root")]
+    #[arg(
+        long,
+        value_name = "dir|littlefs:IMAGE|fat:IMAGE",
+        conflicts_with = "root"
+    )]
     pub fs: Option<FsSpec>,
 
     /// Size of an image that --fs creates, e.g. 16M (littlefs: a power of
@@ -375,8 +379,8 @@ mod tests {
     #[cfg(any(feature = "littlefs", feature = "fat"))]
     #[test]
     fn fs_and_size_are_parsed() {
-        let cli = Cli::try_parse_from(["ferryd", "--fs", "littlefs:a.img", "--fs-size", "16M"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["ferryd", "--fs", "littlefs:a.img", "--fs-size", "16M"]).unwrap();
         assert_eq!(cli.fs, Some(FsSpec::LittleFs("a.img".into())));
         assert_eq!(cli.fs_size, Some(16 << 20));
         assert_eq!("fat:/x/y.img".parse(), Ok(FsSpec::Fat("/x/y.img".into())));

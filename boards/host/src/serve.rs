@@ -188,8 +188,14 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
         .map_err(|e| startup(format!("cannot install the Ctrl-C handler: {e}")))?;
     }
 
-    announce(settings, storage, plain_bound, implicit_bound, cert.as_ref())
-        .map_err(|e| RunError::Runtime(format!("cannot write to stdout: {e}")))?;
+    announce(
+        settings,
+        storage,
+        plain_bound,
+        implicit_bound,
+        cert.as_ref(),
+    )
+    .map_err(|e| RunError::Runtime(format!("cannot write to stdout: {e}")))?;
     info!(
         users = users.len(),
         anonymous = settings.anonymous,
@@ -238,7 +244,11 @@ fn drain_tls(stack: &mut HostStack, clock: &StdClock) {
     while stack.lingering() > 0 && clock.now() < until {
         stack.drive();
         let left = until.millis_since(clock.now()).min(50);
-        if stack.inner_mut().wait(Some(Duration::from_millis(left))).is_err() {
+        if stack
+            .inner_mut()
+            .wait(Some(Duration::from_millis(left)))
+            .is_err()
+        {
             break;
         }
     }
@@ -524,7 +534,11 @@ mod tests {
         const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::new();
         for chunk in data.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..4 {
                 if i <= chunk.len() {

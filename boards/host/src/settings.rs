@@ -132,7 +132,10 @@ impl FileConfig {
                 file.root = Some(dir.join(root));
             }
         }
-        for file_path in [&mut file.tls_cert, &mut file.tls_key].into_iter().flatten() {
+        for file_path in [&mut file.tls_cert, &mut file.tls_key]
+            .into_iter()
+            .flatten()
+        {
             if let (true, Some(dir)) = (file_path.is_relative(), path.parent()) {
                 *file_path = dir.join(&*file_path);
             }
@@ -417,14 +420,18 @@ fn tls_settings(cli: &Cli, file: &FileConfig) -> Result<(Option<TlsSettings>, bo
     let cli_files = pair(&cli.tls_cert, &cli.tls_key, "command line")?;
     let file_files = pair(&file.tls_cert, &file.tls_key, "config")?;
     if cli_files.is_some() && cli.tls_self_signed {
-        return Err("give either --tls-cert/--tls-key or --tls-self-signed, not both"
-            .to_string()
-            .into());
+        return Err(
+            "give either --tls-cert/--tls-key or --tls-self-signed, not both"
+                .to_string()
+                .into(),
+        );
     }
     if file_files.is_some() && file.tls_self_signed == Some(true) {
-        return Err("config: give either tls_cert/tls_key or tls_self_signed, not both"
-            .to_string()
-            .into());
+        return Err(
+            "config: give either tls_cert/tls_key or tls_self_signed, not both"
+                .to_string()
+                .into(),
+        );
     }
     let cert = match (cli_files, cli.tls_self_signed) {
         (Some(files), _) => Some(files),
@@ -485,10 +492,12 @@ fn storage(cli: &Cli, file: &FileConfig) -> Result<Option<Image>, StartupError> 
     let (kind, path) = match fs {
         None | Some(FsSpec::Dir) => {
             if size.is_some() {
-                return Err("--fs-size (fs_size) is for an image: give --fs littlefs:IMAGE \
+                return Err(
+                    "--fs-size (fs_size) is for an image: give --fs littlefs:IMAGE \
                             or --fs fat:IMAGE"
-                    .to_string()
-                    .into());
+                        .to_string()
+                        .into(),
+                );
             }
             return Ok(None);
         }
@@ -751,10 +760,15 @@ mod tests {
         assert_eq!(s.image, Some(image));
         // The command line's --root wins over the file's image.
         assert_eq!(
-            merge(&["--root", "/r"], "fs = \"fat:/f.img\"").unwrap().image,
+            merge(&["--root", "/r"], "fs = \"fat:/f.img\"")
+                .unwrap()
+                .image,
             None
         );
-        assert!(merge(&["--fs-size", "8M"], "").unwrap_err().0.contains("image"));
+        assert!(merge(&["--fs-size", "8M"], "")
+            .unwrap_err()
+            .0
+            .contains("image"));
         assert!(FileConfig::parse("fs = \"ext4:x\"").is_err());
         assert!(FileConfig::parse("fs_size = \"lots\"").is_err());
         let both = FileConfig::parse("root = \"/r\"\nfs = \"fat:/f.img\"").unwrap();
@@ -805,7 +819,10 @@ mod tests {
                 &["--tls-cert", "c", "--tls-key", "k", "--tls-self-signed"],
                 "not both",
             ),
-            (&["--implicit-listen", "127.0.0.1:990"], "needs a certificate"),
+            (
+                &["--implicit-listen", "127.0.0.1:990"],
+                "needs a certificate",
+            ),
             (&["--require-tls"], "needs a certificate"),
             (&["--tls-require-reuse"], "needs a certificate"),
             (

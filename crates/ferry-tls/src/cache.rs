@@ -3,46 +3,48 @@
 //!
 //! Every control connection gets its own `rustls::ServerConfig` whose
 //! `session_storage` is a [`SessionCache`] and whose `ticketer` is
-//! [`NoTickets`]. Its data connections are started with the same config, so
-//! they can resume the control connection's sessions and nobody else's: a
-//! third party that connects to a passive port cannot present a session of
-//! this control connection (it never saw its keys), and the sessions of its
-//! own control connection are not in this cache.
+//! [`NoTickets`]. Its data connections are started with a twin config that
+//! reads the same cache (a [`SessionStore`] view of it), so they can resume
+//! the control connection's sessions and nobody else's: a third party that
+//! connects to a passive port cannot present a session of this control
+//! connection (it never saw its keys), and the sessions of its own control
+//! connection are not in this cache.
 use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
 use rustls::server::{ProducesTickets, StoresServerSessions};
 
-/// A small FIFO of TLS sessions (TLS 1.2 session IDs, TLS 1.3 stateful
-/// tickets) for one control connection and its data connections.
+/// Sessions as (key, encoded session), oldest first.
+type Fifo = VecDeque<(Vec<u8>, Vec<u8>)>;
+
+/// The TLS sessions (TLS 1.2 session IDs, TLS 1.3 stateful tickets) of one
+/// control connection and its data connections, in two bounded FIFOs: the
+/// control connection's own, and those its data connections issued. Data
+/// connections never push the control connection's sessions out, which the
+/// clients that resume the control session on every transfer (Python,
+/// FileZilla) need; the data connections' tickets serve the clients that
+/// use each TLS 1.3 ticket once (rustls) and take the next from the latest
+/// data connection.
 pub(crate) struct SessionCache {
-    entries: spin::Mutex<VecDeque<(Vec<u8>, Vec<u8>)>>,
+    own: spin::Mutex<Fifo>,
+    data: spin::Mutex<Fifo>,
     capacity: usize,
 }
 
 impl SessionCache {
-    /// A cache of at most `capacity` sessions (at least 1).
+    /// A cache of at most `capacity` sessions of each kind (at least 1).
     pub(crate) fn new(capacity: usize) -> Self {
         SessionCache {
-            entries: spin::Mutex::new(VecDeque::new()),
+            own: spin::Mutex::new(VecDeque::new()),
+            data: spin::Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
         }
     }
-}
 
-impl fmt::Debug for SessionCache {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionCache")
-            .field("sessions", &self.entries.lock().len())
-            .field("capacity", &self.capacity)
-            .finish()
-    }
-}
-
-impl StoresServerSessions for SessionCache {
-    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        let mut entries = self.entries.lock();
+    fn put(&self, fifo: &spin::Mutex<Fifo>, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let mut entries = fifo.lock();
         if let Some(slot) = entries.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = value;
             return true;
@@ -55,21 +57,69 @@ impl StoresServerSessions for SessionCache {
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let entries = self.entries.lock();
-        entries
-            .iter()
-            .find(|(k, _)| k.as_slice() == key)
-            .map(|(_, v)| v.clone())
+        let find = |fifo: &spin::Mutex<Fifo>| {
+            fifo.lock()
+                .iter()
+                .find(|(k, _)| k.as_slice() == key)
+                .map(|(_, v)| v.clone())
+        };
+        find(&self.own).or_else(|| find(&self.data))
+    }
+}
+
+impl fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCache")
+            .field("own", &self.own.lock().len())
+            .field("data", &self.data.lock().len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+/// One connection's view of its control connection's [`SessionCache`]:
+/// both read every session; each stores into its own FIFO.
+#[derive(Debug)]
+pub(crate) struct SessionStore {
+    cache: Arc<SessionCache>,
+    /// A data connection's view (stores into the data FIFO).
+    data: bool,
+}
+
+impl SessionStore {
+    /// The control connection's view of `cache`.
+    pub(crate) fn control(cache: Arc<SessionCache>) -> Self {
+        SessionStore { cache, data: false }
+    }
+
+    /// Its data connections' view of `cache`.
+    pub(crate) fn data(cache: Arc<SessionCache>) -> Self {
+        SessionStore { cache, data: true }
+    }
+}
+
+impl StoresServerSessions for SessionStore {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let fifo = if self.data {
+            &self.cache.data
+        } else {
+            &self.cache.own
+        };
+        self.cache.put(fifo, key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.cache.get(key)
     }
 
     /// Like `get`: the session stays. rustls takes TLS 1.3 tickets to make
-    /// them single-use, but FTP clients (curl, lftp, FileZilla) resume the
+    /// them single-use, but FTP clients (Python, FileZilla, curl) resume the
     /// control connection's one session on every data connection. Single
     /// use guards 0-RTT data against replay, and 0-RTT is off
     /// (`max_early_data_size` = 0); linking two connections to one client
     /// reveals nothing here, since they belong to one FTP session anyway.
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.get(key)
+        self.cache.get(key)
     }
 
     fn can_cache(&self) -> bool {
@@ -102,36 +152,59 @@ mod tests {
     use super::*;
     use alloc::vec;
 
+    fn pair(capacity: usize) -> (SessionStore, SessionStore) {
+        let cache = Arc::new(SessionCache::new(capacity));
+        (
+            SessionStore::control(Arc::clone(&cache)),
+            SessionStore::data(cache),
+        )
+    }
+
     #[test]
     fn sessions_can_be_resumed_more_than_once() {
-        let cache = SessionCache::new(4);
-        assert!(cache.put(vec![1], vec![10]));
-        assert_eq!(cache.take(&[1]), Some(vec![10]));
-        assert_eq!(cache.take(&[1]), Some(vec![10]));
-        assert_eq!(cache.get(&[1]), Some(vec![10]));
-        assert_eq!(cache.get(&[2]), None);
+        let (control, data) = pair(4);
+        assert!(control.put(vec![1], vec![10]));
+        assert_eq!(data.take(&[1]), Some(vec![10]));
+        assert_eq!(data.take(&[1]), Some(vec![10]));
+        assert_eq!(control.get(&[1]), Some(vec![10]));
+        assert_eq!(control.get(&[2]), None);
+        assert!(control.can_cache() && data.can_cache());
     }
 
     #[test]
     fn oldest_session_goes_first_and_put_replaces() {
-        let cache = SessionCache::new(2);
-        cache.put(vec![1], vec![10]);
-        cache.put(vec![2], vec![20]);
-        cache.put(vec![1], vec![11]);
-        cache.put(vec![3], vec![30]);
-        assert_eq!(cache.get(&[1]), None);
-        assert_eq!(cache.get(&[2]), Some(vec![20]));
-        assert_eq!(cache.get(&[3]), Some(vec![30]));
+        let (control, _) = pair(2);
+        control.put(vec![1], vec![10]);
+        control.put(vec![2], vec![20]);
+        control.put(vec![1], vec![11]);
+        control.put(vec![3], vec![30]);
         // Replaced in place, [1] stayed the oldest and went first.
-        let zero = SessionCache::new(0);
+        assert_eq!(control.get(&[1]), None);
+        assert_eq!(control.get(&[2]), Some(vec![20]));
+        assert_eq!(control.get(&[3]), Some(vec![30]));
+        let (zero, _) = pair(0);
         zero.put(vec![1], vec![1]);
         assert_eq!(zero.get(&[1]), Some(vec![1]));
+    }
+
+    #[test]
+    fn data_connections_never_push_the_control_sessions_out() {
+        let (control, data) = pair(2);
+        control.put(vec![1], vec![10]);
+        control.put(vec![2], vec![20]);
+        for i in 10..20 {
+            data.put(vec![i], vec![i]);
+        }
+        assert_eq!(data.get(&[1]), Some(vec![10]));
+        assert_eq!(data.get(&[2]), Some(vec![20]));
+        assert_eq!(control.get(&[19]), Some(vec![19]));
+        assert_eq!(control.get(&[10]), None);
     }
 
     #[test]
     fn no_tickets_is_disabled() {
         assert!(!NoTickets.enabled());
         assert_eq!(NoTickets.encrypt(b"x"), None);
-        assert!(SessionCache::new(1).can_cache());
+        assert_eq!(NoTickets.decrypt(b"x"), None);
     }
 }

@@ -6,11 +6,21 @@ use alloc::vec::Vec;
 
 use rustls::ServerConfig;
 
-use crate::cache::{NoTickets, SessionCache};
+use crate::cache::{NoTickets, SessionCache, SessionStore};
 
-/// Sessions one control connection's cache keeps (its own, and those of
-/// its data connections under TLS 1.3, which get tickets too).
-const DEFAULT_SESSIONS_PER_CONTROL: usize = 8;
+/// The configs of one control connection: its own, and its data
+/// connections' (which share its session cache).
+pub(crate) struct ControlConfigs {
+    /// For the control connection.
+    pub(crate) control: Arc<ServerConfig>,
+    /// For its data connections.
+    pub(crate) data: Arc<ServerConfig>,
+}
+
+/// Sessions one control connection's cache keeps of each kind (its own:
+/// a TLS 1.2 session or 2 TLS 1.3 tickets; its data connections': the
+/// latest tickets they issued).
+const DEFAULT_SESSIONS_PER_CONTROL: usize = 4;
 
 /// The TLS settings of a [`crate::TlsStack`]: a rustls [`ServerConfig`]
 /// (certificate, versions, cipher suites) and the data-connection policy.
@@ -80,7 +90,8 @@ impl TlsConfig {
         self.require_session_reuse
     }
 
-    /// How many sessions each control connection's cache keeps (default 8).
+    /// How many sessions each control connection's cache keeps, of its own
+    /// and of its data connections' each (default 4).
     pub fn sessions_per_control(mut self, sessions: usize) -> Self {
         self.sessions_per_control = sessions.max(1);
         self
@@ -98,13 +109,23 @@ impl TlsConfig {
         self.handshake_timeout_ms
     }
 
-    /// A config of its own for a new control connection: the base settings
-    /// with a fresh session cache and no stateless tickets.
-    pub(crate) fn for_control(&self) -> Arc<ServerConfig> {
-        let mut config = ServerConfig::clone(&self.base);
-        config.session_storage = Arc::new(SessionCache::new(self.sessions_per_control));
-        config.ticketer = Arc::new(NoTickets);
-        config.max_early_data_size = 0;
-        Arc::new(config)
+    /// Configs of their own for a new control connection and its data
+    /// connections: the base settings with a fresh session cache, no
+    /// stateless tickets and no early data.
+    pub(crate) fn for_control(&self) -> ControlConfigs {
+        let cache = Arc::new(SessionCache::new(self.sessions_per_control));
+        let mut control = ServerConfig::clone(&self.base);
+        control.ticketer = Arc::new(NoTickets);
+        control.max_early_data_size = 0;
+        let mut data = control.clone();
+        control.session_storage = Arc::new(SessionStore::control(Arc::clone(&cache)));
+        data.session_storage = Arc::new(SessionStore::data(cache));
+        // One fresh ticket per data connection, for clients that use each
+        // TLS 1.3 ticket once.
+        data.send_tls13_tickets = 1;
+        ControlConfigs {
+            control: Arc::new(control),
+            data: Arc::new(data),
+        }
     }
 }

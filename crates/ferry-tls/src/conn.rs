@@ -34,7 +34,7 @@ const MAX_RECORD: usize = 5 + 16_384 + 2_048;
 
 /// The most ciphertext held unprocessed: two records (a handshake message
 /// that spans records is joined in place).
-const MAX_INCOMING: usize = 2 * MAX_RECORD;
+pub(crate) const MAX_INCOMING: usize = 2 * MAX_RECORD;
 
 /// The first size of the incoming buffer: a ClientHello with a
 /// post-quantum key share fits. It grows to one record when needed.
@@ -70,9 +70,9 @@ enum Want<'a> {
 /// One server-side TLS connection's state.
 pub(crate) struct TlsConn {
     conn: UnbufferedServerConnection,
-    /// The config this connection was started with; a data connection of
-    /// this control connection is started with the same one (its cache).
-    config: Arc<ServerConfig>,
+    /// For a control connection: the config its data connections start
+    /// with (they resume its sessions).
+    data_config: Option<Arc<ServerConfig>>,
     /// Fail the handshake unless it resumes a session.
     require_resumption: bool,
     /// When the handshake started (for its timeout).
@@ -101,15 +101,17 @@ pub(crate) struct TlsConn {
 }
 
 impl TlsConn {
-    /// A connection waiting for the client's hello.
+    /// A connection waiting for the client's hello, with `config`; a
+    /// control connection keeps `data_config` for its data connections.
     pub(crate) fn new(
         config: Arc<ServerConfig>,
+        data_config: Option<Arc<ServerConfig>>,
         require_resumption: bool,
         now: Instant,
     ) -> Result<Self, rustls::Error> {
         Ok(TlsConn {
-            conn: UnbufferedServerConnection::new(Arc::clone(&config))?,
-            config,
+            conn: UnbufferedServerConnection::new(config)?,
+            data_config,
             require_resumption,
             started: now,
             incoming: vec![0; INITIAL_INCOMING],
@@ -127,9 +129,9 @@ impl TlsConn {
         })
     }
 
-    /// The config this connection runs with.
-    pub(crate) fn config(&self) -> &Arc<ServerConfig> {
-        &self.config
+    /// For a control connection: the config of its data connections.
+    pub(crate) fn data_config(&self) -> Option<&Arc<ServerConfig>> {
+        self.data_config.as_ref()
     }
 
     /// Whether the connection has failed.

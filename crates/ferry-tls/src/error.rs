@@ -50,9 +50,9 @@ impl<E: fmt::Display> fmt::Display for TlsStackError<E> {
             TlsStackError::Tls(e) => write!(f, "TLS: {e}"),
             TlsStackError::HandshakeTimeout => f.write_str("TLS handshake timed out"),
             TlsStackError::HandshakeCut => f.write_str("peer closed during the TLS handshake"),
-            TlsStackError::NotResumed => f.write_str(
-                "data connection did not resume the control connection's TLS session",
-            ),
+            TlsStackError::NotResumed => {
+                f.write_str("data connection did not resume the control connection's TLS session")
+            }
             TlsStackError::Broken => f.write_str("the connection failed earlier"),
             TlsStackError::UnknownSocket => f.write_str("unknown socket handle"),
         }

@@ -76,6 +76,24 @@ pub use error::TlsStackError;
 pub use stack::{TlsSocket, TlsStack};
 pub use time::ClockTime;
 
+/// RAM figures of one TLS connection, to size a heap (`cargo xtask size`
+/// prints them for a Cortex-M4).
+pub mod footprint {
+    /// Bytes of one connection's fixed state (the rustls connection handle
+    /// and this layer's bookkeeping), not counting the heap it points to.
+    pub fn connection_state() -> usize {
+        core::mem::size_of::<crate::conn::TlsConn>()
+    }
+    /// Most ciphertext one connection holds unprocessed (two records).
+    pub const MAX_INCOMING: usize = crate::conn::MAX_INCOMING;
+    /// Ciphertext one connection holds to send: one record of application
+    /// data, or the server's handshake flight (about 1 KB plus the
+    /// certificate chain).
+    pub const TYPICAL_OUTGOING: usize = crate::conn::MAX_PLAIN_CHUNK + 256;
+    /// Most decrypted bytes one connection holds for the engine (one record).
+    pub const MAX_PLAINTEXT: usize = crate::conn::MAX_PLAIN_CHUNK;
+}
+
 /// The rustls this layer is built on (0.23), for building a custom
 /// [`rustls::ServerConfig`].
 pub use rustls;

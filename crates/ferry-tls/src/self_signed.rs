@@ -55,7 +55,11 @@ impl rcgen::RemoteKeyPair for P256Signer {
 /// first name as common name.
 pub fn generate(names: &[String]) -> Result<SelfSigned, String> {
     let key = SigningKey::random(&mut rand_core::OsRng);
-    let public = key.verifying_key().to_encoded_point(false).as_bytes().to_vec();
+    let public = key
+        .verifying_key()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec();
     let pkcs8 = key
         .to_pkcs8_der()
         .map_err(|e| std::format!("cannot encode the key: {e}"))?

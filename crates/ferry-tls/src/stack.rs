@@ -279,20 +279,25 @@ impl<S: TcpLocalAddr, C: Clock> TlsStack<S, C> {
             // TLS cannot start twice on one connection.
             return Err(TlsError::Unavailable);
         }
-        let (server, require) = match control {
-            None => (config.for_control(), false),
+        let (server, data, require) = match control {
+            None => {
+                let configs = config.for_control();
+                (configs.control, Some(configs.data), false)
+            }
             Some(control) => {
                 let own = control
                     .tls
                     .and_then(|id| self.conn(id))
-                    .map(|c| alloc::sync::Arc::clone(c.config()));
+                    .and_then(TlsConn::data_config)
+                    .map(alloc::sync::Arc::clone);
                 (
-                    own.unwrap_or_else(|| config.for_control()),
+                    own.unwrap_or_else(|| config.for_control().data),
+                    None,
                     config.session_reuse_required(),
                 )
             }
         };
-        let conn = TlsConn::new(server, require, self.clock.now())
+        let conn = TlsConn::new(server, data, require, self.clock.now())
             .map_err(|_| TlsError::Unavailable)?;
         socket.tls = Some(self.insert(conn));
         Ok(())
@@ -519,9 +524,9 @@ impl<S: TcpLocalAddr, C: Clock> TcpFullStack for TlsStack<S, C> {
         };
         if socket.implicit && self.config.is_some() && self.start(&mut accepted, None).is_err() {
             let _ = self.inner.close(accepted.inner);
-            return Err(nb::Error::Other(TlsStackError::Tls(rustls::Error::General(
-                "cannot start TLS".into(),
-            ))));
+            return Err(nb::Error::Other(TlsStackError::Tls(
+                rustls::Error::General("cannot start TLS".into()),
+            )));
         }
         Ok((accepted, peer))
     }

@@ -48,7 +48,9 @@ mod tests {
 
     #[test]
     fn wall_clock_first_then_monotonic_seconds() {
-        let t = ClockTime(Fixed(Some(1_700_000_000))).current_time().unwrap();
+        let t = ClockTime(Fixed(Some(1_700_000_000)))
+            .current_time()
+            .unwrap();
         assert_eq!(t.as_secs(), 1_700_000_000);
         let t = ClockTime(Fixed(None)).current_time().unwrap();
         assert_eq!(t.as_secs(), 7);

@@ -72,7 +72,8 @@ impl Server {
         // Its own address: port 0 names no port, and `implicit_addr` must
         // match the control listener alone.
         let implicit: SocketAddr = "127.0.0.2:0".parse().unwrap();
-        let mut stack = TlsStack::new(StdStack::new().unwrap(), clock, config).implicit_addr(implicit);
+        let mut stack =
+            TlsStack::new(StdStack::new().unwrap(), clock, config).implicit_addr(implicit);
         let mut control_listener = stack.socket().unwrap();
         stack.bind_addr(&mut control_listener, implicit).unwrap();
         stack.listen(&mut control_listener).unwrap();
@@ -382,7 +383,9 @@ fn data_connections_resume_the_control_session() {
         let config = client_config(&cert.cert, tls12);
         let mut control = connect(server.control, &config);
         echo(&mut control, b"ctrl\n");
-        for _ in 0..3 {
+        // More transfers than the control connection's cache holds
+        // sessions: data connections must not push its sessions out.
+        for _ in 0..10 {
             let mut data = connect(server.data, &config);
             echo(&mut data, b"resumed\n");
             assert_eq!(data.conn.handshake_kind(), Some(HandshakeKind::Resumed));
@@ -396,7 +399,10 @@ fn data_connections_resume_the_control_session() {
         // The handshake runs inside the first write, and fails there (or
         // the read after it sees the connection closed).
         let mut buf = [0u8; 16];
-        let refused = data.write_all(b"take over\n").and_then(|()| data.flush()).is_err()
+        let refused = data
+            .write_all(b"take over\n")
+            .and_then(|()| data.flush())
+            .is_err()
             || !matches!(data.read(&mut buf), Ok(n) if n > 0);
         assert!(refused);
         let deadline = Instant::now() + TIMEOUT;
@@ -440,7 +446,9 @@ fn garbage_and_stalled_handshakes_do_not_disturb_others() {
     garbage.write_all(b"USER anonymous\r\n").unwrap();
     // A client that stops after half a ClientHello.
     let mut stalled = TcpStream::connect(server.control).unwrap();
-    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
     // A good client meanwhile.
     let mut good = connect(server.control, &config);
     echo(&mut good, b"fine\n");

@@ -1,0 +1,250 @@
+"""Fixtures for the firmware test: Ferry's Cortex-M3 firmware
+(boards/qemu-mps2-an385) booted in qemu-system-arm on a TAP device in a
+network namespace of its own, and a way to run clients inside it.
+
+`cargo xtask test` builds the firmware and runs this. By hand, as root:
+
+    cargo xtask qemu --help          # or: see xtask/src/firmware.rs
+    FERRY_QEMU_FIRMWARE=/abs/path/to/ferry-qemu-mps2-an385 \
+        python3 -m pytest -q tests/qemu
+
+Without root, /dev/net/tun, `ip` or qemu-system-arm, the tests are skipped
+with the reason, except when CI=true, where they fail.
+
+Layout: namespace `ferryfw-<pid>-<hex>` holds `lo` and TAP device `fqemu0`
+with 10.0.2.2/24; QEMU attaches the firmware's LAN9118 to that TAP device
+and the firmware answers on 10.0.2.15 (its default boot argument). Real
+addresses on both sides, so active mode (PORT/EPRT) passes the firmware's
+bounce check. Nothing is routed out of the namespace.
+
+QEMU is stopped at the end in every outcome: the fixture's `finally`
+(SIGTERM, then SIGKILL), and PR_SET_PDEATHSIG should pytest itself die.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+CLIENT = HERE / "fw_client.py"
+
+USER = "ferry"          # the firmware's fixed user (board.rs)
+PASSWORD = "ferry"
+FIRMWARE_IP = "10.0.2.15"
+HOST_SIDE_IP = "10.0.2.2"
+TAP = "fqemu0"
+BOOT_TIMEOUT = 20       # seconds for the firmware to log "listening on"
+COMMAND_TIMEOUT = 90    # seconds for one client command
+STOP_TIMEOUT = 10       # seconds for QEMU to exit after SIGTERM
+FATAL_MARKERS = ("PANIC", "HARD FAULT", "FATAL")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def unavailable(reason: str):
+    """Skips (or, with CI=true, fails) the test run for a missing need."""
+    message = f"firmware test needs {reason}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: not skipping)", pytrace=False)
+    pytest.skip(message)
+
+
+def firmware_path() -> Path:
+    env = os.environ.get("FERRY_QEMU_FIRMWARE")
+    if env:
+        return Path(env).resolve()
+    return (REPO / "target" / "firmware" / "ferry-qemu-mps2-an385" / "thumbv7m-none-eabi"
+            / "release" / "ferry-qemu-mps2-an385")
+
+
+def run(cmd: list[str], timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check)
+
+
+@dataclass
+class Firmware:
+    """The namespace and the running QEMU."""
+
+    ns: str
+    work: Path
+    proc: subprocess.Popen
+    log_path: Path
+
+    server_ip: str = FIRMWARE_IP
+    port: int = 21
+
+    def exec(self, cmd: list[str], timeout: float = COMMAND_TIMEOUT, check: bool = True):
+        """Runs `cmd` inside the namespace."""
+        res = run(["ip", "netns", "exec", self.ns, *cmd], timeout=timeout, check=False)
+        if check and res.returncode != 0:
+            raise AssertionError(f"`{' '.join(cmd)}` failed ({res.returncode}):\n"
+                                 f"{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+                                 f"\n--- firmware log ---\n{self.log()[-3000:]}")
+        return res
+
+    def client(self, action: str, *args: str, timeout: float = COMMAND_TIMEOUT) -> dict:
+        """Runs a fw_client.py action inside the namespace; its JSON result."""
+        cmd = [sys.executable, str(CLIENT), action, self.server_ip, str(self.port), USER,
+               PASSWORD, *args]
+        res = run(["ip", "netns", "exec", self.ns, *cmd], timeout=timeout, check=False)
+        if res.returncode != 0:
+            raise AssertionError(f"client {action} failed ({res.returncode}):\n{res.stderr[-3000:]}"
+                                 f"\n--- firmware log ---\n{self.log()[-3000:]}")
+        return json.loads(res.stdout)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def check_prerequisites() -> Path:
+    if sys.platform != "linux":
+        unavailable("Linux (TAP devices and network namespaces)")
+    if os.geteuid() != 0:
+        unavailable("root (to create a network namespace and a TAP device)")
+    if not os.path.exists("/dev/net/tun"):
+        unavailable("/dev/net/tun")
+    for tool, package in (("ip", "iproute2"), ("qemu-system-arm", "qemu-system-arm")):
+        if shutil.which(tool) is None:
+            unavailable(f"`{tool}` (apt-get install {package})")
+    elf = firmware_path()
+    if not elf.is_file():
+        pytest.fail(f"firmware not found at {elf}: `cargo xtask test` builds it (or `cargo xtask "
+                    f"qemu`), or set FERRY_QEMU_FIRMWARE=/abs/path/to/the/ELF", pytrace=False)
+    return elf
+
+
+def qemu_command(elf: Path, nic: str, boot_args: list[str]) -> list[str]:
+    """The command line of xtask/src/qemu.rs (`qemu_command`)."""
+    semihosting = ",".join(["enable=on,target=native,arg=ferry", *(f"arg={a}" for a in boot_args)])
+    return ["qemu-system-arm", "-cpu", "cortex-m3", "-M", "mps2-an385",
+            "-display", "none", "-serial", "null", "-monitor", "none",
+            "-semihosting-config", semihosting, "-nic", nic, "-kernel", str(elf)]
+
+
+def die_with_parent():
+    """In the child before exec: SIGKILL it if pytest dies (even by SIGKILL),
+    so no QEMU outlives the test run (PR_SET_PDEATHSIG survives exec)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def wait_for_line(log_path: Path, proc: subprocess.Popen, needle: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if needle in log_path.read_text(errors="replace"):
+                return True
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
+
+@pytest.fixture(scope="session")
+def booted(tmp_path_factory) -> Firmware:
+    """The firmware in QEMU on a fresh namespace, shared by all the tests
+    (the RAM disk starts empty at each boot)."""
+    elf = check_prerequisites()
+    base = tmp_path_factory.mktemp("qemu")
+    ns = f"ferryfw-{os.getpid()}-{random.getrandbits(24):06x}"
+    log_path = base / "firmware.log"
+    work = base / "work"
+    work.mkdir()
+    made = run(["ip", "netns", "add", ns], check=False)
+    if made.returncode != 0:
+        unavailable(f"`ip netns add` to work ({made.stderr.strip()})")
+    proc = None
+    fw = None
+    try:
+        for cmd in (
+            ["ip", "link", "set", "lo", "up"],
+            ["ip", "tuntap", "add", "dev", TAP, "mode", "tap"],
+            ["ip", "addr", "add", f"{HOST_SIDE_IP}/24", "dev", TAP],
+            ["ip", "link", "set", TAP, "up"],
+        ):
+            res = run(["ip", "netns", "exec", ns, *cmd], check=False)
+            if res.returncode != 0:
+                pytest.fail(f"namespace setup `{' '.join(cmd)}` failed: {res.stderr}", pytrace=False)
+        nic = f"tap,ifname={TAP},script=no,downscript=no,model=lan9118"
+        with open(log_path, "wb") as log:
+            # `ip netns exec` execs QEMU in this very child process.
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", ns, *qemu_command(elf, nic, [])],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
+        listening = f"listening on ftp://{FIRMWARE_IP}:21"
+        if not wait_for_line(log_path, proc, listening, BOOT_TIMEOUT):
+            pytest.fail(f"the firmware did not boot:\n{log_path.read_text(errors='replace')}",
+                        pytrace=False)
+        fw = Firmware(ns, work, proc, log_path)
+        yield fw
+    finally:
+        if proc is not None:
+            stop(proc)
+        run(["ip", "netns", "del", ns], check=False)
+        if fw is not None:
+            log = fw.log()
+            for marker in FATAL_MARKERS:
+                if marker in log:
+                    pytest.fail(f"the firmware logged {marker}:\n{log[-4000:]}", pytrace=False)
+
+
+@pytest.fixture
+def fw(booted: Firmware) -> Firmware:
+    """The running firmware, checked to be alive before and after a test."""
+    if not booted.alive():
+        pytest.fail(f"QEMU is not running:\n{booted.log()[-4000:]}", pytrace=False)
+    yield booted
+    if not booted.alive():
+        pytest.fail(f"QEMU stopped during the test:\n{booted.log()[-4000:]}", pytrace=False)
+
+
+def need_tool(name: str):
+    if shutil.which(name) is None:
+        unavailable(f"`{name}` (apt-get install {name})")
+
+
+def wait_until(pred, timeout=15.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)

@@ -1,0 +1,261 @@
+//! `cargo xtask qemu [--tap] [--port PORT] [--verbose]`: builds the
+//! Cortex-M3 firmware (`boards/qemu-mps2-an385`) and boots it in
+//! `qemu-system-arm`, with networking a client on this machine can reach,
+//! and prints how to connect. Ctrl-C stops QEMU.
+//!
+//! Two ways to network it:
+//! - **User networking** (default, no root): QEMU's NAT forwards
+//!   `127.0.0.1:PORT` (2121) to the firmware's port 21, and the passive
+//!   ports 50000-50007 to themselves; the firmware is told to name
+//!   `127.0.0.1` in PASV replies. Active mode (PORT/EPRT) cannot work this
+//!   way: the client names 127.0.0.1, but the firmware sees its control
+//!   connection come from QEMU's NAT (10.0.2.2) and refuses to connect
+//!   elsewhere (the FTP bounce check).
+//! - **`--tap`** (root, /dev/net/tun): a network namespace made for the run,
+//!   holding a TAP device (10.0.2.2/24) that QEMU attaches the firmware
+//!   (10.0.2.15) to. Addresses are real, so both passive and active mode
+//!   work; clients run inside the namespace (`ip netns exec NAME ...`). The
+//!   namespace is deleted when QEMU stops.
+//!
+//! `tests/qemu` uses the same command lines ([`qemu_command`] is mirrored
+//! there) to drive the firmware with real clients.
+use std::path::Path;
+use std::process::Command;
+
+use crate::cmd::{self, find_program, header};
+use crate::firmware::{self, QEMU_MPS2_AN385};
+use crate::Failure;
+
+/// The firmware's address (its default boot argument `ip=`), QEMU user
+/// networking's guest address.
+pub const FIRMWARE_IP: &str = "10.0.2.15";
+/// The other end: QEMU's NAT gateway, or the TAP device's address.
+pub const HOST_SIDE_IP: &str = "10.0.2.2";
+/// The firmware's passive ports (its `PASSIVE_PORTS`).
+pub const PASSIVE_PORTS: (u16, u16) = (50000, 50007);
+/// The fixed user (the firmware's `board.rs`).
+pub const USER: &str = "ferry";
+/// Its password.
+pub const PASSWORD: &str = "ferry";
+/// The TAP device's name inside the namespace.
+const TAP: &str = "fqemu0";
+
+/// What booting the firmware needs beyond building it.
+pub fn missing() -> Option<String> {
+    let mut missing = Vec::new();
+    if let Some(build) = firmware::missing() {
+        missing.push(build);
+    }
+    if find_program("qemu-system-arm").is_none() {
+        missing.push("qemu-system-arm (Debian package qemu-system-arm)".to_string());
+    }
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
+
+/// What `--tap` (and the test) needs beyond [`missing`].
+pub fn tap_missing() -> Option<String> {
+    let mut missing = Vec::new();
+    if find_program("ip").is_none() {
+        missing.push("ip (Debian package iproute2)");
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        missing.push("/dev/net/tun");
+    }
+    let uid = cmd::output(Command::new("id").arg("-u")).unwrap_or_default();
+    if uid.trim() != "0" {
+        missing.push("root (network namespaces)");
+    }
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
+
+/// The QEMU command line for `elf`, with `nic` as the `-nic` option and
+/// `boot_args` as the firmware's boot arguments (semihosting). QEMU leaves
+/// the terminal alone (no serial console, no monitor), so Ctrl-C stops it;
+/// the firmware's log is QEMU's standard output.
+pub fn qemu_command(elf: &Path, nic: &str, boot_args: &[&str]) -> Command {
+    let mut semihosting = String::from("enable=on,target=native,arg=ferry");
+    for arg in boot_args {
+        semihosting.push_str(",arg=");
+        semihosting.push_str(arg);
+    }
+    let mut qemu = Command::new("qemu-system-arm");
+    qemu.args(["-cpu", "cortex-m3", "-M", "mps2-an385"])
+        .args(["-display", "none", "-serial", "null", "-monitor", "none"])
+        .args(["-semihosting-config", &semihosting])
+        .args(["-nic", nic])
+        .arg("-kernel")
+        .arg(elf);
+    qemu
+}
+
+/// Runs the chore.
+pub fn run(args: &[&str]) -> Result<(), Failure> {
+    let mut tap = false;
+    let mut verbose = false;
+    let mut port: u16 = 2121;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match *arg {
+            "--tap" => tap = true,
+            "--verbose" => verbose = true,
+            "--port" => {
+                port = rest
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or("--port needs a port number")?;
+            }
+            other => return Err(Failure(format!("qemu: unknown argument {other:?}"))),
+        }
+    }
+    if let Some(missing) = missing() {
+        return Err(Failure(format!("missing {missing}; run cargo xtask setup")));
+    }
+    if tap {
+        if let Some(missing) = tap_missing() {
+            return Err(Failure(format!("--tap needs {missing}")));
+        }
+    }
+    let root = cmd::root();
+    header(&format!("build {}", QEMU_MPS2_AN385.title));
+    let elf = firmware::build(&root, &QEMU_MPS2_AN385, None, None)?;
+    let mut boot_args = Vec::new();
+    if verbose {
+        boot_args.push("verbose");
+    }
+    if tap {
+        run_tap(&elf, &boot_args)
+    } else {
+        run_user(&elf, port, &boot_args)
+    }
+}
+
+/// Boots with QEMU's user networking (NAT with forwarded ports).
+fn run_user(elf: &Path, port: u16, boot_args: &[&str]) -> Result<(), Failure> {
+    let mut nic = format!("user,model=lan9118,hostfwd=tcp:127.0.0.1:{port}-:21");
+    for p in PASSIVE_PORTS.0..=PASSIVE_PORTS.1 {
+        nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{p}-:{p}"));
+    }
+    let mut args = vec!["pasv=127.0.0.1"];
+    args.extend_from_slice(boot_args);
+    let mut qemu = qemu_command(elf, &nic, &args);
+    header("boot in qemu-system-arm (user networking)");
+    println!(
+        "\nFerry on a Cortex-M3 in QEMU (mps2-an385), behind QEMU's NAT:\n\
+         \x20 control port  127.0.0.1:{port} -> {FIRMWARE_IP}:21\n\
+         \x20 passive ports 127.0.0.1:{}-{} -> the same ports (PASV names 127.0.0.1)\n\
+         \x20 login         user {USER}, password {PASSWORD}\n\
+         \x20 connect with  curl -u {USER}:{PASSWORD} ftp://127.0.0.1:{port}/\n\
+         \x20               curl -u {USER}:{PASSWORD} -T FILE ftp://127.0.0.1:{port}/\n\
+         \x20               lftp -u {USER},{PASSWORD} -p {port} 127.0.0.1\n\
+         \x20 passive mode only: through the NAT, active mode (PORT/EPRT) is refused\n\
+         \x20 by the bounce check; `cargo xtask qemu --tap` gives real addresses.\n\
+         \x20 Ctrl-C stops QEMU.\n",
+        PASSIVE_PORTS.0, PASSIVE_PORTS.1
+    );
+    let status = run_qemu(&mut qemu)?;
+    report_exit(status)
+}
+
+/// Boots on a TAP device in a network namespace made for the run.
+fn run_tap(elf: &Path, boot_args: &[&str]) -> Result<(), Failure> {
+    let ns = Namespace::create(&format!("ferry-qemu-{}", std::process::id()))?;
+    let nic = format!("tap,ifname={TAP},script=no,downscript=no,model=lan9118");
+    let mut qemu = Command::new("ip");
+    let inner = qemu_command(elf, &nic, boot_args);
+    qemu.args(["netns", "exec", &ns.name])
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    header(&format!("boot in qemu-system-arm (TAP device in namespace {})", ns.name));
+    let exec = format!("ip netns exec {}", ns.name);
+    println!(
+        "\nFerry on a Cortex-M3 in QEMU (mps2-an385), on TAP device {TAP} in network namespace {ns}:\n\
+         \x20 firmware      {FIRMWARE_IP}:21 (the namespace's side is {HOST_SIDE_IP}/24)\n\
+         \x20 login         user {USER}, password {PASSWORD}\n\
+         \x20 connect with  {exec} curl -u {USER}:{PASSWORD} ftp://{FIRMWARE_IP}/\n\
+         \x20               {exec} curl -u {USER}:{PASSWORD} -P - ftp://{FIRMWARE_IP}/   (active mode)\n\
+         \x20               {exec} lftp -u {USER},{PASSWORD} {FIRMWARE_IP}\n\
+         \x20 Ctrl-C stops QEMU and deletes the namespace.\n",
+        ns = ns.name
+    );
+    let status = run_qemu(&mut qemu);
+    drop(ns);
+    let status = status?;
+    report_exit(status)
+}
+
+/// QEMU's exit: Ctrl-C (SIGINT) is the normal end; the firmware stops QEMU
+/// with exit code 1 after a panic or fault.
+fn report_exit(status: std::process::ExitStatus) -> Result<(), Failure> {
+    use std::os::unix::process::ExitStatusExt;
+    if status.success() || status.signal() == Some(SIGINT) {
+        println!("\nqemu: stopped");
+        Ok(())
+    } else {
+        Err(Failure(format!("qemu-system-arm exited with {status}")))
+    }
+}
+
+const SIGINT: i32 = 2;
+
+extern "C" {
+    /// libc's `signal(2)`: `handler` is a function address, or 0 (default)
+    /// or 1 (ignore).
+    fn signal(signum: i32, handler: usize) -> usize;
+}
+
+/// Starts QEMU and waits for it with SIGINT ignored by xtask: Ctrl-C
+/// stops QEMU (started before, so with the default action) while xtask
+/// lives on to clean up and report.
+fn run_qemu(qemu: &mut Command) -> Result<std::process::ExitStatus, Failure> {
+    const SIG_DFL: usize = 0;
+    const SIG_IGN: usize = 1;
+    println!("$ {}", cmd::show(qemu));
+    let mut child = qemu
+        .spawn()
+        .map_err(|e| Failure(format!("cannot start qemu-system-arm: {e}")))?;
+    // SAFETY: `signal` with SIG_IGN or SIG_DFL installs no handler code,
+    // and xtask has no SIGINT handling of its own to disturb.
+    let previous = unsafe { signal(SIGINT, SIG_IGN) };
+    let status = child.wait();
+    // SAFETY: as above; puts back what was there.
+    unsafe { signal(SIGINT, if previous == SIG_IGN { SIG_IGN } else { SIG_DFL }) };
+    status.map_err(|e| Failure(format!("waiting for qemu-system-arm failed: {e}")))
+}
+
+/// A network namespace with a TAP device for QEMU, deleted on drop.
+struct Namespace {
+    name: String,
+}
+
+impl Namespace {
+    fn create(name: &str) -> Result<Namespace, Failure> {
+        cmd::run(Command::new("ip").args(["netns", "add", name]))?;
+        let ns = Namespace {
+            name: name.to_string(),
+        };
+        let cidr = format!("{HOST_SIDE_IP}/24");
+        let steps: [&[&str]; 4] = [
+            &["link", "set", "lo", "up"],
+            &["tuntap", "add", "dev", TAP, "mode", "tap"],
+            &["addr", "add", &cidr, "dev", TAP],
+            &["link", "set", TAP, "up"],
+        ];
+        for step in steps {
+            cmd::run(
+                Command::new("ip")
+                    .args(["netns", "exec", name, "ip"])
+                    .args(step),
+            )?;
+        }
+        Ok(ns)
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        // Deleting the namespace removes its TAP device too.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
