@@ -11,6 +11,11 @@
 //! RAM is not measured at run time (the probe never runs): [`FERRY_RAM`]
 //! holds `size_of` of the server for 1 and for [`SESSIONS`] sessions, as laid
 //! out for this target, and xtask reads those words out of the ELF file.
+//!
+//! With the `littlefs` feature the engine serves a littlefs volume (ferry-fs's
+//! adapter, littlefs2, littlefs's C) on an opaque block device instead of the
+//! opaque file system: the difference between the two images is the ROM the
+//! adapter adds to a firmware.
 #![no_std]
 #![no_main]
 
@@ -397,32 +402,35 @@ impl Clock for StubClock {
     }
 }
 
-/// The server the probe runs.
-type Running = Probe<SESSIONS>;
-
 #[entry]
 fn main() -> ! {
     black_box(&FERRY_RAM);
+    #[cfg(not(feature = "littlefs"))]
+    serve(&mut StubFs);
+    #[cfg(feature = "littlefs")]
+    volume::serve_littlefs();
+}
+
+/// Runs the server over `fs`, forever.
+fn serve<F: FileSystem>(fs: &mut F) -> ! {
+    /// The server the probe runs.
+    type Running<F> = Server<StubStack, F, SESSIONS, BUFFER>;
     // The engine's entry points are called through pointers the optimizer
     // cannot see through, so it cannot inline the engine into this function:
     // the engine's code keeps its own symbols (`ferry_core::...`), which is
     // how xtask tells the engine's flash from the probe's.
-    let new: fn(Config) -> Running = input(Running::new);
-    let listen: fn(&mut Running, &mut StubStack, SocketAddr) -> Result<(), ListenError<NetError>> =
-        input(Running::listen);
-    let poll: fn(
-        &mut Running,
+    let new: fn(Config) -> Running<F> = input(Running::<F>::new);
+    let listen: fn(
+        &mut Running<F>,
         &mut StubStack,
-        &mut StubFs,
-        &mut StubAuth,
-        &StubClock,
-        &mut (),
-    ) -> Poll = input(Running::poll::<StubAuth, StubClock, ()>);
-    let session_count: fn(&Running) -> usize = input(Running::session_count);
-    let shutdown: fn(&mut Running, &mut StubStack, &mut StubFs) = input(Running::shutdown);
+        SocketAddr,
+    ) -> Result<(), ListenError<NetError>> = input(Running::<F>::listen);
+    let poll: fn(&mut Running<F>, &mut StubStack, &mut F, &mut StubAuth, &StubClock, &mut ()) -> Poll =
+        input(Running::<F>::poll::<StubAuth, StubClock, ()>);
+    let session_count: fn(&Running<F>) -> usize = input(Running::<F>::session_count);
+    let shutdown: fn(&mut Running<F>, &mut StubStack, &mut F) = input(Running::<F>::shutdown);
 
     let mut stack = StubStack;
-    let mut fs = StubFs;
     let mut auth = StubAuth;
     let clock = StubClock;
     // An opaque config keeps every limit and option check in the image.
@@ -431,11 +439,71 @@ fn main() -> ! {
         black_box(());
     }
     loop {
-        let result = poll(&mut server, &mut stack, &mut fs, &mut auth, &clock, &mut ());
+        let result = poll(&mut server, &mut stack, fs, &mut auth, &clock, &mut ());
         black_box((result.busy, result.deadline));
         black_box(session_count(&server));
         if input(false) {
-            shutdown(&mut server, &mut stack, &mut fs);
+            shutdown(&mut server, &mut stack, fs);
+        }
+    }
+}
+
+/// A littlefs volume on a block device whose every answer is opaque, as a
+/// firmware with a flash driver would have it (the driver is not counted).
+#[cfg(feature = "littlefs")]
+mod volume {
+    use core::hint::black_box;
+
+    use ferry_fs::block::{BlockDevice, BlockError};
+    use ferry_fs::littlefs::{self, LfsStorage};
+
+    use super::{fill, input, serve};
+
+    /// A common flash erase block, and a 256 KiB volume.
+    const BLOCK: usize = 4096;
+    const BLOCKS: usize = 64;
+
+    /// `Ok` or a device error, unpredictably.
+    fn outcome(ok: ()) -> Result<(), BlockError> {
+        if input(false) {
+            Err(BlockError::Io)
+        } else {
+            Ok(ok)
+        }
+    }
+
+    /// A block device whose every answer is opaque.
+    pub struct StubDisk;
+
+    impl BlockDevice for StubDisk {
+        fn block_size(&self) -> usize {
+            BLOCK
+        }
+        fn block_count(&self) -> usize {
+            BLOCKS
+        }
+        fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+            black_box(offset);
+            fill(buf);
+            outcome(())
+        }
+        fn program(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError> {
+            black_box((offset, data));
+            outcome(())
+        }
+        fn erase(&mut self, offset: u64, len: u64) -> Result<(), BlockError> {
+            black_box((offset, len));
+            outcome(())
+        }
+    }
+
+    /// Mounts (formatting a blank medium) and serves the volume.
+    pub fn serve_littlefs() -> ! {
+        if let Ok(mut storage) = LfsStorage::<StubDisk, BLOCK, BLOCKS>::new(StubDisk) {
+            let _ = littlefs::mount_or_format_and_then(&mut storage, |fs| serve(fs));
+        }
+        loop {
+            core::hint::spin_loop();
         }
     }
 }

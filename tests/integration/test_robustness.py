@@ -1,6 +1,5 @@
 """Bad input: over-long lines, binary garbage, NUL/CR/LF/backslash in paths,
 and uploads cut in the middle."""
-import os
 import random
 import time
 

@@ -70,13 +70,20 @@ pub fn missing() -> Option<String> {
 
 /// Whether a libclang shared library is where bindgen looks for one.
 fn libclang_installed() -> bool {
-    let dirs = ["/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"];
+    let dirs = [
+        "/usr/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+    ];
     let llvm = std::fs::read_dir("/usr/lib")
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("llvm-")))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("llvm-"))
+        })
         .map(|p| p.join("lib"));
     dirs.iter()
         .map(PathBuf::from)
@@ -90,7 +97,8 @@ fn libclang_installed() -> bool {
 /// Builds `firmware` in release mode; the path of its ELF image.
 ///
 /// `opt` overrides the profile's opt-level (and builds into a directory
-/// of its own); `features` replaces the default features when given.
+/// of its own); `features` replaces the default features when given (in
+/// the same directory: only the firmware crate itself is built again).
 pub fn build(
     root: &Path,
     firmware: &Firmware,
@@ -100,9 +108,6 @@ pub fn build(
     let mut target_dir = root.join("target/firmware").join(firmware.bin);
     if let Some(opt) = opt {
         target_dir = target_dir.join(format!("opt-{opt}"));
-    }
-    if let Some(features) = features {
-        target_dir = target_dir.join(format!("features-{}", features.replace(',', "+")));
     }
     let mut cargo = cmd::debian_cargo();
     // No `--locked`: the path dependencies (the ferry crates) change under
@@ -159,10 +164,7 @@ pub fn measure(path: &Path) -> Result<Image, Failure> {
         std::fs::read(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
     let elf = Elf::parse(data).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
     let index = |names: &[&str]| -> Vec<usize> {
-        names
-            .iter()
-            .filter_map(|n| elf.section_index(n))
-            .collect()
+        names.iter().filter_map(|n| elf.section_index(n)).collect()
     };
     let flash_sections = index(FLASH_SECTIONS);
     let ram_sections = index(RAM_SECTIONS);
@@ -211,9 +213,225 @@ fn owner(name: &str) -> String {
     "-".into()
 }
 
+/// The firmware images `cargo xtask size` measures: the QEMU board and the
+/// real one, each with its default features.
+pub const MEASURED: [Firmware; 2] = [QEMU_MPS2_AN385, STM32F429ZI];
+
+/// The published figures Ferry is set beside (ROM; RAM where published).
+pub const PEERS: &str = "\
+| SEGGER emFTP (Cortex-M3) | 5.6 KB | 2.5 KB | 1.8 KB |\n\
+| Keil MDK FTP server | 5.4 KB | | |\n\
+| Micrium µC/FTPs | 9.5 KB | | |\n";
+
+/// What a firmware's `FIRMWARE_RAM` words say (see its `src/main.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Sessions (`N`).
+    pub sessions: u32,
+    /// The engine's transfer buffer.
+    pub transfer_buffer: u32,
+    /// `size_of` the server for `sessions` and for one more.
+    pub server: u32,
+    pub server_one_more: u32,
+    /// Pool sockets, and how many one more session needs.
+    pub pool: u32,
+    pub sockets_per_session: u32,
+    /// Each socket's receive and transmit buffer, and its smoltcp slot.
+    pub socket_rx: u32,
+    pub socket_tx: u32,
+    pub socket_slot: u32,
+    /// `size_of` the stack adapter for `pool` and for one more session.
+    pub stack: u32,
+    pub stack_one_more: u32,
+    /// The RAM disk (0: none in the measured RAM).
+    pub ram_disk: u32,
+    /// The NIC driver with its buffers or rings.
+    pub nic: u32,
+}
+
+impl Layout {
+    /// The layout in `words`, if they are one (marker "FERR" last).
+    pub fn parse(words: &[u32]) -> Option<Layout> {
+        match *words {
+            [sessions, transfer_buffer, server, server_one_more, pool, sockets_per_session, socket_rx, socket_tx, socket_slot, stack, stack_one_more, ram_disk, nic, _window, 0x4645_5252] => {
+                Some(Layout {
+                    sessions,
+                    transfer_buffer,
+                    server,
+                    server_one_more,
+                    pool,
+                    sockets_per_session,
+                    socket_rx,
+                    socket_tx,
+                    socket_slot,
+                    stack,
+                    stack_one_more,
+                    ram_disk,
+                    nic,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The socket pool: buffers and slots of every socket, plus the
+    /// adapter (interface, tables).
+    pub fn sockets(&self) -> u32 {
+        self.pool * (self.socket_rx + self.socket_tx + self.socket_slot) + self.stack
+    }
+
+    /// What the engine alone adds per further session.
+    pub fn engine_per_session(&self) -> u32 {
+        self.server_one_more.saturating_sub(self.server)
+    }
+
+    /// What one more session costs in all: its engine state, its sockets
+    /// (buffers and slots) and the adapter's tables for them.
+    pub fn per_session(&self) -> u32 {
+        self.engine_per_session()
+            + self.sockets_per_session * (self.socket_rx + self.socket_tx + self.socket_slot)
+            + self.stack_one_more.saturating_sub(self.stack)
+    }
+}
+
+/// Owners whose flash is the TCP/IP stack, the file system, or the
+/// board's drivers and runtime, for the summary rows.
+const NETWORK: &[&str] = &["smoltcp", "ferry_net", "managed"];
+const STORAGE: &[&str] = &[
+    "littlefs (C)",
+    "littlefs2",
+    "littlefs2_core",
+    "littlefs2_sys",
+    "ferry_fs",
+    "tinyrlibc",
+];
+
+/// One firmware measured at both opt-levels: `(opt, image)`.
+pub type Measured = (Firmware, Vec<(&'static str, Image)>);
+
+/// The terminal report and the docs/BENCHMARKS.md section for `measured`.
+pub fn size_report(measured: &[Measured], provenance: &str) -> (String, String) {
+    let mut term = String::new();
+    let mut doc = format!("{provenance}\n\n");
+    let kb = |b: u32| format!("{:.1} KB", f64::from(b) / 1024.0);
+    doc += "| firmware, opt-level | flash | RAM (static) | Ferry's FTP server (ferry_core) | TCP/IP (smoltcp + adapter) | file system (littlefs + adapter) | rest (drivers, runtime, logging) |\n\
+            |---|---:|---:|---:|---:|---:|---:|\n";
+    for (firmware, images) in measured {
+        term += &format!(
+            "\n{} ({}, {}):\n",
+            firmware.title, firmware.dir, firmware.target
+        );
+        for (opt, image) in images {
+            let sum = |owners: &[&str]| -> u32 {
+                owners
+                    .iter()
+                    .map(|o| image.flash_by_owner.get(*o).copied().unwrap_or(0))
+                    .sum()
+            };
+            let (core, net, fs) = (image.ferry_core_flash(), sum(NETWORK), sum(STORAGE));
+            let rest = image.flash.saturating_sub(core + net + fs);
+            term += &format!(
+                "  opt \"{opt}\": flash {} ({}), RAM {} ({}) static\n",
+                image.flash,
+                kb(image.flash),
+                image.ram,
+                kb(image.ram)
+            );
+            term += "    flash by owner:";
+            for (owner, bytes) in &image.flash_by_owner {
+                if *bytes >= 256 {
+                    term += &format!(" {owner} {bytes};");
+                }
+            }
+            term += "\n";
+            doc += &format!(
+                "| {} \"{opt}\" | {} | {} | {} | {} | {} | {} |\n",
+                firmware.title,
+                kb(image.flash),
+                kb(image.ram),
+                kb(core),
+                kb(net),
+                kb(fs),
+                kb(rest)
+            );
+        }
+    }
+    doc += "\nRAM, from each image's `FIRMWARE_RAM` (the same at both opt-levels):\n\n\
+            | firmware | sessions | engine (`Server`, incl. transfer buffer) | socket pool (buffers + slots + adapter) | RAM disk | NIC | per further session: engine | per further session: with its 4 sockets |\n\
+            |---|---:|---:|---:|---:|---:|---:|---:|\n";
+    for (firmware, images) in measured {
+        let Some(layout) = images.first().and_then(|(_, i)| Layout::parse(&i.layout)) else {
+            continue;
+        };
+        term += &format!(
+            "  {}: engine {} B for {} sessions ({} B transfer buffer), {} B more per session; \
+             {} sockets of {} + {} B = {} B; one more session in all: {} B\n",
+            firmware.title,
+            layout.server,
+            layout.sessions,
+            layout.transfer_buffer,
+            layout.engine_per_session(),
+            layout.pool,
+            layout.socket_rx,
+            layout.socket_tx,
+            layout.sockets(),
+            layout.per_session()
+        );
+        doc += &format!(
+            "| {} | {} | {} | {} ({} × {} + {} B) | {} | {} | {} | {} |\n",
+            firmware.title,
+            layout.sessions,
+            kb(layout.server),
+            kb(layout.sockets()),
+            layout.pool,
+            kb(layout.socket_rx),
+            kb(layout.socket_tx),
+            if layout.ram_disk == 0 {
+                "-".to_string()
+            } else {
+                kb(layout.ram_disk)
+            },
+            kb(layout.nic),
+            kb(layout.engine_per_session()),
+            kb(layout.per_session())
+        );
+    }
+    doc += "\nThe peers' published figures, for the FTP server alone:\n\n\
+            | server | ROM | RAM, one connection | RAM, each further one |\n\
+            |---|---:|---:|---:|\n";
+    doc += PEERS;
+    (term, doc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layout_costs() {
+        let words = [
+            4,
+            2048,
+            10_000,
+            12_000,
+            22,
+            4,
+            8192,
+            8192,
+            336,
+            3000,
+            3300,
+            0,
+            3096,
+            65536,
+            0x4645_5252,
+        ];
+        let layout = Layout::parse(&words).unwrap();
+        assert_eq!(layout.engine_per_session(), 2000);
+        assert_eq!(layout.per_session(), 2000 + 4 * (8192 + 8192 + 336) + 300);
+        assert_eq!(layout.sockets(), 22 * (8192 + 8192 + 336) + 3000);
+        assert!(Layout::parse(&words[..14]).is_none());
+    }
 
     #[test]
     fn owners() {

@@ -88,6 +88,19 @@ pub fn qemu_command(elf: &Path, nic: &str, boot_args: &[&str]) -> Command {
     qemu
 }
 
+/// `cargo xtask test`'s step: builds the firmware and drives it with real
+/// clients (`tests/qemu`, on a TAP device in a namespace; pytest stops
+/// QEMU in every outcome).
+pub fn test(root: &Path) -> Result<(), Failure> {
+    let elf = firmware::build(root, &QEMU_MPS2_AN385, None, None)?;
+    let mut pytest = Command::new("python3");
+    pytest
+        .current_dir(root)
+        .env("FERRY_QEMU_FIRMWARE", &elf)
+        .args(["-m", "pytest", "-q", "tests/qemu"]);
+    cmd::run(&mut pytest)
+}
+
 /// Runs the chore.
 pub fn run(args: &[&str]) -> Result<(), Failure> {
     let mut tap = false;
@@ -165,7 +178,10 @@ fn run_tap(elf: &Path, boot_args: &[&str]) -> Result<(), Failure> {
     qemu.args(["netns", "exec", &ns.name])
         .arg(inner.get_program())
         .args(inner.get_args());
-    header(&format!("boot in qemu-system-arm (TAP device in namespace {})", ns.name));
+    header(&format!(
+        "boot in qemu-system-arm (TAP device in namespace {})",
+        ns.name
+    ));
     let exec = format!("ip netns exec {}", ns.name);
     println!(
         "\nFerry on a Cortex-M3 in QEMU (mps2-an385), on TAP device {TAP} in network namespace {ns}:\n\
@@ -218,7 +234,16 @@ fn run_qemu(qemu: &mut Command) -> Result<std::process::ExitStatus, Failure> {
     let previous = unsafe { signal(SIGINT, SIG_IGN) };
     let status = child.wait();
     // SAFETY: as above; puts back what was there.
-    unsafe { signal(SIGINT, if previous == SIG_IGN { SIG_IGN } else { SIG_DFL }) };
+    unsafe {
+        signal(
+            SIGINT,
+            if previous == SIG_IGN {
+                SIG_IGN
+            } else {
+                SIG_DFL
+            },
+        )
+    };
     status.map_err(|e| Failure(format!("waiting for qemu-system-arm failed: {e}")))
 }
 

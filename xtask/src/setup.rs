@@ -4,9 +4,12 @@
 //! - Debian packages: `lftp` and `curl` (the integration tests' real
 //!   clients), `lld` (the bare-metal linker), and `rustc-web`, `cargo-web`,
 //!   `rust-web-src` (a Rust with the standard library's sources, which builds
-//!   `core` for Cortex-M; rustup here cannot download targets).
-//! - `pytest` (`tests/integration/requirements.txt`), with the `python3` on
-//!   `PATH`.
+//!   `core` for Cortex-M; rustup here cannot download targets);
+//!   `qemu-system-arm` and `libnewlib-arm-none-eabi` for the firmware;
+//!   `clang` (bindgen's headers for littlefs on Cortex-M) and `mtools` (the
+//!   integration tests read FAT images with it).
+//! - `pytest` and `littlefs-python` (`tests/integration/requirements.txt`),
+//!   with the `python3` on `PATH`.
 use std::process::Command;
 
 use crate::cmd::{self, find_program, output};
@@ -25,6 +28,14 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "gcc-arm-none-eabi",
     // host-tap's test makes a network namespace and a TAP device.
     "iproute2",
+    // bindgen's headers for the Cortex-M build of littlefs (`cargo xtask size`).
+    "clang",
+    // The integration tests read FAT images with another implementation.
+    "mtools",
+    // The firmware: QEMU boots the Cortex-M3 one (`cargo xtask qemu`, its
+    // test); littlefs's C code needs newlib's headers on bare metal.
+    "qemu-system-arm",
+    "libnewlib-arm-none-eabi",
 ];
 
 /// Runs the chore.

@@ -13,6 +13,9 @@
 //!   ELF file. That is the engine's whole state, the shared transfer buffer
 //!   included; the stack `poll` uses and the TCP/IP stack's and file
 //!   system's own state are not counted.
+//! - Firmware: `boards/qemu-mps2-an385` and `boards/stm32f429zi` are built
+//!   at both opt-levels too, and measured whole (flash, static RAM, and the
+//!   bytes of each crate; see `firmware.rs`).
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -20,8 +23,11 @@ use std::process::Command;
 use crate::cmd::{self, find_program, header};
 use crate::docs;
 use crate::elf::{self, Elf};
+use crate::firmware;
 use crate::test::THUMB_TARGET;
 use crate::Failure;
+
+mod tls;
 
 /// The opt-levels measured.
 const OPT_LEVELS: [&str; 2] = ["z", "s"];
@@ -183,6 +189,44 @@ pub fn run() -> Result<(), Failure> {
     )?;
     docs::update_section(&root.join("README.md"), "size", &readme_section(z, s, &ram))?;
     println!("\nwrote docs/BENCHMARKS.md and README.md");
+    tls::report(
+        &root,
+        &format!(
+            "Measured by `cargo xtask size` on {} (commit {commit}, {toolchain} from Debian).",
+            today()
+        ),
+    );
+
+    let provenance = format!(
+        "Measured by `cargo xtask size` on {} (commit {commit}, {toolchain} from Debian): \
+         release builds, LTO, one codegen unit, `panic = \"abort\"`, default features.",
+        today()
+    );
+    firmware_sizes(&root, &provenance)
+}
+
+/// The firmware images at both opt-levels: flash, RAM and whose bytes they
+/// are; updates docs/BENCHMARKS.md's firmware section.
+fn firmware_sizes(root: &Path, provenance: &str) -> Result<(), Failure> {
+    if let Some(missing) = firmware::missing() {
+        return Err(Failure(format!(
+            "firmware sizes: missing {missing}; run cargo xtask setup"
+        )));
+    }
+    let mut measured = Vec::new();
+    for board in firmware::MEASURED {
+        let mut images = Vec::new();
+        for opt in OPT_LEVELS {
+            header(&format!("{}, opt-level \"{opt}\"", board.title));
+            let elf = firmware::build(root, &board, Some(opt), None)?;
+            images.push((opt, firmware::measure(&elf)?));
+        }
+        measured.push((board, images));
+    }
+    let (term, doc) = firmware::size_report(&measured, provenance);
+    println!("\nFirmware images (KB = 1024 bytes):{term}");
+    docs::update_section(&root.join("docs/BENCHMARKS.md"), "firmware-size", &doc)?;
+    println!("\nwrote docs/BENCHMARKS.md (firmware)");
     Ok(())
 }
 

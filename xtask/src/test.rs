@@ -3,12 +3,14 @@
 //!
 //! A step whose tool is missing is skipped with a loud line and listed again
 //! at the end, unless `CI=true`, where it fails: CI must never pass by
-//! running less. `--quick` leaves out fmt, clippy and the Cortex-M3 builds.
+//! running less. `--quick` leaves out fmt, clippy and the Cortex-M3 builds
+//! (with them the firmware steps: the QEMU firmware test and the STM32
+//! board's builds).
 use std::path::PathBuf;
 use std::process::Command;
 
 use crate::cmd::{self, find_program, header, output};
-use crate::{docs, setup, size, Failure};
+use crate::{docs, firmware, qemu, setup, size, Failure};
 
 /// The Cortex-M3 target that ferry-core must always build for.
 pub const THUMB_TARGET: &str = "thumbv7m-none-eabi";
@@ -122,6 +124,27 @@ pub fn run(quick: bool) -> Result<(), Failure> {
             "tests/tap",
         ]);
         cmd::run(&mut pytest)?;
+    }
+
+    if !quick {
+        header("firmware: Cortex-M3 in QEMU (mps2-an385) against real clients");
+        let missing: Vec<String> = [qemu::missing(), qemu::tap_missing(), integration_missing()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if skips.check(
+            "QEMU firmware test",
+            (!missing.is_empty()).then(|| missing.join(", ")),
+        )? {
+            qemu::test(&root)?;
+        }
+
+        header(&format!("firmware: {} builds", firmware::STM32F429ZI.title));
+        if skips.check("STM32 firmware build", firmware::missing())? {
+            for features in firmware::STM32_FEATURE_SETS {
+                firmware::build(&root, &firmware::STM32F429ZI, None, Some(features))?;
+            }
+        }
     }
 
     println!();

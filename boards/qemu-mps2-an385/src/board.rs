@@ -93,7 +93,11 @@ impl<const S: usize> Observer for LogObserver<S> {
             Event::Refused { peer } => log!("{peer} refused with 421 (limit reached)"),
             Event::Command { session, line } => {
                 if self.verbose {
-                    log!("[{session}] {} > {}", self.peer(session), line.escape_ascii());
+                    log!(
+                        "[{session}] {} > {}",
+                        self.peer(session),
+                        line.escape_ascii()
+                    );
                 }
             }
             Event::Login { session, user, ok } => log!(

@@ -235,7 +235,10 @@ impl Lan9118 {
         let mut mac = EthernetAddress([low[0], low[1], low[2], low[3], high[0], high[1]]);
         if !mac.is_unicast() || mac.0 == [0; 6] {
             mac = EthernetAddress([0x02, 0x00, 0x00, 0xF7, 0x00, 0x01]);
-            regs.mac_write(mac::ADDRL, u32::from_le_bytes([mac.0[0], mac.0[1], mac.0[2], mac.0[3]]))?;
+            regs.mac_write(
+                mac::ADDRL,
+                u32::from_le_bytes([mac.0[0], mac.0[1], mac.0[2], mac.0[3]]),
+            )?;
             regs.mac_write(mac::ADDRH, u32::from(mac.0[4]) | (u32::from(mac.0[5]) << 8))?;
         }
 
@@ -349,7 +352,10 @@ impl phy::TxToken for TxToken<'_> {
         let regs = self.regs;
         // Two command words, then the frame rounded up to whole words.
         let needed = 8 + len.div_ceil(4) * 4;
-        if regs.wait(reg::TX_FIFO_INF, |v| (v & 0xFFFF) as usize >= needed).is_err() {
+        if regs
+            .wait(reg::TX_FIFO_INF, |v| (v & 0xFFFF) as usize >= needed)
+            .is_err()
+        {
             self.stats.tx_dropped = self.stats.tx_dropped.wrapping_add(1);
             return result;
         }

@@ -22,7 +22,12 @@ pub const PASSWORD: &str = "ferry";
 pub struct FixedUser;
 
 impl Authenticator for FixedUser {
-    fn authenticate(&mut self, user: &[u8], password: &[u8], _peer: IpAddr) -> Result<User, AuthError> {
+    fn authenticate(
+        &mut self,
+        user: &[u8],
+        password: &[u8],
+        _peer: IpAddr,
+    ) -> Result<User, AuthError> {
         // Compare every byte whatever the name: the timing tells nothing.
         let expected = PASSWORD.as_bytes();
         let mut diff = u8::from(expected.len() != password.len());

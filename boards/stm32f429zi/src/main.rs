@@ -101,11 +101,27 @@ pub static FIRMWARE_RAM: [u32; 15] = [
     0x4645_5252,
 ];
 
+/// What start-up hands the serving loop: everything lives in `static`s.
+struct Board {
+    nic: &'static mut Nic,
+    phy: net::EthPhy,
+    stack: &'static mut Stack,
+    server: &'static mut FtpServer,
+    fs: Fs,
+}
+
 #[entry]
 fn main() -> ! {
     rtt_init_print!();
-    let (Some(dp), Some(mut cp)) = (pac::Peripherals::take(), cortex_m::Peripherals::take())
-    else {
+    serve(start())
+}
+
+/// Brings the board up. Not inlined: the temporaries that build the
+/// statics sit in this frame, which is gone before serving starts (the
+/// stack has only the ~30 KiB of SRAM the statics leave).
+#[inline(never)]
+fn start() -> Board {
+    let (Some(dp), Some(mut cp)) = (pac::Peripherals::take(), cortex_m::Peripherals::take()) else {
         fail("peripherals taken twice");
     };
     // The ST-LINK feeds 8 MHz into OSC_IN (HSE bypass); 168 MHz core, and
@@ -127,7 +143,10 @@ fn main() -> ! {
         .unwrap_or_else(|| fail("FERRY_IP is not A.B.C.D/PREFIX"));
     let gateway: Option<Ipv4Addr> = match option_env!("FERRY_GATEWAY").unwrap_or(DEFAULT_GATEWAY) {
         "none" => None,
-        text => Some(text.parse().unwrap_or_else(|_| fail("FERRY_GATEWAY is not A.B.C.D"))),
+        text => Some(
+            text.parse()
+                .unwrap_or_else(|_| fail("FERRY_GATEWAY is not A.B.C.D")),
+        ),
     };
     rprintln!(
         "ferry-stm32f429zi {}: {} sessions, {} sockets of {} + {} KiB",
@@ -149,7 +168,7 @@ fn main() -> ! {
         mmc: dp.ETHERNET_MMC,
         dma: dp.ETHERNET_DMA,
     };
-    let (nic, mut phy) = match net::start(parts, pins, clocks) {
+    let (nic, phy) = match net::start(parts, pins, clocks) {
         Ok((nic, phy)) => (NIC.init(nic), phy),
         Err(e) => fail_with("Ethernet", e),
     };
@@ -183,13 +202,17 @@ fn main() -> ! {
     let device = storage::Device::new(dp.FLASH);
     #[cfg(feature = "storage-ram")]
     let device = storage::take_ram_disk().unwrap_or_else(|| fail("RAM disk taken twice"));
-    let mut fs = match storage::mount(device) {
+    let fs = match storage::mount(device) {
         Ok((fs, formatted)) => {
             rprintln!(
                 "littlefs: {} blocks of {} KiB{}",
                 storage::BLOCK_COUNT,
                 storage::BLOCK_SIZE / 1024,
-                if formatted { ", formatted" } else { ", mounted" }
+                if formatted {
+                    ", formatted"
+                } else {
+                    ", mounted"
+                }
             );
             fs
         }
@@ -214,6 +237,26 @@ fn main() -> ! {
         PASSWORD
     );
 
+    Board {
+        nic,
+        phy,
+        stack,
+        server,
+        fs,
+    }
+}
+
+/// The board loop.
+#[inline(never)]
+fn serve(board: Board) -> ! {
+    let Board {
+        nic,
+        mut phy,
+        stack,
+        server,
+        mut fs,
+    } = board;
+    let clock = BoardClock;
     let mut auth = FixedUser;
     let mut observer = RttObserver;
     let mut link_up = false;

@@ -36,8 +36,9 @@ static STORAGE: StaticCell<Disk> = StaticCell::new();
 static ALLOCATION: StaticCell<Allocation<Disk>> = StaticCell::new();
 static VOLUME: StaticCell<Filesystem<'static, Disk>> = StaticCell::new();
 
-/// Why the volume did not mount.
+/// Why the volume did not mount (the log shows it with `Debug`).
 #[derive(Debug)]
+#[allow(dead_code)] // the fields are read through `Debug` only
 pub enum StorageError {
     /// The device's geometry does not fit littlefs's.
     Geometry(ferry_fs::block::BlockError),

@@ -30,7 +30,7 @@ use crate::error::{Failure, TlsStackError};
 /// The largest TLS record on the wire: a 5-byte header and 2^14 bytes of
 /// plaintext with up to 2048 bytes of expansion (TLS 1.2's limit; TLS 1.3
 /// allows 256).
-const MAX_RECORD: usize = 5 + 16_384 + 2_048;
+pub(crate) const MAX_RECORD: usize = 5 + 16_384 + 2_048;
 
 /// The most ciphertext held unprocessed: two records (a handshake message
 /// that spans records is joined in place).

@@ -81,10 +81,12 @@ pub use time::ClockTime;
 pub mod footprint {
     /// Bytes of one connection's fixed state (the rustls connection handle
     /// and this layer's bookkeeping), not counting the heap it points to.
-    pub fn connection_state() -> usize {
-        core::mem::size_of::<crate::conn::TlsConn>()
-    }
-    /// Most ciphertext one connection holds unprocessed (two records).
+    pub const CONNECTION_STATE: usize = core::mem::size_of::<crate::conn::TlsConn>();
+    /// Ciphertext one connection holds unprocessed, usually: one record
+    /// (the incoming buffer grows to the record that is coming).
+    pub const INCOMING: usize = crate::conn::MAX_RECORD;
+    /// Most ciphertext one connection holds unprocessed: two records (a
+    /// handshake message that spans records).
     pub const MAX_INCOMING: usize = crate::conn::MAX_INCOMING;
     /// Ciphertext one connection holds to send: one record of application
     /// data, or the server's handshake flight (about 1 KB plus the

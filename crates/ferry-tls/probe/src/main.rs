@@ -41,24 +41,21 @@ static HEAP: LlffHeap = LlffHeap::empty();
 /// What xtask reads (little-endian `u32`s, in this order): `size_of` of the
 /// `TlsStack`, of one connection's fixed state, of rustls' unbuffered
 /// server connection and of its `ServerConfig` (two per control
-/// connection, behind `Arc`s); then the most bytes of the incoming buffer,
-/// the outgoing buffer and the decrypted-plaintext buffer.
+/// connection, behind `Arc`s); then the bytes of the incoming buffer
+/// (usually), the outgoing buffer and the decrypted-plaintext buffer; and
+/// the incoming buffer's limit.
 #[no_mangle]
 #[used]
-pub static FERRY_TLS_RAM: [u32; 7] = [
+pub static FERRY_TLS_RAM: [u32; 8] = [
     size_of::<Stack>() as u32,
-    0, // filled below: a `fn`, not a `const`
+    footprint::CONNECTION_STATE as u32,
     size_of::<ferry_tls::rustls::server::UnbufferedServerConnection>() as u32,
     size_of::<ferry_tls::rustls::ServerConfig>() as u32,
-    footprint::MAX_INCOMING as u32,
+    footprint::INCOMING as u32,
     footprint::TYPICAL_OUTGOING as u32,
     footprint::MAX_PLAINTEXT as u32,
+    footprint::MAX_INCOMING as u32,
 ];
-
-/// `footprint::connection_state()`, kept in its own symbol.
-#[no_mangle]
-#[used]
-pub static mut FERRY_TLS_CONN: u32 = 0;
 
 type Stack = TlsStack<StubStack, StubClock>;
 
@@ -205,11 +202,7 @@ fn main() -> ! {
         // nothing else (this block's only reference to it).
         unsafe { HEAP.init(core::ptr::addr_of_mut!(MEMORY) as usize, HEAP_BYTES) }
     }
-    // SAFETY: the one write, before anything reads it (nothing does but
-    // xtask, from the ELF file).
-    unsafe { FERRY_TLS_CONN = footprint::connection_state() as u32 };
     black_box(&FERRY_TLS_RAM);
-    black_box(core::ptr::addr_of!(FERRY_TLS_CONN));
 
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(bytes()));
     let config = match TlsConfig::from_der(
