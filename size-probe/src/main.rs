@@ -425,8 +425,14 @@ fn serve<F: FileSystem>(fs: &mut F) -> ! {
         &mut StubStack,
         SocketAddr,
     ) -> Result<(), ListenError<NetError>> = input(Running::<F>::listen);
-    let poll: fn(&mut Running<F>, &mut StubStack, &mut F, &mut StubAuth, &StubClock, &mut ()) -> Poll =
-        input(Running::<F>::poll::<StubAuth, StubClock, ()>);
+    let poll: fn(
+        &mut Running<F>,
+        &mut StubStack,
+        &mut F,
+        &mut StubAuth,
+        &StubClock,
+        &mut (),
+    ) -> Poll = input(Running::<F>::poll::<StubAuth, StubClock, ()>);
     let session_count: fn(&Running<F>) -> usize = input(Running::<F>::session_count);
     let shutdown: fn(&mut Running<F>, &mut StubStack, &mut F) = input(Running::<F>::shutdown);
 

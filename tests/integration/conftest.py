@@ -19,6 +19,7 @@ if ferryd died or panicked while it ran.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import sys
@@ -33,6 +34,7 @@ from ferry_helpers import (  # noqa: E402
     ServerStartError,
     ferryd_path,
     has_ipv6_loopback,
+    tool,
 )
 from ferry_store import CAPS, Caps, DirStore, make_store, selected_backends  # noqa: E402
 
@@ -119,6 +121,15 @@ def backend(request) -> str:
 @pytest.fixture
 def store(backend, tmp_path):
     """What ferryd serves (fresh per test), and the test's way to it."""
+    if backend == "fat":
+        tool("mdir")  # skips (fails in CI) without mtools
+    if backend == "littlefs":
+        if importlib.util.find_spec("littlefs") is None:
+            msg = ("the Python package littlefs-python is missing (run `cargo xtask setup`, "
+                   "or pip install -r tests/integration/requirements.txt)")
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(msg)
+            pytest.skip(msg)
     return make_store(backend, tmp_path)
 
 

@@ -650,6 +650,10 @@ class LittleFsStore(ImageStore):
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
         if not fresh and self._cache and self._cache[0] == key:
             return self._cache[1]
+        # The kernel stamps mtime from a coarse clock: a write in the same
+        # tick as the last one would not change it. So only a file left
+        # alone for a while is cached.
+        settled = time.time_ns() - st.st_mtime_ns > 200_000_000
         data = bytearray(st.st_size)
         with open(self.image, "rb") as fh:
             fh.readinto(data)
@@ -657,7 +661,7 @@ class LittleFsStore(ImageStore):
                           block_count=len(data) // LFS_BLOCK_SIZE,
                           disk_version=LFS_DISK_VERSION, mount=False)
         fs.mount()
-        self._cache = (key, fs)
+        self._cache = (key, fs) if settled else None
         return fs
 
     def _stat(self, parts):

@@ -4,9 +4,8 @@ network namespace of its own, and a way to run clients inside it.
 
 `cargo xtask test` builds the firmware and runs this. By hand, as root:
 
-    cargo xtask qemu --help          # or: see xtask/src/firmware.rs
-    FERRY_QEMU_FIRMWARE=/abs/path/to/ferry-qemu-mps2-an385 \
-        python3 -m pytest -q tests/qemu
+    cargo xtask qemu                 # builds the firmware (Ctrl-C stops QEMU)
+    python3 -m pytest -q tests/qemu  # or FERRY_QEMU_FIRMWARE=/abs/path/to/elf
 
 Without root, /dev/net/tun, `ip` or qemu-system-arm, the tests are skipped
 with the reason, except when CI=true, where they fail.
@@ -67,8 +66,8 @@ def firmware_path() -> Path:
     env = os.environ.get("FERRY_QEMU_FIRMWARE")
     if env:
         return Path(env).resolve()
-    return (REPO / "target" / "firmware" / "ferry-qemu-mps2-an385" / "thumbv7m-none-eabi"
-            / "release" / "ferry-qemu-mps2-an385")
+    return (REPO / "target" / "firmware" / "thumbv7m-none-eabi" / "release"
+            / "ferry-qemu-mps2-an385")
 
 
 def run(cmd: list[str], timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:

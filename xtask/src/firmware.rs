@@ -4,9 +4,9 @@
 //!
 //! Each package lies outside the host workspace with its own
 //! `.cargo/config.toml` (target, linker, `build-std`) and `Cargo.lock`, so
-//! cargo runs in the package's directory. Builds go to
-//! `target/firmware/<package>/` in the repository, apart from the host
-//! build's cache.
+//! cargo runs in the package's directory. Builds go to `target/firmware/`
+//! in the repository (`target/firmware/opt-z/` etc. for `cargo xtask
+//! size`), apart from the host build's cache.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -105,7 +105,9 @@ pub fn build(
     opt: Option<&str>,
     features: Option<&str>,
 ) -> Result<PathBuf, Failure> {
-    let mut target_dir = root.join("target/firmware").join(firmware.bin);
+    // One target directory for every firmware package: they share the
+    // host's build scripts and proc macros (bindgen, cc, cortex-m-rt's).
+    let mut target_dir = root.join("target/firmware");
     if let Some(opt) = opt {
         target_dir = target_dir.join(format!("opt-{opt}"));
     }

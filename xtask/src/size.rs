@@ -13,12 +13,18 @@
 //!   ELF file. That is the engine's whole state, the shared transfer buffer
 //!   included; the stack `poll` uses and the TCP/IP stack's and file
 //!   system's own state are not counted.
+//! - Storage adapters: the probe is built again serving littlefs; the
+//!   difference is what the adapter adds (see `size/storage.rs`).
+//! - TLS: `crates/ferry-tls/probe` is built for a Cortex-M4F and measured
+//!   apart (see `size/tls.rs`); the figures go to docs/SECURITY.md.
 //! - Firmware: `boards/qemu-mps2-an385` and `boards/stm32f429zi` are built
 //!   at both opt-levels too, and measured whole (flash, static RAM, and the
 //!   bytes of each crate; see `firmware.rs`).
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+
+mod storage;
 
 use crate::cmd::{self, find_program, header};
 use crate::docs;
@@ -27,7 +33,7 @@ use crate::firmware;
 use crate::test::THUMB_TARGET;
 use crate::Failure;
 
-mod tls;
+pub mod tls;
 
 /// The opt-levels measured.
 const OPT_LEVELS: [&str; 2] = ["z", "s"];
@@ -144,12 +150,14 @@ pub fn run() -> Result<(), Failure> {
         [z, s] => (z, s),
         _ => return Err(Failure("expected two builds".into())),
     };
+    let adapters = storage::measure(&root, z, s)?;
 
     let toolchain = cmd::output(Command::new(cmd::DEBIAN_RUSTC).arg("--version"))
         .map(|v| v.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "rustc".into());
     println!();
     print!("{}", report(z, s, &ram, &toolchain));
+    print!("{}", storage::report(&adapters));
 
     if z.ferry_functions < EMPTY_ENGINE_BYTES {
         println!(
@@ -188,6 +196,11 @@ pub fn run() -> Result<(), Failure> {
         &benchmarks_section(z, s, &ram, &provenance),
     )?;
     docs::update_section(&root.join("README.md"), "size", &readme_section(z, s, &ram))?;
+    docs::update_section(
+        &root.join("docs/BENCHMARKS.md"),
+        "storage-size",
+        &storage::benchmarks_section(&adapters, &provenance),
+    )?;
     println!("\nwrote docs/BENCHMARKS.md and README.md");
     tls::report(
         &root,
@@ -232,7 +245,21 @@ fn firmware_sizes(root: &Path, provenance: &str) -> Result<(), Failure> {
 
 /// Builds the probe at `opt`; the path of the ELF image.
 pub fn build_probe(root: &Path, opt: &str) -> Result<std::path::PathBuf, Failure> {
-    let target_dir = root.join("target/size-probe").join(format!("opt-{opt}"));
+    build_probe_with(root, opt, None)
+}
+
+/// Builds the probe at `opt`, with a cargo feature and an environment
+/// variable its build needs; the path of the ELF image.
+fn build_probe_with(
+    root: &Path,
+    opt: &str,
+    feature: Option<(&str, (String, String))>,
+) -> Result<std::path::PathBuf, Failure> {
+    let dir = match &feature {
+        Some((name, _)) => format!("opt-{opt}-{name}"),
+        None => format!("opt-{opt}"),
+    };
+    let target_dir = root.join("target/size-probe").join(dir);
     let mut cargo = cmd::debian_cargo();
     // No `--locked`: the probe's path dependencies change under it as the
     // engine grows; its committed Cargo.lock still pins every registry crate.
@@ -249,6 +276,9 @@ pub fn build_probe(root: &Path, opt: &str) -> Result<std::path::PathBuf, Failure
         "--target-dir",
     ]);
     cargo.arg(&target_dir);
+    if let Some((name, (key, value))) = feature {
+        cargo.args(["--features", name]).env(key, value);
+    }
     cmd::run(&mut cargo)?;
     Ok(target_dir.join(THUMB_TARGET).join("release/size-probe"))
 }

@@ -85,9 +85,11 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             ImageKind::Fat => "FAT",
         };
         let storage = format!("{name} image {}", image.path.display());
+        let started = std::cell::Cell::new(false);
         let serving = Serving {
             settings: &settings,
             storage: &storage,
+            started: &started,
         };
         let mounted = match image.kind {
             #[cfg(feature = "littlefs")]
@@ -97,7 +99,14 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             #[allow(unreachable_patterns)]
             _ => return Err(startup(format!("ferryd was built without {name} support"))),
         };
-        mounted.map_err(|e| startup(format!("{storage}: {e}")))?
+        mounted.map_err(|e| {
+            if started.get() {
+                // Writing back at unmount (FAT) failed after serving.
+                RunError::Runtime(format!("{storage}: {e}"))
+            } else {
+                startup(format!("{storage}: {e}"))
+            }
+        })?
     }
     #[cfg(not(any(feature = "littlefs", feature = "fat")))]
     Err(startup(format!(
@@ -111,6 +120,8 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
 struct Serving<'a> {
     settings: &'a Settings,
     storage: &'a str,
+    /// Set once the image is mounted.
+    started: &'a std::cell::Cell<bool>,
 }
 
 #[cfg(any(feature = "littlefs", feature = "fat"))]
@@ -118,6 +129,7 @@ impl WithFileSystem for Serving<'_> {
     type Output = Result<(), RunError>;
 
     fn run<F: FileSystem>(self, fs: &mut F) -> Result<(), RunError> {
+        self.started.set(true);
         serve(self.settings, fs, self.storage)
     }
 }

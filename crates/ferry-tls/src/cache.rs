@@ -21,12 +21,10 @@ type Fifo = VecDeque<(Vec<u8>, Vec<u8>)>;
 
 /// The TLS sessions (TLS 1.2 session IDs, TLS 1.3 stateful tickets) of one
 /// control connection and its data connections, in two bounded FIFOs: the
-/// control connection's own, and those its data connections issued. Data
-/// connections never push the control connection's sessions out, which the
-/// clients that resume the control session on every transfer (Python,
-/// FileZilla) need; the data connections' tickets serve the clients that
-/// use each TLS 1.3 ticket once (rustls) and take the next from the latest
-/// data connection.
+/// control connection's own, and those of its data connections (TLS 1.2
+/// sessions of data connections that did not resume; they get no TLS 1.3
+/// tickets). Data connections never push the control connection's sessions
+/// out: clients resume the control session on every transfer.
 pub(crate) struct SessionCache {
     own: spin::Mutex<Fifo>,
     data: spin::Mutex<Fifo>,

@@ -18,8 +18,8 @@ pub(crate) struct ControlConfigs {
 }
 
 /// Sessions one control connection's cache keeps of each kind (its own:
-/// a TLS 1.2 session or 2 TLS 1.3 tickets; its data connections': the
-/// latest tickets they issued).
+/// a TLS 1.2 session or 2 TLS 1.3 tickets; its data connections': TLS 1.2
+/// sessions of those that did not resume).
 const DEFAULT_SESSIONS_PER_CONTROL: usize = 4;
 
 /// The TLS settings of a [`crate::TlsStack`]: a rustls [`ServerConfig`]
@@ -120,9 +120,12 @@ impl TlsConfig {
         let mut data = control.clone();
         control.session_storage = Arc::new(SessionStore::control(Arc::clone(&cache)));
         data.session_storage = Arc::new(SessionStore::data(cache));
-        // One fresh ticket per data connection, for clients that use each
-        // TLS 1.3 ticket once.
-        data.send_tls13_tickets = 1;
+        // No TLS 1.3 tickets on data connections: a client that only
+        // uploads never reads them, and closing a socket with unread bytes
+        // sends a reset, which can destroy the end of its upload in the
+        // server's receive queue (seen with curl). Clients resume the
+        // control connection's session instead.
+        data.send_tls13_tickets = 0;
         ControlConfigs {
             control: Arc::new(control),
             data: Arc::new(data),

@@ -89,8 +89,9 @@ pub fn report(root: &Path, provenance: &str) {
     }
 }
 
-/// Builds `crates/ferry-tls/probe` at opt-level "z"; the ELF file's path.
-fn build(root: &Path) -> Result<PathBuf, Failure> {
+/// Builds `crates/ferry-tls/probe` at opt-level "z" (also a check that
+/// ferry-tls builds `no_std` for a Cortex-M4F); the ELF file's path.
+pub fn build(root: &Path) -> Result<PathBuf, Failure> {
     if let Some(missing) = cmd::debian_toolchain_missing() {
         return Err(Failure(format!("missing {missing}; run cargo xtask setup")));
     }
