@@ -232,18 +232,23 @@ pub struct Layout {
     pub sessions: u32,
     /// The engine's transfer buffer.
     pub transfer_buffer: u32,
-    /// `size_of` the server for `sessions` and for one more.
+    /// `size_of` the server for `sessions`.
     pub server: u32,
+    /// `size_of` the server for one more session.
     pub server_one_more: u32,
-    /// Pool sockets, and how many one more session needs.
+    /// Pool sockets.
     pub pool: u32,
+    /// Sockets one more session needs.
     pub sockets_per_session: u32,
-    /// Each socket's receive and transmit buffer, and its smoltcp slot.
+    /// Each socket's receive buffer.
     pub socket_rx: u32,
+    /// Each socket's transmit buffer.
     pub socket_tx: u32,
+    /// Each socket's smoltcp slot (`SocketStorage`).
     pub socket_slot: u32,
-    /// `size_of` the stack adapter for `pool` and for one more session.
+    /// `size_of` the stack adapter for `pool` sockets.
     pub stack: u32,
+    /// `size_of` the stack adapter for one more session's sockets.
     pub stack_one_more: u32,
     /// The RAM disk (0: none in the measured RAM).
     pub ram_disk: u32,
@@ -316,8 +321,8 @@ pub fn size_report(measured: &[Measured], provenance: &str) -> (String, String) 
     let mut term = String::new();
     let mut doc = format!("{provenance}\n\n");
     let kb = |b: u32| format!("{:.1} KB", f64::from(b) / 1024.0);
-    doc += "| firmware, opt-level | flash | RAM (static) | Ferry's FTP server (ferry_core) | TCP/IP (smoltcp + adapter) | file system (littlefs + adapter) | rest (drivers, runtime, logging) |\n\
-            |---|---:|---:|---:|---:|---:|---:|\n";
+    doc += "| firmware, opt-level | flash | RAM (static) | Ferry's FTP server (ferry_core) | TCP/IP (smoltcp + adapter) | file system (littlefs + adapter) | board, drivers, runtime, logging | no symbol (constants, padding, libc) |\n\
+            |---|---:|---:|---:|---:|---:|---:|---:|\n";
     for (firmware, images) in measured {
         term += &format!(
             "\n{} ({}, {}):\n",
@@ -331,7 +336,18 @@ pub fn size_report(measured: &[Measured], provenance: &str) -> (String, String) 
                     .sum()
             };
             let (core, net, fs) = (image.ferry_core_flash(), sum(NETWORK), sum(STORAGE));
-            let rest = image.flash.saturating_sub(core + net + fs);
+            let unnamed = sum(&["-"]);
+            let rest = image.flash.saturating_sub(core + net + fs + unnamed);
+            let ram_disk = Layout::parse(&image.layout).map_or(0, |l| l.ram_disk);
+            let ram = if ram_disk > 0 {
+                format!(
+                    "{} ({} without the RAM disk)",
+                    kb(image.ram),
+                    kb(image.ram.saturating_sub(ram_disk))
+                )
+            } else {
+                kb(image.ram)
+            };
             term += &format!(
                 "  opt \"{opt}\": flash {} ({}), RAM {} ({}) static\n",
                 image.flash,
@@ -347,14 +363,14 @@ pub fn size_report(measured: &[Measured], provenance: &str) -> (String, String) 
             }
             term += "\n";
             doc += &format!(
-                "| {} \"{opt}\" | {} | {} | {} | {} | {} | {} |\n",
+                "| {} \"{opt}\" | {} | {ram} | {} | {} | {} | {} | {} |\n",
                 firmware.title,
                 kb(image.flash),
-                kb(image.ram),
                 kb(core),
                 kb(net),
                 kb(fs),
-                kb(rest)
+                kb(rest),
+                kb(unnamed)
             );
         }
     }
@@ -380,7 +396,7 @@ pub fn size_report(measured: &[Measured], provenance: &str) -> (String, String) 
             layout.per_session()
         );
         doc += &format!(
-            "| {} | {} | {} | {} ({} × {} + {} B) | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} ({} × ({} + {})) | {} | {} | {} | {} |\n",
             firmware.title,
             layout.sessions,
             kb(layout.server),
@@ -433,6 +449,46 @@ mod tests {
         assert_eq!(layout.per_session(), 2000 + 4 * (8192 + 8192 + 336) + 300);
         assert_eq!(layout.sockets(), 22 * (8192 + 8192 + 336) + 3000);
         assert!(Layout::parse(&words[..14]).is_none());
+    }
+
+    #[test]
+    fn report_rows() {
+        let words = vec![
+            4,
+            2048,
+            12_376,
+            14_936,
+            22,
+            4,
+            8192,
+            8192,
+            336,
+            3000,
+            3300,
+            2 << 20,
+            3096,
+            65536,
+            0x4645_5252,
+        ];
+        let mut image = Image {
+            flash: 100 * 1024,
+            ram: (2 << 20) + 100 * 1024,
+            layout: words,
+            ..Image::default()
+        };
+        for (owner, kib) in [
+            ("ferry_core", 16),
+            ("smoltcp", 8),
+            ("ferry_net", 4),
+            ("littlefs (C)", 15),
+            ("-", 20),
+        ] {
+            image.flash_by_owner.insert(owner.into(), kib * 1024);
+        }
+        let (_, doc) = size_report(&[(QEMU_MPS2_AN385, vec![("z", image)])], "P.");
+        assert!(doc.contains("| QEMU mps2-an385 (Cortex-M3) \"z\" | 100.0 KB | 2148.0 KB (100.0 KB without the RAM disk) | 16.0 KB | 12.0 KB | 15.0 KB | 37.0 KB | 20.0 KB |"), "{doc}");
+        assert!(doc.contains("(22 × (8.0 KB + 8.0 KB))"), "{doc}");
+        assert!(doc.contains("| Micrium µC/FTPs | 9.5 KB |"), "{doc}");
     }
 
     #[test]

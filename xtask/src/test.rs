@@ -98,8 +98,14 @@ pub fn run(quick: bool) -> Result<(), Failure> {
                 .is_none()
                 .then(|| "ld.lld (Debian package lld)".to_string())
         });
-        if skips.check("size-probe build", missing)? {
+        if skips.check("size-probe build", missing.clone())? {
             size::build_probe(&root, "z")?;
+        }
+
+        // ferry-tls on rustls with the pure-Rust provider, no_std + alloc.
+        header("ferry-tls for thumbv7em-none-eabihf (no_std + alloc)");
+        if skips.check("ferry-tls thumbv7em build", missing)? {
+            size::tls::build(&root)?;
         }
     }
 

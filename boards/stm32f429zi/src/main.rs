@@ -118,7 +118,7 @@ fn main() -> ! {
 
 /// Brings the board up. Not inlined: the temporaries that build the
 /// statics sit in this frame, which is gone before serving starts (the
-/// stack has only the ~30 KiB of SRAM the statics leave).
+/// stack has only the ~37 KB of SRAM the statics leave).
 #[inline(never)]
 fn start() -> Board {
     let (Some(dp), Some(mut cp)) = (pac::Peripherals::take(), cortex_m::Peripherals::take()) else {

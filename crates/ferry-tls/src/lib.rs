@@ -36,10 +36,11 @@
 //!   readiness cannot see them: a host loop that sleeps on readiness must
 //!   poll again without sleeping while [`TlsStack::has_pending`] is true.
 //!
-//! Memory: one TLS connection holds a rustls connection (~1 KB) plus up to
-//! three buffers that grow to one TLS record each (~18 KB in, ~17 KB out,
-//! 16 KB of decrypted plaintext) and shrink back when drained. See
-//! `docs/SECURITY.md` and `cargo xtask size`.
+//! Memory: one TLS connection holds a rustls connection (~1.5 KB on a
+//! Cortex-M4) plus three heap buffers that grow to one TLS record each
+//! (~18 KB in, ~17 KB out, 16 KB of decrypted plaintext; [`footprint`]) and
+//! are freed with the connection. See `docs/SECURITY.md` and
+//! `cargo xtask size`.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(
@@ -77,7 +78,7 @@ pub use stack::{TlsSocket, TlsStack};
 pub use time::ClockTime;
 
 /// RAM figures of one TLS connection, to size a heap (`cargo xtask size`
-/// prints them for a Cortex-M4).
+/// prints them for a Cortex-M4F).
 pub mod footprint {
     /// Bytes of one connection's fixed state (the rustls connection handle
     /// and this layer's bookkeeping), not counting the heap it points to.
