@@ -661,7 +661,9 @@ class LittleFsStore(ImageStore):
                           block_count=len(data) // LFS_BLOCK_SIZE,
                           disk_version=LFS_DISK_VERSION, mount=False)
         fs.mount()
-        self._cache = (key, fs) if settled else None
+        # Kept either way: littlefs-python's files do not keep their volume
+        # alive, and freeing it under an open file crashes the interpreter.
+        self._cache = (key if settled else None, fs)
         return fs
 
     def _stat(self, parts):
@@ -688,7 +690,8 @@ class LittleFsStore(ImageStore):
         parts = _parts(rel)
         if self._stat(parts) != "file":
             raise FileNotFoundError(rel)
-        with self._mount().open(lfs_encode(parts), "rb") as fh:
+        fs = self._mount()
+        with fs.open(lfs_encode(parts), "rb") as fh:
             return fh.read()
 
     def stat_mtime(self, rel):

@@ -23,10 +23,12 @@ commands:
   setup           install what the tests need (Debian packages, pytest)
   test [--quick]  docs check, fmt, clippy, unit tests, Cortex-M3 builds of
                   ferry-core and size-probe, ferryd release build,
-                  integration tests; --quick skips fmt, clippy and the
-                  Cortex-M3 builds
+                  integration tests, the Cortex-M3 firmware in QEMU against
+                  real clients, the STM32 board's builds; --quick skips fmt,
+                  clippy and the firmware and Cortex-M3 builds
   size            ROM and RAM of ferry-core on a Cortex-M3 (thumbv7m) at
-                  opt-level \"z\" and \"s\"; updates docs/BENCHMARKS.md and README.md
+                  opt-level \"z\" and \"s\", and of the firmware images;
+                  updates docs/BENCHMARKS.md and README.md
   qemu [--tap] [--port PORT] [--verbose]
                   build the Cortex-M3 firmware (boards/qemu-mps2-an385) and
                   boot it in qemu-system-arm; prints how to connect. Default:

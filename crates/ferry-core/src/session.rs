@@ -877,6 +877,12 @@ impl<F: FileSystem> Session<F> {
         if self.epsv_all {
             return self.reply(503, b"EPSV ALL in effect, use EPSV.");
         }
+        // lftp sends `EPRT |2|::|port|` meaning "my own address".
+        let addr = if addr.ip().is_unspecified() {
+            SocketAddr::new(peer_ip, addr.port())
+        } else {
+            addr
+        };
         if ferry_net::unmap(addr.ip()) != peer_ip {
             return self.reply(504, b"Data connections only to the client's own address.");
         }
@@ -980,20 +986,23 @@ impl<F: FileSystem> Session<F> {
             self.reply(553, b"File name not allowed.");
             return Action::None;
         }
-        match ctx.fs.metadata(&r.fs) {
+        let exists = match ctx.fs.metadata(&r.fs) {
             Ok(m) if m.kind == EntryKind::Dir => {
                 self.reply(550, b"Is a directory.");
                 return Action::None;
             }
-            _ => {}
-        }
+            Ok(_) => true,
+            Err(_) => false,
+        };
         if !self.data_ready(ctx.config) {
             return Action::None;
         }
-        // A plain STOR writes to a temporary name and renames on success, so a
-        // failed or cut upload never destroys the file it replaces. APPE and
-        // REST+STOR must write in place.
-        let in_place = kind == TransferKind::Append || rest > 0;
+        // A STOR that replaces a file writes to a temporary name and renames
+        // on success, so a failed or cut upload never destroys the file it
+        // replaces. A new file is written in place: a name the storage cannot
+        // hold is refused before 150, and a cut upload can be resumed. APPE
+        // and REST+STOR must write in place.
+        let in_place = kind == TransferKind::Append || rest > 0 || !exists;
         let mut temp = PathBuf::new();
         let target: &[u8] = if in_place {
             &r.fs

@@ -1093,6 +1093,8 @@ fn upload_temp_files_are_hidden_from_listings() {
     let mut h = Harness::new();
     h.write("visible.txt", b"v");
     h.write("stray.txt.3.ferry-part", b"left over");
+    // Replacing a file goes through a temporary name (a new file does not).
+    h.write("new.bin", b"old");
     let up = h.login();
     let d = h.pasv_connect(up);
     assert!(h.cmd(up, "STOR new.bin").starts_with("150 "));
@@ -1111,10 +1113,10 @@ fn upload_temp_files_are_hidden_from_listings() {
     let c = h.login();
     let (mut nlst, _) = list(&mut h, c, "NLST", None);
     nlst.sort();
-    assert_eq!(nlst, ["home", "visible.txt"]);
+    assert_eq!(nlst, ["home", "new.bin", "visible.txt"]);
     for cmd in ["LIST", "MLSD"] {
         let (lines, _) = list(&mut h, c, cmd, Some(17));
-        assert_eq!(lines.len(), 2, "{cmd}: {lines:?}");
+        assert_eq!(lines.len(), 3, "{cmd}: {lines:?}");
         assert!(
             !lines.iter().any(|l| l.contains("ferry-part")),
             "{cmd}: {lines:?}"
@@ -1369,4 +1371,37 @@ fn required_tls_refuses_clear_login_and_clear_data() {
     h.send(c, "RETR f");
     let (data, _) = h.drain_transfer(c, d);
     assert_eq!(data, b"x");
+}
+
+#[test]
+fn a_new_file_is_written_in_place_and_a_cut_upload_can_be_resumed() {
+    let mut h = Harness::new();
+    let c = h.login();
+    let d = h.pasv_connect(c);
+    assert!(h.cmd(c, "STOR fresh.bin").starts_with("150 "));
+    h.stack.client_send(d, b"first half ");
+    h.run();
+    // The control connection goes away mid-upload: what arrived stays.
+    h.stack.client_close(c);
+    h.stack.client_close(d);
+    h.run();
+    assert_eq!(h.read("fresh.bin"), b"first half ");
+    let c = h.login();
+    assert!(h.cmd(c, "SIZE fresh.bin").starts_with("213 11"));
+    let d = h.pasv_connect(c);
+    assert!(h.cmd(c, "REST 11").starts_with("350 "));
+    assert!(h.cmd(c, "STOR fresh.bin").starts_with("150 "));
+    h.stack.client_send(d, b"second half");
+    h.stack.client_close(d);
+    h.run();
+    assert!(h.recv(c).starts_with("226 "));
+    assert_eq!(h.read("fresh.bin"), b"first half second half");
+}
+
+#[test]
+fn eprt_with_an_unspecified_address_means_the_client_itself() {
+    let mut h = Harness::new();
+    let c = h.login();
+    assert!(h.cmd(c, "EPRT |1|0.0.0.0|5000|").starts_with("200 "));
+    assert!(h.cmd(c, "EPRT |1|10.9.9.9|5000|").starts_with("504 "));
 }
