@@ -14,7 +14,7 @@ use crate::protocol::path::{self, PathError};
 use crate::protocol::reply::ReplyBuf;
 use crate::protocol::time;
 use crate::server::TransferKind;
-use crate::transfer::{Body, ListFormat, Transfer};
+use crate::transfer::{Body, Commit, ListFormat, Transfer};
 use ferry_fs::{EntryKind, ErrorKind, FileSystem, Metadata, WriteMode};
 use ferry_net::{Instant, SocketAddr};
 use heapless::Vec;
@@ -1033,7 +1033,13 @@ impl<F: FileSystem> Session<F> {
             self.reply(554, b"Cannot restart at that offset.");
             return Action::None;
         }
-        let commit = if in_place { None } else { Some(r.fs) };
+        let commit = if kind == TransferKind::Append || rest > 0 {
+            Commit::InPlace
+        } else if in_place {
+            Commit::New(r.fs)
+        } else {
+            Commit::Replace(r.fs)
+        };
         let body = Body::receive(file, self.ttype == TransferType::Ascii, commit);
         let t = Transfer::new(kind, body, r.virt, ctx.now);
         self.start(t)
@@ -1215,7 +1221,7 @@ impl<F: FileSystem> Session<F> {
         let t = self.transfer.take()?;
         self.data_mode = DataMode::None;
         let (kind, virt, bytes) = (t.kind, t.path.clone(), t.bytes);
-        let result = t.finish(fs, slot, failure.is_none());
+        let result = t.finish(fs, slot, failure.map(|(code, _)| code));
         let ok = match (failure, result) {
             (Some((c, text)), _) => {
                 self.reply(c, text);

@@ -54,8 +54,8 @@ pub(crate) enum Body<F: FileSystem> {
         ascii: bool,
         /// A CR ended the last chunk; it is written or dropped with the next.
         pending_cr: bool,
-        /// The target to rename the temporary file to on success.
-        commit: Option<PathBuf>,
+        /// What happens to the written file at the end.
+        commit: Commit,
     },
     /// LIST/NLST/MLSD: directory entries to network.
     Listing {
@@ -78,7 +78,7 @@ impl<F: FileSystem> Body<F> {
             cr_sent: false,
         }
     }
-    pub fn receive(file: F::File, ascii: bool, commit: Option<PathBuf>) -> Self {
+    pub fn receive(file: F::File, ascii: bool, commit: Commit) -> Self {
         Body::Receive {
             file,
             ascii,
@@ -137,6 +137,19 @@ fn format_line(
         ListFormat::Nlst => listing::nlst_line(name, out),
         ListFormat::Mlsd => listing::mlsx_line(name, meta, false, perm, out),
     }
+}
+
+/// What an upload's end does with the file it wrote.
+pub(crate) enum Commit {
+    /// Written to a temporary name: renamed over this target on success,
+    /// removed on failure (the replaced file stays whole).
+    Replace(PathBuf),
+    /// A new file written in place: kept when the connection is cut (the
+    /// client can resume it), removed when storage failed (e.g. disk full),
+    /// so no partial file holds the space.
+    New(PathBuf),
+    /// APPE or REST+STOR into an existing file: kept as written.
+    InPlace,
 }
 
 /// A transfer in progress.
@@ -236,10 +249,10 @@ impl<F: FileSystem> Transfer<F> {
         }
     }
 
-    /// Closes the file or directory. For a successful upload to a temporary
-    /// name, renames it over the target; for a failed one, removes it.
-    pub fn finish(self, fs: &mut F, slot: usize, ok: bool) -> Result<(), ErrorKind> {
-        let _ = slot;
+    /// Closes the file or directory; for uploads, applies the [`Commit`].
+    /// `failure` is the reply code of a failed transfer (None: success).
+    pub fn finish(self, fs: &mut F, slot: usize, failure: Option<u16>) -> Result<(), ErrorKind> {
+        let ok = failure.is_none();
         match self.body {
             Body::Send { file, .. } => fs.close(file).map_err(|e| e.fs_kind()),
             Body::Listing { .. } => Ok(()),
@@ -256,14 +269,26 @@ impl<F: FileSystem> Transfer<F> {
                 }
                 let closed = fs.close(file).map_err(|e| e.fs_kind());
                 result = result.and(closed);
-                let Some(target) = commit else { return result };
-                let mut temp = PathBuf::new();
-                let have_temp = upload_temp_name(&target, slot, &mut temp);
-                if ok && result.is_ok() && have_temp {
-                    result = fs.rename(&temp, &target).map_err(|e| e.fs_kind());
-                }
-                if (!ok || result.is_err()) && have_temp {
-                    let _ = fs.remove_file(&temp);
+                match commit {
+                    Commit::InPlace => {}
+                    Commit::New(path) => {
+                        // 451/452: the storage failed, not the network.
+                        let storage_failed =
+                            result.is_err() || matches!(failure, Some(451 | 452 | 552));
+                        if storage_failed {
+                            let _ = fs.remove_file(&path);
+                        }
+                    }
+                    Commit::Replace(target) => {
+                        let mut temp = PathBuf::new();
+                        let have_temp = upload_temp_name(&target, slot, &mut temp);
+                        if ok && result.is_ok() && have_temp {
+                            result = fs.rename(&temp, &target).map_err(|e| e.fs_kind());
+                        }
+                        if (!ok || result.is_err()) && have_temp {
+                            let _ = fs.remove_file(&temp);
+                        }
+                    }
                 }
                 result
             }
