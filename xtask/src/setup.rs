@@ -88,6 +88,14 @@ pub fn run() -> Result<(), Failure> {
             "pytest cannot be imported after pip install".into(),
         ));
     }
+    cmd::header("setup: cargo-fuzz");
+    if find_program("cargo-fuzz").is_some() {
+        println!("installed already: cargo-fuzz");
+    } else {
+        // Built from crates.io with the machine's toolchain; `cargo xtask
+        // test` runs every fuzz target briefly with RUSTC_BOOTSTRAP=1.
+        cmd::run(cmd::cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    }
     println!("\nsetup: done");
     Ok(())
 }

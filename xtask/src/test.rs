@@ -109,6 +109,18 @@ pub fn run(quick: bool) -> Result<(), Failure> {
         }
     }
 
+    if !quick {
+        // Everything parsed from the network, fuzzed briefly on every run
+        // (`cargo xtask fuzz` runs longer); a crash fails the step.
+        header("fuzz: each target for 15 s");
+        let missing = find_program("cargo-fuzz")
+            .is_none()
+            .then(|| "cargo-fuzz (cargo install cargo-fuzz --locked)".to_string());
+        if skips.check("fuzz", missing)? {
+            crate::fuzz::run(&["--time", "15"])?;
+        }
+    }
+
     header("ferryd release build");
     cmd::run(cmd::cargo().args(["build", "--release", "-p", "ferryd", "--locked"]))?;
 
