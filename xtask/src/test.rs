@@ -110,6 +110,29 @@ pub fn run(quick: bool) -> Result<(), Failure> {
     }
 
     if !quick {
+        // ferryd is a desktop server for Linux, macOS and Windows: check that
+        // it type-checks for the other two (std built from source; the image
+        // features are left out because littlefs compiles C for the target).
+        header("ferryd type-checks for Windows and macOS");
+        if skips.check("ferryd cross check", cmd::debian_toolchain_missing())? {
+            let mut check = cmd::debian_cargo();
+            check.args([
+                "check",
+                "-p",
+                "ferryd",
+                "--locked",
+                "--no-default-features",
+                "--target",
+                "x86_64-pc-windows-msvc",
+                "--target",
+                "aarch64-apple-darwin",
+                "-Zbuild-std=std,panic_abort",
+                "--target-dir",
+                "target/cross-check",
+            ]);
+            cmd::run(&mut check)?;
+        }
+
         // Everything parsed from the network, fuzzed briefly on every run
         // (`cargo xtask fuzz` runs longer); a crash fails the step.
         header("fuzz: each target for 15 s");
