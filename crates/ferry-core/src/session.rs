@@ -232,6 +232,12 @@ impl<F: FileSystem> Session<F> {
         self.out.reply(code, text);
     }
 
+    /// Replies with the code and text for a storage error.
+    fn reply_fs<E: ferry_fs::Error>(&mut self, e: &E) {
+        let (code, text) = fs_reply(e);
+        self.out.reply(code, text);
+    }
+
     fn reset_login(&mut self) {
         self.user = None;
         self.login_name.clear();
@@ -241,6 +247,17 @@ impl<F: FileSystem> Session<F> {
         self.ttype = TransferType::Image;
         self.rest = 0;
         self.epsv_all = false;
+    }
+
+    /// [`Session::resolve`], replying with the error if there is one.
+    fn resolve_or_reply<A: Authenticator>(&mut self, auth: &A, arg: &[u8]) -> Option<Resolved> {
+        match self.resolve(auth, arg) {
+            Ok(r) => Some(r),
+            Err((code, text)) => {
+                self.reply(code, text);
+                None
+            }
+        }
     }
 
     /// Resolves a client path argument against the cwd and the user's home.
@@ -592,16 +609,12 @@ impl<F: FileSystem> Session<F> {
     /// `STAT path`: the `ls -l` line of a file (213), or of a directory's
     /// entries as far as they fit in the reply (212).
     fn cmd_stat_path<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        let r = match self.resolve(ctx.auth, arg) {
-            Ok(r) => r,
-            Err((c, t)) => return self.reply(c, t),
+        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+            return;
         };
         let meta = match ctx.fs.metadata(&r.fs) {
             Ok(m) => m,
-            Err(e) => {
-                let (c, t) = fs_reply(&e);
-                return self.reply(c, t);
-            }
+            Err(e) => return self.reply_fs(&e),
         };
         let mut line = [0u8; PATH_LEN + 80];
         if meta.kind == EntryKind::File {
@@ -617,10 +630,7 @@ impl<F: FileSystem> Session<F> {
         }
         let mut dir = match ctx.fs.open_dir(&r.fs) {
             Ok(d) => d,
-            Err(e) => {
-                let (c, t) = fs_reply(&e);
-                return self.reply(c, t);
-            }
+            Err(e) => return self.reply_fs(&e),
         };
         self.out.push(b"212-Status of directory:\r\n");
         const END: &[u8] = b"212 End of status\r\n";
@@ -647,9 +657,8 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn cmd_cwd<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        let r = match self.resolve(ctx.auth, arg) {
-            Ok(r) => r,
-            Err((c, t)) => return self.reply(c, t),
+        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+            return;
         };
         match ctx.fs.metadata(&r.fs) {
             Ok(m) if m.kind == EntryKind::Dir => {
@@ -657,10 +666,7 @@ impl<F: FileSystem> Session<F> {
                 self.reply(250, b"Directory changed.");
             }
             Ok(_) => self.reply(550, b"Not a directory."),
-            Err(e) => {
-                let (c, t) = fs_reply(&e);
-                self.reply(c, t)
-            }
+            Err(e) => self.reply_fs(&e),
         }
     }
 
@@ -675,9 +681,8 @@ impl<F: FileSystem> Session<F> {
         if !self.check(self.perms(ctx.config).mkdir) {
             return;
         }
-        let r = match self.resolve(ctx.auth, arg) {
-            Ok(r) => r,
-            Err((c, t)) => return self.reply(c, t),
+        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+            return;
         };
         if is_upload_temp(&r.virt) {
             return self.reply(553, b"File name not allowed.");
@@ -689,10 +694,7 @@ impl<F: FileSystem> Session<F> {
                 self.out.push(b" created.");
                 self.out.end_line();
             }
-            Err(e) => {
-                let (c, t) = fs_reply(&e);
-                self.reply(c, t)
-            }
+            Err(e) => self.reply_fs(&e),
         }
     }
 
@@ -706,19 +708,15 @@ impl<F: FileSystem> Session<F> {
         if !self.check(allowed(&self.perms(ctx.config))) {
             return;
         }
-        let r = match self.resolve(ctx.auth, arg) {
-            Ok(r) => r,
-            Err((c, t)) => return self.reply(c, t),
+        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+            return;
         };
         if &r.virt[..] == b"/" {
             return self.reply(550, b"Permission denied.");
         }
         match op(ctx.fs, &r.fs) {
             Ok(()) => self.reply(250, b"Requested file action okay, completed."),
-            Err(e) => {
-                let (c, t) = fs_reply(&e);
-                self.reply(c, t)
-            }
+            Err(e) => self.reply_fs(&e),
         }
     }
 
@@ -726,9 +724,8 @@ impl<F: FileSystem> Session<F> {
         if !self.check(self.perms(ctx.config).delete) {
             return;
         }
-        let r = match self.resolve(ctx.auth, arg) {
-            Ok(r) => r,
-            Err((c, t)) => return self.reply(c, t),
+        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+            return;
         };
         // DELE removes files only; a directory needs RMD.
         match ctx.fs.metadata(&r.fs) {
@@ -736,17 +733,11 @@ impl<F: FileSystem> Session<F> {
                 return self.reply(550, b"Is a directory, use RMD.")
             }
             Ok(_) => {}
-            Err(e) => {
-                let (c, t) = fs_reply(&e);
-                return self.reply(c, t);
-            }
+            Err(e) => return self.reply_fs(&e),
         }
         match ctx.fs.remove_file(&r.fs) {
             Ok(()) => self.reply(250, b"File deleted."),
-            Err(e) => {
-                let (c, t) = fs_reply(&e);
-                self.reply(c, t)
-            }
+            Err(e) => self.reply_fs(&e),
         }
     }
 
@@ -754,9 +745,8 @@ impl<F: FileSystem> Session<F> {
         if !self.check(self.perms(ctx.config).rename) {
             return;
         }
-        let r = match self.resolve(ctx.auth, arg) {
-            Ok(r) => r,
-            Err((c, t)) => return self.reply(c, t),
+        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+            return;
         };
         if &r.virt[..] == b"/" {
             return self.reply(550, b"Permission denied.");
@@ -767,10 +757,7 @@ impl<F: FileSystem> Session<F> {
                 self.memo_kind = Memo::RenameFrom;
                 self.reply(350, b"Ready for RNTO.");
             }
-            Err(e) => {
-                let (c, t) = fs_reply(&e);
-                self.reply(c, t)
-            }
+            Err(e) => self.reply_fs(&e),
         }
     }
 
@@ -778,9 +765,8 @@ impl<F: FileSystem> Session<F> {
         if memo != Memo::RenameFrom {
             return self.reply(503, b"RNFR required first.");
         }
-        let r = match self.resolve(ctx.auth, arg) {
-            Ok(r) => r,
-            Err((c, t)) => return self.reply(c, t),
+        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+            return;
         };
         if &r.virt[..] == b"/" || is_upload_temp(&r.virt) {
             return self.reply(553, b"File name not allowed.");
@@ -792,10 +778,7 @@ impl<F: FileSystem> Session<F> {
         }
         match ctx.fs.rename(&from, &r.fs) {
             Ok(()) => self.reply(250, b"Rename successful."),
-            Err(e) => {
-                let (c, t) = fs_reply(&e);
-                self.reply(c, t)
-            }
+            Err(e) => self.reply_fs(&e),
         }
     }
 
@@ -804,13 +787,7 @@ impl<F: FileSystem> Session<F> {
         arg: &[u8],
         ctx: &mut Ctx<'_, F, A>,
     ) -> Option<(Resolved, Metadata)> {
-        let r = match self.resolve(ctx.auth, arg) {
-            Ok(r) => r,
-            Err((c, t)) => {
-                self.reply(c, t);
-                return None;
-            }
-        };
+        let r = self.resolve_or_reply(ctx.auth, arg)?;
         match ctx.fs.metadata(&r.fs) {
             Ok(m) if m.kind == EntryKind::File => Some((r, m)),
             Ok(_) => {
@@ -818,8 +795,7 @@ impl<F: FileSystem> Session<F> {
                 None
             }
             Err(e) => {
-                let (c, t) = fs_reply(&e);
-                self.reply(c, t);
+                self.reply_fs(&e);
                 None
             }
         }
@@ -850,9 +826,8 @@ impl<F: FileSystem> Session<F> {
         if !self.check(self.perms(ctx.config).write) {
             return;
         }
-        let r = match self.resolve(ctx.auth, arg) {
-            Ok(r) => r,
-            Err((c, t)) => return self.reply(c, t),
+        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+            return;
         };
         match ctx.fs.set_modified(&r.fs, t) {
             Ok(()) => {
@@ -863,10 +838,7 @@ impl<F: FileSystem> Session<F> {
                 self.out.push(path::file_name(&r.virt));
                 self.out.end_line();
             }
-            Err(e) => {
-                let (c, t) = fs_reply(&e);
-                self.reply(c, t)
-            }
+            Err(e) => self.reply_fs(&e),
         }
     }
 
@@ -929,8 +901,7 @@ impl<F: FileSystem> Session<F> {
         let mut file = match ctx.fs.open_read(&r.fs) {
             Ok(f) => f,
             Err(e) => {
-                let (c, t) = fs_reply(&e);
-                self.reply(c, t);
+                self.reply_fs(&e);
                 return Action::None;
             }
         };
@@ -965,12 +936,8 @@ impl<F: FileSystem> Session<F> {
         if !self.check(self.perms(ctx.config).write) {
             return Action::None;
         }
-        let r = match self.resolve(ctx.auth, arg) {
-            Ok(r) => r,
-            Err((c, t)) => {
-                self.reply(c, t);
-                return Action::None;
-            }
+        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+            return Action::None;
         };
         self.store_resolved(r, rest, kind, ctx)
     }
@@ -1021,8 +988,7 @@ impl<F: FileSystem> Session<F> {
         let mut file = match ctx.fs.open_write(target, mode) {
             Ok(f) => f,
             Err(e) => {
-                let (c, t) = fs_reply(&e);
-                self.reply(c, t);
+                self.reply_fs(&e);
                 return Action::None;
             }
         };
@@ -1106,18 +1072,13 @@ impl<F: FileSystem> Session<F> {
         if !self.check(self.perms(ctx.config).read) {
             return Action::None;
         }
-        let r = match self.resolve(ctx.auth, arg.unwrap_or(b"")) {
-            Ok(r) => r,
-            Err((c, t)) => {
-                self.reply(c, t);
-                return Action::None;
-            }
+        let Some(r) = self.resolve_or_reply(ctx.auth, arg.unwrap_or(b"")) else {
+            return Action::None;
         };
         let meta = match ctx.fs.metadata(&r.fs) {
             Ok(m) => m,
             Err(e) => {
-                let (c, t) = fs_reply(&e);
-                self.reply(c, t);
+                self.reply_fs(&e);
                 return Action::None;
             }
         };
@@ -1135,8 +1096,7 @@ impl<F: FileSystem> Session<F> {
             match ctx.fs.open_dir(&r.fs) {
                 Ok(d) => Body::listing(d, format, perm, ctx.unix_now),
                 Err(e) => {
-                    let (c, t) = fs_reply(&e);
-                    self.reply(c, t);
+                    self.reply_fs(&e);
                     return Action::None;
                 }
             }
@@ -1149,16 +1109,12 @@ impl<F: FileSystem> Session<F> {
         if !self.check(self.perms(ctx.config).read) {
             return;
         }
-        let r = match self.resolve(ctx.auth, arg.unwrap_or(b"")) {
-            Ok(r) => r,
-            Err((c, t)) => return self.reply(c, t),
+        let Some(r) = self.resolve_or_reply(ctx.auth, arg.unwrap_or(b"")) else {
+            return;
         };
         let meta = match ctx.fs.metadata(&r.fs) {
             Ok(m) => m,
-            Err(e) => {
-                let (c, t) = fs_reply(&e);
-                return self.reply(c, t);
-            }
+            Err(e) => return self.reply_fs(&e),
         };
         let mut line = [0u8; PATH_LEN + 160];
         let perm = self.perm_facts(ctx.config);
@@ -1191,16 +1147,12 @@ impl<F: FileSystem> Session<F> {
             if target.is_empty() {
                 return self.reply(501, b"Usage: SITE CHMOD <octal mode> <path>");
             }
-            let r = match self.resolve(ctx.auth, target) {
-                Ok(r) => r,
-                Err((c, t)) => return self.reply(c, t),
+            let Some(r) = self.resolve_or_reply(ctx.auth, target) else {
+                return;
             };
             match ctx.fs.set_mode(&r.fs, mode) {
                 Ok(()) => self.reply(200, b"SITE CHMOD command successful."),
-                Err(e) => {
-                    let (c, t) = fs_reply(&e);
-                    self.reply(c, t)
-                }
+                Err(e) => self.reply_fs(&e),
             }
         } else {
             self.reply(500, b"Unknown SITE command.");
