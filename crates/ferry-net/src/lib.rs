@@ -10,6 +10,10 @@
 //! - `std`: [`std_stack::StdStack`], host sockets with readiness waiting.
 //! - `smoltcp`: [`smoltcp_stack::SmoltcpStack`], the embedded TCP/IP stack
 //!   (`no_std`, no `alloc`); `smoltcp-ipv6` adds IPv6 addresses.
+//! - `w5500`: [`w5500_stack::W5500Stack`], the WIZnet W5500's TCP/IP in
+//!   the chip, over SPI (`no_std`, no `alloc`, IPv4).
+//! - `w5500-emulator`: `w5500_emulator::W5500Emulator`, that chip emulated
+//!   over host sockets, to run the `w5500` adapter on a PC.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -21,6 +25,13 @@ pub mod std_stack;
 
 #[cfg(feature = "smoltcp")]
 pub mod smoltcp_stack;
+
+#[cfg(feature = "w5500")]
+pub mod w5500_stack;
+
+/// A W5500 emulated over host sockets (tests, host-w5500).
+#[cfg(feature = "w5500-emulator")]
+pub mod w5500_emulator;
 
 pub use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 pub use embedded_nal;
