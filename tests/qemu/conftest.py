@@ -85,6 +85,10 @@ class Firmware:
     server_ip: str = FIRMWARE_IP
     port: int = 21
 
+    @property
+    def url(self) -> str:
+        return f"ftp://{self.server_ip}:{self.port}/"
+
     def exec(self, cmd: list[str], timeout: float = COMMAND_TIMEOUT, check: bool = True):
         """Runs `cmd` inside the namespace."""
         res = run(["ip", "netns", "exec", self.ns, *cmd], timeout=timeout, check=False)

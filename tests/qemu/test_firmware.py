@@ -2,7 +2,10 @@
 a RAM disk) against real clients: Python's ftplib, curl and lftp, run inside
 the test's network namespace.
 
-See conftest.py for the setup and how to run it.
+See conftest.py for the setup and how to run it. tests/w5500 runs these same
+tests (all but the last, which is about the LAN9118) against host-w5500: the
+fixture `fw` gives `client`, `exec`, `log`, `work`, `server_ip`, `port` and
+`url`, and conftest gives USER, PASSWORD, need_tool and wait_until.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from conftest import FIRMWARE_IP, PASSWORD, USER, need_tool, wait_until
+from conftest import PASSWORD, USER, need_tool, wait_until
 
 KIB = 1024
 SIZE = 256 * KIB  # the firmware's RAM disk is 2 MiB: files are deleted after use
@@ -108,7 +111,7 @@ def test_a_client_that_drops_mid_transfer_then_a_new_client(fw):
     fw.client("delete", "dropped.bin", "after.bin")
     # The cut upload left either nothing or a partial file, never a hang.
     names = fw.exec(["curl", "-sS", "--max-time", "20", "-u", f"{USER}:{PASSWORD}", "-l",
-                     f"ftp://{FIRMWARE_IP}/"]).stdout.split()
+                     fw.url]).stdout.split()
     if "half.bin" in names:
         fw.client("delete", "half.bin")
 
@@ -116,7 +119,7 @@ def test_a_client_that_drops_mid_transfer_then_a_new_client(fw):
 def test_curl_passive_active_rename_and_delete(fw):
     need_tool("curl")
     src = random_file(fw.work / "curl.src")
-    url = f"ftp://{FIRMWARE_IP}/"
+    url = fw.url
     base = ["curl", "-sS", "--max-time", "60", "-u", f"{USER}:{PASSWORD}"]
     fw.exec([*base, "-T", str(src), url + "curl-up.bin"])
     for mode, extra in (("epsv", []), ("pasv", ["--disable-epsv"]), ("port", ["-P", "-"]),
@@ -148,7 +151,8 @@ def test_lftp_put_get_mkdir_mv_rm(fw):
         f"set ftp:passive-mode off; get lftp.bin -o {back}.active; "
         "mv lftp.bin moved.bin; cls -1; rm moved.bin; cd ..; rmdir lftpdir; cls -1; bye"
     )
-    res = fw.exec(["lftp", "-u", f"{USER},{PASSWORD}", "-e", script, FIRMWARE_IP])
+    res = fw.exec(["lftp", "-u", f"{USER},{PASSWORD}", "-p", str(fw.port), "-e", script,
+                   fw.server_ip])
     listed = res.stdout.split()
     assert "moved.bin" in listed, res.stdout
     assert "lftpdir/" not in listed and "lftpdir" not in listed[1:], res.stdout

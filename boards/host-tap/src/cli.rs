@@ -124,13 +124,13 @@ impl FromStr for FsSpec {
 
 /// Parses `--fs-size` (`8M`, `512K`, `1G`, bytes).
 #[cfg(any(feature = "littlefs", feature = "fat"))]
-fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, String> {
     ferry_fs::image::parse_size(s).ok_or_else(|| format!("{s:?} is not a size like 8M or 512K"))
 }
 
 /// Parses `--fs-size`: without image support, any use is an error.
 #[cfg(not(any(feature = "littlefs", feature = "fat")))]
-fn parse_size(_: &str) -> Result<u64, String> {
+pub fn parse_size(_: &str) -> Result<u64, String> {
     Err("host-tap was built without image support (features littlefs, fat)".into())
 }
 

@@ -16,6 +16,12 @@ pub struct HostClock {
     origin: std::time::Instant,
 }
 
+impl Default for HostClock {
+    fn default() -> Self {
+        HostClock::new()
+    }
+}
+
 impl HostClock {
     /// A clock whose [`Clock::now`] starts at 0 now.
     pub fn new() -> Self {

@@ -10,9 +10,6 @@
 //!
 //! Exit codes: 0 after Ctrl-C or SIGTERM, 1 when the device fails while
 //! serving, 2 for a startup failure (TAP device, root, address).
-mod cli;
-mod host;
-
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::io::AsRawFd;
@@ -35,10 +32,10 @@ use smoltcp::iface::{Interface, SocketStorage};
 use smoltcp::phy::{Medium, TunTapInterface};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 
-use crate::cli::Cli;
+use host_tap::cli::Cli;
 #[cfg(any(feature = "littlefs", feature = "fat"))]
-use crate::cli::FsSpec;
-use crate::host::{HostClock, LogObserver, OneUser};
+use host_tap::cli::FsSpec;
+use host_tap::host::{HostClock, LogObserver, OneUser};
 
 /// Concurrent sessions.
 const SESSIONS: usize = 8;

@@ -234,11 +234,16 @@ struct HandleSlot {
 enum Role {
     Free,
     /// In LISTEN (or connected, not yet accepted) for a listening handle.
-    Armed { listener: u8 },
+    Armed {
+        listener: u8,
+    },
     /// A handle's connection (or connection attempt).
     Owned,
     /// Closed by its handle: the FIN goes out once the data has.
-    Closing { deadline: Instant, fin_sent: bool },
+    Closing {
+        deadline: Instant,
+        fin_sent: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -487,7 +492,11 @@ impl<R: Registers> W5500Stack<R> {
             self.release(i)?;
             return Ok(true);
         }
-        if fin_sent || !matches!(status, Some(SocketStatus::Established | SocketStatus::CloseWait))
+        if fin_sent
+            || !matches!(
+                status,
+                Some(SocketStatus::Established | SocketStatus::CloseWait)
+            )
         {
             return Ok(false);
         }
@@ -544,10 +553,14 @@ impl<R: Registers> W5500Stack<R> {
     }
 
     fn port_taken(&self, port: u16) -> bool {
-        let by_handle = self.handles.iter().any(|h| {
-            matches!(h.state, HandleState::Bound(p) | HandleState::Listening(p) if p == port)
-        });
-        by_handle || self.hw.iter().any(|h| h.role != Role::Free && h.port == port)
+        let by_handle = self.handles.iter().any(
+            |h| matches!(h.state, HandleState::Bound(p) | HandleState::Listening(p) if p == port),
+        );
+        by_handle
+            || self
+                .hw
+                .iter()
+                .any(|h| h.role != Role::Free && h.port == port)
     }
 
     fn ephemeral_port(&mut self) -> Result<u16, R::Error> {
@@ -608,7 +621,9 @@ where
                 let port = self.ephemeral_port()?;
                 let i = self.free_hw().ok_or(W5500Error::NoSocket)?;
                 self.open(i, port, Role::Owned)?;
-                self.chip.set_sn_dest(sn(i), &remote).map_err(W5500Error::Bus)?;
+                self.chip
+                    .set_sn_dest(sn(i), &remote)
+                    .map_err(W5500Error::Bus)?;
                 self.chip
                     .set_sn_cr(sn(i), SocketCommand::Connect)
                     .map_err(W5500Error::Bus)?;
@@ -644,7 +659,9 @@ where
         let i = self.connection(index)?;
         match self.status(i)? {
             Some(SocketStatus::Established | SocketStatus::CloseWait) => {}
-            Some(SocketStatus::Closed) => return Err(nb::Error::Other(W5500Error::ConnectionReset)),
+            Some(SocketStatus::Closed) => {
+                return Err(nb::Error::Other(W5500Error::ConnectionReset))
+            }
             _ => return Err(nb::Error::WouldBlock),
         }
         if buffer.is_empty() {
@@ -861,6 +878,39 @@ impl<R: Registers> crate::SecureStack for W5500Stack<R> where R::Error: fmt::Deb
 mod tests {
     use super::*;
 
+    /// A bus that reads zeros: enough for what needs no chip.
+    struct Zeros;
+
+    impl Registers for Zeros {
+        type Error = ();
+        fn read(&mut self, _: u16, _: u8, data: &mut [u8]) -> core::result::Result<(), ()> {
+            data.fill(0);
+            Ok(())
+        }
+        fn write(&mut self, _: u16, _: u8, _: &[u8]) -> core::result::Result<(), ()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn stale_and_forged_handles_are_refused() {
+        let mut stack = W5500Stack::new(Zeros, W5500Config::default());
+        let first = stack.socket().unwrap();
+        let copy = W5500Socket {
+            index: first.index,
+            generation: first.generation,
+        };
+        stack.close(first).unwrap();
+        assert_eq!(stack.close(copy), Err(W5500Error::InvalidHandle));
+        let forged = W5500Socket {
+            index: 200,
+            generation: 1,
+        };
+        assert_eq!(stack.close(forged), Err(W5500Error::InvalidHandle));
+        // No chip answers: init says so instead of hanging.
+        assert_eq!(stack.init(), Err(W5500Error::ChipNotFound(0)));
+    }
+
     #[test]
     fn error_kinds() {
         let reset: W5500Error<()> = W5500Error::ConnectionReset;
@@ -873,10 +923,7 @@ mod tests {
     fn ipv6_is_refused_and_mapped_v4_accepted() {
         let v6 = SocketAddr::new(IpAddr::V6(crate::Ipv6Addr::LOCALHOST), 21);
         assert!(v4(v6).is_err());
-        let mapped = SocketAddr::new(
-            IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped()),
-            21,
-        );
+        let mapped = SocketAddr::new(IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped()), 21);
         assert_eq!(
             v4(mapped),
             Ok(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 21))

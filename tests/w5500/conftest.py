@@ -1,0 +1,182 @@
+"""Fixtures for the W5500 test: host-w5500 (Ferry's engine on the W5500
+adapter, over a W5500 emulated on host sockets) on loopback, and the
+firmware test's client helpers run directly on this machine.
+
+Run from the repository root:
+
+    cargo build --release -p host-tap --bin host-w5500
+    python3 -m pytest -q tests/w5500
+
+`HOST_W5500=/abs/path/to/host-w5500` picks another binary. No root and no
+namespace are needed: the emulated chip's sockets are 127.0.0.1 sockets on a
+free control port and a random passive range. host-w5500 is stopped at the
+end in every outcome, and must exit 0 after SIGTERM.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+CLIENT = REPO / "tests" / "qemu" / "fw_client.py"
+
+USER = "ferry"
+PASSWORD = "w5500-secret"
+SERVER_IP = "127.0.0.1"
+READY_TIMEOUT = 15      # seconds for host-w5500 to print "listening on"
+COMMAND_TIMEOUT = 120   # seconds for one client command
+STOP_TIMEOUT = 10       # seconds for host-w5500 to exit after SIGTERM
+FATAL_MARKERS = ("panicked", "host-w5500: ")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str):
+    """Skips (or, with CI=true, fails) the test run for a missing need."""
+    message = f"W5500 test needs {reason}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: not skipping)", pytrace=False)
+    pytest.skip(message)
+
+
+def need_tool(name: str):
+    if shutil.which(name) is None:
+        unavailable(f"`{name}` (apt-get install {name})")
+
+
+def wait_until(pred, timeout=15.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def binary_path() -> Path:
+    given = os.environ.get("HOST_W5500")
+    path = Path(given) if given else REPO / "target" / "release" / "host-w5500"
+    if not path.is_file():
+        pytest.fail(f"host-w5500 not found at {path}: `cargo build --release -p host-tap "
+                    f"--bin host-w5500` (cargo xtask test builds it)", pytrace=False)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((SERVER_IP, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    work: Path
+    root: Path
+    proc: subprocess.Popen
+    log_path: Path
+    port: int
+    server_ip: str = SERVER_IP
+
+    @property
+    def url(self) -> str:
+        return f"ftp://{self.server_ip}:{self.port}/"
+
+    def exec(self, cmd: list[str], timeout: float = COMMAND_TIMEOUT, check: bool = True):
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"`{' '.join(cmd)}` failed ({res.returncode}):\n"
+                                 f"{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+                                 f"\n--- host-w5500 log ---\n{self.log()[-3000:]}")
+        return res
+
+    def client(self, action: str, *args: str, timeout: float = COMMAND_TIMEOUT) -> dict:
+        """Runs a fw_client.py action; its JSON result."""
+        cmd = [sys.executable, str(CLIENT), action, self.server_ip, str(self.port), USER,
+               PASSWORD, *args]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if res.returncode != 0:
+            raise AssertionError(f"client {action} failed ({res.returncode}):\n"
+                                 f"{res.stderr[-3000:]}"
+                                 f"\n--- host-w5500 log ---\n{self.log()[-3000:]}")
+        return json.loads(res.stdout)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def stop(proc: subprocess.Popen) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return None
+    return proc.returncode
+
+
+@pytest.fixture(scope="session")
+def booted(tmp_path_factory) -> Server:
+    """host-w5500 serving an empty directory, shared by all the tests."""
+    binary = binary_path()
+    base = tmp_path_factory.mktemp("w5500")
+    root = base / "root"
+    work = base / "work"
+    root.mkdir()
+    work.mkdir()
+    log_path = base / "host-w5500.log"
+    port = free_port()
+    first = random.randrange(40000, 48000)
+    cmd = [str(binary), "--ip", SERVER_IP, "--port", str(port), "--root", str(root),
+           "--user", f"{USER}:{PASSWORD}", "--passive-ports", f"{first}-{first + 7}"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    server = Server(work, root, proc, log_path, port)
+    code = None
+    try:
+        ready = wait_until(lambda: f"listening on ftp://{SERVER_IP}:{port}" in server.log()
+                           or not server.alive(), READY_TIMEOUT)
+        if not ready or not server.alive():
+            pytest.fail(f"host-w5500 did not start:\n{server.log()}", pytrace=False)
+        yield server
+    finally:
+        code = stop(proc)
+    log = server.log()
+    if code != 0:
+        pytest.fail(f"host-w5500 exited with {code} after SIGTERM:\n{log[-3000:]}", pytrace=False)
+    for marker in FATAL_MARKERS:
+        if marker in log:
+            pytest.fail(f"host-w5500 logged {marker!r}:\n{log[-4000:]}", pytrace=False)
+
+
+@pytest.fixture
+def fw(booted: Server) -> Server:
+    """The running server, checked to be alive before and after a test."""
+    if not booted.alive():
+        pytest.fail(f"host-w5500 is not running:\n{booted.log()[-4000:]}", pytrace=False)
+    yield booted
+    if not booted.alive():
+        pytest.fail(f"host-w5500 stopped during the test:\n{booted.log()[-4000:]}",
+                    pytrace=False)
