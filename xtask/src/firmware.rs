@@ -1,6 +1,6 @@
-//! Firmware packages (`boards/qemu-mps2-an385`, `boards/stm32f429zi`):
-//! building them with Debian's toolchain, and measuring their images for
-//! `cargo xtask size`.
+//! Firmware packages (`boards/qemu-mps2-an385`, `boards/stm32f429zi` with
+//! either of its stacks): building them with Debian's toolchain, and
+//! measuring their images for `cargo xtask size`.
 //!
 //! Each package lies outside the host workspace with its own
 //! `.cargo/config.toml` (target, linker, `build-std`) and `Cargo.lock`, so
@@ -25,6 +25,9 @@ pub struct Firmware {
     pub target: &'static str,
     /// The binary's name.
     pub bin: &'static str,
+    /// The cargo features `cargo xtask size` builds it with (`None`: its
+    /// default features).
+    pub features: Option<&'static str>,
 }
 
 /// The Cortex-M3 firmware that `cargo xtask qemu` boots.
@@ -33,18 +36,35 @@ pub const QEMU_MPS2_AN385: Firmware = Firmware {
     dir: "boards/qemu-mps2-an385",
     target: "thumbv7m-none-eabi",
     bin: "ferry-qemu-mps2-an385",
+    features: None,
 };
 
-/// The real board: NUCLEO-F429ZI (Cortex-M4F, on-chip Ethernet).
+/// The real board: NUCLEO-F429ZI (Cortex-M4F), with its default features:
+/// smoltcp on the on-chip Ethernet, littlefs on the internal flash.
 pub const STM32F429ZI: Firmware = Firmware {
     title: "NUCLEO-F429ZI (Cortex-M4F)",
     dir: "boards/stm32f429zi",
     target: "thumbv7em-none-eabihf",
     bin: "ferry-stm32f429zi",
+    features: None,
 };
 
-/// The STM32 board's storage features, each built by `cargo xtask test`.
-pub const STM32_FEATURE_SETS: &[&str] = &["storage-flash", "storage-ram"];
+/// The same board with a WIZnet W5500 on SPI (TCP/IP in the chip, none in
+/// the MCU), littlefs on the internal flash.
+pub const STM32F429ZI_W5500: Firmware = Firmware {
+    title: "NUCLEO-F429ZI + W5500 (Cortex-M4F)",
+    features: Some("stack-w5500,storage-flash"),
+    ..STM32F429ZI
+};
+
+/// The STM32 board's feature sets (one stack, one storage), each built by
+/// `cargo xtask test` with `--no-default-features`: every combination.
+pub const STM32_FEATURE_SETS: &[&str] = &[
+    "stack-eth,storage-flash",
+    "stack-eth,storage-ram",
+    "stack-w5500,storage-flash",
+    "stack-w5500,storage-ram",
+];
 
 /// What building firmware needs and is not there, if anything.
 pub fn missing() -> Option<String> {
@@ -215,9 +235,9 @@ fn owner(name: &str) -> String {
     "-".into()
 }
 
-/// The firmware images `cargo xtask size` measures: the QEMU board and the
-/// real one, each with its default features.
-pub const MEASURED: [Firmware; 2] = [QEMU_MPS2_AN385, STM32F429ZI];
+/// The firmware images `cargo xtask size` measures: the QEMU board, and the
+/// real one with each of its stacks (each with its `features`).
+pub const MEASURED: [Firmware; 3] = [QEMU_MPS2_AN385, STM32F429ZI, STM32F429ZI_W5500];
 
 /// The published figures Ferry is set beside (ROM; RAM where published).
 pub const PEERS: &str = "\
@@ -240,11 +260,11 @@ pub struct Layout {
     pub pool: u32,
     /// Sockets one more session needs.
     pub sockets_per_session: u32,
-    /// Each socket's receive buffer.
+    /// Each socket's receive buffer (0: in the NIC, as the W5500's).
     pub socket_rx: u32,
-    /// Each socket's transmit buffer.
+    /// Each socket's transmit buffer (0: in the NIC).
     pub socket_tx: u32,
-    /// Each socket's smoltcp slot (`SocketStorage`).
+    /// Each socket's smoltcp slot (`SocketStorage`; 0: none).
     pub socket_slot: u32,
     /// `size_of` the stack adapter for `pool` sockets.
     pub stack: u32,
@@ -252,7 +272,8 @@ pub struct Layout {
     pub stack_one_more: u32,
     /// The RAM disk (0: none in the measured RAM).
     pub ram_disk: u32,
-    /// The NIC driver with its buffers or rings.
+    /// The NIC driver with its buffers or rings (0: none outside the
+    /// adapter).
     pub nic: u32,
 }
 
@@ -281,6 +302,12 @@ impl Layout {
         }
     }
 
+    /// Whether the sockets' buffers are in the NIC (a W5500: TCP/IP in
+    /// the chip), not in the MCU's RAM.
+    pub fn buffers_in_nic(&self) -> bool {
+        self.socket_rx == 0 && self.socket_tx == 0
+    }
+
     /// The socket pool: buffers and slots of every socket, plus the
     /// adapter (interface, tables).
     pub fn sockets(&self) -> u32 {
@@ -302,8 +329,10 @@ impl Layout {
 }
 
 /// Owners whose flash is the TCP/IP stack, the file system, or the
-/// board's drivers and runtime, for the summary rows.
-const NETWORK: &[&str] = &["smoltcp", "ferry_net", "managed"];
+/// board's drivers and runtime, for the summary rows. With a W5500 the
+/// stack runs in the chip: the MCU's share is its register access
+/// (`w5500_ll`) and Ferry's adapter.
+const NETWORK: &[&str] = &["smoltcp", "ferry_net", "managed", "w5500_ll"];
 const STORAGE: &[&str] = &[
     "littlefs (C)",
     "littlefs2",
@@ -321,7 +350,7 @@ pub fn size_report(measured: &[Measured], provenance: &str) -> (String, String) 
     let mut term = String::new();
     let mut doc = format!("{provenance}\n\n");
     let kb = |b: u32| format!("{:.1} KB", f64::from(b) / 1024.0);
-    doc += "| firmware, opt-level | flash | RAM (static) | Ferry's FTP server (ferry_core) | TCP/IP (smoltcp + adapter) | file system (littlefs + adapter) | board, drivers, runtime, logging | no symbol (constants, padding, libc) |\n\
+    doc += "| firmware, opt-level | flash | RAM (static) | Ferry's FTP server (ferry_core) | TCP/IP (smoltcp, or the W5500's register access, + adapter) | file system (littlefs + adapter) | board, drivers, runtime, logging | no symbol (constants, padding, libc) |\n\
             |---|---:|---:|---:|---:|---:|---:|---:|\n";
     for (firmware, images) in measured {
         term += &format!(
@@ -375,43 +404,74 @@ pub fn size_report(measured: &[Measured], provenance: &str) -> (String, String) 
         }
     }
     doc += "\nRAM, from each image's `FIRMWARE_RAM` (the same at both opt-levels):\n\n\
-            | firmware | sessions | engine (`Server`, incl. transfer buffer) | socket pool (buffers + slots + adapter) | RAM disk | NIC | per further session: engine | per further session: with its 4 sockets |\n\
+            | firmware | sessions | engine (`Server`, incl. transfer buffer) | socket pool (buffers + slots + adapter) | RAM disk | NIC | per further session: engine | per further session: with its sockets |\n\
             |---|---:|---:|---:|---:|---:|---:|---:|\n";
     for (firmware, images) in measured {
         let Some(layout) = images.first().and_then(|(_, i)| Layout::parse(&i.layout)) else {
             continue;
         };
+        let (pool_term, pool_doc) = if layout.buffers_in_nic() {
+            (
+                format!(
+                    "{} sockets with their buffers in the NIC, adapter {} B",
+                    layout.pool,
+                    layout.sockets()
+                ),
+                format!(
+                    "{} (adapter; {} sockets' buffers in the NIC)",
+                    kb(layout.sockets()),
+                    layout.pool
+                ),
+            )
+        } else {
+            (
+                format!(
+                    "{} sockets of {} + {} B = {} B",
+                    layout.pool,
+                    layout.socket_rx,
+                    layout.socket_tx,
+                    layout.sockets()
+                ),
+                format!(
+                    "{} ({} × ({} + {}))",
+                    kb(layout.sockets()),
+                    layout.pool,
+                    kb(layout.socket_rx),
+                    kb(layout.socket_tx)
+                ),
+            )
+        };
+        let or_dash = |bytes: u32| {
+            if bytes == 0 {
+                "-".to_string()
+            } else {
+                kb(bytes)
+            }
+        };
         term += &format!(
             "  {}: engine {} B for {} sessions ({} B transfer buffer), {} B more per session; \
-             {} sockets of {} + {} B = {} B; one more session in all: {} B\n",
+             {pool_term}; one more session in all: {} B\n",
             firmware.title,
             layout.server,
             layout.sessions,
             layout.transfer_buffer,
             layout.engine_per_session(),
-            layout.pool,
-            layout.socket_rx,
-            layout.socket_tx,
-            layout.sockets(),
             layout.per_session()
         );
         doc += &format!(
-            "| {} | {} | {} | {} ({} × ({} + {})) | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {pool_doc} | {} | {} | {} | {} ({}) |\n",
             firmware.title,
             layout.sessions,
             kb(layout.server),
-            kb(layout.sockets()),
-            layout.pool,
-            kb(layout.socket_rx),
-            kb(layout.socket_tx),
-            if layout.ram_disk == 0 {
-                "-".to_string()
-            } else {
-                kb(layout.ram_disk)
-            },
-            kb(layout.nic),
+            or_dash(layout.ram_disk),
+            or_dash(layout.nic),
             kb(layout.engine_per_session()),
-            kb(layout.per_session())
+            kb(layout.per_session()),
+            if layout.buffers_in_nic() {
+                "sockets in the NIC".to_string()
+            } else {
+                format!("{} sockets", layout.sockets_per_session)
+            }
         );
     }
     doc += "\nThe peers' published figures, for the FTP server alone:\n\n\
@@ -489,6 +549,66 @@ mod tests {
         assert!(doc.contains("| QEMU mps2-an385 (Cortex-M3) \"z\" | 100.0 KB | 2148.0 KB (100.0 KB without the RAM disk) | 16.0 KB | 12.0 KB | 15.0 KB | 37.0 KB | 20.0 KB |"), "{doc}");
         assert!(doc.contains("(22 × (8.0 KB + 8.0 KB))"), "{doc}");
         assert!(doc.contains("| Micrium µC/FTPs | 9.5 KB |"), "{doc}");
+    }
+
+    #[test]
+    fn report_row_with_sockets_in_the_nic() {
+        // A W5500 board: 8 hardware sockets whose buffers are in the chip,
+        // no NIC driver outside the adapter.
+        let words = vec![
+            2,
+            2048,
+            7_256,
+            9_816,
+            8,
+            2,
+            0,
+            0,
+            0,
+            132,
+            132,
+            0,
+            0,
+            0,
+            0x4645_5252,
+        ];
+        let layout = Layout::parse(&words).unwrap();
+        assert!(layout.buffers_in_nic());
+        assert_eq!(layout.sockets(), 132);
+        assert_eq!(layout.per_session(), 2560);
+        let mut image = Image {
+            flash: 80 * 1024,
+            ram: 20 * 1024,
+            layout: words,
+            ..Image::default()
+        };
+        for (owner, kib) in [("ferry_core", 16), ("ferry_net", 4), ("w5500_ll", 1)] {
+            image.flash_by_owner.insert(owner.into(), kib * 1024);
+        }
+        let (term, doc) = size_report(&[(STM32F429ZI_W5500, vec![("z", image)])], "P.");
+        assert!(
+            doc.contains("| NUCLEO-F429ZI + W5500 (Cortex-M4F) \"z\" | 80.0 KB | 20.0 KB | 16.0 KB | 5.0 KB |"),
+            "{doc}"
+        );
+        assert!(
+            doc.contains("| NUCLEO-F429ZI + W5500 (Cortex-M4F) | 2 | 7.1 KB | 0.1 KB (adapter; 8 sockets' buffers in the NIC) | - | - | 2.5 KB | 2.5 KB (sockets in the NIC) |"),
+            "{doc}"
+        );
+        assert!(
+            term.contains("8 sockets with their buffers in the NIC, adapter 132 B"),
+            "{term}"
+        );
+    }
+
+    #[test]
+    fn feature_sets_choose_one_stack_and_one_storage() {
+        for set in STM32_FEATURE_SETS {
+            let features: Vec<&str> = set.split(',').collect();
+            let count = |prefix: &str| features.iter().filter(|f| f.starts_with(prefix)).count();
+            assert_eq!((count("stack-"), count("storage-")), (1, 1), "{set}");
+        }
+        let measured = STM32F429ZI_W5500.features.unwrap();
+        assert!(STM32_FEATURE_SETS.contains(&measured));
     }
 
     #[test]

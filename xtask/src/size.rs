@@ -17,9 +17,10 @@
 //!   difference is what the adapter adds (see `size/storage.rs`).
 //! - TLS: `crates/ferry-tls/probe` is built for a Cortex-M4F and measured
 //!   apart (see `size/tls.rs`); the figures go to docs/SECURITY.md.
-//! - Firmware: `boards/qemu-mps2-an385` and `boards/stm32f429zi` are built
-//!   at both opt-levels too, and measured whole (flash, static RAM, and the
-//!   bytes of each crate; see `firmware.rs`).
+//! - Firmware: `boards/qemu-mps2-an385` and `boards/stm32f429zi` (with
+//!   each of its stacks: on-chip Ethernet and smoltcp, or a W5500) are
+//!   built at both opt-levels too, and measured whole (flash, static RAM,
+//!   and the bytes of each crate; see `firmware.rs`).
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -212,7 +213,8 @@ pub fn run() -> Result<(), Failure> {
 
     let provenance = format!(
         "Measured by `cargo xtask size` on {} (commit {commit}, {toolchain} from Debian): \
-         release builds, LTO, one codegen unit, `panic = \"abort\"`, default features.",
+         release builds, LTO, one codegen unit, `panic = \"abort\"`, default features \
+         (the W5500 row: `stack-w5500,storage-flash`).",
         today()
     );
     firmware_sizes(&root, &provenance)
@@ -231,7 +233,7 @@ fn firmware_sizes(root: &Path, provenance: &str) -> Result<(), Failure> {
         let mut images = Vec::new();
         for opt in OPT_LEVELS {
             header(&format!("{}, opt-level \"{opt}\"", board.title));
-            let elf = firmware::build(root, &board, Some(opt), None)?;
+            let elf = firmware::build(root, &board, Some(opt), board.features)?;
             images.push((opt, firmware::measure(&elf)?));
         }
         measured.push((board, images));

@@ -167,6 +167,26 @@ pub fn run(quick: bool) -> Result<(), Failure> {
         cmd::run(&mut pytest)?;
     }
 
+    header("host-w5500: the W5500 adapter over an emulated chip, real clients");
+    if skips.check("host-w5500 tests", integration_missing())? {
+        cmd::run(cmd::cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "host-tap",
+            "--bin",
+            "host-w5500",
+            "--locked",
+        ]))?;
+        let host_w5500 = target_dir(&root).join("release/host-w5500");
+        let mut pytest = Command::new("python3");
+        pytest
+            .current_dir(&root)
+            .env("HOST_W5500", &host_w5500)
+            .args(["-m", "pytest", "-q", "tests/w5500"]);
+        cmd::run(&mut pytest)?;
+    }
+
     if !quick {
         header("firmware: Cortex-M3 in QEMU (mps2-an385) against real clients");
         let missing: Vec<String> = [qemu::missing(), qemu::tap_missing(), integration_missing()]

@@ -14,7 +14,10 @@
 //! block per file larger than 256 bytes (so at most ~5 such files in 7
 //! blocks), and each sector endures 10 000 erases.
 #[cfg(all(feature = "storage-flash", feature = "storage-ram"))]
-compile_error!("choose one storage feature: storage-flash or storage-ram");
+compile_error!(
+    "choose one storage feature: storage-flash or storage-ram (with --no-default-features)"
+);
+// (With both, only the error above: the RAM disk side stays out.)
 #[cfg(not(any(feature = "storage-flash", feature = "storage-ram")))]
 compile_error!("choose a storage feature: storage-flash (default) or storage-ram");
 
@@ -24,7 +27,7 @@ use static_cell::StaticCell;
 
 #[cfg(feature = "storage-flash")]
 pub use flash::{InternalFlash as Device, BLOCK_COUNT, BLOCK_SIZE};
-#[cfg(feature = "storage-ram")]
+#[cfg(all(feature = "storage-ram", not(feature = "storage-flash")))]
 pub use ram::{Device, BLOCK_COUNT, BLOCK_SIZE};
 
 /// littlefs's view of the device.
@@ -51,7 +54,7 @@ pub enum StorageError {
 /// formatted.
 pub fn mount(device: Device) -> Result<(Fs, bool), StorageError> {
     let storage = STORAGE.init(LfsStorage::new(device).map_err(StorageError::Geometry)?);
-    let format = cfg!(feature = "storage-ram") || !Filesystem::is_mountable(storage);
+    let format = cfg!(not(feature = "storage-flash")) || !Filesystem::is_mountable(storage);
     if format {
         littlefs::format(storage).map_err(StorageError::Littlefs)?;
     }
@@ -167,7 +170,7 @@ mod flash {
     }
 }
 
-#[cfg(feature = "storage-ram")]
+#[cfg(all(feature = "storage-ram", not(feature = "storage-flash")))]
 mod ram {
     //! A RAM disk in the core-coupled RAM.
     use core::mem::MaybeUninit;
@@ -206,5 +209,5 @@ mod ram {
     }
 }
 
-#[cfg(feature = "storage-ram")]
+#[cfg(all(feature = "storage-ram", not(feature = "storage-flash")))]
 pub use ram::take as take_ram_disk;

@@ -52,8 +52,11 @@
 //!
 //! # Memory
 //!
-//! About 120 bytes of tables (thumbv7m). Socket buffers are in the chip:
-//! 2 KiB to send and 2 KiB to receive per socket (its 32 KiB split evenly).
+//! 344 bytes on thumbv7em with the register access (`size_of` of the stack
+//! with `w5500_ll::eh1::vdm::W5500` over an SPI device): 24 bytes per
+//! hardware socket, 6 per handle table entry, the config. Socket buffers
+//! are in the chip: 2 KiB to send and 2 KiB to receive per socket (its
+//! 32 KiB split evenly).
 
 use core::fmt;
 
@@ -76,9 +79,12 @@ const HW_SOCKETS: usize = 8;
 const HANDLES: usize = 16;
 /// Each socket's transmit and receive buffer, in bytes.
 const BUFFER_BYTES: u16 = 2048;
-/// Register reads allowed for a command's state change (the chip takes
-/// commands within a few SPI transactions).
-const SETTLE_READS: usize = 64;
+/// Status reads allowed for a socket command's state change (the chip
+/// takes commands within a few SPI transactions).
+const SETTLE_READS: usize = 256;
+/// MR reads allowed for the soft reset to finish: tens of milliseconds at
+/// any SPI clock.
+const RESET_READS: usize = 20_000;
 
 /// Settings of a [`W5500Stack`]; plain data.
 ///
@@ -303,9 +309,15 @@ impl<R: Registers> W5500Stack<R> {
     /// Resets the chip (soft reset), checks that it is a W5500, and sets
     /// its addresses, retry timing and socket buffers from the config.
     pub fn init(&mut self) -> Result<(), R::Error> {
+        // Before the reset: no chip (MISO floating high or low) is told
+        // apart from a chip stuck in reset.
+        let version = self.chip.version()?;
+        if version != w5500_ll::VERSION {
+            return Err(W5500Error::ChipNotFound(version));
+        }
         self.chip.set_mr(Mode::DEFAULT.rst())?;
         let mut reset = false;
-        for _ in 0..SETTLE_READS {
+        for _ in 0..RESET_READS {
             if u8::from(self.chip.mr()?) & Mode::RST_MASK == 0 {
                 reset = true;
                 break;
@@ -352,6 +364,20 @@ impl<R: Registers> W5500Stack<R> {
     /// interrupt mask registers, for example).
     pub fn chip_mut(&mut self) -> &mut R {
         &mut self.chip
+    }
+
+    /// When [`W5500Stack::poll`] next has something to do without the chip
+    /// saying so: the earliest close timeout. `None` when no connection is
+    /// closing. (The chip's own events — a connection, data, a FIN — come
+    /// through its INTn pin or the next poll.)
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.hw
+            .iter()
+            .filter_map(|h| match h.role {
+                Role::Closing { deadline, .. } => Some(deadline),
+                _ => None,
+            })
+            .min()
     }
 
     /// Hardware sockets not in use.
