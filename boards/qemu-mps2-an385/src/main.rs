@@ -32,7 +32,7 @@ use core::net::{IpAddr, SocketAddr};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use ferry_core::{Config, Server};
 use ferry_fs::block::RamDisk;
-use ferry_fs::littlefs::{self, LfsStorage, LittleFs};
+use ferry_fs::littlefs::{self, FileSlots, LfsStorage, LittleFs};
 use ferry_net::smoltcp_stack::{smol_instant, SmoltcpStack, StackConfig};
 use ferry_net::Clock;
 use littlefs2::fs::{Allocation, Filesystem};
@@ -72,7 +72,7 @@ const PASSIVE_PORTS: (u16, u16) = (50000, 50007);
 const FTP_PORT: u16 = 21;
 
 type Disk = LfsStorage<RamDisk<&'static mut [u8]>, BLOCK_SIZE, BLOCK_COUNT>;
-type Fs = LittleFs<'static, Disk>;
+type Fs = LittleFs<'static, Disk, SESSIONS>;
 type Stack = SmoltcpStack<'static, POOL>;
 type FtpServer = Server<Stack, Fs, SESSIONS, TRANSFER_BUFFER>;
 
@@ -93,6 +93,8 @@ static STACK: StaticCell<Stack> = StaticCell::new();
 static LFS_STORAGE: StaticCell<Disk> = StaticCell::new();
 static LFS_ALLOCATION: StaticCell<Allocation<Disk>> = StaticCell::new();
 static LFS: StaticCell<Filesystem<'static, Disk>> = StaticCell::new();
+/// littlefs's state of each open file: one per session (each has at most one).
+static LFS_FILES: StaticCell<FileSlots<Disk, SESSIONS>> = StaticCell::new();
 static SERVER: StaticCell<FtpServer> = StaticCell::new();
 
 /// What `cargo xtask size` reads out of the ELF file (little-endian
@@ -312,7 +314,8 @@ fn mount() -> Fs {
         BLOCK_COUNT,
         BLOCK_SIZE
     );
-    LittleFs::new(volume).with_clock(clock::unix_seconds)
+    let files = LFS_FILES.init_with(FileSlots::new);
+    LittleFs::new(volume, files).with_clock(clock::unix_seconds)
 }
 
 /// ` (PASV names A.B.C.D)` when the passive address is overridden.

@@ -21,9 +21,11 @@ compile_error!(
 #[cfg(not(any(feature = "storage-flash", feature = "storage-ram")))]
 compile_error!("choose a storage feature: storage-flash (default) or storage-ram");
 
-use ferry_fs::littlefs::{self, LfsError, LfsStorage, LittleFs};
+use ferry_fs::littlefs::{self, FileSlots, LfsError, LfsStorage, LittleFs};
 use littlefs2::fs::{Allocation, Filesystem};
 use static_cell::StaticCell;
+
+use crate::stack::SESSIONS;
 
 #[cfg(feature = "storage-flash")]
 pub use flash::{InternalFlash as Device, BLOCK_COUNT, BLOCK_SIZE};
@@ -32,12 +34,14 @@ pub use ram::{Device, BLOCK_COUNT, BLOCK_SIZE};
 
 /// littlefs's view of the device.
 pub type Disk = LfsStorage<Device, BLOCK_SIZE, BLOCK_COUNT>;
-/// The volume the server serves.
-pub type Fs = LittleFs<'static, Disk>;
+/// The volume the server serves, with one open file per session.
+pub type Fs = LittleFs<'static, Disk, SESSIONS>;
 
 static STORAGE: StaticCell<Disk> = StaticCell::new();
 static ALLOCATION: StaticCell<Allocation<Disk>> = StaticCell::new();
 static VOLUME: StaticCell<Filesystem<'static, Disk>> = StaticCell::new();
+/// littlefs's state of each open file (a session has at most one open).
+static FILES: StaticCell<FileSlots<Disk, SESSIONS>> = StaticCell::new();
 
 /// Why the volume did not mount (the log shows it with `Debug`).
 #[derive(Debug)]
@@ -64,7 +68,8 @@ pub fn mount(device: Device) -> Result<(Fs, bool), StorageError> {
     let volume = VOLUME.init(volume);
     // No wall clock on this board (its RTC is not set): littlefs stores no
     // modification times.
-    Ok((LittleFs::new(volume), format))
+    let files = FILES.init_with(FileSlots::new);
+    Ok((LittleFs::new(volume, files), format))
 }
 
 #[cfg(feature = "storage-flash")]

@@ -111,10 +111,15 @@ pub use self::lfs::*;
 #[cfg(feature = "littlefs2")]
 mod lfs {
     use super::*;
-    use crate::littlefs::{self, LfsError, LfsStorage};
+    use crate::littlefs::littlefs2::fs::{Allocation, Filesystem};
+    use crate::littlefs::{self, FileSlots, LfsError, LfsStorage, LittleFs};
 
     /// Block size of littlefs images, in bytes (a common flash erase size).
     pub const LITTLEFS_BLOCK_SIZE: usize = 4096;
+
+    /// Files a littlefs image keeps open at once: one per session of
+    /// `ferryd`'s largest session limit (about 400 bytes a slot on a 64-bit host).
+    pub const LITTLEFS_OPEN_FILES: usize = 64;
 
     /// Sizes a littlefs image may have: 64 KiB to 1 GiB, powers of two.
     pub const LITTLEFS_SIZES: [u64; 15] = {
@@ -154,25 +159,30 @@ mod lfs {
         if format {
             littlefs::format(&mut storage).map_err(lfs_io)?;
         }
-        littlefs::mount_and_then(&mut storage, |fs| {
-            fs.set_clock(Some(now_unix));
-            v.run(fs)
-        })
-        .map_err(|e| {
-            let detail = storage.device_mut().take_last_error();
-            match detail {
-                Some(io) => io,
-                None => Error::new(
-                    IoKind::InvalidData,
-                    std::format!("not a littlefs image with 4 KiB blocks, or damaged: {e}"),
-                ),
+        // On the heap: 64 slots are ~25 KB.
+        let slots = std::boxed::Box::new(FileSlots::<_, LITTLEFS_OPEN_FILES>::new());
+        let mut alloc = Allocation::new();
+        let mounted = Filesystem::mount(&mut alloc, &mut storage).map_err(LfsError::from);
+        let volume = match mounted {
+            Ok(volume) => volume,
+            Err(e) => {
+                return Err(match storage.device_mut().take_last_error() {
+                    Some(io) => io,
+                    None => Error::new(
+                        IoKind::InvalidData,
+                        std::format!("not a littlefs image with 4 KiB blocks, or damaged: {e}"),
+                    ),
+                });
             }
-        })
+        };
+        let mut fs = LittleFs::new(&volume, &slots).with_clock(now_unix);
+        Ok(v.run(&mut fs))
     }
 
     /// Mounts the littlefs image at `path` (creating and formatting it as the
     /// [module docs](super) say) and runs `v` with it. The volume stores
-    /// modification times from the host's clock.
+    /// modification times from the host's clock, and keeps up to
+    /// [`LITTLEFS_OPEN_FILES`] files open at once.
     ///
     /// The image's size must be one of [`LITTLEFS_SIZES`] (blocks of
     /// [`LITTLEFS_BLOCK_SIZE`]).

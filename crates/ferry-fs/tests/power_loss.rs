@@ -68,6 +68,7 @@ fn write<F: FileSystem>(fs: &mut F, path: &[u8], data: &[u8]) {
 mod littlefs {
     use super::*;
     use ferry_fs::block::BlockDevice;
+    use ferry_fs::embedded_io::{Seek, SeekFrom};
     use ferry_fs::littlefs::{self, LfsStorage};
 
     const BLOCK: usize = 512;
@@ -184,6 +185,98 @@ mod littlefs {
         let o = cut_everywhere(&content(9000, 3), &content(100, 4), engine_upload);
         assert!(o.broken.is_empty(), "broken at cuts {:?}", o.broken);
         assert!(o.old > 0 && o.new > 0, "{o:?}");
+    }
+
+    /// Where each littlefs block of a file ends, as file positions: block 0
+    /// holds `BLOCK` bytes of data, block `i > 0` starts with `ctz(i) + 1`
+    /// pointers of 4 bytes.
+    fn block_ends(up_to: usize) -> Vec<usize> {
+        let mut ends = vec![0];
+        let mut end = 0;
+        for i in 1usize.. {
+            end += BLOCK
+                - if i == 1 {
+                    0
+                } else {
+                    4 * ((i - 1).trailing_zeros() as usize + 1)
+                };
+            if end > up_to {
+                break;
+            }
+            ends.push(end);
+        }
+        ends
+    }
+
+    /// A new file uploaded in place (as the engine writes a new file, so a
+    /// cut upload can be resumed), cut at every write operation: afterwards
+    /// the file is missing or a prefix of the upload that ends at a littlefs
+    /// block end (or is all of it), at most one block short of what the
+    /// writes had taken; and resuming from there (`REST` + `STOR`) gives the
+    /// whole file.
+    #[test]
+    fn in_place_upload_keeps_whole_blocks_at_every_cut() {
+        let data = content(7000, 5);
+        let ends = block_ends(data.len());
+        let base = base(b"old");
+        /// Uploads in 1 KiB writes; returns the bytes the writes took.
+        fn upload_new(
+            fs: &mut littlefs::LittleFs<'_, LfsStorage<CutOff<Ram>, BLOCK, BLOCKS>>,
+            data: &[u8],
+        ) -> usize {
+            let Ok(mut f) = fs.open_write(b"/data/new.bin", WriteMode::Truncate) else {
+                return 0;
+            };
+            let mut taken = 0;
+            while taken < data.len() {
+                match f.write(&data[taken..(taken + 1024).min(data.len())]) {
+                    Ok(n) => taken += n,
+                    Err(_) => break,
+                }
+            }
+            let _ = fs.close(f);
+            taken
+        }
+        let dev = CutOff::unlimited(RamDisk::new(base.clone(), BLOCK).unwrap());
+        let (taken, dev) = with_volume(dev, |fs| upload_new(fs, &data));
+        assert_eq!(taken, data.len());
+        let total = dev.writes();
+
+        let mut partial = 0;
+        for cut in 0..=total {
+            let dev = CutOff::new(RamDisk::new(base.clone(), BLOCK).unwrap(), cut);
+            let (taken, dev) = with_volume(dev, |fs| upload_new(fs, &data));
+            let bytes = dev.into_inner().into_inner();
+            let (kept, _) = with_volume(RamDisk::new(bytes, BLOCK).unwrap(), |fs| {
+                let kept = try_read(fs, b"/data/new.bin");
+                if let Some(kept) = &kept {
+                    // Resume the upload where the cut left it.
+                    let mut f = fs.open_write(b"/data/new.bin", WriteMode::Update).unwrap();
+                    f.seek(SeekFrom::Start(kept.len() as u64)).unwrap();
+                    f.write_all(&data[kept.len()..]).unwrap();
+                    fs.close(f).unwrap();
+                    assert!(
+                        try_read(fs, b"/data/new.bin").unwrap() == data,
+                        "cut at {cut}"
+                    );
+                }
+                kept
+            });
+            let Some(kept) = kept else { continue };
+            assert!(kept == data[..kept.len()], "cut at {cut}: not a prefix");
+            assert!(
+                kept.len() == data.len() || ends.contains(&kept.len()),
+                "cut at {cut}: {} bytes kept, not at a block end",
+                kept.len()
+            );
+            assert!(
+                kept.len() + BLOCK >= taken,
+                "cut at {cut}: {} bytes kept of {taken} taken",
+                kept.len()
+            );
+            partial += usize::from(!kept.is_empty() && kept.len() < data.len());
+        }
+        assert!(partial > 5, "{partial} cuts kept part of the upload");
     }
 
     /// The harness has teeth: removing the target before renaming loses it

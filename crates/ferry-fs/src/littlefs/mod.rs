@@ -6,8 +6,10 @@
 //!
 //! Ownership: a mounted `littlefs2::fs::Filesystem` borrows its `Allocation`
 //! and its storage, and every open [`LfsFile`] needs the file system to read
-//! and write. So the caller keeps the mounted `Filesystem` (on the stack, in
-//! a `static`, or leaked on a host) and [`LittleFs`] and its files borrow it:
+//! and write, and a slot of a [`FileSlots`] for littlefs's state of the open
+//! file. So the caller keeps the mounted `Filesystem` and the slots (on the
+//! stack, in `static`s, or leaked on a host) and [`LittleFs`] and its files
+//! borrow them; [`mount_and_then`] does it all on the stack:
 //!
 //! ```
 //! use ferry_fs::block::RamDisk;
@@ -28,16 +30,37 @@
 //!
 //! Guarantees and limits:
 //! - **Power loss.** littlefs is copy-on-write: after a power cut at any
-//!   point, the volume mounts and every file holds what its last completed
-//!   write, close or rename left. [`FileSystem::rename`] over an existing
-//!   file replaces it atomically, so an upload written to a temporary name
-//!   and renamed on success leaves either the old or the new file.
-//! - **Files are a path and a position.** littlefs2 only lends an open file
-//!   to a closure, so an [`LfsFile`] opens, seeks, reads or writes and closes
-//!   the file on every call. Each write is therefore committed (durable) when
-//!   it returns, and `flush` has nothing left to do; the price is a metadata
-//!   commit per write, and copying the partly written last block on the next
-//!   append: write in chunks of a block or more where you can.
+//!   point, the volume mounts and every file holds what its last commit
+//!   left. A file open for writing is committed when it is closed (or
+//!   dropped), on `flush`, and when a write at the end of the file fills a
+//!   littlefs block (see below); opening with [`WriteMode::Truncate`]
+//!   commits the empty file. So a cut during an upload leaves the file as
+//!   it was opened or at the last block end the upload passed: a prefix of
+//!   the upload, in whole blocks, from which a client can resume (`REST`).
+//!   At most one block of what the writes took is lost (128 KiB on flash
+//!   with 128 KiB sectors). [`FileSystem::rename`] over an existing file
+//!   replaces it atomically, so an upload written to a temporary name and
+//!   renamed on success leaves either the old or the new file.
+//! - **Files stay open** between calls, each in a slot of the [`FileSlots`]
+//!   given to [`LittleFs::new`]: opening a file with every slot in use fails
+//!   with [`LfsError::NO_FREE_SLOT`] ([`ErrorKind::Other`]). Closing or
+//!   dropping an [`LfsFile`] frees its slot; a leaked one keeps it.
+//!   (`open_file.rs`, the crate's only `unsafe` code, states how littlefs's
+//!   list of open files stays valid.)
+//! - **Writes go block by block.** A write stops at the end of the littlefs
+//!   block it starts in (a short write, never `Ok(0)`); one that fills the
+//!   last block of the file commits the file, and the next write starts a
+//!   new block. Writes in between only program the block. Committing in
+//!   mid-block would make the next write copy the partly written block to a
+//!   fresh one (an erase and up to a block of programming: seconds with
+//!   128 KiB flash sectors), so `flush`, which commits wherever it is, is
+//!   for when the data must be durable now. After a failed write or commit
+//!   the file takes no more writes, and [`FileSystem::close`] reports that
+//!   error: what was written after the last commit is lost.
+//! - **Other handles.** [`FileSystem::metadata`] shows a file's committed
+//!   size. A file open for reading keeps reading the blocks it opened; if
+//!   the file is removed or replaced meanwhile, littlefs may reuse those
+//!   blocks for new data, which the reader then reads.
 //! - **Listing** keeps a directory's path and an entry count, and skips that
 //!   many entries on each [`FileSystem::read_dir`]: listing `n` entries reads
 //!   `n²/2` entries.
@@ -59,14 +82,18 @@
 //!   permission bits. Files are at most 2 GiB − 1 bytes.
 
 mod name;
+mod open_file;
 mod storage;
 
 pub use littlefs2;
+pub use open_file::FileSlots;
 pub use storage::LfsStorage;
 
 use littlefs2::driver::Storage;
-use littlefs2::fs::{Allocation, Filesystem};
+use littlefs2::fs::{Allocation, Filesystem, OpenOptions};
 use littlefs2::path::{Path, PathBuf};
+
+use open_file::{OpenError, OpenFile};
 
 use crate::{DirEntry, EntryKind, ErrorKind, FileSystem, Metadata, WriteMode};
 
@@ -78,15 +105,20 @@ pub fn format<S: Storage>(storage: &mut S) -> Result<(), LfsError> {
     Ok(Filesystem::format(storage)?)
 }
 
+/// How many files a [`LittleFs`] has slots for unless told otherwise.
+pub const DEFAULT_FILES: usize = 4;
+
 /// Mounts `storage` and lends the volume to `f` as a [`LittleFs`], with an
-/// `Allocation` on the stack (about 1 KB).
+/// `Allocation` (about 1 KB) and [`DEFAULT_FILES`] file slots (about 1.5 KB)
+/// on the stack.
 pub fn mount_and_then<S: Storage, R>(
     storage: &mut S,
     f: impl FnOnce(&mut LittleFs<'_, S>) -> R,
 ) -> Result<R, LfsError> {
+    let slots = FileSlots::new();
     let mut alloc = Allocation::new();
     let fs = Filesystem::mount(&mut alloc, storage)?;
-    let mut lfs = LittleFs::new(&fs);
+    let mut lfs = LittleFs::new(&fs, &slots);
     Ok(f(&mut lfs))
 }
 
@@ -102,21 +134,30 @@ pub fn mount_or_format_and_then<S: Storage, R>(
     mount_and_then(storage, f)
 }
 
-/// A mounted littlefs volume as a Ferry [`FileSystem`].
+/// A mounted littlefs volume as a Ferry [`FileSystem`], with slots for
+/// `FILES` open files.
 ///
 /// See the [module docs](self) for ownership, guarantees and limits.
-pub struct LittleFs<'a, S: Storage> {
+pub struct LittleFs<'a, S: Storage, const FILES: usize = DEFAULT_FILES> {
     fs: &'a Filesystem<'a, S>,
+    slots: &'a FileSlots<S, FILES>,
     clock: Option<fn() -> u64>,
 }
 
-/// A file of a [`LittleFs`]: its path and a position (see the module docs).
+/// An open file of a [`LittleFs`] (see the module docs).
 pub struct LfsFile<'a, S: Storage> {
-    fs: &'a Filesystem<'a, S>,
+    file: OpenFile<'a, S>,
+    /// Where a modification time goes when a written file is closed.
     path: PathBuf,
+    /// The caller's position; littlefs's moves there on the next read or
+    /// write (seeks are lazy, and may go beyond what littlefs takes).
     pos: u64,
+    /// littlefs's position.
+    lfs_pos: u64,
     writable: bool,
     written: bool,
+    /// The failure of a write or commit: the file takes no more writes.
+    failed: Option<LfsError>,
 }
 
 /// A directory of a [`LittleFs`] being listed: its path and how many entries
@@ -141,9 +182,26 @@ impl LfsError {
         self.code
     }
 
+    /// Opening a file found every slot of the [`FileSlots`] in use: an
+    /// [`ErrorKind::Other`] (a transient local error: the FTP engine replies
+    /// 451) with littlefs's code for "out of memory".
+    pub const NO_FREE_SLOT: LfsError = LfsError {
+        kind: ErrorKind::Other,
+        code: littlefs2::io::Error::NO_MEMORY.code(),
+    };
+
     /// An error raised by the adapter rather than by littlefs.
     pub(crate) const fn adapter(kind: ErrorKind) -> LfsError {
         LfsError { kind, code: 0 }
+    }
+}
+
+impl From<OpenError> for LfsError {
+    fn from(e: OpenError) -> LfsError {
+        match e {
+            OpenError::NoFreeSlot => LfsError::NO_FREE_SLOT,
+            OpenError::Lfs(e) => e.into(),
+        }
     }
 }
 
@@ -194,15 +252,22 @@ fn err(kind: ErrorKind) -> LfsError {
     LfsError::adapter(kind)
 }
 
-impl<'a, S: Storage> LittleFs<'a, S> {
-    /// Serves the mounted volume `fs`.
-    pub fn new(fs: &'a Filesystem<'a, S>) -> LittleFs<'a, S> {
-        LittleFs { fs, clock: None }
+impl<'a, S: Storage, const FILES: usize> LittleFs<'a, S, FILES> {
+    /// Serves the mounted volume `fs`, keeping open files in `slots`.
+    pub fn new(
+        fs: &'a Filesystem<'a, S>,
+        slots: &'a FileSlots<S, FILES>,
+    ) -> LittleFs<'a, S, FILES> {
+        LittleFs {
+            fs,
+            slots,
+            clock: None,
+        }
     }
 
     /// Stores modification times from `clock` (seconds since 1970 UTC) when
     /// a written file is closed and when a directory is created.
-    pub fn with_clock(mut self, clock: fn() -> u64) -> LittleFs<'a, S> {
+    pub fn with_clock(mut self, clock: fn() -> u64) -> LittleFs<'a, S, FILES> {
         self.clock = Some(clock);
         self
     }
@@ -215,6 +280,30 @@ impl<'a, S: Storage> LittleFs<'a, S> {
     /// The mounted littlefs2 volume.
     pub fn filesystem(&self) -> &'a Filesystem<'a, S> {
         self.fs
+    }
+
+    /// The slots open files are kept in.
+    pub fn file_slots(&self) -> &'a FileSlots<S, FILES> {
+        self.slots
+    }
+
+    /// Opens the stored path `path` in a free slot.
+    fn open(
+        &self,
+        path: PathBuf,
+        options: &OpenOptions,
+        writable: bool,
+    ) -> Result<LfsFile<'a, S>, LfsError> {
+        let file = OpenFile::open(self.fs, self.slots, options, &path)?;
+        Ok(LfsFile {
+            file,
+            path,
+            pos: 0,
+            lfs_pos: 0,
+            writable,
+            written: false,
+            failed: None,
+        })
     }
 
     /// Bytes that are certainly free (littlefs's estimate is a lower bound).
@@ -298,23 +387,14 @@ fn convert_metadata(meta: &littlefs2::fs::Metadata, modified: Option<u64>) -> Me
     }
 }
 
-impl<'a, S: Storage> FileSystem for LittleFs<'a, S> {
+impl<'a, S: Storage, const FILES: usize> FileSystem for LittleFs<'a, S, FILES> {
     type Error = LfsError;
     type File = LfsFile<'a, S>;
     type Dir = LfsDir;
 
     fn open_read(&mut self, path: &[u8]) -> Result<LfsFile<'a, S>, LfsError> {
         let p = name::encode(path)?;
-        if self.fs.metadata(&p)?.is_dir() {
-            return Err(err(ErrorKind::IsADirectory));
-        }
-        Ok(LfsFile {
-            fs: self.fs,
-            path: p,
-            pos: 0,
-            writable: false,
-            written: false,
-        })
+        self.open(p, OpenOptions::new().read(true), false)
     }
 
     fn open_write(&mut self, path: &[u8], mode: WriteMode) -> Result<LfsFile<'a, S>, LfsError> {
@@ -326,27 +406,41 @@ impl<'a, S: Storage> FileSystem for LittleFs<'a, S> {
             Err(e) => return Err(e.into()),
         }
         let truncate = mode == WriteMode::Truncate;
-        let size = self.fs.open_file_with_options_and_then(
-            |o| o.write(true).create(true).truncate(truncate),
-            &p,
-            |file| file.len(),
-        )?;
-        Ok(LfsFile {
-            fs: self.fs,
-            path: p,
-            pos: if mode == WriteMode::Append {
-                size as u64
-            } else {
-                0
-            },
-            writable: true,
-            written: truncate,
-        })
+        // Read too: a file opened for writing may be read back.
+        let options = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(truncate)
+            .clone();
+        let mut file = self.open(p, &options, true)?;
+        if truncate {
+            // littlefs truncates in memory: commit it now, as the file was
+            // opened empty (dropping the file on error closes it).
+            file.file.file().sync()?;
+            file.written = true;
+        }
+        if mode == WriteMode::Append {
+            file.pos = file.file.file().len()? as u64;
+        }
+        Ok(file)
     }
 
     fn close(&mut self, file: LfsFile<'a, S>) -> Result<(), LfsError> {
-        if file.written {
-            self.touch(&file.path)?;
+        let LfsFile {
+            file,
+            path,
+            written,
+            failed,
+            ..
+        } = file;
+        let closed = file.close();
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        closed?;
+        if written {
+            self.touch(&path)?;
         }
         Ok(())
     }
@@ -473,13 +567,43 @@ impl<'a, S: Storage> FileSystem for LittleFs<'a, S> {
 /// littlefs2 seeks and sizes with `i32`/`u32`: positions beyond this fail.
 const MAX_POS: u64 = i32::MAX as u64;
 
+/// Bytes from file position `pos` to the end of the littlefs block that
+/// holds it, for blocks of `block_size` bytes.
+///
+/// littlefs stores a file as a skip list of blocks: block 0 holds data only,
+/// and block `i > 0` starts with `ctz(i) + 1` pointers of 4 bytes. This is
+/// littlefs's `lfs_ctz_index` (lfs.c), which maps a position to its block
+/// and offset in the block; a position at a block's end maps to the start
+/// of the next one's data.
+fn room_in_block(block_size: u64, pos: u64) -> u64 {
+    let b = block_size.saturating_sub(8).max(1);
+    let i = pos / b;
+    let off = if i == 0 {
+        pos
+    } else {
+        let below = 4 * (u64::from((i - 1).count_ones()) + 2);
+        let i = pos.saturating_sub(below) / b;
+        pos - b * i - 4 * u64::from(i.count_ones())
+    };
+    block_size.saturating_sub(off)
+}
+
 impl<S: Storage> LfsFile<'_, S> {
-    /// The position as littlefs2 takes it.
-    fn lfs_pos(&self) -> Result<u32, LfsError> {
-        u32::try_from(self.pos)
-            .ok()
-            .filter(|&p| u64::from(p) <= MAX_POS)
-            .ok_or(err(ErrorKind::NoSpace))
+    /// Moves littlefs's position to the caller's (at most [`MAX_POS`]).
+    fn seek_lfs(&mut self) -> Result<(), LfsError> {
+        if self.lfs_pos != self.pos {
+            let pos = u32::try_from(self.pos).map_err(|_| err(ErrorKind::NoSpace))?;
+            self.file.file().seek(littlefs2::io::SeekFrom::Start(pos))?;
+            self.lfs_pos = self.pos;
+        }
+        Ok(())
+    }
+
+    /// Remembers that a write or commit failed, and returns the error.
+    fn fail(&mut self, e: impl Into<LfsError>) -> LfsError {
+        let e = e.into();
+        self.failed = Some(e);
+        e
     }
 }
 
@@ -489,57 +613,76 @@ impl<S: Storage> embedded_io::ErrorType for LfsFile<'_, S> {
 
 impl<S: Storage> embedded_io::Read for LfsFile<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, LfsError> {
-        if buf.is_empty() || self.pos > MAX_POS {
+        if buf.is_empty() || self.pos >= MAX_POS {
             return Ok(0);
         }
-        let pos = self.lfs_pos()?;
-        let n = self.fs.open_file_with_options_and_then(
-            |o| o.read(true),
-            &self.path,
-            |file| {
-                file.seek(littlefs2::io::SeekFrom::Start(pos))?;
-                file.read(buf)
-            },
-        )?;
+        self.seek_lfs()?;
+        // littlefs2 passes the length as `u32` and returns `i32`.
+        let len = buf.len().min(MAX_POS as usize);
+        let buf = buf.get_mut(..len).unwrap_or_default();
+        let n = self.file.file().read(buf)?;
         self.pos += n as u64;
+        self.lfs_pos = self.pos;
         Ok(n)
     }
 }
 
 impl<S: Storage> embedded_io::Write for LfsFile<'_, S> {
+    /// Writes up to the end of the littlefs block at the position, and
+    /// commits the file when the write fills that block (module docs).
     fn write(&mut self, buf: &[u8]) -> Result<usize, LfsError> {
         if !self.writable {
             return Err(err(ErrorKind::PermissionDenied));
         }
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
         if buf.is_empty() {
             return Ok(0);
         }
-        let pos = self.lfs_pos()?;
         // Never past littlefs's largest file.
-        let room = usize::try_from(MAX_POS - self.pos).unwrap_or(usize::MAX);
-        let buf = buf.get(..buf.len().min(room)).unwrap_or_default();
-        if buf.is_empty() {
+        let room = MAX_POS.saturating_sub(self.pos);
+        if room == 0 {
             return Err(err(ErrorKind::NoSpace));
         }
-        let n = self.fs.open_file_with_options_and_then(
-            |o| o.write(true),
-            &self.path,
-            |file| {
-                file.seek(littlefs2::io::SeekFrom::Start(pos))?;
-                file.write(buf)
-            },
-        )?;
+        let block_room = room_in_block(S::BLOCK_SIZE as u64, self.pos);
+        let len = usize::try_from(room.min(block_room)).unwrap_or(usize::MAX);
+        let buf = buf.get(..buf.len().min(len)).unwrap_or_default();
+        self.seek_lfs()?;
+        let n = match self.file.file().write(buf) {
+            Ok(n) => n,
+            Err(e) => return Err(self.fail(e)),
+        };
         if n == 0 {
             // Never `Ok(0)` for a non-empty buffer: `write_all` would panic.
-            return Err(err(ErrorKind::NoSpace));
+            return Err(self.fail(err(ErrorKind::NoSpace)));
         }
         self.pos += n as u64;
+        self.lfs_pos = self.pos;
         self.written = true;
+        // A full block at the end of the file: commit it, which costs no
+        // copy later. (In mid-file, a commit would copy the rest of the
+        // file.) A failure is the next call's error: these bytes were taken.
+        let at_end = matches!(self.file.file().len(), Ok(len) if len as u64 == self.pos);
+        if n as u64 == block_room && at_end {
+            if let Err(e) = self.file.file().sync() {
+                self.fail(e);
+            }
+        }
         Ok(n)
     }
 
-    /// Every write is committed when it returns: nothing to flush.
+    /// Commits the file. In mid-block this makes the next write copy the
+    /// partly written block (module docs).
     fn flush(&mut self) -> Result<(), LfsError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        if self.writable {
+            if let Err(e) = self.file.file().sync() {
+                return Err(self.fail(e));
+            }
+        }
         Ok(())
     }
 }
@@ -549,7 +692,8 @@ impl<S: Storage> embedded_io::Seek for LfsFile<'_, S> {
         let (base, delta) = match pos {
             embedded_io::SeekFrom::Start(n) => (n, 0),
             embedded_io::SeekFrom::Current(d) => (self.pos, d),
-            embedded_io::SeekFrom::End(d) => (self.fs.metadata(&self.path)?.len() as u64, d),
+            // With what is written but not yet committed.
+            embedded_io::SeekFrom::End(d) => (self.file.file().len()? as u64, d),
         };
         // Before the start: refused, the position stays.
         let new = base
@@ -560,11 +704,12 @@ impl<S: Storage> embedded_io::Seek for LfsFile<'_, S> {
     }
 }
 
-impl<S: Storage> core::fmt::Debug for LittleFs<'_, S> {
+impl<S: Storage, const FILES: usize> core::fmt::Debug for LittleFs<'_, S, FILES> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("LittleFs")
             .field("block_size", &S::BLOCK_SIZE)
             .field("block_count", &S::BLOCK_COUNT)
+            .field("files", &self.slots)
             .field("clock", &self.clock.is_some())
             .finish()
     }
@@ -576,6 +721,7 @@ impl<S: Storage> core::fmt::Debug for LfsFile<'_, S> {
             .field("path", &self.path.as_str())
             .field("pos", &self.pos)
             .field("writable", &self.writable)
+            .field("failed", &self.failed)
             .finish()
     }
 }
@@ -586,5 +732,34 @@ impl core::fmt::Debug for LfsDir {
             .field("path", &self.path.as_str())
             .field("next", &self.next)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::room_in_block;
+
+    /// `room_in_block` against the layout spelled out block by block:
+    /// block 0 holds `bs` bytes of data, block `i > 0` `ctz(i) + 1` pointers
+    /// of 4 bytes and then data.
+    #[test]
+    fn room_in_block_follows_the_skip_list() {
+        for bs in [256u64, 512, 4096] {
+            let mut start = 0u64;
+            for i in 0u64..600 {
+                let pointers = if i == 0 {
+                    0
+                } else {
+                    4 * (u64::from(i.trailing_zeros()) + 1)
+                };
+                let end = start + bs - pointers;
+                for pos in [start, start + 1, (start + end) / 2, end - 1] {
+                    assert_eq!(room_in_block(bs, pos), end - pos, "bs {bs} pos {pos}");
+                }
+                start = end;
+            }
+        }
+        // 128 KiB blocks, near littlefs's largest file.
+        assert!(room_in_block(128 << 10, i32::MAX as u64) <= 128 << 10);
     }
 }
