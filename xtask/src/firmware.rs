@@ -275,13 +275,15 @@ pub struct Layout {
     /// The NIC driver with its buffers or rings (0: none outside the
     /// adapter).
     pub nic: u32,
+    /// littlefs's state of one open file (`FileSlots`: one per session).
+    pub file_slot: u32,
 }
 
 impl Layout {
     /// The layout in `words`, if they are one (marker "FERR" last).
     pub fn parse(words: &[u32]) -> Option<Layout> {
         match *words {
-            [sessions, transfer_buffer, server, server_one_more, pool, sockets_per_session, socket_rx, socket_tx, socket_slot, stack, stack_one_more, ram_disk, nic, _window, 0x4645_5252] => {
+            [sessions, transfer_buffer, server, server_one_more, pool, sockets_per_session, socket_rx, socket_tx, socket_slot, stack, stack_one_more, ram_disk, nic, _window, file_slot, 0x4645_5252] => {
                 Some(Layout {
                     sessions,
                     transfer_buffer,
@@ -296,6 +298,7 @@ impl Layout {
                     stack_one_more,
                     ram_disk,
                     nic,
+                    file_slot,
                 })
             }
             _ => None,
@@ -319,10 +322,12 @@ impl Layout {
         self.server_one_more.saturating_sub(self.server)
     }
 
-    /// What one more session costs in all: its engine state, its sockets
-    /// (buffers and slots) and the adapter's tables for them.
+    /// What one more session costs in all: its engine state, its open
+    /// file's littlefs state, its sockets (buffers and slots) and the
+    /// adapter's tables for them.
     pub fn per_session(&self) -> u32 {
         self.engine_per_session()
+            + self.file_slot
             + self.sockets_per_session * (self.socket_rx + self.socket_tx + self.socket_slot)
             + self.stack_one_more.saturating_sub(self.stack)
     }
@@ -404,7 +409,7 @@ pub fn size_report(measured: &[Measured], provenance: &str) -> (String, String) 
         }
     }
     doc += "\nRAM, from each image's `FIRMWARE_RAM` (the same at both opt-levels):\n\n\
-            | firmware | sessions | engine (`Server`, incl. transfer buffer) | socket pool (buffers + slots + adapter) | RAM disk | NIC | per further session: engine | per further session: with its sockets |\n\
+            | firmware | sessions | engine (`Server`, incl. transfer buffer) | socket pool (buffers + slots + adapter) | RAM disk | NIC | per further session: engine | per further session: with its sockets and open file |\n\
             |---|---:|---:|---:|---:|---:|---:|---:|\n";
     for (firmware, images) in measured {
         let Some(layout) = images.first().and_then(|(_, i)| Layout::parse(&i.layout)) else {
@@ -449,13 +454,14 @@ pub fn size_report(measured: &[Measured], provenance: &str) -> (String, String) 
             }
         };
         term += &format!(
-            "  {}: engine {} B for {} sessions ({} B transfer buffer), {} B more per session; \
-             {pool_term}; one more session in all: {} B\n",
+            "  {}: engine {} B for {} sessions ({} B transfer buffer), {} B more per session \
+             (+ {} B littlefs file slot); {pool_term}; one more session in all: {} B\n",
             firmware.title,
             layout.server,
             layout.sessions,
             layout.transfer_buffer,
             layout.engine_per_session(),
+            layout.file_slot,
             layout.per_session()
         );
         doc += &format!(
@@ -502,13 +508,17 @@ mod tests {
             0,
             3096,
             65536,
+            360,
             0x4645_5252,
         ];
         let layout = Layout::parse(&words).unwrap();
         assert_eq!(layout.engine_per_session(), 2000);
-        assert_eq!(layout.per_session(), 2000 + 4 * (8192 + 8192 + 336) + 300);
+        assert_eq!(
+            layout.per_session(),
+            2000 + 360 + 4 * (8192 + 8192 + 336) + 300
+        );
         assert_eq!(layout.sockets(), 22 * (8192 + 8192 + 336) + 3000);
-        assert!(Layout::parse(&words[..14]).is_none());
+        assert!(Layout::parse(&words[..15]).is_none());
     }
 
     #[test]
@@ -528,6 +538,7 @@ mod tests {
             2 << 20,
             3096,
             65536,
+            360,
             0x4645_5252,
         ];
         let mut image = Image {
@@ -570,12 +581,13 @@ mod tests {
             0,
             0,
             0,
+            358,
             0x4645_5252,
         ];
         let layout = Layout::parse(&words).unwrap();
         assert!(layout.buffers_in_nic());
         assert_eq!(layout.sockets(), 132);
-        assert_eq!(layout.per_session(), 2560);
+        assert_eq!(layout.per_session(), 2560 + 358);
         let mut image = Image {
             flash: 80 * 1024,
             ram: 20 * 1024,
@@ -591,7 +603,7 @@ mod tests {
             "{doc}"
         );
         assert!(
-            doc.contains("| NUCLEO-F429ZI + W5500 (Cortex-M4F) | 2 | 7.1 KB | 0.1 KB (adapter; 8 sockets' buffers in the NIC) | - | - | 2.5 KB | 2.5 KB (sockets in the NIC) |"),
+            doc.contains("| NUCLEO-F429ZI + W5500 (Cortex-M4F) | 2 | 7.1 KB | 0.1 KB (adapter; 8 sockets' buffers in the NIC) | - | - | 2.5 KB | 2.8 KB (sockets in the NIC) |"),
             "{doc}"
         );
         assert!(

@@ -4,6 +4,7 @@
 //!
 //! Exit codes: 0 when every step passed (or was skipped outside CI), 1 when a
 //! step failed, 2 for a bad command line.
+mod bench;
 mod cmd;
 mod docs;
 mod elf;
@@ -20,7 +21,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  setup           install what the tests need (Debian packages, pytest)
+  setup           install what the tests and the bench need (Debian
+                  packages, pytest, pyftpdlib)
   test [--quick]  docs check, fmt, clippy, unit tests, Cortex-M3 builds of
                   ferry-core and size-probe, ferryd release build,
                   integration tests, the Cortex-M3 firmware in QEMU against
@@ -29,6 +31,12 @@ commands:
   size            ROM and RAM of ferry-core on a Cortex-M3 (thumbv7m) at
                   opt-level \"z\" and \"s\", and of the firmware images;
                   updates docs/BENCHMARKS.md and README.md
+  bench [--quick] [--write]
+                  ferryd (release build) beside pyftpdlib and vsftpd on
+                  loopback: RETR and STOR of 256 MiB with curl, small files
+                  and logins with ftplib, peak RSS and CPU time of each
+                  server; --quick: 32 MiB and 100 operations; --write: record
+                  the table in docs/BENCHMARKS.md
   qemu [--tap] [--port PORT] [--verbose]
                   build the Cortex-M3 firmware (boards/qemu-mps2-an385) and
                   boot it in qemu-system-arm; prints how to connect. Default:
@@ -60,17 +68,17 @@ fn main() -> ExitCode {
         ["test"] => test::run(false),
         ["test", "--quick"] => test::run(true),
         ["size"] => size::run(),
+        ["bench", rest @ ..] => match bench::Options::parse(rest) {
+            Some(options) => bench::run(options),
+            None => return bad_command_line(&args),
+        },
         ["fuzz", rest @ ..] => fuzz::run(rest),
         ["qemu", rest @ ..] => qemu::run(rest),
         ["help" | "-h" | "--help"] => {
             print!("{USAGE}");
             Ok(())
         }
-        _ => {
-            eprintln!("xtask: bad command line: {}\n", args.join(" "));
-            eprint!("{USAGE}");
-            return ExitCode::from(2);
-        }
+        _ => return bad_command_line(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,4 +87,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Says what was wrong with the command line, and how to use xtask.
+fn bad_command_line(args: &[&str]) -> ExitCode {
+    eprintln!("xtask: bad command line: {}\n", args.join(" "));
+    eprint!("{USAGE}");
+    ExitCode::from(2)
 }

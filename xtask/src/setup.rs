@@ -1,5 +1,5 @@
-//! `cargo xtask setup`: installs what the tests need, and only what is
-//! missing, so running it twice does nothing the second time.
+//! `cargo xtask setup`: installs what the tests and the bench need, and only
+//! what is missing, so running it twice does nothing the second time.
 //!
 //! - Debian packages: `lftp` and `curl` (the integration tests' real
 //!   clients), `lld` (the bare-metal linker), and `rustc-web`, `cargo-web`,
@@ -7,9 +7,12 @@
 //!   `core` for Cortex-M; rustup here cannot download targets);
 //!   `qemu-system-arm` and `libnewlib-arm-none-eabi` for the firmware;
 //!   `clang` (bindgen's headers for littlefs on Cortex-M) and `mtools` (the
-//!   integration tests read FAT images with it).
+//!   integration tests read FAT images with it); `vsftpd`, a peer server of
+//!   `cargo xtask bench` (its service is stopped and disabled if installing
+//!   it started one: the bench runs its own).
 //! - `pytest` and `littlefs-python` (`tests/integration/requirements.txt`),
-//!   with the `python3` on `PATH`.
+//!   and `pyftpdlib` for the bench (`xtask/bench/requirements.txt`), with
+//!   the `python3` on `PATH`.
 use std::process::Command;
 
 use crate::cmd::{self, find_program, output};
@@ -36,6 +39,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // test); littlefs's C code needs newlib's headers on bare metal.
     "qemu-system-arm",
     "libnewlib-arm-none-eabi",
+    // A peer server of `cargo xtask bench`.
+    "vsftpd",
 ];
 
 /// Runs the chore.
@@ -65,6 +70,9 @@ pub fn run() -> Result<(), Failure> {
             .args(["install", "-y", "--no-install-recommends"])
             .args(&missing);
         cmd::run(&mut install)?;
+        if missing.contains(&"vsftpd") {
+            stop_vsftpd_service()?;
+        }
     }
 
     cmd::header("setup: pytest");
@@ -88,6 +96,12 @@ pub fn run() -> Result<(), Failure> {
             "pytest cannot be imported after pip install".into(),
         ));
     }
+    cmd::header("setup: pyftpdlib (cargo xtask bench)");
+    cmd::run(
+        pip()
+            .arg("-r")
+            .arg(cmd::root().join("xtask/bench/requirements.txt")),
+    )?;
     cmd::header("setup: cargo-fuzz");
     if find_program("cargo-fuzz").is_some() {
         println!("installed already: cargo-fuzz");
@@ -97,6 +111,23 @@ pub fn run() -> Result<(), Failure> {
         cmd::run(cmd::cargo().args(["install", "cargo-fuzz", "--locked"]))?;
     }
     println!("\nsetup: done");
+    Ok(())
+}
+
+/// Installing vsftpd starts its service where systemd runs (on port 21, with
+/// local logins): the bench runs vsftpd itself, so stop and disable it.
+fn stop_vsftpd_service() -> Result<(), Failure> {
+    if find_program("systemctl").is_none() {
+        return Ok(());
+    }
+    let active = Command::new("systemctl")
+        .args(["is-active", "--quiet", "vsftpd"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if active {
+        println!("vsftpd's service started on install; the bench does not need it");
+        cmd::run(privileged("systemctl").args(["disable", "--now", "vsftpd"]))?;
+    }
     Ok(())
 }
 

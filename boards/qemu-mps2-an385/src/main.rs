@@ -103,10 +103,11 @@ static SERVER: StaticCell<FtpServer> = StaticCell::new();
 /// session, socket receive and transmit buffer, `size_of` one smoltcp
 /// socket slot, `size_of` the stack adapter for `POOL` and for
 /// `POOL + SOCKETS_PER_SESSION` sockets, the RAM disk, `size_of` the NIC
-/// driver, the painted stack window.
+/// driver, the painted stack window, littlefs's state of one open file
+/// (`FileSlots`, one per session).
 #[no_mangle]
 #[used]
-pub static FIRMWARE_RAM: [u32; 15] = [
+pub static FIRMWARE_RAM: [u32; 16] = [
     SESSIONS as u32,
     TRANSFER_BUFFER as u32,
     size_of::<FtpServer>() as u32,
@@ -121,6 +122,8 @@ pub static FIRMWARE_RAM: [u32; 15] = [
     RAM_DISK as u32,
     size_of::<Lan9118>() as u32,
     stack_usage::WINDOW as u32,
+    (size_of::<FileSlots<Disk, { SESSIONS + 1 }>>() - size_of::<FileSlots<Disk, SESSIONS>>())
+        as u32,
     0x4645_5252, // "FERR": a marker that the layout is this one
 ];
 

@@ -52,6 +52,7 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use ferry_core::{Config, Server};
+use ferry_fs::littlefs::FileSlots;
 use ferry_net::Clock;
 use rtt_target::{rprintln, rtt_init_print};
 use static_cell::StaticCell;
@@ -116,11 +117,12 @@ pub struct StackRam {
 /// for `SESSIONS` and one more, pool, sockets per session, socket buffers,
 /// socket slot, stack adapter and the adapter with one more session's
 /// sockets, RAM disk (0: none in SRAM), NIC driver with its rings, stack
-/// window (0: not measured), marker). The stack module fills in its part
+/// window (0: not measured), littlefs's state of one open file (one per
+/// session), marker). The stack module fills in its part
 /// ([`StackRam`]); with the W5500 the socket buffers are in the chip.
 #[no_mangle]
 #[used]
-pub static FIRMWARE_RAM: [u32; 15] = {
+pub static FIRMWARE_RAM: [u32; 16] = {
     let ram = stack::RAM;
     [
         SESSIONS as u32,
@@ -137,6 +139,8 @@ pub static FIRMWARE_RAM: [u32; 15] = {
         0,
         ram.nic,
         0,
+        (size_of::<FileSlots<storage::Disk, { SESSIONS + 1 }>>()
+            - size_of::<FileSlots<storage::Disk, SESSIONS>>()) as u32,
         0x4645_5252,
     ]
 };

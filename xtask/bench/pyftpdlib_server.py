@@ -1,0 +1,29 @@
+"""pyftpdlib as `cargo xtask bench` runs it: its default single-process
+asynchronous FTPServer and FTPHandler (sendfile for RETR where the OS has
+it, logging at INFO to stderr as out of the box), one user with every
+permission, on a given port and passive range.
+
+    pyftpdlib_server.py ROOT PORT PASSIVE_LO PASSIVE_HI USER PASSWORD
+"""
+import sys
+
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+
+
+def main():
+    if len(sys.argv) != 7:
+        sys.exit(__doc__)
+    root, port, lo, hi, user, password = sys.argv[1:]
+    authorizer = DummyAuthorizer()
+    authorizer.add_user(user, password, root, perm="elradfmwMT")
+    handler = FTPHandler
+    handler.authorizer = authorizer
+    handler.passive_ports = range(int(lo), int(hi) + 1)
+    server = FTPServer(("127.0.0.1", int(port)), handler)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

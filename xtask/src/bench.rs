@@ -1,0 +1,871 @@
+//! `cargo xtask bench [--quick] [--write]`: ferryd's speed, memory and CPU
+//! time beside peer FTP servers, measured in the same run on loopback.
+//!
+//! Every server gets its own temporary root, a free control port and its own
+//! passive range, and the same client commands (curl for the large files,
+//! Python's ftplib for the small operations, `xtask/bench/small_ops.py`):
+//!
+//! 1. RETR of a large file (256 MiB; `--quick`: 32 MiB) to `/dev/null`:
+//!    MiB/s, the median of three runs, after one untimed download whose
+//!    bytes are checked (size and SHA-256).
+//! 2. STOR of a file as large: MiB/s, the median of three runs; after each,
+//!    the file on the server's disk must have the size and SHA-256 of the
+//!    source, or the bench fails (moving wrong bytes fast is worthless).
+//! 3. A session doing 500 (`--quick`: 100) rounds of STOR 1 KiB, RETR it
+//!    (bytes compared), DELE: rounds per second; then 200 (100) fresh
+//!    connections, each login, PWD, QUIT: connections per second; the
+//!    median of three runs of each.
+//! 4. Memory: the server process's `VmHWM` (peak RSS) after the workloads,
+//!    and the peak of `VmRSS` summed over the server and its child processes,
+//!    sampled every [`SAMPLE_EVERY`] (vsftpd forks per connection; its
+//!    listener's own `VmHWM` is not what its sessions use).
+//! 5. CPU time of the server (`utime + stime + cutime + cstime` from
+//!    `/proc/PID/stat`: reaped children included) over its life, and the
+//!    part each workload took. vsftpd runs under a child subreaper
+//!    (`xtask/bench/subreaper.py`) that reaps the session processes which
+//!    outlive their parent: its `cutime`/`cstime` is added.
+//!
+//! All servers run at once, idle but for the one being measured; each run
+//! of each workload goes to every server in turn, so that load from
+//! elsewhere on the machine falls on all of them alike.
+//!
+//! The peers: pyftpdlib (pip), its default asynchronous single-process
+//! server; vsftpd (Debian), standalone as root with anonymous login. vsftpd
+//! will not chroot into a root its user can write, so the clients work in a
+//! `bench/` directory of each server's root, the same path everywhere. A
+//! missing peer is skipped with a loud line.
+//!
+//! Times come from the clients (curl's `time_total`, the helper's
+//! `time.perf_counter`); nothing asserts on them: the chore prints numbers,
+//! and `--write` records them in docs/BENCHMARKS.md between
+//! `<!-- bench:begin -->` and `<!-- bench:end -->`. Every subprocess has a
+//! time limit, every server is stopped by a guard (also on failure), and
+//! the temporary directory is removed.
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::cmd::{self, find_program, header};
+use crate::docs;
+use crate::Failure;
+
+mod peers;
+mod process;
+mod report;
+
+use peers::{ferryd_launch, pyftpdlib_launch, vsftpd_launch};
+use process::{
+    clock_ticks, curl_version, free_port, python_executable, python_version, read_status_kib,
+    run_bounded, run_inherited, sha256, target_dir, Server,
+};
+use report::{notes, print_runs, provenance, table, Machine};
+
+/// How much work one run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sizes {
+    /// Size of the RETR and STOR files, MiB.
+    file_mib: u64,
+    /// Timed runs of each large transfer (the median is reported).
+    runs: usize,
+    /// STOR + RETR + DELE rounds in one session.
+    rounds: u32,
+    /// Fresh connections, each login + PWD + QUIT.
+    connections: u32,
+}
+
+/// The full bench.
+const FULL: Sizes = Sizes {
+    file_mib: 256,
+    runs: 3,
+    rounds: 500,
+    connections: 200,
+};
+
+/// `--quick`: a smoke run.
+const QUICK: Sizes = Sizes {
+    file_mib: 32,
+    runs: 3,
+    rounds: 100,
+    connections: 100,
+};
+
+/// The command line of `cargo xtask bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    /// `--quick`: small files, few operations.
+    pub quick: bool,
+    /// `--write`: record the table in docs/BENCHMARKS.md.
+    pub write: bool,
+}
+
+impl Options {
+    /// Parses the arguments after `bench`; `None` for anything unknown.
+    pub fn parse(args: &[&str]) -> Option<Options> {
+        let mut options = Options::default();
+        for arg in args {
+            match *arg {
+                "--quick" => options.quick = true,
+                "--write" => options.write = true,
+                _ => return None,
+            }
+        }
+        Some(options)
+    }
+
+    fn sizes(self) -> Sizes {
+        if self.quick {
+            QUICK
+        } else {
+            FULL
+        }
+    }
+
+    /// The command as the user would type it.
+    fn command(self) -> String {
+        let mut command = String::from("cargo xtask bench");
+        if self.quick {
+            command.push_str(" --quick");
+        }
+        if self.write {
+            command.push_str(" --write");
+        }
+        command
+    }
+}
+
+/// How often the memory sampler looks at the server's processes.
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+/// Passive ranges: server `i` gets `PASSIVE_BASE + i * PASSIVE_SPAN` and the
+/// `PASSIVE_SPAN - 1` ports above it, below Linux's ephemeral range
+/// (32768-60999 by default), so clients' ports never collide with them.
+const PASSIVE_BASE: u16 = 20_000;
+/// See [`PASSIVE_BASE`].
+const PASSIVE_SPAN: u16 = 1_000;
+/// The directory, inside each server's root, that the clients work in (vsftpd
+/// refuses to chroot anonymous users into a root they can write).
+const WORK_DIR: &str = "bench";
+/// The large file each server serves for RETR.
+const RETR_NAME: &str = "big.bin";
+/// Each server's standard output and error, in its directory.
+const SERVER_LOG: &str = "server.log";
+/// The login that ferryd and pyftpdlib get (vsftpd: anonymous).
+const USER: &str = "bench";
+/// See [`USER`].
+const PASSWORD: &str = "bench";
+
+/// Time limits of the subprocesses.
+const BUILD_LIMIT: Duration = Duration::from_secs(30 * 60);
+const START_LIMIT: Duration = Duration::from_secs(15);
+const STOP_LIMIT: Duration = Duration::from_secs(5);
+const SETTLE_LIMIT: Duration = Duration::from_secs(5);
+const TRANSFER_LIMIT: Duration = Duration::from_secs(150);
+const CURL_MAX_TIME: &str = "120";
+const SCRIPT_LIMIT: Duration = Duration::from_secs(300);
+const HASH_LIMIT: Duration = Duration::from_secs(120);
+const QUICK_LIMIT: Duration = Duration::from_secs(10);
+
+/// The servers compared, in table order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Ferryd,
+    Pyftpdlib,
+    Vsftpd,
+}
+
+const PEERS: [Peer; 3] = [Peer::Ferryd, Peer::Pyftpdlib, Peer::Vsftpd];
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::Ferryd => "ferryd",
+            Peer::Pyftpdlib => "pyftpdlib",
+            Peer::Vsftpd => "vsftpd",
+        }
+    }
+}
+
+/// What the bench found for one server.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    Ran(Box<Measured>),
+    Skipped(String),
+    Failed(String),
+}
+
+/// One server's row of results.
+#[derive(Debug, Clone, PartialEq)]
+struct Report {
+    peer: Peer,
+    version: String,
+    setup: String,
+    outcome: Outcome,
+}
+
+/// The figures of one server.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Measured {
+    /// MiB/s of each timed RETR.
+    retr: Vec<f64>,
+    /// MiB/s of each timed STOR.
+    stor: Vec<f64>,
+    /// Rounds per second of each session.
+    rounds: Vec<f64>,
+    /// Connections per second of each run.
+    connections: Vec<f64>,
+    /// VmRSS once started and idle, KiB.
+    rss_start_kib: u64,
+    /// VmHWM of the server process at the end, KiB.
+    hwm_kib: u64,
+    /// Peak of VmRSS summed over the server's processes, KiB (sampled).
+    tree_peak_kib: u64,
+    /// Whether the server had child processes (vsftpd's sessions).
+    forks: bool,
+    cpu: Cpu,
+}
+
+/// Server CPU seconds: the whole run and each workload's part.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Cpu {
+    total: f64,
+    retr: f64,
+    stor: f64,
+    rounds: f64,
+    connections: f64,
+}
+
+/// Runs the chore.
+pub fn run(options: Options) -> Result<(), Failure> {
+    let sizes = options.sizes();
+    let root = cmd::root();
+    for tool in ["curl", "python3", "sha256sum"] {
+        if find_program(tool).is_none() {
+            return Err(Failure(format!(
+                "{tool} not found: the bench's clients need it (run cargo xtask setup)"
+            )));
+        }
+    }
+
+    header("bench: ferryd release build");
+    run_inherited(
+        cmd::cargo().args(["build", "--release", "-p", "ferryd", "--locked"]),
+        BUILD_LIMIT,
+    )?;
+    let ferryd = target_dir(&root).join("release/ferryd");
+
+    let machine = Machine::now();
+    let python = python_executable()?;
+    let clients = format!(
+        "curl {}, Python {} ftplib",
+        curl_version(),
+        python_version(&python)
+    );
+    let work = TempDir::new()?;
+    header(&format!(
+        "bench: a {} MiB file of pseudo-random bytes",
+        sizes.file_mib
+    ));
+    let source = work.path().join("source.bin");
+    write_pseudo_random(&source, sizes.file_mib * MIB)
+        .map_err(|e| Failure(format!("cannot write {}: {e}", source.display())))?;
+    let source_sha = sha256(&source).map_err(Failure)?;
+    println!("{} sha256 {source_sha}", source.display());
+    let source = Source {
+        path: source,
+        bytes: sizes.file_mib * MIB,
+        sha256: source_sha,
+    };
+    let context = Context {
+        root: root.clone(),
+        work: work.path().to_path_buf(),
+        python,
+        ferryd,
+        sizes,
+        source,
+        clk_tck: clock_ticks(),
+    };
+
+    let mut reports = Vec::new();
+    let mut contenders = Vec::new();
+    for (index, peer) in PEERS.iter().copied().enumerate() {
+        header(&format!("bench: start {}", peer.name()));
+        match start_peer(&context, peer, index) {
+            Ok(contender) => contenders.push(contender),
+            Err(report) => {
+                match &report.outcome {
+                    Outcome::Skipped(why) => println!("\n!!!! SKIPPED {}: {why}\n", peer.name()),
+                    Outcome::Failed(why) => println!("\n!!!! FAILED {}: {why}\n", peer.name()),
+                    Outcome::Ran(_) => {}
+                }
+                reports.push(report);
+            }
+        }
+    }
+    run_workloads(&context, &mut contenders);
+    for contender in contenders {
+        let report = contender.finish(&context);
+        match &report.outcome {
+            Outcome::Failed(why) => println!("\n!!!! FAILED {}: {why}\n", report.peer.name()),
+            Outcome::Ran(measured) => print_runs(report.peer, measured),
+            Outcome::Skipped(_) => {}
+        }
+        reports.push(report);
+    }
+    reports.sort_by_key(|r| PEERS.iter().position(|&p| p == r.peer));
+    let machine = machine.finish();
+
+    let table = table(&reports, &sizes);
+    let notes = notes(&reports);
+    println!("\n{}", machine.describe(&clients));
+    println!("\n{table}{notes}");
+
+    let failed: Vec<String> = reports
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Failed(why) => Some(format!("{}: {why}", r.peer.name())),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(Failure(format!(
+            "the bench failed on {} (docs/BENCHMARKS.md left unchanged)",
+            failed.join("; ")
+        )));
+    }
+    if options.write {
+        let section = format!(
+            "{}\n\n{}\n\n{table}{notes}",
+            provenance(&root, options),
+            machine.describe(&clients)
+        );
+        docs::update_section(&root.join("docs/BENCHMARKS.md"), "bench", &section)?;
+        println!("\nwrote docs/BENCHMARKS.md");
+    }
+    Ok(())
+}
+
+/// What every server's bench shares.
+struct Context {
+    root: PathBuf,
+    work: PathBuf,
+    python: PathBuf,
+    ferryd: PathBuf,
+    sizes: Sizes,
+    source: Source,
+    clk_tck: u64,
+}
+
+/// The large file, its size and hash.
+struct Source {
+    path: PathBuf,
+    bytes: u64,
+    sha256: String,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Prepares and starts one server; a report of why not if it cannot run.
+fn start_peer(context: &Context, peer: Peer, index: usize) -> Result<Contender, Report> {
+    let mut report = Report {
+        peer,
+        version: String::new(),
+        setup: String::new(),
+        outcome: Outcome::Skipped(String::new()),
+    };
+    let dir = context.work.join(peer.name());
+    let port = match free_port() {
+        Ok(port) => port,
+        Err(e) => {
+            report.outcome = Outcome::Failed(format!("no free port: {e}"));
+            return Err(report);
+        }
+    };
+    let offset = PASSIVE_SPAN * u16::try_from(index).unwrap_or(0);
+    let passive = (
+        PASSIVE_BASE + offset,
+        PASSIVE_BASE + offset + PASSIVE_SPAN - 1,
+    );
+    let prepared = fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+        .and_then(|()| match peer {
+            Peer::Ferryd => ferryd_launch(context, &dir, port, passive),
+            Peer::Pyftpdlib => pyftpdlib_launch(context, &dir, port, passive),
+            Peer::Vsftpd => vsftpd_launch(context, &dir, port, passive),
+        });
+    let launch = match prepared {
+        Ok(launch) => launch,
+        // A peer that is missing is left out; ferryd must run.
+        Err(why) if peer == Peer::Ferryd => {
+            report.outcome = Outcome::Failed(why);
+            return Err(report);
+        }
+        Err(why) => {
+            report.outcome = Outcome::Skipped(why);
+            return Err(report);
+        }
+    };
+    report.version = launch.version;
+    report.setup = launch.setup;
+    let served = dir.join("root").join(WORK_DIR);
+    if let Err(e) = link_or_copy(&context.source.path, &served.join(RETR_NAME)) {
+        report.outcome = Outcome::Failed(format!("cannot place {RETR_NAME}: {e}"));
+        return Err(report);
+    }
+    let mut command = launch.command;
+    let started = Server::start(&mut command, &dir.join(SERVER_LOG), port, launch.wrapped);
+    let server = match started {
+        Ok(server) => server,
+        Err(why) => {
+            // A peer that cannot run here is left out; ferryd must run.
+            report.outcome = if peer == Peer::Ferryd {
+                Outcome::Failed(why)
+            } else {
+                Outcome::Skipped(format!("cannot run it here: {why}"))
+            };
+            return Err(report);
+        }
+    };
+    let client = Client {
+        port,
+        user: launch.user,
+        password: launch.password,
+        served,
+        scratch: dir.clone(),
+    };
+    let measured = Measured {
+        rss_start_kib: read_status_kib(server.pid(), "VmRSS").unwrap_or(0),
+        ..Measured::default()
+    };
+    Ok(Contender {
+        report,
+        server,
+        client,
+        measured,
+        failed: None,
+    })
+}
+
+/// How the clients reach one server.
+struct Client {
+    port: u16,
+    user: String,
+    password: String,
+    /// The server's `bench/` directory on disk.
+    served: PathBuf,
+    /// Where client-side files go.
+    scratch: PathBuf,
+}
+
+impl Client {
+    fn url(&self, name: &str) -> String {
+        format!(
+            "ftp://{}:{}@127.0.0.1:{}/{WORK_DIR}/{name}",
+            self.user, self.password, self.port
+        )
+    }
+
+    /// curl with the options every transfer shares: passive mode (EPSV,
+    /// then PASV), no `.curlrc`, bounded.
+    fn curl(&self) -> Command {
+        let mut curl = Command::new("curl");
+        curl.args([
+            "--disable",
+            "--silent",
+            "--show-error",
+            "--ftp-pasv",
+            "--connect-timeout",
+            "10",
+            "--max-time",
+            CURL_MAX_TIME,
+        ]);
+        curl
+    }
+
+    /// Downloads `name` to `output`: (bytes, seconds) as curl saw them.
+    fn retr(&self, name: &str, output: &Path) -> Result<(u64, f64), String> {
+        let mut curl = self.curl();
+        curl.arg("--output")
+            .arg(output)
+            .args(["--write-out", "%{size_download} %{time_total}"])
+            .arg(self.url(name));
+        println!("$ {}", cmd::show(&curl));
+        let out = run_bounded(&mut curl, Stdio::null(), TRANSFER_LIMIT)?;
+        parse_curl(&out).ok_or_else(|| format!("curl printed {out:?}"))
+    }
+
+    /// Uploads `source` as `name`: (bytes, seconds) as curl saw them.
+    fn stor(&self, source: &Path, name: &str) -> Result<(u64, f64), String> {
+        let mut curl = self.curl();
+        curl.arg("--upload-file")
+            .arg(source)
+            .args(["--write-out", "%{size_upload} %{time_total}"])
+            .arg(self.url(name));
+        println!("$ {}", cmd::show(&curl));
+        let out = run_bounded(&mut curl, Stdio::null(), TRANSFER_LIMIT)?;
+        parse_curl(&out).ok_or_else(|| format!("curl printed {out:?}"))
+    }
+
+    /// Runs `small_ops.py MODE ... count`: operations per second.
+    fn small_ops(&self, context: &Context, mode: &str, count: u32) -> Result<f64, String> {
+        let mut python = Command::new(&context.python);
+        python
+            .arg(context.root.join("xtask/bench/small_ops.py"))
+            .args([mode, "127.0.0.1"])
+            .arg(self.port.to_string())
+            .args([&self.user, &self.password, WORK_DIR])
+            .arg(count.to_string());
+        println!("$ {}", cmd::show(&python));
+        let out = run_bounded(&mut python, Stdio::null(), SCRIPT_LIMIT)?;
+        let (done, seconds) =
+            parse_small_ops(&out).ok_or_else(|| format!("small_ops.py printed {out:?}"))?;
+        if done != u64::from(count) || seconds <= 0.0 {
+            return Err(format!("small_ops.py did {done} of {count} in {seconds} s"));
+        }
+        Ok(done as f64 / seconds)
+    }
+}
+
+/// A started server and what has been measured of it so far.
+struct Contender {
+    /// Its name, version and setup; the outcome is set by [`Contender::finish`].
+    report: Report,
+    server: Server,
+    client: Client,
+    measured: Measured,
+    /// Why it failed: it is stopped, and takes no further steps.
+    failed: Option<String>,
+}
+
+/// A workload, whose CPU time is counted apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Retr,
+    Stor,
+    Rounds,
+    Connections,
+}
+
+impl Contender {
+    /// Runs one step against this server unless it failed before: the server
+    /// is settled before and after, and the CPU time it took goes to `phase`.
+    /// A failure stops the server.
+    fn step<T>(
+        &mut self,
+        context: &Context,
+        phase: Option<Phase>,
+        work: impl FnOnce(&Client) -> Result<T, String>,
+    ) -> Option<T> {
+        if self.failed.is_some() {
+            return None;
+        }
+        let result = self.timed(context, phase, work);
+        match result {
+            Ok(value) => Some(value),
+            Err(why) => {
+                println!(
+                    "---- {} failed: {why}\n---- its log, last lines ----\n{}",
+                    self.report.peer.name(),
+                    self.server.log_tail()
+                );
+                self.failed = Some(why);
+                self.server.stop();
+                None
+            }
+        }
+    }
+
+    fn timed<T>(
+        &mut self,
+        context: &Context,
+        phase: Option<Phase>,
+        work: impl FnOnce(&Client) -> Result<T, String>,
+    ) -> Result<T, String> {
+        self.server.settle();
+        let before = self.server.cpu_ticks()?;
+        let value = work(&self.client)?;
+        self.server.settle();
+        let after = self.server.cpu_ticks()?;
+        let seconds = after.saturating_sub(before) as f64 / context.clk_tck as f64;
+        let cpu = &mut self.measured.cpu;
+        match phase {
+            Some(Phase::Retr) => cpu.retr += seconds,
+            Some(Phase::Stor) => cpu.stor += seconds,
+            Some(Phase::Rounds) => cpu.rounds += seconds,
+            Some(Phase::Connections) => cpu.connections += seconds,
+            None => {}
+        }
+        Ok(value)
+    }
+
+    /// Reads the final figures, stops the server, and says how it went.
+    fn finish(mut self, context: &Context) -> Report {
+        let pid = self.server.pid();
+        let finals = self.server.cpu_ticks().and_then(|ticks| {
+            let hwm = read_status_kib(pid, "VmHWM")
+                .ok_or_else(|| format!("cannot read /proc/{pid}/status"))?;
+            Ok((ticks, hwm))
+        });
+        let (tree_peak, forks) = self.server.sampled();
+        self.server.stop();
+        let mut report = self.report;
+        report.outcome = match (self.failed, finals) {
+            (Some(why), _) | (None, Err(why)) => Outcome::Failed(why),
+            (None, Ok((ticks, hwm))) => {
+                let mut measured = self.measured;
+                measured.cpu.total = ticks as f64 / context.clk_tck as f64;
+                measured.hwm_kib = hwm;
+                measured.tree_peak_kib = tree_peak;
+                measured.forks = forks;
+                Outcome::Ran(Box::new(measured))
+            }
+        };
+        report
+    }
+}
+
+/// The workloads, interleaved: each run of each workload goes to every
+/// server in turn (starting with a different one each run), so that load
+/// from elsewhere on the machine falls on all of them alike.
+fn run_workloads(context: &Context, contenders: &mut [Contender]) {
+    let sizes = context.sizes;
+    let source = &context.source;
+    let count = contenders.len().max(1);
+    let in_turn = |run: usize| (0..count).map(move |k| (k + run) % count);
+
+    header("bench: one checked RETR each (untimed)");
+    for contender in contenders.iter_mut() {
+        contender.step(context, None, |client| {
+            let check = client.scratch.join("retr-check.bin");
+            let (bytes, _) = client.retr(RETR_NAME, &check)?;
+            verify(&check, bytes, source).map_err(|e| format!("RETR {RETR_NAME}: {e}"))?;
+            fs::remove_file(&check).map_err(|e| format!("cannot remove {}: {e}", check.display()))
+        });
+    }
+
+    header(&format!("bench: RETR {} MiB", sizes.file_mib));
+    for run in 0..sizes.runs {
+        for index in in_turn(run) {
+            let Some(contender) = contenders.get_mut(index) else {
+                continue;
+            };
+            let rate = contender.step(context, Some(Phase::Retr), |client| {
+                let (bytes, secs) = client.retr(RETR_NAME, Path::new("/dev/null"))?;
+                if bytes != source.bytes {
+                    return Err(format!("RETR moved {bytes} bytes of {}", source.bytes));
+                }
+                Ok(mib_per_s(bytes, secs))
+            });
+            contender.measured.retr.extend(rate);
+        }
+    }
+
+    header(&format!(
+        "bench: STOR {} MiB, each checked on disk",
+        sizes.file_mib
+    ));
+    for run in 0..sizes.runs {
+        for index in in_turn(run) {
+            let Some(contender) = contenders.get_mut(index) else {
+                continue;
+            };
+            let rate = contender.step(context, Some(Phase::Stor), |client| {
+                let name = format!("up-{run}.bin");
+                let (bytes, secs) = client.stor(&source.path, &name)?;
+                let on_disk = client.served.join(&name);
+                verify(&on_disk, bytes, source).map_err(|e| format!("STOR {name}: {e}"))?;
+                fs::remove_file(&on_disk)
+                    .map_err(|e| format!("cannot remove {}: {e}", on_disk.display()))?;
+                Ok(mib_per_s(bytes, secs))
+            });
+            contender.measured.stor.extend(rate);
+        }
+    }
+
+    header("bench: small files and logins");
+    for run in 0..sizes.runs {
+        for index in in_turn(run) {
+            let Some(contender) = contenders.get_mut(index) else {
+                continue;
+            };
+            let rate = contender.step(context, Some(Phase::Rounds), |client| {
+                client.small_ops(context, "rounds", sizes.rounds)
+            });
+            contender.measured.rounds.extend(rate);
+        }
+    }
+    for run in 0..sizes.runs {
+        for index in in_turn(run) {
+            let Some(contender) = contenders.get_mut(index) else {
+                continue;
+            };
+            let rate = contender.step(context, Some(Phase::Connections), |client| {
+                client.small_ops(context, "connections", sizes.connections)
+            });
+            contender.measured.connections.extend(rate);
+        }
+    }
+}
+
+/// Checks that the file at `path` is the source: curl's byte count, the size
+/// on disk, the SHA-256.
+fn verify(path: &Path, moved: u64, source: &Source) -> Result<(), String> {
+    let size = fs::metadata(path)
+        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
+        .len();
+    if moved != source.bytes || size != source.bytes {
+        return Err(format!(
+            "curl moved {moved} bytes and {size} are on disk, of {}",
+            source.bytes
+        ));
+    }
+    let sha = sha256(path)?;
+    if sha != source.sha256 {
+        return Err(format!(
+            "the bytes differ: sha256 {sha}, the source's {}",
+            source.sha256
+        ));
+    }
+    Ok(())
+}
+
+fn mib_per_s(bytes: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        bytes as f64 / MIB as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// A hard link (the servers read the same cached pages), or a copy.
+fn link_or_copy(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::hard_link(from, to).or_else(|_| fs::copy(from, to).map(|_| ()))
+}
+
+/// Writes `bytes` of xorshift output: incompressible, and the same each run.
+fn write_pseudo_random(path: &Path, bytes: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = File::create(path)?;
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut chunk = vec![0u8; MIB as usize];
+    let mut left = bytes;
+    while left > 0 {
+        for word in chunk.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        let n = left.min(MIB);
+        file.write_all(&chunk[..n as usize])?;
+        left -= n;
+    }
+    file.sync_all()
+}
+
+/// A temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `$TMPDIR/ferry-bench-PID`; first removes those of earlier runs whose
+    /// process is gone (stopped by a signal, they could not clean up).
+    fn new() -> Result<TempDir, Failure> {
+        let base = std::env::temp_dir();
+        if let Ok(entries) = fs::read_dir(&base) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let stale = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("ferry-bench-"))
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                if stale {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let path = base.join(format!("ferry-bench-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path)
+            .map_err(|e| Failure(format!("cannot create {}: {e}", path.display())))?;
+        Ok(TempDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---- parsing the clients' output ----
+
+/// curl's `--write-out "%{size_*} %{time_total}"`: (bytes, seconds).
+fn parse_curl(out: &str) -> Option<(u64, f64)> {
+    let mut parts = out.split_whitespace();
+    let bytes = parts.next()?.parse().ok()?;
+    let seconds = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((bytes, seconds))
+}
+
+/// small_ops.py's `{"count": N, "seconds": S}`.
+fn parse_small_ops(out: &str) -> Option<(u64, f64)> {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))?;
+    let field = |name: &str| {
+        let start = line.find(&format!("\"{name}\":"))? + name.len() + 3;
+        let value = line.get(start..)?.trim_start();
+        let end = value.find([',', '}']).unwrap_or(value.len());
+        value.get(..end).map(str::trim)
+    };
+    Some((
+        field("count")?.parse().ok()?,
+        field("seconds")?.parse().ok()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options() {
+        assert_eq!(Options::parse(&[]), Some(Options::default()));
+        let both = Options::parse(&["--write", "--quick"]).unwrap();
+        assert!(both.quick && both.write);
+        assert_eq!(both.command(), "cargo xtask bench --quick --write");
+        assert_eq!(both.sizes(), QUICK);
+        assert_eq!(Options::default().sizes(), FULL);
+        assert_eq!(Options::parse(&["--fast"]), None);
+    }
+
+    #[test]
+    fn client_outputs() {
+        assert_eq!(
+            parse_curl("268435456 0.512345"),
+            Some((268_435_456, 0.512345))
+        );
+        assert_eq!(parse_curl("268435456"), None);
+        assert_eq!(parse_curl("1 2 3"), None);
+        assert_eq!(
+            parse_small_ops("{\"count\": 500, \"seconds\": 1.25}\n"),
+            Some((500, 1.25))
+        );
+        assert_eq!(
+            parse_small_ops("noise\n{\"seconds\": 2e-3, \"count\": 7}"),
+            Some((7, 0.002))
+        );
+        assert_eq!(parse_small_ops("{\"count\": 1}"), None);
+    }
+
+    #[test]
+    fn transfer_rates() {
+        assert_eq!(mib_per_s(256 * MIB, 0.5), 512.0);
+        assert_eq!(mib_per_s(1, 0.0), 0.0);
+    }
+}
