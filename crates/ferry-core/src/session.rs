@@ -7,7 +7,7 @@
 //! abort, a close) by returning an [`Action`].
 use crate::auth::{Authenticator, Permissions, User};
 use crate::config::Config;
-use crate::protocol::command::{Command, EpsvArg, TransferType};
+use crate::protocol::command::{split_word, Command, EpsvArg, TransferType};
 use crate::protocol::line::LineBuffer;
 use crate::protocol::listing::{self, PermFacts};
 use crate::protocol::path::{self, PathError};
@@ -74,6 +74,16 @@ pub(crate) enum DataMode {
     Active(SocketAddr),
 }
 
+/// The permission a command needs (see [`Permissions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Read,
+    Write,
+    Delete,
+    Mkdir,
+    Rename,
+}
+
 /// What the remembered argument holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Memo {
@@ -136,6 +146,8 @@ struct Resolved {
 }
 
 /// Reply code and text for a storage error: the one place that maps them.
+// Size: many callers, and opt-level "s" would inline a copy into each.
+#[inline(never)]
 pub(crate) fn fs_error_reply(kind: ErrorKind) -> (u16, &'static [u8]) {
     match kind {
         ErrorKind::NotFound => (550, b"No such file or directory."),
@@ -159,21 +171,30 @@ fn fs_reply<E: ferry_fs::Error>(e: &E) -> (u16, &'static [u8]) {
 const FEAT_TLS: &[u8] = b" AUTH TLS\r\n AUTH SSL\r\n PBSZ\r\n PROT\r\n";
 const FEAT_REPLY: &[u8] = b"211-Features:\r\n UTF8\r\n MLST type*;size*;modify*;perm*;UNIX.mode*;\r\n SIZE\r\n MDTM\r\n MFMT\r\n REST STREAM\r\n EPRT\r\n EPSV\r\n TVFS\r\n211 End\r\n";
 const HELP_REPLY: &[u8] = b"214-The following commands are recognized:\r\n ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MFMT\r\n MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD QUIT REIN REST\r\n RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER\r\n XCUP XCWD XMKD XPWD XRMD\r\n214 Help OK.\r\n";
-const KNOWN_VERBS: &[&[u8]] = &[
-    b"ABOR", b"ACCT", b"ALLO", b"APPE", b"CDUP", b"CWD", b"DELE", b"EPRT", b"EPSV", b"FEAT",
-    b"HELP", b"LIST", b"MDTM", b"MFMT", b"MKD", b"MLSD", b"MLST", b"MODE", b"NLST", b"NOOP",
-    b"OPTS", b"PASS", b"PASV", b"PORT", b"PWD", b"QUIT", b"REIN", b"REST", b"RETR", b"RMD",
-    b"RNFR", b"RNTO", b"SITE", b"SIZE", b"STAT", b"STOR", b"STOU", b"STRU", b"SYST", b"TYPE",
-    b"USER", b"XCUP", b"XCWD", b"XMKD", b"XPWD", b"XRMD",
-];
 
 fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
 /// Whether `name` is an upload's temporary file (hidden from listings).
+// Size: many callers, and opt-level "s" would inline a copy into each.
+#[inline(never)]
 pub(crate) fn is_upload_temp(name: &[u8]) -> bool {
     name.ends_with(UPLOAD_SUFFIX)
+}
+
+/// A `PathBuf` at full capacity, for a path function to write into.
+fn full_path() -> PathBuf {
+    let mut p = PathBuf::new();
+    let _ = p.resize_default(PATH_LEN);
+    p
+}
+
+/// Makes `path` the root, in place (assigning a new `PathBuf` copies all
+/// of its capacity).
+fn set_root(path: &mut PathBuf) {
+    path.clear();
+    let _ = path.push(b'/');
 }
 
 fn root_path() -> PathBuf {
@@ -238,12 +259,14 @@ impl<F: FileSystem> Session<F> {
         self.out.reply(code, text);
     }
 
+    // Size: many callers, and opt-level "s" would inline a copy into each.
+    #[inline(never)]
     fn reset_login(&mut self) {
         self.user = None;
         self.login_name.clear();
         self.memo_kind = Memo::None;
         self.memo.clear();
-        self.cwd = root_path();
+        set_root(&mut self.cwd);
         self.ttype = TransferType::Image;
         self.rest = 0;
         self.epsv_all = false;
@@ -266,27 +289,25 @@ impl<F: FileSystem> Session<F> {
         auth: &A,
         arg: &[u8],
     ) -> Result<Resolved, (u16, &'static [u8])> {
-        let mut virt = [0u8; PATH_LEN];
+        const TOO_LONG: (u16, &[u8]) = (553, b"Path too long.");
+        // Resolved in place in the `PathBuf`s (no stack arrays to copy from).
+        let mut virt = full_path();
         let vlen = path::resolve(&self.cwd, arg, &mut virt).map_err(|e| match e {
             PathError::InvalidCharacter => (501u16, &b"Invalid character in path."[..]),
-            PathError::TooLong => (553, &b"Path too long."[..]),
+            PathError::TooLong => TOO_LONG,
         })?;
-        let virt = virt.get(..vlen).unwrap_or(b"/");
+        virt.truncate(vlen);
         let home: &[u8] = match &self.user {
             Some(u) => auth.home(u),
             None => b"/",
         };
-        let mut fs = [0u8; PATH_LEN];
-        let flen =
-            path::join_home(home, virt, &mut fs).map_err(|_| (553u16, &b"Path too long."[..]))?;
-        let fs = fs.get(..flen).unwrap_or(b"/");
+        let mut fs = full_path();
+        let flen = path::join_home(home, &virt, &mut fs).map_err(|_| TOO_LONG)?;
+        fs.truncate(flen);
         // Uploads in progress are invisible: not listed, not reachable.
-        if is_upload_temp(path::file_name(virt)) {
+        if is_upload_temp(path::file_name(&virt)) {
             return Err((550, b"No such file or directory."));
         }
-        let (Ok(virt), Ok(fs)) = (PathBuf::from_slice(virt), PathBuf::from_slice(fs)) else {
-            return Err((553, b"Path too long."));
-        };
         Ok(Resolved { virt, fs })
     }
 
@@ -342,7 +363,7 @@ impl<F: FileSystem> Session<F> {
             Command::Noop => self.reply(200, b"NOOP ok."),
             Command::Help(None) => self.out.push(HELP_REPLY),
             Command::Help(Some(verb)) => {
-                if KNOWN_VERBS.iter().any(|v| eq_ignore_case(v, verb)) {
+                if crate::protocol::command::in_help_list(verb) {
                     self.reply(214, b"Command is supported.")
                 } else {
                     self.reply(502, b"Unknown command.")
@@ -390,14 +411,14 @@ impl<F: FileSystem> Session<F> {
             Command::Stat(Some(arg)) => self.cmd_stat_path(arg, ctx),
             Command::Pwd => {
                 self.out.start(257, false);
-                self.out.push_quoted(&self.cwd.clone());
+                self.out.push_quoted(&self.cwd);
                 self.out.push(b" is the current directory.");
                 self.out.end_line();
             }
             Command::Cwd(arg) => self.cmd_cwd(arg, ctx),
             Command::Cdup => self.cmd_cwd(b"..", ctx),
             Command::Mkd(arg) => self.cmd_mkd(arg, ctx),
-            Command::Rmd(arg) => self.cmd_simple(arg, ctx, |p| p.delete, |fs, p| fs.remove_dir(p)),
+            Command::Rmd(arg) => self.cmd_simple(arg, ctx, Need::Delete, |fs, p| fs.remove_dir(p)),
             Command::Dele(arg) => self.cmd_dele(arg, ctx),
             Command::Rnfr(arg) => self.cmd_rnfr(arg, ctx),
             Command::Rnto(arg) => self.cmd_rnto(arg, memo_kind, ctx),
@@ -527,7 +548,7 @@ impl<F: FileSystem> Session<F> {
                     .login_name
                     .extend_from_slice(self.memo.get(..keep).unwrap_or(b""));
                 self.failures = 0;
-                self.cwd = root_path();
+                set_root(&mut self.cwd);
                 self.reply(230, b"Login successful.");
             }
             Err(_) => {
@@ -562,16 +583,18 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn cmd_opts(&mut self, arg: &[u8]) {
-        let mut words = arg.split(|b| *b == b' ').filter(|w| !w.is_empty());
-        let first = words.next().unwrap_or(b"");
+        // `split_word` rather than a split iterator: the same words, less code.
+        let (first, rest) = split_word(arg);
         if eq_ignore_case(first, b"UTF8") || eq_ignore_case(first, b"UTF-8") {
-            match words.next() {
-                None => self.reply(200, b"UTF8 mode always on."),
-                Some(w) if eq_ignore_case(w, b"ON") => self.reply(200, b"UTF8 mode enabled."),
-                Some(w) if eq_ignore_case(w, b"OFF") => {
-                    self.reply(504, b"UTF8 cannot be turned off.")
-                }
-                Some(_) => self.reply(501, b"Use OPTS UTF8 ON."),
+            let (second, _) = split_word(rest);
+            if second.is_empty() {
+                self.reply(200, b"UTF8 mode always on.")
+            } else if eq_ignore_case(second, b"ON") {
+                self.reply(200, b"UTF8 mode enabled.")
+            } else if eq_ignore_case(second, b"OFF") {
+                self.reply(504, b"UTF8 cannot be turned off.")
+            } else {
+                self.reply(501, b"Use OPTS UTF8 ON.")
             }
         } else if eq_ignore_case(first, b"MLST") {
             // Every fact is always sent; report that set.
@@ -670,7 +693,19 @@ impl<F: FileSystem> Session<F> {
         }
     }
 
-    fn check(&mut self, allowed: bool) -> bool {
+    /// Whether the user may do what `need` names; replies 550 if not.
+    // Size: one call with a small enum per command, instead of building
+    // the permissions and picking a field at each.
+    #[inline(never)]
+    fn allowed(&mut self, config: &Config, need: Need) -> bool {
+        let p = self.perms(config);
+        let allowed = match need {
+            Need::Read => p.read,
+            Need::Write => p.write,
+            Need::Delete => p.delete,
+            Need::Mkdir => p.mkdir,
+            Need::Rename => p.rename,
+        };
         if !allowed {
             self.reply(550, b"Permission denied.");
         }
@@ -678,7 +713,7 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn cmd_mkd<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        if !self.check(self.perms(ctx.config).mkdir) {
+        if !self.allowed(ctx.config, Need::Mkdir) {
             return;
         }
         let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
@@ -702,10 +737,10 @@ impl<F: FileSystem> Session<F> {
         &mut self,
         arg: &[u8],
         ctx: &mut Ctx<'_, F, A>,
-        allowed: fn(&Permissions) -> bool,
+        need: Need,
         op: fn(&mut F, &[u8]) -> Result<(), F::Error>,
     ) {
-        if !self.check(allowed(&self.perms(ctx.config))) {
+        if !self.allowed(ctx.config, need) {
             return;
         }
         let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
@@ -721,7 +756,7 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn cmd_dele<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        if !self.check(self.perms(ctx.config).delete) {
+        if !self.allowed(ctx.config, Need::Delete) {
             return;
         }
         let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
@@ -742,7 +777,7 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn cmd_rnfr<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        if !self.check(self.perms(ctx.config).rename) {
+        if !self.allowed(ctx.config, Need::Rename) {
             return;
         }
         let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
@@ -823,7 +858,7 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn cmd_mfmt<A: Authenticator>(&mut self, t: u64, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        if !self.check(self.perms(ctx.config).write) {
+        if !self.allowed(ctx.config, Need::Write) {
             return;
         }
         let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
@@ -842,20 +877,17 @@ impl<F: FileSystem> Session<F> {
         }
     }
 
-    fn cmd_active(&mut self, addr: SocketAddr) {
-        // FTP bounce protection: only toward the control peer, never a
-        // privileged port; refused before any connection is attempted.
-        let peer_ip = ferry_net::unmap(self.peer.ip());
+    fn cmd_active(&mut self, mut addr: SocketAddr) {
         if self.epsv_all {
             return self.reply(503, b"EPSV ALL in effect, use EPSV.");
         }
+        // FTP bounce protection: only toward the control peer, never a
+        // privileged port; refused before any connection is attempted.
+        let peer_ip = ferry_net::unmap(self.peer.ip());
         // lftp sends `EPRT |2|::|port|` meaning "my own address".
-        let addr = if addr.ip().is_unspecified() {
-            SocketAddr::new(peer_ip, addr.port())
-        } else {
-            addr
-        };
-        if ferry_net::unmap(addr.ip()) != peer_ip {
+        if addr.ip().is_unspecified() {
+            addr.set_ip(peer_ip);
+        } else if ferry_net::unmap(addr.ip()) != peer_ip {
             return self.reply(504, b"Data connections only to the client's own address.");
         }
         if addr.port() < 1024 {
@@ -877,6 +909,8 @@ impl<F: FileSystem> Session<F> {
         true
     }
 
+    // Size: many callers, and opt-level "s" would inline a copy into each.
+    #[inline(never)]
     fn start(&mut self, t: Transfer<F>) -> Action {
         self.transfer = Some(t);
         self.reply(150, b"Opening data connection.");
@@ -889,7 +923,7 @@ impl<F: FileSystem> Session<F> {
         rest: u64,
         ctx: &mut Ctx<'_, F, A>,
     ) -> Action {
-        if !self.check(self.perms(ctx.config).read) {
+        if !self.allowed(ctx.config, Need::Read) {
             return Action::None;
         }
         let Some((r, meta)) = self.file_meta(arg, ctx) else {
@@ -933,7 +967,7 @@ impl<F: FileSystem> Session<F> {
         kind: TransferKind,
         ctx: &mut Ctx<'_, F, A>,
     ) -> Action {
-        if !self.check(self.perms(ctx.config).write) {
+        if !self.allowed(ctx.config, Need::Write) {
             return Action::None;
         }
         let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
@@ -1012,26 +1046,24 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn cmd_stou<A: Authenticator>(&mut self, ctx: &mut Ctx<'_, F, A>) -> Action {
-        if !self.check(self.perms(ctx.config).write) {
+        if !self.allowed(ctx.config, Need::Write) {
             return Action::None;
         }
         // A name that does not exist yet in the working directory.
         let seed = ctx.now.0 ^ ((ctx.slot as u64) << 48);
+        const PREFIX: &[u8] = b"ferry.";
+        // `ferry.` and room for the digits; the prefix never changes.
+        let mut name = [0u8; 32];
+        if let Some(head) = name.get_mut(..PREFIX.len()) {
+            head.copy_from_slice(PREFIX);
+        }
         for i in 0..100u64 {
-            let mut name = [0u8; 32];
-            let mut len = 0;
-            for b in b"ferry." {
-                if let Some(slot) = name.get_mut(len) {
-                    *slot = *b;
-                    len += 1;
-                }
-            }
             let n = crate::protocol::num::write_u64(
                 seed.wrapping_add(i) % 1_000_000_000,
-                name.get_mut(len..).unwrap_or(&mut []),
+                name.get_mut(PREFIX.len()..).unwrap_or(&mut []),
             )
             .unwrap_or(0);
-            len += n;
+            let len = PREFIX.len() + n;
             let Ok(r) = self.resolve(ctx.auth, name.get(..len).unwrap_or(b"")) else {
                 break;
             };
@@ -1052,6 +1084,8 @@ impl<F: FileSystem> Session<F> {
         Action::None
     }
 
+    // Size: many callers, and opt-level "s" would inline a copy into each.
+    #[inline(never)]
     fn perm_facts(&self, config: &Config) -> PermFacts {
         let p = self.perms(config);
         PermFacts {
@@ -1069,7 +1103,7 @@ impl<F: FileSystem> Session<F> {
         format: ListFormat,
         ctx: &mut Ctx<'_, F, A>,
     ) -> Action {
-        if !self.check(self.perms(ctx.config).read) {
+        if !self.allowed(ctx.config, Need::Read) {
             return Action::None;
         }
         let Some(r) = self.resolve_or_reply(ctx.auth, arg.unwrap_or(b"")) else {
@@ -1106,7 +1140,7 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn cmd_mlst<A: Authenticator>(&mut self, arg: Option<&[u8]>, ctx: &mut Ctx<'_, F, A>) {
-        if !self.check(self.perms(ctx.config).read) {
+        if !self.allowed(ctx.config, Need::Read) {
             return;
         }
         let Some(r) = self.resolve_or_reply(ctx.auth, arg.unwrap_or(b"")) else {
@@ -1137,7 +1171,7 @@ impl<F: FileSystem> Session<F> {
                 self.out.push(b"214-SITE commands:\r\n HELP\r\n214 End\r\n");
             }
         } else if eq_ignore_case(verb, b"CHMOD") && ctx.config.site_chmod {
-            if !self.check(self.perms(ctx.config).write) {
+            if !self.allowed(ctx.config, Need::Write) {
                 return;
             }
             let (mode, target) = split_word(rest);
@@ -1172,8 +1206,15 @@ impl<F: FileSystem> Session<F> {
     ) -> Option<(TransferKind, PathBuf, u64, bool)> {
         let t = self.transfer.take()?;
         self.data_mode = DataMode::None;
-        let (kind, virt, bytes) = (t.kind, t.path.clone(), t.bytes);
-        let result = t.finish(fs, slot, failure.map(|(code, _)| code));
+        // Taken apart rather than cloning the path for the log.
+        let Transfer {
+            kind,
+            body,
+            path: virt,
+            bytes,
+            ..
+        } = t;
+        let result = body.finish(fs, slot, failure.map(|(code, _)| code));
         let ok = match (failure, result) {
             (Some((c, text)), _) => {
                 self.reply(c, text);
@@ -1193,22 +1234,6 @@ impl<F: FileSystem> Session<F> {
         };
         Some((kind, virt, bytes, ok))
     }
-}
-
-fn split_word(s: &[u8]) -> (&[u8], &[u8]) {
-    let s = trim_start(s);
-    match s.iter().position(|b| *b == b' ') {
-        Some(i) => (
-            s.get(..i).unwrap_or(b""),
-            trim_start(s.get(i + 1..).unwrap_or(b"")),
-        ),
-        None => (s, b""),
-    }
-}
-
-fn trim_start(s: &[u8]) -> &[u8] {
-    let i = s.iter().position(|b| *b != b' ').unwrap_or(s.len());
-    s.get(i..).unwrap_or(b"")
 }
 
 fn parse_octal(s: &[u8]) -> Option<u16> {
@@ -1239,19 +1264,110 @@ pub(crate) fn push_ip<const N: usize>(out: &mut ReplyBuf<N>, ip: ferry_net::IpAd
         }
         ferry_net::IpAddr::V6(v6) => {
             const HEX: &[u8; 16] = b"0123456789abcdef";
-            for (i, seg) in v6.segments().iter().enumerate() {
-                if i > 0 {
-                    out.push(b":");
-                }
-                let mut started = false;
-                for shift in [12u16, 8, 4, 0] {
-                    let d = usize::from((seg >> shift) & 0xf);
-                    if d != 0 || started || shift == 0 {
-                        started = true;
-                        out.push(HEX.get(d..d + 1).unwrap_or(b"0"));
+            // Nibble by nibble over the octets: smaller code than taking
+            // `segments()` apart.
+            let octets = v6.octets();
+            let mut started = false;
+            for i in 0..32 {
+                let byte = octets.get(i / 2).copied().unwrap_or(0);
+                let d = usize::from(if i % 2 == 0 { byte >> 4 } else { byte & 0xf });
+                if i % 4 == 0 {
+                    started = false;
+                    if i > 0 {
+                        out.push(b":");
                     }
                 }
+                // Leading zeros of a group are left out, its last digit never.
+                if d != 0 || started || i % 4 == 3 {
+                    started = true;
+                    out.push(HEX.get(d..d + 1).unwrap_or(b"0"));
+                }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::command::in_help_list;
+
+    #[test]
+    fn help_names_exactly_the_verbs_help_accepts() {
+        let body = HELP_REPLY
+            .split(|&b| b == b'\n')
+            .skip(1)
+            .take_while(|l| l.starts_with(b" "));
+        let mut listed = 0;
+        for word in body.flat_map(|l| l.split(|&b| b == b' ' || b == b'\r')) {
+            if !word.is_empty() {
+                assert!(in_help_list(word), "{word:?}");
+                assert!(in_help_list(&word.to_ascii_lowercase()), "{word:?}");
+                listed += 1;
+            }
+        }
+        assert_eq!(listed, 46);
+        for word in [
+            &b"AUTH"[..],
+            b"PBSZ",
+            b"PROT",
+            b"CCC",
+            b"SMNT",
+            b"FOO",
+            b"",
+            b"PWDX",
+        ] {
+            assert!(!in_help_list(word), "{word:?}");
+        }
+    }
+
+    /// IPv6 text as `push_ip` promises it: every group, lowercase hex,
+    /// leading zeros of a group left out.
+    fn ipv6_reference(v6: ferry_net::Ipv6Addr, out: &mut ReplyBuf<64>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, seg) in v6.segments().iter().enumerate() {
+            if i > 0 {
+                out.push(b":");
+            }
+            let digits = (1..=4)
+                .rev()
+                .find(|n| *n == 1 || seg >> (4 * (n - 1)) != 0)
+                .unwrap();
+            for n in (0..digits).rev() {
+                let d = usize::from((seg >> (4 * n)) & 0xf);
+                out.push(&HEX[d..=d]);
+            }
+        }
+    }
+
+    #[test]
+    fn ip_text() {
+        let mut out = ReplyBuf::<64>::new();
+        push_ip(
+            &mut out,
+            ferry_net::IpAddr::V4(ferry_net::Ipv4Addr::new(10, 0, 255, 1)),
+        );
+        assert_eq!(out.pending(), b"10.0.255.1");
+        out.clear();
+        let v6 = ferry_net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0x10, 0xabc, 0xf00d, 0, 1);
+        push_ip(&mut out, ferry_net::IpAddr::V6(v6));
+        assert_eq!(out.pending(), b"2001:db8:0:10:abc:f00d:0:1");
+        let mut state = 0x0123_4567_89ab_cdefu64;
+        for _ in 0..5_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Groups of every width, zeros included.
+            let mut segments = [0u16; 8];
+            for (i, seg) in segments.iter_mut().enumerate() {
+                let bits = (state >> (i * 8)) as u16;
+                *seg = bits.checked_shr(u32::from(bits % 17)).unwrap_or(0);
+            }
+            let v6 = ferry_net::Ipv6Addr::from(segments);
+            let (mut got, mut want) = (ReplyBuf::<64>::new(), ReplyBuf::<64>::new());
+            push_ip(&mut got, ferry_net::IpAddr::V6(v6));
+            ipv6_reference(v6, &mut want);
+            assert_eq!(got.pending(), want.pending(), "{segments:x?}");
         }
     }
 }

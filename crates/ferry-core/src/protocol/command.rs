@@ -3,8 +3,9 @@
 //!
 //! Contract: [`Command::parse`] never panics and never allocates; every input
 //! gives either a command or a [`ParseError`] that names the reply code.
-use ferry_net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use ferry_net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+use super::addr::{parse_ipv4, parse_ipv6};
 use super::num::parse_u64;
 use super::time::parse_timeval;
 
@@ -228,6 +229,16 @@ impl<'a> Command<'a> {
     }
 }
 
+/// Whether `word` names a command that `HELP` lists (every implemented
+/// verb and alias except the RFC 2228 security ones), in any case. Reuses
+/// [`VERBS`] rather than a second table of names.
+pub(crate) fn in_help_list(word: &[u8]) -> bool {
+    !matches!(
+        Verb::parse(word),
+        None | Some(Verb::NotImplemented | Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc)
+    )
+}
+
 /// A recognised verb, aliases folded (`XPWD` is [`Verb::Pwd`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verb {
@@ -290,97 +301,92 @@ impl Verb {
         for (dst, src) in upper.iter_mut().zip(word) {
             *dst = src.to_ascii_uppercase();
         }
-        let k = u32::from_be_bytes(upper);
         // A table scan is far smaller on a microcontroller than a match on
         // byte strings (which compiles to a chain of length checks and
         // compares).
-        VERBS.iter().find(|(key, _)| *key == k).map(|(_, v)| *v)
+        VERBS.iter().find(|(key, _)| *key == upper).map(|(_, v)| *v)
     }
-}
-
-/// A verb of up to four letters as a number (`PWD` is `PWD\0`).
-const fn key(verb: &[u8; 4]) -> u32 {
-    u32::from_be_bytes(*verb)
 }
 
 /// Every recognised verb, aliases included. RFC 959 SMNT; RFC 1639
 /// LPRT/LPSV; RFC 2228 ADAT/CONF/ENC/MIC; RFC 2640 LANG; RFC 7151 HOST;
 /// MFCT/MFF (draft-somers-ftp-mfxx) and the RFC 737/743/775 mail and X-
 /// commands are known but not implemented (502).
-const VERBS: &[(u32, Verb)] = &[
-    (key(b"USER"), Verb::User),
-    (key(b"PASS"), Verb::Pass),
-    (key(b"ACCT"), Verb::Acct),
-    (key(b"QUIT"), Verb::Quit),
-    (key(b"REIN"), Verb::Rein),
-    (key(b"SYST"), Verb::Syst),
-    (key(b"STAT"), Verb::Stat),
-    (key(b"HELP"), Verb::Help),
-    (key(b"NOOP"), Verb::Noop),
-    (key(b"FEAT"), Verb::Feat),
-    (key(b"OPTS"), Verb::Opts),
-    (key(b"PWD\0"), Verb::Pwd),
-    (key(b"XPWD"), Verb::Pwd),
-    (key(b"CWD\0"), Verb::Cwd),
-    (key(b"XCWD"), Verb::Cwd),
-    (key(b"CDUP"), Verb::Cdup),
-    (key(b"XCUP"), Verb::Cdup),
-    (key(b"MKD\0"), Verb::Mkd),
-    (key(b"XMKD"), Verb::Mkd),
-    (key(b"RMD\0"), Verb::Rmd),
-    (key(b"XRMD"), Verb::Rmd),
-    (key(b"DELE"), Verb::Dele),
-    (key(b"RNFR"), Verb::Rnfr),
-    (key(b"RNTO"), Verb::Rnto),
-    (key(b"SIZE"), Verb::Size),
-    (key(b"MDTM"), Verb::Mdtm),
-    (key(b"MFMT"), Verb::Mfmt),
-    (key(b"TYPE"), Verb::Type),
-    (key(b"MODE"), Verb::Mode),
-    (key(b"STRU"), Verb::Stru),
-    (key(b"ALLO"), Verb::Allo),
-    (key(b"REST"), Verb::Rest),
-    (key(b"RETR"), Verb::Retr),
-    (key(b"STOR"), Verb::Stor),
-    (key(b"STOU"), Verb::Stou),
-    (key(b"APPE"), Verb::Appe),
-    (key(b"ABOR"), Verb::Abor),
-    (key(b"LIST"), Verb::List),
-    (key(b"NLST"), Verb::Nlst),
-    (key(b"MLSD"), Verb::Mlsd),
-    (key(b"MLST"), Verb::Mlst),
-    (key(b"PORT"), Verb::Port),
-    (key(b"PASV"), Verb::Pasv),
-    (key(b"EPRT"), Verb::Eprt),
-    (key(b"EPSV"), Verb::Epsv),
-    (key(b"SITE"), Verb::Site),
-    (key(b"AUTH"), Verb::Auth),
-    (key(b"PBSZ"), Verb::Pbsz),
-    (key(b"PROT"), Verb::Prot),
-    (key(b"CCC\0"), Verb::Ccc),
-    (key(b"SMNT"), Verb::NotImplemented),
-    (key(b"LPRT"), Verb::NotImplemented),
-    (key(b"LPSV"), Verb::NotImplemented),
-    (key(b"ADAT"), Verb::NotImplemented),
-    (key(b"CONF"), Verb::NotImplemented),
-    (key(b"ENC\0"), Verb::NotImplemented),
-    (key(b"MIC\0"), Verb::NotImplemented),
-    (key(b"LANG"), Verb::NotImplemented),
-    (key(b"HOST"), Verb::NotImplemented),
-    (key(b"MFCT"), Verb::NotImplemented),
-    (key(b"MFF\0"), Verb::NotImplemented),
-    (key(b"MAIL"), Verb::NotImplemented),
-    (key(b"MLFL"), Verb::NotImplemented),
-    (key(b"MSND"), Verb::NotImplemented),
-    (key(b"MSOM"), Verb::NotImplemented),
-    (key(b"MSAM"), Verb::NotImplemented),
-    (key(b"MRSQ"), Verb::NotImplemented),
-    (key(b"MRCP"), Verb::NotImplemented),
-    (key(b"XRSQ"), Verb::NotImplemented),
-    (key(b"XRCP"), Verb::NotImplemented),
-    (key(b"XSEN"), Verb::NotImplemented),
-    (key(b"XSEM"), Verb::NotImplemented),
-    (key(b"XMAS"), Verb::NotImplemented),
+// Byte-array keys (not `u32`) keep an entry at 5 bytes instead of 8.
+const VERBS: &[([u8; 4], Verb)] = &[
+    (*b"USER", Verb::User),
+    (*b"PASS", Verb::Pass),
+    (*b"ACCT", Verb::Acct),
+    (*b"QUIT", Verb::Quit),
+    (*b"REIN", Verb::Rein),
+    (*b"SYST", Verb::Syst),
+    (*b"STAT", Verb::Stat),
+    (*b"HELP", Verb::Help),
+    (*b"NOOP", Verb::Noop),
+    (*b"FEAT", Verb::Feat),
+    (*b"OPTS", Verb::Opts),
+    (*b"PWD\0", Verb::Pwd),
+    (*b"XPWD", Verb::Pwd),
+    (*b"CWD\0", Verb::Cwd),
+    (*b"XCWD", Verb::Cwd),
+    (*b"CDUP", Verb::Cdup),
+    (*b"XCUP", Verb::Cdup),
+    (*b"MKD\0", Verb::Mkd),
+    (*b"XMKD", Verb::Mkd),
+    (*b"RMD\0", Verb::Rmd),
+    (*b"XRMD", Verb::Rmd),
+    (*b"DELE", Verb::Dele),
+    (*b"RNFR", Verb::Rnfr),
+    (*b"RNTO", Verb::Rnto),
+    (*b"SIZE", Verb::Size),
+    (*b"MDTM", Verb::Mdtm),
+    (*b"MFMT", Verb::Mfmt),
+    (*b"TYPE", Verb::Type),
+    (*b"MODE", Verb::Mode),
+    (*b"STRU", Verb::Stru),
+    (*b"ALLO", Verb::Allo),
+    (*b"REST", Verb::Rest),
+    (*b"RETR", Verb::Retr),
+    (*b"STOR", Verb::Stor),
+    (*b"STOU", Verb::Stou),
+    (*b"APPE", Verb::Appe),
+    (*b"ABOR", Verb::Abor),
+    (*b"LIST", Verb::List),
+    (*b"NLST", Verb::Nlst),
+    (*b"MLSD", Verb::Mlsd),
+    (*b"MLST", Verb::Mlst),
+    (*b"PORT", Verb::Port),
+    (*b"PASV", Verb::Pasv),
+    (*b"EPRT", Verb::Eprt),
+    (*b"EPSV", Verb::Epsv),
+    (*b"SITE", Verb::Site),
+    (*b"AUTH", Verb::Auth),
+    (*b"PBSZ", Verb::Pbsz),
+    (*b"PROT", Verb::Prot),
+    (*b"CCC\0", Verb::Ccc),
+    (*b"SMNT", Verb::NotImplemented),
+    (*b"LPRT", Verb::NotImplemented),
+    (*b"LPSV", Verb::NotImplemented),
+    (*b"ADAT", Verb::NotImplemented),
+    (*b"CONF", Verb::NotImplemented),
+    (*b"ENC\0", Verb::NotImplemented),
+    (*b"MIC\0", Verb::NotImplemented),
+    (*b"LANG", Verb::NotImplemented),
+    (*b"HOST", Verb::NotImplemented),
+    (*b"MFCT", Verb::NotImplemented),
+    (*b"MFF\0", Verb::NotImplemented),
+    (*b"MAIL", Verb::NotImplemented),
+    (*b"MLFL", Verb::NotImplemented),
+    (*b"MSND", Verb::NotImplemented),
+    (*b"MSOM", Verb::NotImplemented),
+    (*b"MSAM", Verb::NotImplemented),
+    (*b"MRSQ", Verb::NotImplemented),
+    (*b"MRCP", Verb::NotImplemented),
+    (*b"XRSQ", Verb::NotImplemented),
+    (*b"XRCP", Verb::NotImplemented),
+    (*b"XSEN", Verb::NotImplemented),
+    (*b"XSEM", Verb::NotImplemented),
+    (*b"XMAS", Verb::NotImplemented),
 ];
 
 /// `MFMT YYYYMMDDHHMMSS path`.
@@ -403,30 +409,50 @@ fn parse_mfmt(arg: &[u8]) -> Result<Command<'_>, ParseError> {
 /// `TYPE A [N]`, `TYPE I`, `TYPE L 8`; other RFC 959 types and formats are
 /// well-formed but unsupported.
 fn parse_type(arg: &[u8]) -> Result<TransferType, ParseError> {
-    let mut words = arg.split(|&b| b == b' ').filter(|w| !w.is_empty());
-    let code = words.next().ok_or(ParseError::BadArgument)?;
-    let param = words.next();
-    if words.next().is_some() {
+    let (code, rest) = split_word(arg);
+    let (param, extra) = split_word(rest);
+    let ([code], true) = (code, extra.is_empty()) else {
         return Err(ParseError::BadArgument);
-    }
-    let upper = |w: &[u8]| match w {
-        [b] => Some(b.to_ascii_uppercase()),
-        _ => None,
     };
-    let format = param.map(upper);
-    match (upper(code), format) {
-        (Some(b'A'), None | Some(Some(b'N'))) => Ok(TransferType::Ascii),
-        (Some(b'A' | b'E'), Some(Some(b'T' | b'C'))) | (Some(b'E'), None | Some(Some(b'N'))) => {
+    let param = Some(param).filter(|p| !p.is_empty());
+    // The format letter; `?` stands for a word longer than one letter.
+    let format = param.map(|p| match p {
+        [letter] => letter.to_ascii_uppercase(),
+        _ => b'?',
+    });
+    match (code.to_ascii_uppercase(), format) {
+        (b'A', None | Some(b'N')) => Ok(TransferType::Ascii),
+        (b'A' | b'E', Some(b'T' | b'C')) | (b'E', None | Some(b'N')) => {
             Err(ParseError::UnsupportedParameter)
         }
-        (Some(b'I'), None) => Ok(TransferType::Image),
-        (Some(b'L'), Some(_)) => match param.and_then(parse_u64) {
+        (b'I', None) => Ok(TransferType::Image),
+        (b'L', Some(_)) => match param.and_then(parse_u64) {
             Some(8) => Ok(TransferType::Image),
             Some(_) => Err(ParseError::UnsupportedParameter),
             None => Err(ParseError::BadArgument),
         },
         _ => Err(ParseError::BadArgument),
     }
+}
+
+/// The first space-separated word of `s` and the rest, leading spaces
+/// removed from both.
+pub(crate) fn split_word(s: &[u8]) -> (&[u8], &[u8]) {
+    let s = trim_start(s);
+    match s.iter().position(|b| *b == b' ') {
+        Some(i) => (
+            s.get(..i).unwrap_or(b""),
+            trim_start(s.get(i + 1..).unwrap_or(b"")),
+        ),
+        None => (s, b""),
+    }
+}
+
+// Size: many callers, and opt-level "s" would inline a copy into each.
+#[inline(never)]
+fn trim_start(s: &[u8]) -> &[u8] {
+    let i = s.iter().position(|b| *b != b' ').unwrap_or(s.len());
+    s.get(i..).unwrap_or(b"")
 }
 
 /// A one-letter argument: `supported` gives `ok`, a letter of `known` is
@@ -465,12 +491,16 @@ fn strip_list_options(arg: Option<&[u8]>) -> Option<&[u8]> {
 /// `PORT h1,h2,h3,h4,p1,p2`, each a decimal number up to 255.
 fn parse_port(arg: &[u8]) -> Option<SocketAddrV4> {
     let mut fields = [0u8; 6];
-    let mut parts = arg.split(|&b| b == b',');
-    for field in fields.iter_mut() {
-        *field = u8::try_from(parse_u64(parts.next()?)?).ok()?;
-    }
-    if parts.next().is_some() {
-        return None;
+    let mut rest = arg;
+    for (i, field) in fields.iter_mut().enumerate() {
+        // Five fields end at a comma; the last takes the rest, where a
+        // comma is not a digit.
+        let end = match rest.iter().position(|&b| b == b',') {
+            Some(comma) if i < 5 => comma,
+            _ => rest.len(),
+        };
+        *field = u8::try_from(parse_u64(rest.get(..end)?)?).ok()?;
+        rest = rest.get(end + 1..).unwrap_or(&[]);
     }
     let [a, b, c, d, p1, p2] = fields;
     let port = u16::from_be_bytes([p1, p2]);
@@ -483,30 +513,64 @@ fn parse_eprt(arg: &[u8]) -> Result<SocketAddr, ParseError> {
     if !(33..=126).contains(&delim) {
         return Err(ParseError::BadArgument);
     }
-    let mut fields = rest.split(|&b| b == delim);
-    let (Some(proto), Some(addr), Some(port), Some(b""), None) = (
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-    ) else {
+    // Three fields, each ended by the delimiter, and nothing after the last.
+    let mut fields: [&[u8]; 3] = [&[]; 3];
+    let mut rest = rest;
+    for field in fields.iter_mut() {
+        let end = rest
+            .iter()
+            .position(|&b| b == delim)
+            .ok_or(ParseError::BadArgument)?;
+        *field = rest.get(..end).unwrap_or(&[]);
+        rest = rest.get(end + 1..).unwrap_or(&[]);
+    }
+    let ([proto, addr, port], []) = (fields, rest) else {
         return Err(ParseError::BadArgument);
     };
     let port = parse_u64(port)
         .and_then(|p| u16::try_from(p).ok())
         .ok_or(ParseError::BadArgument)?;
-    let addr = core::str::from_utf8(addr).map_err(|_| ParseError::BadArgument)?;
-    match parse_net_proto(proto)? {
-        1 => {
-            let ip: Ipv4Addr = addr.parse().map_err(|_| ParseError::BadArgument)?;
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, port)))
-        }
-        _ => {
-            let ip: Ipv6Addr = addr.parse().map_err(|_| ParseError::BadArgument)?;
-            Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, 0)))
-        }
+    // Not UTF-8 is malformed before the protocol number is looked at.
+    if !is_utf8(addr) {
+        return Err(ParseError::BadArgument);
     }
+    let addr = match parse_net_proto(proto)? {
+        1 => parse_ipv4(addr).map(|ip| SocketAddr::V4(SocketAddrV4::new(ip, port))),
+        _ => parse_ipv6(addr).map(|ip| SocketAddr::V6(SocketAddrV6::new(ip, port, 0, 0))),
+    };
+    addr.ok_or(ParseError::BadArgument)
+}
+
+/// Whether `bytes` is UTF-8, as `core::str::from_utf8` decides it, in a
+/// fraction of its code (it brings a 256-byte table and unrolled loops).
+fn is_utf8(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while let Some((&lead, tail)) = rest.split_first() {
+        // Continuation bytes, and the least code point that needs them
+        // (anything less is an overlong form).
+        let (len, least) = match lead {
+            0x00..=0x7f => (0, 0),
+            0xc0..=0xdf => (1, 0x80),
+            0xe0..=0xef => (2, 0x800),
+            0xf0..=0xf7 => (3, 0x1_0000),
+            _ => return false,
+        };
+        let Some((continuation, after)) = tail.split_at_checked(len) else {
+            return false;
+        };
+        let mut code = u32::from(lead) & (0xff >> (len + 2));
+        for &byte in continuation {
+            if byte & 0xc0 != 0x80 {
+                return false;
+            }
+            code = code << 6 | u32::from(byte & 0x3f);
+        }
+        if code < least || code > 0x10_ffff || (0xd800..=0xdfff).contains(&code) {
+            return false;
+        }
+        rest = after;
+    }
+    true
 }
 
 /// An RFC 2428 network protocol number: 1 (IPv4) or 2 (IPv6); another
@@ -534,6 +598,7 @@ fn parse_epsv(arg: Option<&[u8]>) -> Result<EpsvArg, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_net::Ipv6Addr;
     use ParseError::*;
 
     fn p(line: &[u8]) -> Result<Command<'_>, ParseError> {
@@ -928,6 +993,43 @@ mod tests {
             b"EPRT 1.2.3.4",
         ] {
             assert_eq!(p(bad), Err(BadArgument), "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn utf8_check_agrees_with_core() {
+        let alphabet = [
+            0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0,
+            0xe1, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf4, 0xf5, 0xf7, 0xf8, 0xff,
+        ];
+        let mut state = 0x5851_f42d_4c95_7f2du64;
+        let mut bytes = [0u8; 9];
+        let mut valid = 0;
+        for _ in 0..400_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 10) as usize;
+            for (i, b) in bytes[..len].iter_mut().enumerate() {
+                *b = alphabet[(state >> (6 + i * 6)) as usize % alphabet.len()];
+            }
+            let want = core::str::from_utf8(&bytes[..len]).is_ok();
+            assert_eq!(is_utf8(&bytes[..len]), want, "{:x?}", &bytes[..len]);
+            // Count the valid ones that are more than ASCII.
+            valid += usize::from(want && !bytes[..len].is_ascii());
+        }
+        assert!(valid > 1_000, "{valid}");
+        for text in [
+            "",
+            "a",
+            "é",
+            "日本",
+            "\u{10ffff}",
+            "\u{d7ff}",
+            "\u{e000}",
+            "😀x",
+        ] {
+            assert!(is_utf8(text.as_bytes()), "{text:?}");
         }
     }
 

@@ -179,6 +179,8 @@ impl<const N: usize> LineBuffer<N> {
     }
 
     /// Index of the first LF in the received bytes.
+    // Size: many callers, and opt-level "s" would inline a copy into each.
+    #[inline(never)]
     fn find_lf(&self) -> Option<usize> {
         self.buf.get(..self.len)?.iter().position(|&b| b == b'\n')
     }

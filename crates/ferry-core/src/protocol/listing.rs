@@ -15,10 +15,9 @@ const RECENT_SECS: u64 = 180 * 86_400;
 const DEFAULT_FILE_MODE: u16 = 0o644;
 /// Mode shown for directories whose backend keeps no mode bits.
 const DEFAULT_DIR_MODE: u16 = 0o755;
-/// English month abbreviations, as `ls` prints them in the C locale.
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+/// English month abbreviations, as `ls` prints them in the C locale, three
+/// bytes each (one string: no table of pointers).
+const MONTHS: &[u8; 36] = b"JanFebMarAprMayJunJulAugSepOctNovDec";
 
 /// Which permissions the `perm` fact reports (RFC 3659 7.5.5), derived from
 /// what the logged-in user may do.
@@ -77,12 +76,8 @@ pub fn list_line(name: &[u8], meta: &Metadata, now: Option<u64>, out: &mut [u8])
     w.push(b" 1 ftp ftp ");
     w.number(meta.size, 13, b' ');
     w.push(b" ");
-    w.push(
-        MONTHS
-            .get(usize::from(t.month).wrapping_sub(1))
-            .copied()
-            .unwrap_or(b"???"),
-    );
+    let month = usize::from(t.month).checked_sub(1).map(|m| m * 3);
+    w.push(month.and_then(|m| MONTHS.get(m..m + 3)).unwrap_or(b"???"));
     w.push(b" ");
     w.number(u64::from(t.day), 2, b' ');
     w.push(b" ");
@@ -141,26 +136,38 @@ pub fn mlsx_line(
         w.push(b";");
     }
     w.push(b"perm=");
-    let letters: [(bool, &[u8]); 5] = if is_dir {
-        [
-            (perm.read, b"el"),
-            (perm.write, b"c"),
-            (perm.mkdir, b"m"),
-            (perm.delete, b"pd"),
-            (perm.rename, b"f"),
-        ]
+    // One letter per byte, each with the permission that grants it: a
+    // byte-by-byte table is smaller code than an array of slices.
+    let (letters, grants): (&[u8], [bool; 7]) = if is_dir {
+        (
+            b"elcmpdf",
+            [
+                perm.read,
+                perm.read,
+                perm.write,
+                perm.mkdir,
+                perm.delete,
+                perm.delete,
+                perm.rename,
+            ],
+        )
     } else {
-        [
-            (perm.read, b"r"),
-            (perm.write, b"aw"),
-            (perm.delete, b"d"),
-            (perm.rename, b"f"),
-            (false, b""),
-        ]
+        (
+            b"rawdf",
+            [
+                perm.read,
+                perm.write,
+                perm.write,
+                perm.delete,
+                perm.rename,
+                false,
+                false,
+            ],
+        )
     };
-    for (allowed, letter) in letters {
-        if allowed {
-            w.push(letter);
+    for (letter, granted) in letters.iter().zip(grants) {
+        if granted {
+            w.push(core::slice::from_ref(letter));
         }
     }
     w.push(b";");
@@ -200,6 +207,8 @@ impl<'a> Writer<'a> {
         self.out.get_mut(self.len..).unwrap_or(&mut [])
     }
 
+    // Size: many callers, and opt-level "s" would inline a copy into each.
+    #[inline(never)]
     fn push(&mut self, bytes: &[u8]) {
         match self.spare().get_mut(..bytes.len()) {
             Some(dst) => {
@@ -211,6 +220,8 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends `n` padded on the left with `pad` to at least `width` bytes.
+    // Size: many callers, and opt-level "s" would inline a copy into each.
+    #[inline(never)]
     fn number(&mut self, n: u64, width: usize, pad: u8) {
         match write_u64_padded(n, width, pad, self.spare()) {
             Some(written) => self.len += written,

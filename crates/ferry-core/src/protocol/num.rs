@@ -2,6 +2,8 @@
 
 /// Writes `n` in decimal into `out`; returns the number of bytes written,
 /// or `None` if `out` is too small (max 20 bytes needed).
+// Size: many callers, and opt-level "s" would inline a copy into each.
+#[inline(never)]
 pub fn write_u64(n: u64, out: &mut [u8]) -> Option<usize> {
     let len = decimal_len(n);
     let mut rest = n;
@@ -17,6 +19,8 @@ pub fn write_u64(n: u64, out: &mut [u8]) -> Option<usize> {
 
 /// Writes `n` in decimal, left-padded with `pad` to at least `width` bytes;
 /// returns the number of bytes written, or `None` if `out` is too small.
+// Size: many callers, and opt-level "s" would inline a copy into each.
+#[inline(never)]
 pub fn write_u64_padded(n: u64, width: usize, pad: u8, out: &mut [u8]) -> Option<usize> {
     let digits = decimal_len(n);
     let fill = width.saturating_sub(digits);
@@ -27,6 +31,8 @@ pub fn write_u64_padded(n: u64, width: usize, pad: u8, out: &mut [u8]) -> Option
 }
 
 /// The number of decimal digits of `n` (1 for zero).
+// Size: many callers, and opt-level "s" would inline a copy into each.
+#[inline(never)]
 pub fn decimal_len(n: u64) -> usize {
     let mut len = 1;
     let mut rest = n / 10;
@@ -39,6 +45,8 @@ pub fn decimal_len(n: u64) -> usize {
 
 /// Parses an unsigned decimal number (ASCII digits only, no sign, no spaces,
 /// at least one digit); `None` on anything else or overflow.
+// Size: many callers, and opt-level "s" would inline a copy into each.
+#[inline(never)]
 pub fn parse_u64(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
         return None;

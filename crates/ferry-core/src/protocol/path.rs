@@ -30,13 +30,9 @@ pub fn resolve(cwd: &[u8], arg: &[u8], out: &mut [u8]) -> Result<usize, PathErro
     // root, else `/a/b` with no trailing `/`.
     let mut len = 0;
     if arg.first() != Some(&b'/') {
-        for part in cwd.split(|&b| b == b'/') {
-            len = apply(out, len, part)?;
-        }
+        len = apply_all(out, len, cwd)?;
     }
-    for part in arg.split(|&b| b == b'/') {
-        len = apply(out, len, part)?;
-    }
+    len = apply_all(out, len, arg)?;
     if len == 0 {
         *out.first_mut().ok_or(PathError::TooLong)? = b'/';
         len = 1;
@@ -45,8 +41,25 @@ pub fn resolve(cwd: &[u8], arg: &[u8], out: &mut [u8]) -> Result<usize, PathErro
 }
 
 /// True if `path` holds none of `\`, NUL, CR, LF.
+// Size: many callers, and opt-level "s" would inline a copy into each.
+#[inline(never)]
 fn valid_chars(path: &[u8]) -> bool {
     !path.iter().any(|&b| matches!(b, b'\\' | 0 | b'\r' | b'\n'))
+}
+
+/// Applies each `/`-separated component of `path` (as `split` yields
+/// them) to the path `out[..len]`; returns the new length. One loop for
+/// both callers instead of two inlined split iterators.
+fn apply_all(out: &mut [u8], mut len: usize, path: &[u8]) -> Result<usize, PathError> {
+    let mut rest = path;
+    loop {
+        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        len = apply(out, len, rest.get(..end).unwrap_or(&[]))?;
+        match rest.get(end + 1..) {
+            Some(after) => rest = after,
+            None => return Ok(len),
+        }
+    }
 }
 
 /// Applies one component to the path `out[..len]`; returns the new length.
@@ -95,6 +108,8 @@ pub fn join_home(home: &[u8], path: &[u8], out: &mut [u8]) -> Result<usize, Path
 }
 
 /// The last component of a canonical path (`/a/b` -> `b`, `/` -> empty).
+// Size: many callers, and opt-level "s" would inline a copy into each.
+#[inline(never)]
 pub fn file_name(path: &[u8]) -> &[u8] {
     path.rsplit(|&b| b == b'/').next().unwrap_or(&[])
 }

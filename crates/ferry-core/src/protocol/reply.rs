@@ -93,26 +93,32 @@ impl<const N: usize> ReplyBuf<N> {
     }
     /// Appends `code SP` (or `code-` if `more`): start of a reply whose text
     /// the caller pushes, ending with [`ReplyBuf::end_line`].
+    // Size: many callers, and opt-level "s" would inline a copy into each.
+    #[inline(never)]
     pub fn start(&mut self, code: u16, more: bool) {
         self.push_u64(u64::from(code));
         self.push(if more { b"-" } else { b" " });
     }
     /// Appends CR LF.
+    // Size: many callers, and opt-level "s" would inline a copy into each.
+    #[inline(never)]
     pub fn end_line(&mut self) {
         self.push(b"\r\n");
     }
     /// Appends a path in double quotes with each `"` doubled (RFC 959
     /// appendix II, as in `257 "/a ""b"""`).
+    // Size: many callers, and opt-level "s" would inline a copy into each.
+    #[inline(never)]
     pub fn push_quoted(&mut self, path: &[u8]) {
         self.push(b"\"");
-        let mut parts = path.split(|&b| b == b'"');
-        if let Some(first) = parts.next() {
-            self.push(first);
+        let mut rest = path;
+        while let Some(quote) = rest.iter().position(|&b| b == b'"') {
+            // Up to and including the quote, then the quote again.
+            self.push(rest.get(..=quote).unwrap_or(&[]));
+            self.push(b"\"");
+            rest = rest.get(quote + 1..).unwrap_or(&[]);
         }
-        for part in parts {
-            self.push(b"\"\"");
-            self.push(part);
-        }
+        self.push(rest);
         self.push(b"\"");
     }
 }

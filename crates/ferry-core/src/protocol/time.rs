@@ -49,19 +49,23 @@ impl DateTime {
     /// Years past `u32::MAX` (about 1.3e17 seconds) saturate at `u32::MAX`.
     pub fn from_unix(secs: u64) -> DateTime {
         let days = secs / DAY;
-        let rem = secs % DAY;
+        // Below a day, so it fits a u32.
+        let rem = (secs % DAY) as u32;
         // Howard Hinnant's civil_from_days, on unsigned values since the
         // input never precedes 1970. `days` is below 2.2e14, so no step
-        // overflows a u64.
+        // overflows a u64. Only the era needs 64 bits: everything within
+        // an era is u32 arithmetic, which a Cortex-M divides in hardware
+        // (a u64 division is a library call and much more code).
         let z = days + EPOCH_SHIFT;
         let era = z / ERA_DAYS;
-        let doe = z - era * ERA_DAYS; // [0, 146096]
+        // Below ERA_DAYS, so it fits a u32.
+        let doe = (z % ERA_DAYS) as u32; // [0, 146096]
         let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
         let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1
         let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
         let day = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
         let month = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
-        let year = yoe + era * 400 + u64::from(month <= 2);
+        let year = u64::from(yoe) + era * 400 + u64::from(month <= 2);
         DateTime {
             year: u32::try_from(year).unwrap_or(u32::MAX),
             // The ranges noted above make these casts lossless.
@@ -86,17 +90,18 @@ impl DateTime {
         }
         // Howard Hinnant's days_from_civil; years count from March so the
         // leap day ends the year.
-        let month = u64::from(self.month);
-        let year = u64::from(self.year) - u64::from(month <= 2);
-        let era = year / 400;
+        // As in `from_unix`, only the era needs 64 bits.
+        let month = u32::from(self.month);
+        let year = self.year - u32::from(month <= 2);
+        let era = u64::from(year / 400);
         let yoe = year % 400;
         let mp = if month > 2 { month - 3 } else { month + 9 };
-        let doy = (153 * mp + 2) / 5 + u64::from(self.day) - 1;
+        let doy = (153 * mp + 2) / 5 + u32::from(self.day) - 1;
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = (era * ERA_DAYS + doe).checked_sub(EPOCH_SHIFT)?;
+        let days = (era * ERA_DAYS + u64::from(doe)).checked_sub(EPOCH_SHIFT)?;
         let time =
-            u64::from(self.hour) * 3600 + u64::from(self.minute) * 60 + u64::from(self.second);
-        days.checked_mul(DAY)?.checked_add(time)
+            u32::from(self.hour) * 3600 + u32::from(self.minute) * 60 + u32::from(self.second);
+        days.checked_mul(DAY)?.checked_add(u64::from(time))
     }
 }
 
@@ -142,18 +147,27 @@ pub fn parse_timeval(s: &[u8]) -> Option<u64> {
             return None;
         }
     }
-    if digits.len() != 14 {
+    if digits.len() != 14 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let field = |range: core::ops::Range<usize>| super::num::parse_u64(digits.get(range)?);
-    let narrow = |range| u8::try_from(field(range)?).ok();
+    // Fixed-width digit runs: one loop, no general number parser.
+    let mut fields = [0u32; 6];
+    let mut at = 0;
+    for (field, width) in fields.iter_mut().zip([4, 2, 2, 2, 2, 2]) {
+        for &digit in digits.get(at..at + width)? {
+            *field = *field * 10 + u32::from(digit - b'0');
+        }
+        at += width;
+    }
+    let [year, month, day, hour, minute, second] = fields;
+    // Two digits fit a u8.
     DateTime {
-        year: u32::try_from(field(0..4)?).ok()?,
-        month: narrow(4..6)?,
-        day: narrow(6..8)?,
-        hour: narrow(8..10)?,
-        minute: narrow(10..12)?,
-        second: narrow(12..14)?,
+        year,
+        month: month as u8,
+        day: day as u8,
+        hour: hour as u8,
+        minute: minute as u8,
+        second: second as u8,
     }
     .to_unix()
 }
