@@ -34,6 +34,20 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness  # noqa: E402  (tests/harness.py)
+from harness import in_ci, wait_until  # noqa: E402,F401
+
+SUITE = "firmware test"
+
+
+def unavailable(reason: str):
+    harness.unavailable(SUITE, reason)
+
+
+def need_tool(name: str):
+    harness.need_tool(SUITE, name)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CLIENT = HERE / "fw_client.py"
@@ -47,18 +61,6 @@ BOOT_TIMEOUT = 20       # seconds for the firmware to log "listening on"
 COMMAND_TIMEOUT = 90    # seconds for one client command
 STOP_TIMEOUT = 10       # seconds for QEMU to exit after SIGTERM
 FATAL_MARKERS = ("PANIC", "HARD FAULT", "FATAL")
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1")
-
-
-def unavailable(reason: str):
-    """Skips (or, with CI=true, fails) the test run for a missing need."""
-    message = f"firmware test needs {reason}"
-    if in_ci():
-        pytest.fail(f"{message} (CI=true: not skipping)", pytrace=False)
-    pytest.skip(message)
 
 
 def firmware_path() -> Path:
@@ -236,17 +238,3 @@ def fw(booted: Firmware) -> Firmware:
     yield booted
     if not booted.alive():
         pytest.fail(f"QEMU stopped during the test:\n{booted.log()[-4000:]}", pytrace=False)
-
-
-def need_tool(name: str):
-    if shutil.which(name) is None:
-        unavailable(f"`{name}` (apt-get install {name})")
-
-
-def wait_until(pred, timeout=15.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)

@@ -26,12 +26,25 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness  # noqa: E402  (tests/harness.py)
+from harness import in_ci, wait_until  # noqa: E402,F401
+
+SUITE = "host-tap test"
+
+
+def unavailable(reason: str):
+    harness.unavailable(SUITE, reason)
+
+
+def need_tool(name: str):
+    harness.need_tool(SUITE, name)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -43,18 +56,6 @@ TAP = "ftap0"
 READY_TIMEOUT = 15      # seconds for host-tap to print "listening on"
 COMMAND_TIMEOUT = 120   # seconds for one client command
 STOP_TIMEOUT = 10       # seconds for host-tap to exit after SIGTERM
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def unavailable(reason: str):
-    """Skips (or, with CI=true, fails) the test run for a missing need."""
-    message = f"host-tap test needs {reason}"
-    if in_ci():
-        pytest.fail(f"{message} (CI=true: not skipping)", pytrace=False)
-    pytest.skip(message)
 
 
 def host_tap_path() -> Path:
@@ -239,17 +240,3 @@ def net(tapnet: TapNet) -> TapNet:
     yield tapnet
     if not tapnet.alive():
         pytest.fail(f"host-tap died during the test:\n{tapnet.stderr()[-4000:]}", pytrace=False)
-
-
-def need_tool(name: str):
-    if shutil.which(name) is None:
-        unavailable(f"`{name}` (apt-get install {name})")
-
-
-def wait_until(pred, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)

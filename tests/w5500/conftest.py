@@ -17,16 +17,28 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness  # noqa: E402  (tests/harness.py)
+from harness import in_ci, wait_until  # noqa: E402,F401
+
+SUITE = "W5500 test"
+
+
+def unavailable(reason: str):
+    harness.unavailable(SUITE, reason)
+
+
+def need_tool(name: str):
+    harness.need_tool(SUITE, name)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -39,32 +51,6 @@ READY_TIMEOUT = 15      # seconds for host-w5500 to print "listening on"
 COMMAND_TIMEOUT = 120   # seconds for one client command
 STOP_TIMEOUT = 10       # seconds for host-w5500 to exit after SIGTERM
 FATAL_MARKERS = ("panicked", "host-w5500: ")
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def unavailable(reason: str):
-    """Skips (or, with CI=true, fails) the test run for a missing need."""
-    message = f"W5500 test needs {reason}"
-    if in_ci():
-        pytest.fail(f"{message} (CI=true: not skipping)", pytrace=False)
-    pytest.skip(message)
-
-
-def need_tool(name: str):
-    if shutil.which(name) is None:
-        unavailable(f"`{name}` (apt-get install {name})")
-
-
-def wait_until(pred, timeout=15.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def binary_path() -> Path:
