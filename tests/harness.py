@@ -40,3 +40,9 @@ def wait_until(pred, timeout=15.0, interval=0.05):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def suite(name: str):
+    """`unavailable(reason)` and `need_tool(tool)` for the suite `name`."""
+    return (lambda reason: unavailable(name, reason),
+            lambda tool: need_tool(name, tool))

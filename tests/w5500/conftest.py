@@ -27,18 +27,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import harness  # noqa: E402  (tests/harness.py)
-from harness import in_ci, wait_until  # noqa: E402,F401
+from harness import in_ci, suite, wait_until  # noqa: E402,F401  (tests/harness.py)
 
-SUITE = "W5500 test"
-
-
-def unavailable(reason: str):
-    harness.unavailable(SUITE, reason)
-
-
-def need_tool(name: str):
-    harness.need_tool(SUITE, name)
+unavailable, need_tool = suite("W5500 test")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
