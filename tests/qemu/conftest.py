@@ -21,7 +21,6 @@ QEMU is stopped at the end in every outcome: the fixture's `finally`
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -35,13 +34,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import in_ci, suite, wait_until  # noqa: E402,F401  (tests/harness.py)
+from harness import Served, in_ci, suite, wait_until  # noqa: E402,F401  (tests/harness.py)
 
 unavailable, need_tool = suite("firmware test")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-CLIENT = HERE / "fw_client.py"
 
 USER = "ferry"          # the firmware's fixed user (board.rs)
 PASSWORD = "ferry"
@@ -67,7 +65,7 @@ def run(cmd: list[str], timeout: float = 30, check: bool = True) -> subprocess.C
 
 
 @dataclass
-class Firmware:
+class Firmware(Served):
     """The namespace and the running QEMU."""
 
     ns: str
@@ -78,37 +76,10 @@ class Firmware:
     server_ip: str = FIRMWARE_IP
     port: int = 21
 
-    @property
-    def url(self) -> str:
-        return f"ftp://{self.server_ip}:{self.port}/"
-
-    def exec(self, cmd: list[str], timeout: float = COMMAND_TIMEOUT, check: bool = True):
-        """Runs `cmd` inside the namespace."""
-        res = run(["ip", "netns", "exec", self.ns, *cmd], timeout=timeout, check=False)
-        if check and res.returncode != 0:
-            raise AssertionError(f"`{' '.join(cmd)}` failed ({res.returncode}):\n"
-                                 f"{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
-                                 f"\n--- firmware log ---\n{self.log()[-3000:]}")
-        return res
-
-    def client(self, action: str, *args: str, timeout: float = COMMAND_TIMEOUT) -> dict:
-        """Runs a fw_client.py action inside the namespace; its JSON result."""
-        cmd = [sys.executable, str(CLIENT), action, self.server_ip, str(self.port), USER,
-               PASSWORD, *args]
-        res = run(["ip", "netns", "exec", self.ns, *cmd], timeout=timeout, check=False)
-        if res.returncode != 0:
-            raise AssertionError(f"client {action} failed ({res.returncode}):\n{res.stderr[-3000:]}"
-                                 f"\n--- firmware log ---\n{self.log()[-3000:]}")
-        return json.loads(res.stdout)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+    name = "firmware"
+    user = USER
+    password = PASSWORD
+    command_timeout = COMMAND_TIMEOUT
 
 
 def check_prerequisites() -> Path:
@@ -224,8 +195,4 @@ def booted(tmp_path_factory) -> Firmware:
 @pytest.fixture
 def fw(booted: Firmware) -> Firmware:
     """The running firmware, checked to be alive before and after a test."""
-    if not booted.alive():
-        pytest.fail(f"QEMU is not running:\n{booted.log()[-4000:]}", pytrace=False)
-    yield booted
-    if not booted.alive():
-        pytest.fail(f"QEMU stopped during the test:\n{booted.log()[-4000:]}", pytrace=False)
+    yield from booted.checked()

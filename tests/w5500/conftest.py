@@ -14,7 +14,6 @@ end in every outcome, and must exit 0 after SIGTERM.
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -27,13 +26,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import in_ci, suite, wait_until  # noqa: E402,F401  (tests/harness.py)
+from harness import Served, in_ci, suite, wait_until  # noqa: E402,F401  (tests/harness.py)
 
 unavailable, need_tool = suite("W5500 test")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-CLIENT = REPO / "tests" / "qemu" / "fw_client.py"
 
 USER = "ferry"
 PASSWORD = "w5500-secret"
@@ -60,45 +58,21 @@ def free_port() -> int:
 
 
 @dataclass
-class Server:
+class Server(Served):
+    """The running host-w5500 and the directory it serves."""
+
     work: Path
     root: Path
     proc: subprocess.Popen
     log_path: Path
     port: int
     server_ip: str = SERVER_IP
+    ns: str | None = None
 
-    @property
-    def url(self) -> str:
-        return f"ftp://{self.server_ip}:{self.port}/"
-
-    def exec(self, cmd: list[str], timeout: float = COMMAND_TIMEOUT, check: bool = True):
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if check and res.returncode != 0:
-            raise AssertionError(f"`{' '.join(cmd)}` failed ({res.returncode}):\n"
-                                 f"{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
-                                 f"\n--- host-w5500 log ---\n{self.log()[-3000:]}")
-        return res
-
-    def client(self, action: str, *args: str, timeout: float = COMMAND_TIMEOUT) -> dict:
-        """Runs a fw_client.py action; its JSON result."""
-        cmd = [sys.executable, str(CLIENT), action, self.server_ip, str(self.port), USER,
-               PASSWORD, *args]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if res.returncode != 0:
-            raise AssertionError(f"client {action} failed ({res.returncode}):\n"
-                                 f"{res.stderr[-3000:]}"
-                                 f"\n--- host-w5500 log ---\n{self.log()[-3000:]}")
-        return json.loads(res.stdout)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+    name = "host-w5500"
+    user = USER
+    password = PASSWORD
+    command_timeout = COMMAND_TIMEOUT
 
 
 def stop(proc: subprocess.Popen) -> int | None:
@@ -151,9 +125,4 @@ def booted(tmp_path_factory) -> Server:
 @pytest.fixture
 def fw(booted: Server) -> Server:
     """The running server, checked to be alive before and after a test."""
-    if not booted.alive():
-        pytest.fail(f"host-w5500 is not running:\n{booted.log()[-4000:]}", pytrace=False)
-    yield booted
-    if not booted.alive():
-        pytest.fail(f"host-w5500 stopped during the test:\n{booted.log()[-4000:]}",
-                    pytrace=False)
+    yield from booted.checked()
