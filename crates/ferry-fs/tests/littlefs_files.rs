@@ -4,6 +4,10 @@
 //! (exhaustion, files dropped or leaked instead of closed).
 #![cfg(feature = "littlefs2")]
 
+mod common;
+
+use common::try_read;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -80,22 +84,6 @@ fn volume<const BLOCK: usize, const BLOCKS: usize>() -> (Shared, LfsStorage<Shar
     (medium, storage)
 }
 
-/// The whole file, or `None` if it cannot be read.
-fn read_file<F: FileSystem>(fs: &mut F, path: &[u8]) -> Option<Vec<u8>> {
-    let mut f = fs.open_read(path).ok()?;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 1500];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(_) => return None,
-        }
-    }
-    fs.close(f).ok()?;
-    Some(out)
-}
-
 /// `path` as a fresh mount of `bytes` sees it: what a power cut when the
 /// bytes were taken would have left.
 fn after_cut<const BLOCK: usize, const BLOCKS: usize>(
@@ -104,7 +92,7 @@ fn after_cut<const BLOCK: usize, const BLOCKS: usize>(
 ) -> Option<Vec<u8>> {
     let disk = RamDisk::new(bytes, BLOCK).unwrap();
     let mut storage = LfsStorage::<_, BLOCK, BLOCKS>::new(disk).unwrap();
-    littlefs::mount_and_then(&mut storage, |fs| read_file(fs, path)).expect("the volume mounts")
+    littlefs::mount_and_then(&mut storage, |fs| try_read(fs, path)).expect("the volume mounts")
 }
 
 /// Where each littlefs block of a file ends, as file positions: block 0
@@ -146,7 +134,7 @@ fn upload<const BLOCK: usize, const BLOCKS: usize>(len: usize, chunk: usize) -> 
     let (e1, p1) = medium.counts();
     let (erases, programmed) = (e1 - e0, p1 - p0);
     littlefs::mount_and_then(&mut storage, |fs| {
-        assert!(read_file(fs, b"/up.bin").unwrap() == data, "read back");
+        assert!(try_read(fs, b"/up.bin").unwrap() == data, "read back");
     })
     .unwrap();
     eprintln!(
@@ -245,7 +233,7 @@ fn upload_is_committed_block_by_block() {
             f.seek(SeekFrom::Start(size)).unwrap();
             f.write_all(&data[resume_at..]).unwrap();
             fs.close(f).unwrap();
-            assert!(read_file(fs, b"/resumed").unwrap() == data);
+            assert!(try_read(fs, b"/resumed").unwrap() == data);
         })
         .unwrap();
     })
@@ -277,7 +265,7 @@ fn open_file_reads_back_and_seeks() {
         let mut want = data.clone();
         want.extend_from_slice(&[0; 100]);
         want.extend_from_slice(b"tail");
-        assert!(read_file(fs, b"/f").unwrap() == want);
+        assert!(try_read(fs, b"/f").unwrap() == want);
         // A file opened for reading refuses writes.
         let mut r = fs.open_read(b"/f").unwrap();
         assert_eq!(
@@ -324,7 +312,7 @@ fn file_slots_run_out_and_come_back() {
         c.write_all(b"+dropped").unwrap();
         drop(c);
         assert_eq!(slots.in_use(), 3);
-        assert_eq!(read_file(fs, b"/c").unwrap(), b"/c+dropped");
+        assert_eq!(try_read(fs, b"/c").unwrap(), b"/c+dropped");
         // A failed open frees its slot too.
         assert_eq!(
             fs.open_read(b"/missing").unwrap_err().fs_kind(),
@@ -348,8 +336,8 @@ fn file_slots_run_out_and_come_back() {
         let mut e = fs.open_write(b"/e", WriteMode::Truncate).unwrap();
         e.write_all(&pattern(5000)).unwrap();
         fs.close(e).unwrap();
-        assert!(read_file(fs, b"/e").unwrap() == pattern(5000));
-        assert_eq!(read_file(fs, b"/a").unwrap(), b"/a");
+        assert!(try_read(fs, b"/e").unwrap() == pattern(5000));
+        assert_eq!(try_read(fs, b"/a").unwrap(), b"/a");
         assert_eq!(slots.in_use(), 1);
     })
     .unwrap();
@@ -403,7 +391,7 @@ fn overwrite_in_mid_file_copies_the_rest_once() {
         );
         let mut want = old.clone();
         want[1000..1000 + new.len()].copy_from_slice(&new);
-        assert!(read_file(fs, b"/f").unwrap() == want);
+        assert!(try_read(fs, b"/f").unwrap() == want);
     })
     .unwrap();
 }

@@ -8,8 +8,12 @@
 //! remount and reading back never panic.
 #![cfg(any(feature = "littlefs2", feature = "fatfs"))]
 
+mod common;
+
+use common::try_read;
+
 use ferry_fs::block::{CutOff, RamDisk};
-use ferry_fs::embedded_io::{Read, Write};
+use ferry_fs::embedded_io::Write;
 use ferry_fs::{FileSystem, WriteMode};
 
 const TARGET: &[u8] = b"/data/target.bin";
@@ -40,22 +44,6 @@ fn upload<F: FileSystem>(fs: &mut F, data: &[u8]) -> bool {
         let _ = fs.remove_file(TEMP);
     }
     ok
-}
-
-/// The whole file, or `None` if it cannot be read.
-fn try_read<F: FileSystem>(fs: &mut F, path: &[u8]) -> Option<Vec<u8>> {
-    let mut f = fs.open_read(path).ok()?;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 512];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(_) => return None,
-        }
-    }
-    fs.close(f).ok()?;
-    Some(out)
 }
 
 fn write<F: FileSystem>(fs: &mut F, path: &[u8], data: &[u8]) {
