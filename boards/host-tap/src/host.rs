@@ -1,7 +1,9 @@
-//! The host's side of the board: the clock, the one-user authenticator and
-//! the log observer (what firmware would get from its RTC, its config and
-//! its UART).
+//! The host's side of the board: the clock, the one-user authenticator, the
+//! log observer (what firmware would get from its RTC, its config and its
+//! UART), and the stop flag that Ctrl-C and SIGTERM set.
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_core::server::{Event, Observer, TransferKind};
@@ -9,6 +11,19 @@ use ferry_core::{AuthError, Authenticator, Permissions, User};
 use ferry_net::{Clock, Instant};
 
 use crate::cli::UserSpec;
+
+/// A flag that Ctrl-C or SIGTERM sets, for the board loop to stop at; a
+/// second Ctrl-C while shutting down exits at once (status 130).
+pub fn stop_on_signal() -> Result<Arc<AtomicBool>, ctrlc::Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })?;
+    Ok(stop)
+}
 
 /// Monotonic milliseconds since start, and the system's wall clock.
 #[derive(Debug, Clone, Copy)]

@@ -35,7 +35,7 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use host_tap::cli::Cli;
 #[cfg(any(feature = "littlefs", feature = "fat"))]
 use host_tap::cli::FsSpec;
-use host_tap::host::{HostClock, LogObserver, OneUser};
+use host_tap::host::{stop_on_signal, HostClock, LogObserver, OneUser};
 
 /// Concurrent sessions.
 const SESSIONS: usize = 8;
@@ -167,17 +167,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
     })?;
     let clock = HostClock::new();
     let stack = build_stack(&cli, &mut device, smol_instant(clock.now())).map_err(startup)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C while shutting down: leave at once.
-                std::process::exit(130);
-            }
-        })
-        .map_err(|e| startup(format!("cannot install the Ctrl-C handler: {e}")))?;
-    }
+    let stop =
+        stop_on_signal().map_err(|e| startup(format!("cannot install the Ctrl-C handler: {e}")))?;
     let fs_spec = cli.fs.clone();
     let fs_size = cli.fs_size;
     let mut board = Board {

@@ -20,8 +20,7 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser;
@@ -31,7 +30,7 @@ use ferry_net::w5500_emulator::W5500Emulator;
 use ferry_net::w5500_stack::{W5500Config, W5500Stack};
 use ferry_net::Clock;
 use host_tap::cli::UserSpec;
-use host_tap::host::{HostClock, LogObserver, OneUser};
+use host_tap::host::{stop_on_signal, HostClock, LogObserver, OneUser};
 
 /// Concurrent sessions: what eight hardware sockets carry (two listening
 /// on the control port, then a control and a data connection each, and a
@@ -110,16 +109,8 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             root.display()
         ))
     })?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        })
-        .map_err(|e| startup(format!("cannot install the Ctrl-C handler: {e}")))?;
-    }
+    let stop =
+        stop_on_signal().map_err(|e| startup(format!("cannot install the Ctrl-C handler: {e}")))?;
 
     let config = W5500Config {
         ip: cli.ip,
