@@ -2,10 +2,20 @@
 (boards/qemu-mps2-an385) booted in qemu-system-arm on a TAP device in a
 network namespace of its own, and a way to run clients inside it.
 
-`cargo xtask test` builds the firmware and runs this. By hand, as root:
+The firmware is built in two protocol profiles of the engine, and every test
+runs against each (the fixture is parametrised: `fw.profile` is "default" or
+"emftp"): `default`, every command ferry-core has, and `emftp`, SEGGER
+emFTP's command set with 502 to every other command.
 
-    cargo xtask qemu                 # builds the firmware (Ctrl-C stops QEMU)
-    python3 -m pytest -q tests/qemu  # or FERRY_QEMU_FIRMWARE=/abs/path/to/elf
+`cargo xtask test` builds both and runs this. By hand, as root:
+
+    cargo xtask qemu                 # builds the default profile (Ctrl-C stops QEMU)
+    cargo xtask qemu --emftp         # builds the emftp profile
+    python3 -m pytest -q tests/qemu
+
+`FERRY_QEMU_FIRMWARE` and `FERRY_QEMU_FIRMWARE_EMFTP` (absolute paths to the
+ELF images) pick other builds; `FERRY_QEMU_STACK_LIMIT` the stack limit
+(else `QEMU_SERVING_STACK_LIMIT` in xtask/src/firmware.rs).
 
 Without root, /dev/net/tun, `ip` or qemu-system-arm, the tests are skipped
 with the reason, except when CI=true, where they fail.
@@ -23,6 +33,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -50,14 +61,32 @@ BOOT_TIMEOUT = 20       # seconds for the firmware to log "listening on"
 COMMAND_TIMEOUT = 90    # seconds for one client command
 STOP_TIMEOUT = 10       # seconds for QEMU to exit after SIGTERM
 FATAL_MARKERS = ("PANIC", "HARD FAULT", "FATAL")
+# The engine's protocol profiles, and the variable naming each one's ELF.
+PROFILES = {"default": "FERRY_QEMU_FIRMWARE", "emftp": "FERRY_QEMU_FIRMWARE_EMFTP"}
+# What the firmware measured of its stack, per profile, for the summary.
+STACK_FIGURES: dict[str, dict[str, int]] = {}
 
 
-def firmware_path() -> Path:
-    env = os.environ.get("FERRY_QEMU_FIRMWARE")
+def firmware_path(profile: str) -> Path:
+    env = os.environ.get(PROFILES[profile])
     if env:
         return Path(env).resolve()
-    return (REPO / "target" / "firmware" / "thumbv7m-none-eabi" / "release"
-            / "ferry-qemu-mps2-an385")
+    # Where `cargo xtask qemu --profile PROFILE` (and `cargo xtask test`)
+    # leave a copy of each profile's image.
+    return REPO / "target" / "firmware" / f"qemu-{profile}" / "ferry-qemu-mps2-an385"
+
+
+def stack_limit() -> int:
+    """The most stack the firmware may use while serving, in bytes: the
+    budget `cargo xtask test` passes, else the constant in xtask itself."""
+    env = os.environ.get("FERRY_QEMU_STACK_LIMIT")
+    if env:
+        return int(env)
+    source = (REPO / "xtask" / "src" / "firmware.rs").read_text()
+    found = re.search(r"QEMU_SERVING_STACK_LIMIT: u32 = (\d+);", source)
+    if found is None:
+        pytest.fail("QEMU_SERVING_STACK_LIMIT not found in xtask/src/firmware.rs", pytrace=False)
+    return int(found.group(1))
 
 
 def run(cmd: list[str], timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:
@@ -73,6 +102,7 @@ class Firmware(Served):
     proc: subprocess.Popen
     log_path: Path
 
+    profile: str = "default"
     server_ip: str = FIRMWARE_IP
     port: int = 21
 
@@ -82,7 +112,7 @@ class Firmware(Served):
     command_timeout = COMMAND_TIMEOUT
 
 
-def check_prerequisites() -> Path:
+def check_prerequisites(profile: str) -> Path:
     if sys.platform != "linux":
         unavailable("Linux (TAP devices and network namespaces)")
     if os.geteuid() != 0:
@@ -92,10 +122,11 @@ def check_prerequisites() -> Path:
     for tool, package in (("ip", "iproute2"), ("qemu-system-arm", "qemu-system-arm")):
         if shutil.which(tool) is None:
             unavailable(f"`{tool}` (apt-get install {package})")
-    elf = firmware_path()
+    elf = firmware_path(profile)
     if not elf.is_file():
-        pytest.fail(f"firmware not found at {elf}: `cargo xtask test` builds it (or `cargo xtask "
-                    f"qemu`), or set FERRY_QEMU_FIRMWARE=/abs/path/to/the/ELF", pytrace=False)
+        pytest.fail(f"{profile} firmware not found at {elf}: `cargo xtask test` builds it (or "
+                    f"`cargo xtask qemu --profile {profile}`), or set "
+                    f"{PROFILES[profile]}=/abs/path/to/the/ELF", pytrace=False)
     return elf
 
 
@@ -142,12 +173,14 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(STOP_TIMEOUT)
 
 
-@pytest.fixture(scope="session")
-def booted(tmp_path_factory) -> Firmware:
-    """The firmware in QEMU on a fresh namespace, shared by all the tests
-    (the RAM disk starts empty at each boot)."""
-    elf = check_prerequisites()
-    base = tmp_path_factory.mktemp("qemu")
+@pytest.fixture(scope="session", params=list(PROFILES))
+def booted(request, tmp_path_factory) -> Firmware:
+    """The firmware of one profile in QEMU on a fresh namespace, shared by
+    all the tests (the RAM disk starts empty at each boot); pytest runs
+    every test against one profile, then against the other."""
+    profile = request.param
+    elf = check_prerequisites(profile)
+    base = tmp_path_factory.mktemp(f"qemu-{profile}")
     ns = f"ferryfw-{os.getpid()}-{random.getrandbits(24):06x}"
     log_path = base / "firmware.log"
     work = base / "work"
@@ -179,7 +212,10 @@ def booted(tmp_path_factory) -> Firmware:
         if not wait_for_line(log_path, proc, listening, BOOT_TIMEOUT):
             pytest.fail(f"the firmware did not boot:\n{log_path.read_text(errors='replace')}",
                         pytrace=False)
-        fw = Firmware(ns, work, proc, log_path)
+        if f"({profile} profile)" not in log_path.read_text(errors="replace"):
+            pytest.fail(f"{elf} is not the {profile} profile's firmware:\n"
+                        f"{log_path.read_text(errors='replace')}", pytrace=False)
+        fw = Firmware(ns, work, proc, log_path, profile)
         yield fw
     finally:
         if proc is not None:
@@ -196,3 +232,11 @@ def booted(tmp_path_factory) -> Firmware:
 def fw(booted: Firmware) -> Firmware:
     """The running firmware, checked to be alive before and after a test."""
     yield from booted.checked()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The stack figures the firmware measured, one line per profile."""
+    for profile, figures in STACK_FIGURES.items():
+        terminalreporter.write_line(
+            f"firmware stack ({profile} profile): start-up {figures['start_up']} bytes, "
+            f"serving high water {figures['serving']} bytes (limit {figures['limit']})")

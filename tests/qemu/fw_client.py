@@ -18,6 +18,8 @@ Actions:
                        data and the control connection (no ABOR, no QUIT)
   drop-upload REMOTE SIZE
                        starts STOR, sends SIZE bytes, then resets both
+  commands LINE...     sends each command line (no data connection) and
+                       gives the first three characters of each reply
 """
 from __future__ import annotations
 
@@ -170,6 +172,18 @@ def drop_upload(host, port, user, password, remote, size):
     return {"sent": size}
 
 
+def commands(host, port, user, password, *lines):
+    ftp = connect(host, port, user, password)
+    replies = {}
+    for line in lines:
+        try:
+            replies[line] = ftp.sendcmd(line)[:3]
+        except ftplib.Error as e:  # 4xx and 5xx replies
+            replies[line] = str(e)[:3]
+    ftp.quit()
+    return {"replies": replies}
+
+
 def main(argv: list[str]) -> int:
     active = "--active" in argv
     args = [a for a in argv if a != "--active"]
@@ -191,6 +205,8 @@ def main(argv: list[str]) -> int:
             out = concurrent(host, port, user, password, int(rest[0]), int(rest[1]))
         elif action == "drop-download":
             out = drop_download(host, port, user, password, rest[0])
+        elif action == "commands":
+            out = commands(host, port, user, password, *rest)
         elif action == "drop-upload":
             out = drop_upload(host, port, user, password, rest[0], int(rest[1]))
         else:

@@ -1,6 +1,7 @@
 """Ferry's Cortex-M3 firmware (QEMU mps2-an385: LAN9118, smoltcp, littlefs on
 a RAM disk) against real clients: Python's ftplib, curl and lftp, run inside
-the test's network namespace.
+the test's network namespace, once for each protocol profile of the engine
+(default, and emftp: emFTP's command set, 502 to the rest).
 
 See conftest.py for the setup and how to run it. tests/w5500 runs these same
 tests (all but the last, which is about the LAN9118) against host-w5500: the
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
-from conftest import PASSWORD, USER, need_tool, wait_until
+from conftest import PASSWORD, STACK_FIGURES, USER, need_tool, stack_limit, wait_until
 
 KIB = 1024
 SIZE = 256 * KIB  # the firmware's RAM disk is 2 MiB: files are deleted after use
@@ -26,6 +28,11 @@ def sha256(path: Path) -> str:
 def random_file(path: Path, size: int = SIZE) -> Path:
     path.write_bytes(os.urandom(size))
     return path
+
+
+def profile(fw) -> str:
+    """The engine's protocol profile under test (tests/w5500 has one only)."""
+    return getattr(fw, "profile", "default")
 
 
 def sessions_closed(fw) -> bool:
@@ -144,7 +151,15 @@ def test_lftp_put_get_mkdir_mv_rm(fw):
     need_tool("lftp")
     src = random_file(fw.work / "lftp.src")
     back = fw.work / "lftp.back"
-    script = (
+    # lftp sends OPTS UTF8 ON after FEAT, MDTM after a download, SITE UTIME
+    # (or MFMT, when FEAT lists it) after an upload, REST to resume an
+    # upload, ABOR to cut a transfer short and STAT while one stalls: the
+    # emftp firmware answers 502 to each, so lftp is told not to use them.
+    # curl sends nothing outside emFTP's set here.
+    emftp = ("set ftp:use-utf8 no; set ftp:use-mdtm no; set ftp:use-site-utime no; "
+             "set ftp:use-site-utime2 no; set ftp:rest-stor no; set ftp:use-abor no; "
+             "set ftp:use-stat no; ") if profile(fw) == "emftp" else ""
+    script = emftp + (
         "set net:max-retries 1; set net:timeout 20; set ftp:ssl-allow no; "
         "mkdir lftpdir; cd lftpdir; "
         f"put {src} -o lftp.bin; get lftp.bin -o {back}; "
@@ -167,3 +182,48 @@ def test_no_frame_was_lost_to_a_driver_error(fw):
     idle = [line for line in fw.log().splitlines() if line.startswith("idle:")]
     assert idle, fw.log()[-2000:]
     assert "(0 dropped), " in idle[-1], idle[-1]
+
+
+# Commands of the default profile that the emftp profile leaves out
+# (ferry-core's features resume, mtime, status, compat), each sent without a
+# data connection.
+LEFT_OUT_OF_EMFTP = [
+    "REST 0", "APPE left-out.bin", "STOU", "MDTM left-out.bin",
+    "MFMT 20240101000000 left-out.bin", "STAT", "HELP", "SITE HELP", "ABOR", "ACCT x",
+    "ALLO 100", "MODE S", "STRU F", "OPTS UTF8 ON", "XCWD /",
+]
+
+
+def test_emftp_profile_answers_502_to_what_it_leaves_out(fw):
+    """The emftp firmware answers 502 to every command outside emFTP's set
+    and still serves the session; the default firmware serves them all."""
+    replies = fw.client("commands", *LEFT_OUT_OF_EMFTP, "TYPE A", "TYPE I", "NOOP")["replies"]
+    if profile(fw) == "emftp":
+        not_502 = {c: r for c, r in replies.items() if c in LEFT_OUT_OF_EMFTP and r != "502"}
+        assert not not_502, f"the emftp profile served commands it leaves out: {not_502}"
+    else:
+        got_502 = {c: r for c, r in replies.items() if r == "502"}
+        assert not got_502, f"the default profile answered 502: {got_502}"
+    # TYPE A is accepted in both (transfers are binary in emftp).
+    assert (replies["TYPE A"], replies["TYPE I"], replies["NOOP"]) == ("200", "200", "200"), replies
+
+
+def test_stack_within_budget(fw):
+    """The firmware's own stack measurement (it paints its stack): serving
+    stays within the budget (xtask's QEMU_SERVING_STACK_LIMIT), and start-up
+    (building the statics) needs no more than serving. Runs last, after
+    every other test has driven the firmware."""
+    # One more session, so that there is an idle line even when this test
+    # runs alone.
+    fw.client("commands", "NOOP")
+    assert wait_until(lambda: sessions_closed(fw) and fw.log().rstrip().endswith("bytes"))
+    log = fw.log()
+    start_up = re.search(r"start-up used (\d+) bytes of stack", log)
+    serving = [int(n) for n in re.findall(r"serving stack high water (\d+) bytes", log)]
+    assert start_up and serving, log[-2000:]
+    figures = {"start_up": int(start_up.group(1)), "serving": max(serving), "limit": stack_limit()}
+    STACK_FIGURES[profile(fw)] = figures
+    assert figures["serving"] <= figures["limit"], \
+        f"{profile(fw)} profile: serving stack {figures['serving']} > limit {figures['limit']} bytes"
+    assert figures["start_up"] <= figures["serving"], \
+        f"{profile(fw)} profile: start-up stack {figures['start_up']} > serving {figures['serving']}"

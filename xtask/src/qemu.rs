@@ -1,7 +1,9 @@
-//! `cargo xtask qemu [--tap] [--port PORT] [--verbose]`: builds the
-//! Cortex-M3 firmware (`boards/qemu-mps2-an385`) and boots it in
-//! `qemu-system-arm`, with networking a client on this machine can reach,
-//! and prints how to connect. Ctrl-C stops QEMU.
+//! `cargo xtask qemu [--tap] [--port PORT] [--verbose] [--profile
+//! default|emftp]`: builds the Cortex-M3 firmware (`boards/qemu-mps2-an385`)
+//! with the engine in the given protocol profile (`--emftp` is short for
+//! `--profile emftp`) and boots it in `qemu-system-arm`, with networking a
+//! client on this machine can reach, and prints how to connect. Ctrl-C
+//! stops QEMU.
 //!
 //! Two ways to network it:
 //! - **User networking** (default, no root): QEMU's NAT forwards
@@ -23,7 +25,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::cmd::{self, find_program, header};
-use crate::firmware::{self, QEMU_MPS2_AN385};
+use crate::firmware::{self, Profile, QEMU_MPS2_AN385};
 use crate::Failure;
 
 /// The firmware's address (its default boot argument `ip=`), QEMU user
@@ -88,17 +90,33 @@ pub fn qemu_command(elf: &Path, nic: &str, boot_args: &[&str]) -> Command {
     qemu
 }
 
-/// `cargo xtask test`'s step: builds the firmware and drives it with real
-/// clients (`tests/qemu`, on a TAP device in a namespace; pytest stops
-/// QEMU in every outcome).
+/// `cargo xtask test`'s step: builds the firmware in each protocol profile
+/// and drives both with real clients (`tests/qemu`, on a TAP device in a
+/// namespace; pytest boots one profile after the other and stops QEMU in
+/// every outcome). The tests also hold the firmware's stack figures to
+/// [`firmware::QEMU_SERVING_STACK_LIMIT`].
 pub fn test(root: &Path) -> Result<(), Failure> {
-    let elf = firmware::build(root, &QEMU_MPS2_AN385, None, None)?;
     let mut pytest = Command::new("python3");
+    for profile in Profile::ALL {
+        let elf = firmware::build_qemu(root, profile)?;
+        pytest.env(firmware_variable(profile), &elf);
+    }
     pytest
         .current_dir(root)
-        .env("FERRY_QEMU_FIRMWARE", &elf)
+        .env(
+            "FERRY_QEMU_STACK_LIMIT",
+            firmware::QEMU_SERVING_STACK_LIMIT.to_string(),
+        )
         .args(["-m", "pytest", "-q", "tests/qemu"]);
     cmd::run(&mut pytest)
+}
+
+/// The variable that tells `tests/qemu` where `profile`'s firmware is.
+fn firmware_variable(profile: Profile) -> &'static str {
+    match profile {
+        Profile::Default => "FERRY_QEMU_FIRMWARE",
+        Profile::Emftp => "FERRY_QEMU_FIRMWARE_EMFTP",
+    }
 }
 
 /// Runs the chore.
@@ -106,11 +124,19 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
     let mut tap = false;
     let mut verbose = false;
     let mut port: u16 = 2121;
+    let mut profile = Profile::Default;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match *arg {
             "--tap" => tap = true,
             "--verbose" => verbose = true,
+            "--emftp" => profile = Profile::Emftp,
+            "--profile" => {
+                profile = rest
+                    .next()
+                    .and_then(|p| Profile::parse(p))
+                    .ok_or("--profile needs default or emftp")?;
+            }
             "--port" => {
                 port = rest
                     .next()
@@ -129,8 +155,12 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
         }
     }
     let root = cmd::root();
-    header(&format!("build {}", QEMU_MPS2_AN385.title));
-    let elf = firmware::build(&root, &QEMU_MPS2_AN385, None, None)?;
+    header(&format!(
+        "build {}, {} profile",
+        QEMU_MPS2_AN385.title,
+        profile.name()
+    ));
+    let elf = firmware::build_qemu(&root, profile)?;
     let mut boot_args = Vec::new();
     if verbose {
         boot_args.push("verbose");

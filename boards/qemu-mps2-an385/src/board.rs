@@ -116,8 +116,12 @@ impl<const S: usize> Observer for LogObserver<S> {
                 let kind = match kind {
                     TransferKind::Download => "download",
                     TransferKind::Upload => "upload",
-                    TransferKind::Append => "append",
                     TransferKind::Listing => "listing",
+                    // APPE (and so `Append`) is part of the engine's
+                    // `resume` feature: the arm is written so that the
+                    // match holds with and without it.
+                    #[allow(unreachable_patterns)]
+                    _ => "append",
                 };
                 log!(
                     "[{session}] {} {kind} {} {bytes} bytes {}",

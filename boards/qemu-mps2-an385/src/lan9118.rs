@@ -48,7 +48,7 @@ pub const MPS2_AN385_BASE: usize = 0x4020_0000;
 
 /// The largest frame handled, without CRC: 1514 bytes plus a VLAN tag,
 /// rounded up to whole words.
-const FRAME: usize = 1536;
+pub const FRAME: usize = 1536;
 
 /// Offsets of the system control and status registers.
 mod reg {
@@ -198,12 +198,33 @@ impl Regs {
     }
 }
 
+/// The driver's two frame buffers, one for a received frame and one for
+/// a frame being sent. The caller keeps them in a `static` (all zero
+/// bytes: no flash) and lends them to [`Lan9118::new`], so that the driver
+/// itself is a few words: building it at boot puts no 3 KB value on the
+/// stack.
+pub struct Frames {
+    /// The received frame being handed to smoltcp.
+    pub rx: [u8; FRAME],
+    /// The frame smoltcp is writing.
+    pub tx: [u8; FRAME],
+}
+
+impl Frames {
+    /// Zeroed buffers.
+    pub const fn new() -> Frames {
+        Frames {
+            rx: [0; FRAME],
+            tx: [0; FRAME],
+        }
+    }
+}
+
 /// The LAN9118 as a smoltcp Ethernet device. See the [module docs](self).
 pub struct Lan9118 {
     regs: Regs,
     mac: EthernetAddress,
-    rx: [u8; FRAME],
-    tx: [u8; FRAME],
+    frames: &'static mut Frames,
     stats: Stats,
 }
 
@@ -217,7 +238,7 @@ impl Lan9118 {
     ///
     /// `base` must be the address of a LAN9118's register window, and
     /// nothing else may touch that chip while the driver lives.
-    pub unsafe fn new(base: usize) -> Result<Lan9118, InitError> {
+    pub unsafe fn new(base: usize, frames: &'static mut Frames) -> Result<Lan9118, InitError> {
         let regs = Regs { base };
         let test = regs.read(reg::BYTE_TEST);
         if test != BYTE_TEST_VALUE {
@@ -255,8 +276,7 @@ impl Lan9118 {
         Ok(Lan9118 {
             regs,
             mac,
-            rx: [0; FRAME],
-            tx: [0; FRAME],
+            frames,
             stats: Stats::default(),
         })
     }
@@ -286,7 +306,7 @@ impl Lan9118 {
         self.stats
     }
 
-    /// Reads the next good frame into `self.rx`; its length. Bad frames
+    /// Reads the next good frame into `self.frames.rx`; its length. Bad frames
     /// on the way are drained and counted.
     fn read_frame(&mut self) -> Option<usize> {
         let regs = self.regs;
@@ -308,7 +328,9 @@ impl Lan9118 {
                 let at = i * 4;
                 if at < len {
                     let n = (len - at).min(4);
-                    if let (Some(dst), Some(src)) = (self.rx.get_mut(at..at + n), word.get(..n)) {
+                    if let (Some(dst), Some(src)) =
+                        (self.frames.rx.get_mut(at..at + n), word.get(..n))
+                    {
                         dst.copy_from_slice(src);
                     }
                 }
@@ -380,11 +402,11 @@ impl Device for Lan9118 {
         let len = self.read_frame()?;
         let Lan9118 {
             regs,
-            rx,
-            tx,
+            frames,
             stats,
             ..
         } = self;
+        let Frames { rx, tx } = &mut **frames;
         Some((
             RxToken { frame: &rx[..len] },
             TxToken {
@@ -401,7 +423,7 @@ impl Device for Lan9118 {
         }
         Some(TxToken {
             regs: self.regs,
-            buf: &mut self.tx,
+            buf: &mut self.frames.tx,
             stats: &mut self.stats,
         })
     }

@@ -26,10 +26,11 @@ mod lan9118;
 mod semihosting;
 mod stack_usage;
 
-use core::mem::size_of;
+use core::mem::{size_of, MaybeUninit};
 use core::net::{IpAddr, SocketAddr};
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
+use ferry_core::server::Poll;
 use ferry_core::{Config, Server};
 use ferry_fs::block::RamDisk;
 use ferry_fs::littlefs::{self, FileSlots, LfsStorage, LittleFs};
@@ -43,7 +44,7 @@ use static_cell::{ConstStaticCell, StaticCell};
 use crate::board::{FixedUser, LogObserver, PASSWORD, USER};
 use crate::boot_args::BootArgs;
 use crate::clock::BoardClock;
-use crate::lan9118::Lan9118;
+use crate::lan9118::{Frames, Lan9118};
 
 // ---- The memory knobs (docs/PORTING.md says what each costs) ----
 
@@ -88,6 +89,8 @@ static SOCKET_RX_BUFFERS: ConstStaticCell<[[u8; SOCKET_RX]; POOL]> =
 static SOCKET_TX_BUFFERS: ConstStaticCell<[[u8; SOCKET_TX]; POOL]> =
     ConstStaticCell::new([[0; SOCKET_TX]; POOL]);
 static SOCKET_SLOTS: StaticCell<[SocketStorage<'static>; POOL]> = StaticCell::new();
+/// The NIC driver's frame buffers (zero bytes: .bss).
+static NIC_FRAMES: ConstStaticCell<Frames> = ConstStaticCell::new(Frames::new());
 static NIC: StaticCell<Lan9118> = StaticCell::new();
 static STACK: StaticCell<Stack> = StaticCell::new();
 static LFS_STORAGE: StaticCell<Disk> = StaticCell::new();
@@ -103,7 +106,7 @@ static SERVER: StaticCell<FtpServer> = StaticCell::new();
 /// session, socket receive and transmit buffer, `size_of` one smoltcp
 /// socket slot, `size_of` the stack adapter for `POOL` and for
 /// `POOL + SOCKETS_PER_SESSION` sockets, the RAM disk, `size_of` the NIC
-/// driver, the painted stack window, littlefs's state of one open file
+/// driver with its frame buffers, the painted stack window, littlefs's state of one open file
 /// (`FileSlots`, one per session).
 #[no_mangle]
 #[used]
@@ -120,7 +123,7 @@ pub static FIRMWARE_RAM: [u32; 16] = [
     size_of::<Stack>() as u32,
     size_of::<SmoltcpStack<'static, { POOL + SOCKETS_PER_SESSION }>>() as u32,
     RAM_DISK as u32,
-    size_of::<Lan9118>() as u32,
+    (size_of::<Lan9118>() + size_of::<Frames>()) as u32,
     stack_usage::WINDOW as u32,
     (size_of::<FileSlots<Disk, { SESSIONS + 1 }>>() - size_of::<FileSlots<Disk, SESSIONS>>())
         as u32,
@@ -140,36 +143,70 @@ struct Board {
 fn main() -> ! {
     stack_usage::paint();
     let board = start();
-    // Start-up's stack use (building the statics), then measure serving's.
+    // Start-up's stack use (building the statics), then measure serving's
+    // from scratch: the two figures are logged apart (`cargo xtask test`
+    // holds both to the budget in xtask/src/firmware.rs).
     log!("start-up used {} bytes of stack", stack_usage::high_water());
     stack_usage::paint();
     serve(board)
 }
 
-/// Brings the board up. Not inlined: the temporaries that build the
-/// statics sit in this frame, which is gone before serving starts.
+/// Brings the board up, one phase after the other. Each phase is a
+/// function of its own, not inlined: its temporaries (the values that
+/// build the statics) sit in its frame, which is gone before the next
+/// phase starts, so start-up needs the deepest phase's stack, not the sum.
 #[inline(never)]
 fn start() -> Board {
     let Some(mut core) = cortex_m::Peripherals::take() else {
         fail("core peripherals taken twice");
     };
-    let mut cmdline = [0u8; 256];
-    let args = BootArgs::parse(semihosting::command_line(&mut cmdline));
+    let args = boot_args();
     clock::start(&mut core.SYST, semihosting::unix_time());
-    let clock = BoardClock;
     log!(
-        "ferry-qemu-mps2-an385 {}: Cortex-M3, {} sessions, {} sockets of {} + {} KiB, littlefs on a {} KiB RAM disk",
+        "ferry-qemu-mps2-an385 {} ({} profile): Cortex-M3, {} sessions, {} sockets of {} + {} KiB, littlefs on a {} KiB RAM disk",
         env!("CARGO_PKG_VERSION"),
+        PROFILE,
         SESSIONS,
         POOL,
         SOCKET_RX / 1024,
         SOCKET_TX / 1024,
         RAM_DISK / 1024
     );
+    let (nic, stack) = start_network(&args);
+    let fs = mount();
+    let server = start_server(&args, stack);
+    Board {
+        args,
+        nic,
+        stack,
+        server,
+        fs,
+    }
+}
 
+/// The protocol profile the engine is built with (the board's `full`
+/// feature), as `cargo xtask` names it.
+const PROFILE: &str = if cfg!(feature = "full") {
+    "default"
+} else {
+    "emftp"
+};
+
+/// The boot arguments QEMU passes over semihosting.
+#[inline(never)]
+fn boot_args() -> BootArgs {
+    let mut cmdline = [0u8; 256];
+    BootArgs::parse(semihosting::command_line(&mut cmdline))
+}
+
+/// The NIC, the smoltcp interface with the board's address and route, and
+/// the socket pool.
+#[inline(never)]
+fn start_network(args: &BootArgs) -> (&'static mut Lan9118, &'static mut Stack) {
+    let clock = BoardClock;
     // SAFETY: the mps2-an385 has its LAN9118 at this address, and this is
     // the only driver for it.
-    let nic = match unsafe { Lan9118::new(lan9118::MPS2_AN385_BASE) } {
+    let nic = match unsafe { Lan9118::new(lan9118::MPS2_AN385_BASE, NIC_FRAMES.take()) } {
         Ok(nic) => NIC.init(nic),
         Err(e) => fail_with("LAN9118", e),
     };
@@ -196,8 +233,9 @@ fn start() -> Board {
         random_seed: seed,
         ..StackConfig::default()
     };
-    let slots = SOCKET_SLOTS.init([SocketStorage::EMPTY; POOL]);
-    let stack: &'static mut Stack = STACK.init(SmoltcpStack::new(iface, slots, stack_config));
+    let slots = socket_slots();
+    let stack: &'static mut Stack =
+        STACK.init_with(|| SmoltcpStack::new(iface, slots, stack_config));
     let buffers = SOCKET_RX_BUFFERS
         .take()
         .iter_mut()
@@ -214,16 +252,28 @@ fn start() -> Board {
         args.ip,
         args.prefix
     );
+    (nic, stack)
+}
 
-    let fs = mount();
-
-    let config = Config {
+/// The engine, listening on the FTP port.
+#[inline(never)]
+fn start_server(args: &BootArgs, stack: &mut Stack) -> &'static mut FtpServer {
+    #[allow(unused_mut)] // without `full`, nothing changes it below
+    let mut config = Config {
         passive_ports: PASSIVE_PORTS,
         passive_address: args.passive_address.map(IpAddr::V4),
-        // littlefs has no permission bits.
-        site_chmod: false,
         ..Config::default()
     };
+    // littlefs has no permission bits (SITE CHMOD exists in the default
+    // profile only).
+    #[cfg(feature = "full")]
+    {
+        config.site_chmod = false;
+    }
+    // `Server::new` assembles the server (and, before that, its session
+    // slots) on the stack and then copies it here: ~20 KB of start-up
+    // stack that only the engine can remove (ferry-core has no in-place
+    // constructor; measured with `arm-none-eabi-objdump` on this frame).
     let server: &'static mut FtpServer = SERVER.init_with(|| Server::new(config));
     let listen = SocketAddr::new(IpAddr::V4(args.ip), FTP_PORT);
     if let Err(e) = server.listen(stack, listen) {
@@ -235,14 +285,7 @@ fn start() -> Board {
         PASSIVE_PORTS.1,
         PassiveNote(args.passive_address)
     );
-
-    Board {
-        args,
-        nic,
-        stack,
-        server,
-        fs,
-    }
+    server
 }
 
 /// The board loop.
@@ -260,13 +303,13 @@ fn serve(board: Board) -> ! {
     let mut observer = LogObserver::<SESSIONS>::new(args.verbose);
     let mut sessions = 0;
     loop {
-        let moved = stack.poll(smol_instant(clock.now()), nic);
-        let poll = server.poll(stack, &mut fs, &mut auth, &clock, &mut observer);
+        let moved = poll_network(stack, nic, &clock);
+        let poll = poll_server(server, stack, &mut fs, &mut auth, &mut observer);
         let now_sessions = server.session_count();
         if now_sessions == 0 && sessions > 0 {
             let stats = nic.stats();
             log!(
-                "idle: {} frames in ({} dropped), {} out ({} dropped); stack high water {} bytes",
+                "idle: {} frames in ({} dropped), {} out ({} dropped); serving stack high water {} bytes",
                 stats.rx_frames,
                 stats.rx_dropped,
                 stats.tx_frames,
@@ -294,7 +337,50 @@ fn serve(board: Board) -> ! {
     }
 }
 
+/// smoltcp's empty socket slots, written in place into their `static`: an
+/// array of them built on the stack first would take `POOL` × 336 bytes
+/// of start-up stack. (They are not all zero bytes, so a
+/// `ConstStaticCell` would keep a copy of them in flash.)
+fn socket_slots() -> &'static mut [SocketStorage<'static>; POOL] {
+    let cell = SOCKET_SLOTS.uninit();
+    // SAFETY: `MaybeUninit<[T; N]>` has the layout of `[MaybeUninit<T>; N]`
+    // (`MaybeUninit<T>` has the layout of `T`), and the reference is the
+    // only one to the cell's memory while it lives.
+    let each = unsafe {
+        &mut *cell
+            .as_mut_ptr()
+            .cast::<[MaybeUninit<SocketStorage<'static>>; POOL]>()
+    };
+    for slot in each.iter_mut() {
+        slot.write(SocketStorage::EMPTY);
+    }
+    // SAFETY: the loop above wrote every element.
+    unsafe { cell.assume_init_mut() }
+}
+
+/// smoltcp moves frames in and out. A frame of its own (not inlined into
+/// the loop), so that smoltcp's locals and the engine's never sit on the
+/// stack at the same time: the deeper of the two counts, not their sum.
+#[inline(never)]
+fn poll_network(stack: &mut Stack, nic: &mut Lan9118, clock: &BoardClock) -> bool {
+    stack.poll(smol_instant(clock.now()), nic)
+}
+
+/// The engine serves its sessions; a frame of its own, as
+/// [`poll_network`].
+#[inline(never)]
+fn poll_server(
+    server: &mut FtpServer,
+    stack: &mut Stack,
+    fs: &mut Fs,
+    auth: &mut FixedUser,
+    observer: &mut LogObserver<SESSIONS>,
+) -> Poll {
+    server.poll(stack, fs, auth, &BoardClock, observer)
+}
+
 /// Formats the RAM disk as littlefs and mounts it, for the whole run.
+#[inline(never)]
 fn mount() -> Fs {
     let disk = match RamDisk::new(&mut RAM_DISK_BYTES.take()[..], BLOCK_SIZE) {
         Ok(disk) => disk,
