@@ -131,6 +131,7 @@ fn three_failed_logins_close_the_connection() {
     );
 }
 
+#[cfg(feature = "resume")]
 #[test]
 fn commands_before_login_get_530() {
     let mut h = Harness::new();
@@ -202,6 +203,7 @@ fn rnto_without_rnfr_is_503() {
 
 /// Engine bug: RNFR/RNTO reuse the buffer holding the user name, so STAT
 /// afterwards reports the wrong user.
+#[cfg(feature = "status")]
 #[test]
 fn stat_names_the_logged_in_user_after_a_rename() {
     let mut h = Harness::new();
@@ -219,6 +221,7 @@ fn stat_names_the_logged_in_user_after_a_rename() {
 
 // --- Downloads ---------------------------------------------------------------
 
+#[cfg(feature = "resume")]
 #[test]
 fn rest_then_retr_resumes_at_the_offset() {
     let mut h = Harness::new();
@@ -293,6 +296,7 @@ fn retr_binary_with_partial_sends_is_byte_exact() {
 /// A text file with lines of varying length, a CR LF straddling the first
 /// 512-byte source chunk (TYPE A reads half the buffer), a lone CR, and
 /// existing CR LFs.
+#[cfg(feature = "ascii")]
 fn text_file(lines: usize) -> Vec<u8> {
     let mut v = vec![b'x'; BUF / 2 - 1];
     v.extend_from_slice(b"\r\n");
@@ -305,6 +309,7 @@ fn text_file(lines: usize) -> Vec<u8> {
     v
 }
 
+#[cfg(feature = "ascii")]
 #[test]
 fn retr_type_a_converts_lf_to_crlf_across_chunk_edges() {
     let mut h = Harness::new();
@@ -370,6 +375,7 @@ fn data_timeout_aborts_a_stalled_download() {
     assert!(h.cmd(c, "NOOP").starts_with("200 "));
 }
 
+#[cfg(feature = "ascii")]
 #[test]
 fn two_sessions_download_at_once_through_the_shared_buffer() {
     let mut h = Harness::new();
@@ -409,6 +415,7 @@ fn two_sessions_download_at_once_through_the_shared_buffer() {
 
 // --- Uploads -----------------------------------------------------------------
 
+#[cfg(feature = "ascii")]
 #[test]
 fn stor_type_a_collapses_crlf_split_across_segments() {
     let mut h = Harness::new();
@@ -498,6 +505,7 @@ fn control_close_mid_upload_keeps_the_old_file_and_no_temp() {
     assert_eq!(h.stack.open_sockets(), 1);
 }
 
+#[cfg(feature = "resume")]
 #[test]
 fn read_only_user_cannot_change_anything() {
     let mut h = Harness::new();
@@ -518,6 +526,7 @@ fn read_only_user_cannot_change_anything() {
 
 // --- ABOR ----------------------------------------------------------------------
 
+#[cfg(feature = "compat")]
 fn start_stalled_download(h: &mut Harness) -> (ClientId, ClientId) {
     h.write("big", &vec![1u8; 50_000]);
     let c = h.login();
@@ -529,6 +538,7 @@ fn start_stalled_download(h: &mut Harness) -> (ClientId, ClientId) {
     (c, d)
 }
 
+#[cfg(all(feature = "compat", feature = "status"))]
 #[test]
 fn abor_during_retr_gives_426_then_226() {
     let mut h = Harness::new();
@@ -549,6 +559,7 @@ fn abor_during_retr_gives_426_then_226() {
     );
 }
 
+#[cfg(feature = "compat")]
 #[test]
 fn telnet_ip_synch_before_abor_is_handled() {
     let mut h = Harness::new();
@@ -879,6 +890,7 @@ fn commands_before_a_half_close_are_all_answered() {
     assert!(h.stack.server_closed(c));
 }
 
+#[cfg(feature = "status")]
 #[test]
 fn replies_survive_partial_sends_on_control() {
     let mut h = Harness::new();
@@ -1088,6 +1100,7 @@ fn list_of_300_entries_arrives_complete_with_small_send_capacity() {
     assert_eq!(names, want);
 }
 
+#[cfg(feature = "status")]
 #[test]
 fn upload_temp_files_are_hidden_from_listings() {
     let mut h = Harness::new();
@@ -1177,6 +1190,7 @@ fn home_user_sees_root_and_cannot_escape() {
 
 // --- Lifecycle --------------------------------------------------------------------------------
 
+#[cfg(feature = "compat")]
 #[test]
 fn quit_closes_and_every_socket_is_released() {
     let mut h = Harness::new();
@@ -1255,6 +1269,7 @@ fn shutdown_says_421_and_releases_everything() {
     assert_eq!(h.read("f"), b"old");
 }
 
+#[cfg(feature = "resume")]
 #[test]
 fn empty_files_append_and_restarted_uploads() {
     let mut h = Harness::new();
@@ -1290,6 +1305,7 @@ fn empty_files_append_and_restarted_uploads() {
 
 // --- FTPS (RFC 4217) through the security layer ---------------------------------------------
 
+#[cfg(feature = "tls")]
 #[test]
 fn feat_lists_tls_only_when_the_layer_has_it() {
     let mut h = Harness::new();
@@ -1305,6 +1321,7 @@ fn feat_lists_tls_only_when_the_layer_has_it() {
     assert!(feat.starts_with("211-") && feat.ends_with("211 End\r\n"));
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn auth_tls_starts_tls_after_the_reply_and_drops_clear_text_sent_behind_it() {
     let mut h = Harness::new();
@@ -1348,6 +1365,7 @@ fn auth_tls_starts_tls_after_the_reply_and_drops_clear_text_sent_behind_it() {
     );
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn required_tls_refuses_clear_login_and_clear_data() {
     let mut h = Harness::with_config(config(|c| {
@@ -1373,6 +1391,7 @@ fn required_tls_refuses_clear_login_and_clear_data() {
     assert_eq!(data, b"x");
 }
 
+#[cfg(feature = "resume")]
 #[test]
 fn a_new_file_is_written_in_place_and_a_cut_upload_can_be_resumed() {
     let mut h = Harness::new();
