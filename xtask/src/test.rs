@@ -15,6 +15,9 @@ use crate::{docs, firmware, qemu, setup, size, Failure};
 /// The Cortex-M3 target that ferry-core must always build for.
 pub const THUMB_TARGET: &str = "thumbv7m-none-eabi";
 
+/// ferry-core in the emftp profile (no optional feature), for clippy and tests.
+const EMFTP: [&str; 4] = ["-p", "ferry-core", "--locked", "--no-default-features"];
+
 /// What `pytest` exits with when it collected no test.
 const PYTEST_NO_TESTS: i32 = 5;
 
@@ -74,10 +77,15 @@ pub fn run(quick: bool) -> Result<(), Failure> {
             "-D",
             "warnings",
         ]))?;
+        // The emftp profile: ferry-core with no optional feature.
+        let lints = ["--all-targets", "--", "-D", "warnings"];
+        cmd::run(cmd::cargo().arg("clippy").args(EMFTP).args(lints))?;
     }
 
     header("unit tests");
     cmd::run(cmd::cargo().args(["test", "--workspace", "--locked"]))?;
+    // The emftp profile: tests/profiles.rs expects 502 for every left-out command.
+    cmd::run(cmd::cargo().arg("test").args(EMFTP))?;
 
     if !quick {
         header(&format!(
