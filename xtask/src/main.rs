@@ -24,13 +24,21 @@ commands:
   setup           install what the tests and the bench need (Debian
                   packages, pytest, pyftpdlib)
   test [--quick]  docs check, fmt, clippy, unit tests, Cortex-M3 builds of
-                  ferry-core and size-probe, ferryd release build,
+                  ferry-core, the size budget (size --check), ferryd
+                  release build,
                   integration tests, the Cortex-M3 firmware in QEMU against
                   real clients, the STM32 board's builds; --quick skips fmt,
                   clippy and the firmware and Cortex-M3 builds
-  size            ROM and RAM of ferry-core on a Cortex-M3 (thumbv7m) at
-                  opt-level \"z\" and \"s\", and of the firmware images;
-                  updates docs/BENCHMARKS.md and README.md
+  size [--check] [--ratchet] [--features-cost]
+                  ROM, RAM and stack of ferry-core on a Cortex-M3 (thumbv7m)
+                  in the emftp and default profiles at opt-level \"z\" and
+                  \"s\" (stack: a scripted session in QEMU), and of the
+                  firmware images; writes target/size/summary.json, updates
+                  docs/BENCHMARKS.md and README.md, compares with
+                  size-budget.toml; --check: the engine only, failing on a
+                  figure over its limit; --ratchet: lower the limits to the
+                  figures measured; --features-cost: what each ferry-core
+                  feature adds
   bench [--quick] [--write]
                   ferryd (release build) beside pyftpdlib and vsftpd on
                   loopback: RETR and STOR of 256 MiB with curl, small files
@@ -68,7 +76,10 @@ fn main() -> ExitCode {
         ["setup"] => setup::run(),
         ["test"] => test::run(false),
         ["test", "--quick"] => test::run(true),
-        ["size"] => size::run(),
+        ["size", rest @ ..] => match size::Options::parse(rest) {
+            Some(options) => size::run(options),
+            None => return bad_command_line(&args),
+        },
         ["bench", rest @ ..] => match bench::Options::parse(rest) {
             Some(options) => bench::run(options),
             None => return bad_command_line(&args),

@@ -1,6 +1,7 @@
 //! What a storage adapter adds to the Cortex-M3 image (`cargo xtask size`).
 //!
-//! - littlefs: `size-probe` is built again with its `littlefs` feature, where
+//! - littlefs: `size-probe` (default profile) is built again with its
+//!   `littlefs` feature, where
 //!   the engine serves a littlefs volume over an opaque block device instead
 //!   of the opaque file system. The difference in Ferry's ROM between the two
 //!   images is what the adapter adds to a firmware: ferry-fs's `LittleFs`,
@@ -53,7 +54,15 @@ fn measure_one(root: &Path, opt: &str, stub: &Rom) -> Result<Added, Failure> {
     ));
     let env = bindgen_env()
         .ok_or_else(|| Failure("clang's headers disappeared while measuring".into()))?;
-    let elf_path = build_probe_with(root, opt, Some(("littlefs", env)))?;
+    let release = build_probe_with(
+        root,
+        opt,
+        &["full", "littlefs"],
+        &format!("default-opt-{opt}-littlefs"),
+        Some(env),
+        &["size-probe"],
+    )?;
+    let elf_path = release.join("size-probe");
     let data = std::fs::read(&elf_path)
         .map_err(|e| Failure(format!("cannot read {}: {e}", elf_path.display())))?;
     let image = Elf::parse(data).map_err(|e| Failure(format!("{}: {e}", elf_path.display())))?;
