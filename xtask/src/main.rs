@@ -23,12 +23,11 @@ usage: cargo xtask <command>
 commands:
   setup           install what the tests and the bench need (Debian
                   packages, pytest, pyftpdlib)
-  test [--quick]  docs check, fmt, clippy, unit tests, Cortex-M3 builds of
-                  ferry-core, the size budget (size --check), ferryd
-                  release build,
-                  integration tests, the Cortex-M3 firmware in QEMU against
-                  real clients, the STM32 board's builds; --quick skips fmt,
-                  clippy and the firmware and Cortex-M3 builds
+  test [--quick]  docs check, fmt, clippy, unit tests, Cortex-M3 build of
+                  ferry-core, the size budget (size --check), ferryd release
+                  build, integration tests, the Cortex-M3 firmware in QEMU
+                  against real clients, the STM32 board's builds; --quick
+                  skips fmt, clippy and the firmware and Cortex-M3 builds
   size [--check] [--ratchet] [--features-cost]
                   ROM, RAM and stack of ferry-core on a Cortex-M3 (thumbv7m)
                   in the emftp and default profiles at opt-level \"z\" and

@@ -606,7 +606,10 @@ fn feature_costs(root: &Path, builds: &[Build]) -> Result<FeatureCosts, Failure>
                     i64::from(rom.ferry()) - i64::from(base.rom.ferry()),
                     i64::from(ram.small) - i64::from(base.ram.small),
                 )),
-                Err(Failure(why)) => Err(why),
+                Err(Failure(why)) => {
+                    println!("{feature}: not measured ({why})");
+                    Err("the build failed; see its output above".to_string())
+                }
             },
         ));
     }
