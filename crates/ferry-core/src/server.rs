@@ -3,8 +3,8 @@
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::protocol::command::Command;
-use crate::protocol::line::LineEvent;
-use crate::session::{Action, Ctx, DataMode, Session, LINE_LEN};
+use crate::protocol::line::{LineBuffer, LineEvent};
+use crate::session::{Action, Ctx, DataMode, Session, LINE_LEN, PATH_LEN};
 use crate::transfer::{Phase, Pump};
 use ferry_fs::FileSystem;
 use ferry_net::{nb, unmap, Clock, Instant, IpAddr, SecureStack, SocketAddr};
@@ -108,6 +108,9 @@ pub enum ListenError<E> {
 /// One control connection with its sockets.
 struct Slot<T, F: FileSystem> {
     ctrl: T,
+    /// Command bytes received, apart from the session so that a command
+    /// line is handled where it was received (no copy).
+    line: LineBuffer<LINE_LEN>,
     session: Session<F>,
     /// The passive listener opened by PASV/EPSV.
     passive: Option<T>,
@@ -116,6 +119,7 @@ struct Slot<T, F: FileSystem> {
     /// Whether `data` is established.
     data_up: bool,
     /// AUTH TLS was answered: start TLS once the reply is flushed.
+    #[cfg(feature = "tls")]
     tls_pending: bool,
 }
 
@@ -129,6 +133,9 @@ pub struct Server<S: SecureStack, F: FileSystem, const N: usize, const B: usize>
     listeners: [Option<S::TcpSocket>; MAX_LISTENERS],
     slots: [Option<Slot<S::TcpSocket, F>>; N],
     scratch: [u8; B],
+    /// Where the command being handled resolves its path argument (one
+    /// for all sessions: commands are handled one at a time).
+    path: [u8; PATH_LEN],
     next_port: u16,
 }
 
@@ -153,6 +160,7 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             // (mostly zeros) out of flash; `from_fn` writes the tags alone.
             slots: core::array::from_fn(|_| None),
             scratch: [0; B],
+            path: [0; PATH_LEN],
         }
     }
 
@@ -199,7 +207,8 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
                 slot.session.out.clear();
                 let _ = slot
                     .session
-                    .end_transfer(fs, i, Some((426, b"Server shutting down.")));
+                    .end_transfer(fs, i, Some((426, b"Server shutting down.")))
+                    .is_some();
                 slot.session.out.reply(421, b"Server shutting down.");
                 let _ = stack.send(&mut slot.ctrl, slot.session.out.pending());
                 close_slot(stack, slot);
@@ -222,6 +231,7 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
         observer: &mut O,
     ) -> Poll {
         let now = clock.now();
+        #[cfg(feature = "mtime")]
         let unix_now = clock.unix_time();
         let mut busy = false;
         let config = self.config;
@@ -258,9 +268,11 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
                 auth: &mut *auth,
                 config: &config,
                 now,
+                #[cfg(feature = "mtime")]
                 unix_now,
                 slot: i,
                 scratch: &mut self.scratch,
+                path: &mut self.path,
                 next_port: &mut self.next_port,
             };
             let (progress, keep) = drive(slot, &mut env, observer);
@@ -275,7 +287,7 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
                         observer.event(Event::Transfer {
                             session: i,
                             kind,
-                            path: &path,
+                            path,
                             bytes,
                             ok: false,
                         });
@@ -307,9 +319,11 @@ struct Env<'a, S, F, A> {
     auth: &'a mut A,
     config: &'a Config,
     now: Instant,
+    #[cfg(feature = "mtime")]
     unix_now: Option<u64>,
     slot: usize,
     scratch: &'a mut [u8],
+    path: &'a mut [u8; PATH_LEN],
     next_port: &'a mut u16,
 }
 
@@ -335,19 +349,23 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
     let free = slots.iter_mut().enumerate().find(|(_, s)| s.is_none());
     match free {
         Some((i, free)) if in_use < limit && !per_ip_full => {
+            #[allow(unused_mut)]
             let mut session = Session::new(peer, now);
             // An implicit-TLS listener's connections are protected from the
             // start, data connections included (RFC 4217 4.1, FTPS practice).
+            #[cfg(feature = "tls")]
             if stack.is_tls(&sock) {
                 session.tls = true;
                 session.prot_private = true;
             }
             *free = Some(Slot {
                 ctrl: sock,
+                line: LineBuffer::new(),
                 session,
                 passive: None,
                 data: None,
                 data_up: false,
+                #[cfg(feature = "tls")]
                 tls_pending: false,
             });
             observer.event(Event::Connected { session: i, peer });
@@ -394,7 +412,7 @@ fn finish_transfer<S: SecureStack, F: FileSystem, A, O: Observer>(
         observer.event(Event::Transfer {
             session: env.slot,
             kind,
-            path: &path,
+            path,
             bytes,
             ok,
         });
@@ -426,9 +444,10 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     }
     // After `234`, the TLS handshake starts on the control connection. Bytes
     // that came in clear text after AUTH are dropped (no command injection).
+    #[cfg(feature = "tls")]
     if slot.tls_pending && session.out.is_empty() {
         slot.tls_pending = false;
-        session.line.clear();
+        slot.line.clear();
         if env.stack.start_tls(&mut slot.ctrl, None).is_err() {
             return (true, false);
         }
@@ -453,8 +472,12 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     busy |= drive_data(slot, env, observer);
     // 4. Control input.
     let session = &mut slot.session;
-    if session.login_delay.is_none() && !session.eof && !slot.tls_pending {
-        let spare = session.line.spare();
+    #[cfg(feature = "tls")]
+    let tls_pending = slot.tls_pending;
+    #[cfg(not(feature = "tls"))]
+    let tls_pending = false;
+    if session.login_delay.is_none() && !session.eof && !tls_pending {
+        let spare = slot.line.spare();
         if !spare.is_empty() {
             match env.stack.receive(&mut slot.ctrl, spare) {
                 // End of stream: an upload in progress is cut; otherwise the
@@ -465,7 +488,7 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
                     busy = true;
                 }
                 Ok(n) => {
-                    session.line.filled(n);
+                    slot.line.filled(n);
                     busy = true;
                 }
                 Err(nb::Error::WouldBlock) => {}
@@ -477,7 +500,7 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     if session.out.is_empty() && session.login_delay.is_none() {
         busy |= next_command(slot, env, observer);
         let session = &mut slot.session;
-        if session.eof && session.transfer.is_none() && !session.line.has_line() {
+        if session.eof && session.transfer.is_none() && !slot.line.has_line() {
             session.closing = true;
         }
     }
@@ -580,6 +603,7 @@ fn drive_data<S: SecureStack, F: FileSystem, A, O: Observer>(
             busy = true;
             // PROT P: the data connection is TLS too, resuming the control
             // connection's session where the client offers it.
+            #[cfg(feature = "tls")]
             if slot.session.prot_private {
                 if let Some(data) = slot.data.as_mut() {
                     if env.stack.start_tls(data, Some(&slot.ctrl)).is_err() {
@@ -637,35 +661,26 @@ fn next_command<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     env: &mut Env<'_, S, F, A>,
     observer: &mut O,
 ) -> bool {
-    let mut line = [0u8; LINE_LEN];
-    let len = match slot.session.line.poll_line() {
+    match slot.line.poll_line() {
         None => return false,
         Some(LineEvent::TooLong) => {
             slot.session.out.reply(500, b"Command line too long.");
             return true;
         }
-        Some(LineEvent::Line) => {
-            let l = slot.session.line.line();
-            // During a transfer only ABOR, STAT, NOOP and QUIT are taken; other
-            // commands wait in the buffer until it ends.
-            if slot.session.transfer.is_some() {
-                let urgent = matches!(
-                    Command::parse(l),
-                    Ok(Command::Abor | Command::Stat(None) | Command::Noop | Command::Quit)
-                );
-                if !urgent {
-                    return false;
-                }
-            }
-            let n = l.len().min(LINE_LEN);
-            if let (Some(dst), Some(src)) = (line.get_mut(..n), l.get(..n)) {
-                dst.copy_from_slice(src);
-            }
-            slot.session.line.consume_line();
-            n
+        Some(LineEvent::Line) => {}
+    }
+    let line = slot.line.line();
+    // During a transfer only ABOR, STAT, NOOP and QUIT are taken; other
+    // commands wait in the buffer until it ends.
+    if slot.session.transfer.is_some() {
+        let urgent = matches!(
+            Command::parse(line),
+            Ok(Command::Abor | Command::Stat(None) | Command::Noop | Command::Quit)
+        );
+        if !urgent {
+            return false;
         }
-    };
-    let line = line.get(..len).unwrap_or(&[]);
+    }
     log_command(env.slot, line, observer);
     let was_logged_in = slot.session.logged_in();
     let action = {
@@ -674,13 +689,18 @@ fn next_command<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
             auth: &mut *env.auth,
             config: env.config,
             now: env.now,
+            #[cfg(feature = "mtime")]
             unix_now: env.unix_now,
             slot: env.slot,
+            #[cfg(feature = "status")]
             scratch: &mut *env.scratch,
+            path: &mut *env.path,
+            #[cfg(feature = "tls")]
             tls_available: env.stack.tls_available(),
         };
         slot.session.handle(line, &mut ctx)
     };
+    slot.line.consume_line();
     if !was_logged_in && slot.session.logged_in() {
         observer.event(Event::Login {
             session: env.slot,
@@ -690,6 +710,7 @@ fn next_command<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     }
     match action {
         Action::None | Action::Close => {}
+        #[cfg(feature = "tls")]
         Action::StartTls => slot.tls_pending = true,
         Action::Passive { extended } => open_passive(slot, env, extended),
         Action::StartTransfer => {
@@ -706,6 +727,7 @@ fn next_command<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
                 }
             }
         }
+        #[cfg(feature = "compat")]
         Action::Abort => {
             if slot.session.transfer.is_some() {
                 finish_transfer(slot, env, Some((426, b"Transfer aborted.")), observer);
@@ -715,6 +737,7 @@ fn next_command<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
             }
             slot.session.out.reply(226, b"ABOR command successful.");
         }
+        #[cfg(feature = "compat")]
         Action::Reinit => {
             if slot.session.transfer.is_some() {
                 slot.session.out.clear();

@@ -5,34 +5,54 @@
 //! [`FileSystem`], writes replies into its own buffer, and asks the server for
 //! network work (a passive listener, the data connection of a transfer, an
 //! abort, a close) by returning an [`Action`].
+//!
+//! Memory: a session holds two paths (the working directory and a
+//! remembered one: the user name until PASS, the RNFR path until RNTO, the
+//! storage path of a running transfer) and its reply buffer; a path
+//! argument is resolved into the server's one shared path buffer, and
+//! listing lines are formatted straight into the reply buffer, so no
+//! command keeps a path-sized array on the stack.
 use crate::auth::{Authenticator, Permissions, User};
 use crate::config::Config;
-use crate::protocol::command::{split_word, Command, EpsvArg, TransferType};
-use crate::protocol::line::LineBuffer;
+#[cfg(any(feature = "compat", feature = "status"))]
+use crate::protocol::command::split_word;
+use crate::protocol::command::{Command, EpsvArg, TransferType};
 use crate::protocol::listing::{self, PermFacts};
 use crate::protocol::path::{self, PathError};
 use crate::protocol::reply::ReplyBuf;
-use crate::protocol::time;
 use crate::server::TransferKind;
 use crate::transfer::{Body, Commit, ListFormat, Transfer};
-use ferry_fs::{EntryKind, ErrorKind, FileSystem, Metadata, WriteMode};
+use ferry_fs::{EntryKind, Error as _, ErrorKind, FileSystem, Metadata, WriteMode};
 use ferry_net::{Instant, SocketAddr};
 use heapless::Vec;
 
-/// Longest virtual or storage path: 256 bytes, or 4096 with the
-/// `long-paths` feature (Linux PATH_MAX, for hosts).
-#[cfg(not(feature = "long-paths"))]
-pub const PATH_LEN: usize = 256;
-/// Longest virtual or storage path: 256 bytes, or 4096 with the
-/// `long-paths` feature (Linux PATH_MAX, for hosts).
+/// Longest virtual or storage path: 128 bytes, 256 with the `paths-256`
+/// feature (in `default`), or 4096 with `long-paths` (Linux PATH_MAX, for
+/// hosts).
 #[cfg(feature = "long-paths")]
 pub const PATH_LEN: usize = 4096;
-/// Longest command line, CR LF included (a verb, a path and some room);
-/// longer lines get 500.
-pub const LINE_LEN: usize = PATH_LEN + 64;
-/// Control reply buffer; the longest reply (FEAT, HELP, MLST with a path)
-/// fits with room.
-pub const REPLY_LEN: usize = PATH_LEN + 256;
+/// Longest virtual or storage path: 128 bytes, 256 with the `paths-256`
+/// feature (in `default`), or 4096 with `long-paths` (Linux PATH_MAX, for
+/// hosts).
+#[cfg(all(feature = "paths-256", not(feature = "long-paths")))]
+pub const PATH_LEN: usize = 256;
+/// Longest virtual or storage path: 128 bytes, 256 with the `paths-256`
+/// feature (in `default`), or 4096 with `long-paths` (Linux PATH_MAX, for
+/// hosts).
+#[cfg(not(any(feature = "paths-256", feature = "long-paths")))]
+pub const PATH_LEN: usize = 128;
+/// Longest command line, CR LF included (a verb, a path and room for the
+/// longest prefix, `MFMT YYYYMMDDHHMMSS `); longer lines get 500.
+pub const LINE_LEN: usize = PATH_LEN + 24;
+/// Control reply buffer: the longest reply (MLST with a full path and all
+/// its facts; HELP) fits.
+pub const REPLY_LEN: usize = if PATH_LEN + 128 > 320 {
+    PATH_LEN + 128
+} else if cfg!(feature = "status") {
+    320
+} else {
+    PATH_LEN + 128
+};
 
 /// A canonical path.
 pub type PathBuf = Vec<u8, PATH_LEN>;
@@ -54,10 +74,13 @@ pub(crate) enum Action {
     /// A transfer was set up and 150 sent: make its data connection.
     StartTransfer,
     /// Drop the data connection and any transfer, replying as ABOR does.
+    #[cfg(feature = "compat")]
     Abort,
     /// Drop the data connection and any transfer without a reply (REIN).
+    #[cfg(feature = "compat")]
     Reinit,
     /// Start TLS on the control connection once the 234 reply is out.
+    #[cfg(feature = "tls")]
     StartTls,
     /// Close the session once replies are flushed (QUIT, too many failures).
     Close,
@@ -84,13 +107,13 @@ enum Need {
     Rename,
 }
 
-/// What the remembered argument holds.
+/// What the remembered path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Memo {
     None,
     /// The name given to USER, waiting for PASS.
     User,
-    /// The path given to RNFR, waiting for RNTO.
+    /// The storage path given to RNFR, waiting for RNTO.
     RenameFrom,
 }
 
@@ -100,27 +123,34 @@ pub(crate) struct Ctx<'a, F: FileSystem, A: Authenticator> {
     pub auth: &'a mut A,
     pub config: &'a Config,
     pub now: Instant,
+    #[cfg(feature = "mtime")]
     pub unix_now: Option<u64>,
     pub slot: usize,
     /// Used as the name buffer for directory reads.
+    #[cfg(feature = "status")]
     pub scratch: &'a mut [u8],
+    /// Where a path argument is resolved (see [`Res`]).
+    pub path: &'a mut [u8; PATH_LEN],
     /// Whether the security layer can start TLS (FEAT, AUTH).
+    #[cfg(feature = "tls")]
     pub tls_available: bool,
 }
 
 /// One control connection's state.
 pub(crate) struct Session<F: FileSystem> {
     pub peer: SocketAddr,
-    pub line: LineBuffer<LINE_LEN>,
     pub out: ReplyBuf<REPLY_LEN>,
     cwd: PathBuf,
-    memo: PathBuf,
+    /// The USER name until PASS, the RNFR storage path until RNTO, or the
+    /// storage path of the running transfer (see [`Memo`]).
+    pub memo: PathBuf,
     memo_kind: Memo,
     user: Option<User>,
     failures: u8,
     /// A failed login's 530 waits until this instant.
     pub login_delay: Option<Instant>,
     ttype: TransferType,
+    #[cfg(feature = "resume")]
     rest: u64,
     epsv_all: bool,
     pub data_mode: DataMode,
@@ -134,15 +164,37 @@ pub(crate) struct Session<F: FileSystem> {
     /// The logged-in user's name (for STAT and the log; truncated).
     login_name: Vec<u8, 32>,
     /// The control connection is TLS-protected (AUTH TLS or implicit).
+    #[cfg(feature = "tls")]
     pub tls: bool,
     /// `PROT P`: data connections are TLS-protected.
+    #[cfg(feature = "tls")]
     pub prot_private: bool,
 }
 
-/// A resolved path argument: as the client sees it and as storage sees it.
-struct Resolved {
-    virt: PathBuf,
-    fs: PathBuf,
+/// A path argument resolved into [`Ctx::path`]: the user's home (without a
+/// trailing `/`) in `path[..home]`, then the canonical virtual path in
+/// `path[home..home + vlen]`. The storage path is both together, except
+/// that the virtual root of a user with a home is the home itself.
+#[derive(Debug, Clone, Copy)]
+struct Res {
+    home: usize,
+    vlen: usize,
+}
+
+impl Res {
+    /// The path the file system sees.
+    fn fs(self, path: &[u8]) -> &[u8] {
+        let end = if self.home > 0 && self.vlen == 1 {
+            self.home
+        } else {
+            self.home + self.vlen
+        };
+        path.get(..end).unwrap_or(b"/")
+    }
+    /// The path as the client sees it.
+    fn virt(self, path: &[u8]) -> &[u8] {
+        path.get(self.home..self.home + self.vlen).unwrap_or(b"/")
+    }
 }
 
 /// Reply code and text for a storage error: the one place that maps them.
@@ -164,16 +216,24 @@ pub(crate) fn fs_error_reply(kind: ErrorKind) -> (u16, &'static [u8]) {
     }
 }
 
-fn fs_reply<E: ferry_fs::Error>(e: &E) -> (u16, &'static [u8]) {
-    fs_error_reply(e.fs_kind())
-}
+/// Every verb HELP can name, in the order it names them; HELP lists those
+/// this build serves (`in_help_list`), 14 to a line, the X aliases on lines
+/// of their own.
+#[cfg(feature = "status")]
+const HELP_VERBS: &[[u8; 4]] = &[
+    *b"ABOR", *b"ACCT", *b"ALLO", *b"APPE", *b"CDUP", *b"CWD\0", *b"DELE", *b"EPRT", *b"EPSV",
+    *b"FEAT", *b"HELP", *b"LIST", *b"MDTM", *b"MFMT", *b"MKD\0", *b"MLSD", *b"MLST", *b"MODE",
+    *b"NLST", *b"NOOP", *b"OPTS", *b"PASS", *b"PASV", *b"PORT", *b"PWD\0", *b"QUIT", *b"REIN",
+    *b"REST", *b"RETR", *b"RMD\0", *b"RNFR", *b"RNTO", *b"SITE", *b"SIZE", *b"STAT", *b"STOR",
+    *b"STOU", *b"STRU", *b"SYST", *b"TYPE", *b"USER", *b"XCUP", *b"XCWD", *b"XMKD", *b"XPWD",
+    *b"XRMD",
+];
 
-const FEAT_TLS: &[u8] = b" AUTH TLS\r\n AUTH SSL\r\n PBSZ\r\n PROT\r\n";
-const FEAT_REPLY: &[u8] = b"211-Features:\r\n UTF8\r\n MLST type*;size*;modify*;perm*;UNIX.mode*;\r\n SIZE\r\n MDTM\r\n MFMT\r\n REST STREAM\r\n EPRT\r\n EPSV\r\n TVFS\r\n211 End\r\n";
-const HELP_REPLY: &[u8] = b"214-The following commands are recognized:\r\n ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MFMT\r\n MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD QUIT REIN REST\r\n RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER\r\n XCUP XCWD XMKD XPWD XRMD\r\n214 Help OK.\r\n";
-
-fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
-    a.eq_ignore_ascii_case(b)
+/// A verb of [`HELP_VERBS`] without its padding.
+#[cfg(feature = "status")]
+fn verb_name(v: &[u8; 4]) -> &[u8] {
+    let n = v.iter().position(|&b| b == 0).unwrap_or(4);
+    v.get(..n).unwrap_or(b"")
 }
 
 /// Whether `name` is an upload's temporary file (hidden from listings).
@@ -183,13 +243,6 @@ pub(crate) fn is_upload_temp(name: &[u8]) -> bool {
     name.ends_with(UPLOAD_SUFFIX)
 }
 
-/// A `PathBuf` at full capacity, for a path function to write into.
-fn full_path() -> PathBuf {
-    let mut p = PathBuf::new();
-    let _ = p.resize_default(PATH_LEN);
-    p
-}
-
 /// Makes `path` the root, in place (assigning a new `PathBuf` copies all
 /// of its capacity).
 fn set_root(path: &mut PathBuf) {
@@ -197,10 +250,52 @@ fn set_root(path: &mut PathBuf) {
     let _ = path.push(b'/');
 }
 
-fn root_path() -> PathBuf {
-    let mut p = PathBuf::new();
-    let _ = p.push(b'/');
-    p
+/// Replaces the content of `dst` with `src` (truncated to fit).
+// Size: many callers, and opt-level "s" would inline a copy into each.
+#[inline(never)]
+pub(crate) fn set_path(dst: &mut PathBuf, src: &[u8]) {
+    dst.clear();
+    let _ = dst.extend_from_slice(src.get(..src.len().min(PATH_LEN)).unwrap_or(b""));
+}
+
+/// `code "path" text`: a path in quotes (RFC 959 appendix II).
+// Size: PWD and MKD share it.
+#[inline(never)]
+fn reply_path<const N: usize>(out: &mut ReplyBuf<N>, code: u16, path: &[u8], text: &[u8]) {
+    out.start(code, false);
+    out.push_quoted(path);
+    out.push(text);
+    out.end_line();
+}
+
+/// Resolves a client path argument against `cwd` and `home` into `out`
+/// (see [`Res`]); the error reply if it cannot be.
+// Not generic: one copy whatever the storage and user types.
+fn resolve_into(
+    cwd: &[u8],
+    home: &[u8],
+    arg: &[u8],
+    out: &mut [u8],
+) -> Result<Res, (u16, &'static [u8])> {
+    const TOO_LONG: (u16, &[u8]) = (553, b"Path too long.");
+    let home = home.strip_suffix(b"/").unwrap_or(home);
+    let dst = out.get_mut(..home.len()).ok_or(TOO_LONG)?;
+    dst.copy_from_slice(home);
+    let vlen = path::resolve(cwd, arg, out.get_mut(home.len()..).unwrap_or(&mut [])).map_err(
+        |e| match e {
+            PathError::InvalidCharacter => (501u16, &b"Invalid character in path."[..]),
+            PathError::TooLong => TOO_LONG,
+        },
+    )?;
+    let r = Res {
+        home: home.len(),
+        vlen,
+    };
+    // Uploads in progress are invisible: not listed, not reachable.
+    if is_upload_temp(path::file_name(r.virt(out))) {
+        return Err((550, b"No such file or directory."));
+    }
+    Ok(r)
 }
 
 impl<F: FileSystem> Session<F> {
@@ -208,15 +303,15 @@ impl<F: FileSystem> Session<F> {
     pub fn new(peer: SocketAddr, now: Instant) -> Self {
         let mut s = Session {
             peer,
-            line: LineBuffer::new(),
             out: ReplyBuf::new(),
-            cwd: root_path(),
+            cwd: PathBuf::new(),
             memo: PathBuf::new(),
             memo_kind: Memo::None,
             user: None,
             failures: 0,
             login_delay: None,
             ttype: TransferType::Image,
+            #[cfg(feature = "resume")]
             rest: 0,
             epsv_all: false,
             data_mode: DataMode::None,
@@ -226,9 +321,12 @@ impl<F: FileSystem> Session<F> {
             quit_after_transfer: false,
             eof: false,
             login_name: Vec::new(),
+            #[cfg(feature = "tls")]
             tls: false,
+            #[cfg(feature = "tls")]
             prot_private: false,
         };
+        set_root(&mut s.cwd);
         s.out.reply(220, b"Ferry FTP server ready.");
         s
     }
@@ -249,14 +347,26 @@ impl<F: FileSystem> Session<F> {
         }
     }
 
+    // Size: many callers, and opt-level "s" would inline a copy into each.
+    #[inline(never)]
     fn reply(&mut self, code: u16, text: &[u8]) {
         self.out.reply(code, text);
     }
 
     /// Replies with the code and text for a storage error.
-    fn reply_fs<E: ferry_fs::Error>(&mut self, e: &E) {
-        let (code, text) = fs_reply(e);
+    // Size: one copy for every storage call that can fail.
+    #[inline(never)]
+    fn reply_fs(&mut self, kind: ErrorKind) {
+        let (code, text) = fs_error_reply(kind);
         self.out.reply(code, text);
+    }
+
+    /// Replies 250 with `text` when a storage call succeeded, else with its error.
+    fn reply_result<E: ferry_fs::Error>(&mut self, result: Result<(), E>, text: &[u8]) {
+        match result {
+            Ok(()) => self.reply(250, text),
+            Err(e) => self.reply_fs(e.fs_kind()),
+        }
     }
 
     // Size: many callers, and opt-level "s" would inline a copy into each.
@@ -268,13 +378,21 @@ impl<F: FileSystem> Session<F> {
         self.memo.clear();
         set_root(&mut self.cwd);
         self.ttype = TransferType::Image;
-        self.rest = 0;
+        #[cfg(feature = "resume")]
+        {
+            self.rest = 0;
+        }
         self.epsv_all = false;
     }
 
-    /// [`Session::resolve`], replying with the error if there is one.
-    fn resolve_or_reply<A: Authenticator>(&mut self, auth: &A, arg: &[u8]) -> Option<Resolved> {
-        match self.resolve(auth, arg) {
+    /// Resolves a client path argument against the cwd and the user's home
+    /// into `ctx.path`, replying with the error if there is one.
+    fn resolve<A: Authenticator>(&mut self, ctx: &mut Ctx<'_, F, A>, arg: &[u8]) -> Option<Res> {
+        let home: &[u8] = match &self.user {
+            Some(u) => ctx.auth.home(u),
+            None => b"/",
+        };
+        match resolve_into(&self.cwd, home, arg, ctx.path) {
             Ok(r) => Some(r),
             Err((code, text)) => {
                 self.reply(code, text);
@@ -283,32 +401,17 @@ impl<F: FileSystem> Session<F> {
         }
     }
 
-    /// Resolves a client path argument against the cwd and the user's home.
-    fn resolve<A: Authenticator>(
-        &self,
-        auth: &A,
+    /// [`Session::resolve`] after checking the permission `need`.
+    fn resolve_for<A: Authenticator>(
+        &mut self,
+        ctx: &mut Ctx<'_, F, A>,
         arg: &[u8],
-    ) -> Result<Resolved, (u16, &'static [u8])> {
-        const TOO_LONG: (u16, &[u8]) = (553, b"Path too long.");
-        // Resolved in place in the `PathBuf`s (no stack arrays to copy from).
-        let mut virt = full_path();
-        let vlen = path::resolve(&self.cwd, arg, &mut virt).map_err(|e| match e {
-            PathError::InvalidCharacter => (501u16, &b"Invalid character in path."[..]),
-            PathError::TooLong => TOO_LONG,
-        })?;
-        virt.truncate(vlen);
-        let home: &[u8] = match &self.user {
-            Some(u) => auth.home(u),
-            None => b"/",
-        };
-        let mut fs = full_path();
-        let flen = path::join_home(home, &virt, &mut fs).map_err(|_| TOO_LONG)?;
-        fs.truncate(flen);
-        // Uploads in progress are invisible: not listed, not reachable.
-        if is_upload_temp(path::file_name(&virt)) {
-            return Err((550, b"No such file or directory."));
+        need: Need,
+    ) -> Option<Res> {
+        if !self.allowed(ctx.config, need) {
+            return None;
         }
-        Ok(Resolved { virt, fs })
+        self.resolve(ctx, arg)
     }
 
     /// Handles one command line; the reply goes to `self.out`.
@@ -330,6 +433,7 @@ impl<F: FileSystem> Session<F> {
         };
         // REST waits for the next transfer command (clients such as ftplib
         // send PASV between REST and RETR); any transfer command uses it up.
+        #[cfg(feature = "resume")]
         let rest = match cmd {
             Command::Retr(_)
             | Command::Stor(_)
@@ -340,6 +444,8 @@ impl<F: FileSystem> Session<F> {
             | Command::Mlsd(_) => core::mem::take(&mut self.rest),
             _ => 0,
         };
+        #[cfg(not(feature = "resume"))]
+        let rest = 0;
         let memo_kind = core::mem::replace(&mut self.memo_kind, Memo::None);
         match cmd {
             Command::User(name) => return self.cmd_user(name, ctx),
@@ -352,16 +458,11 @@ impl<F: FileSystem> Session<F> {
                 return Action::Close;
             }
             Command::Syst => self.reply(215, b"UNIX Type: L8"),
-            Command::Feat => {
-                let (head, tail) = FEAT_REPLY.split_at(b"211-Features:\r\n".len());
-                self.out.push(head);
-                if ctx.tls_available {
-                    self.out.push(FEAT_TLS);
-                }
-                self.out.push(tail);
-            }
+            Command::Feat => self.cmd_feat(ctx),
             Command::Noop => self.reply(200, b"NOOP ok."),
-            Command::Help(None) => self.out.push(HELP_REPLY),
+            #[cfg(feature = "status")]
+            Command::Help(None) => self.cmd_help(),
+            #[cfg(feature = "status")]
             Command::Help(Some(verb)) => {
                 if crate::protocol::command::in_help_list(verb) {
                     self.reply(214, b"Command is supported.")
@@ -369,15 +470,19 @@ impl<F: FileSystem> Session<F> {
                     self.reply(502, b"Unknown command.")
                 }
             }
+            #[cfg(feature = "compat")]
             Command::Opts(arg) => self.cmd_opts(arg),
+            #[cfg(feature = "tls")]
             Command::Auth(_) if !ctx.tls_available => {
                 self.reply(502, b"TLS is not available on this server.")
             }
+            #[cfg(feature = "tls")]
             Command::Auth(_) if self.tls => self.reply(503, b"TLS is already active."),
+            #[cfg(feature = "tls")]
             Command::Auth(mech) => {
                 if [&b"TLS"[..], b"SSL", b"TLS-C", b"TLS-P"]
                     .iter()
-                    .any(|m| eq_ignore_case(m, mech))
+                    .any(|m| m.eq_ignore_ascii_case(mech))
                 {
                     // RFC 4217 4.1: a new security exchange starts a new login.
                     self.reset_login();
@@ -386,14 +491,19 @@ impl<F: FileSystem> Session<F> {
                 }
                 self.reply(504, b"Unknown security mechanism.");
             }
+            #[cfg(feature = "tls")]
             Command::Pbsz(_) | Command::Prot(_) | Command::Ccc if !self.tls => {
                 self.reply(503, b"Use AUTH TLS first.")
             }
+            #[cfg(feature = "tls")]
             Command::Pbsz(_) => self.reply(200, b"PBSZ=0"),
+            #[cfg(feature = "tls")]
             Command::Prot(level) => self.cmd_prot(level, ctx.config),
             // Dropping to clear text on the control connection would undo the
             // protection of the login; Ferry does not offer it.
+            #[cfg(feature = "tls")]
             Command::Ccc => self.reply(534, b"CCC is refused by server policy."),
+            #[cfg(feature = "status")]
             Command::Stat(None) => self.cmd_stat(),
             _ if !self.logged_in() => {
                 if memo_kind == Memo::User {
@@ -402,28 +512,30 @@ impl<F: FileSystem> Session<F> {
                 }
                 self.reply(530, b"Please login with USER and PASS.");
             }
+            #[cfg(feature = "compat")]
             Command::Acct(_) => self.reply(202, b"ACCT not needed."),
+            #[cfg(feature = "compat")]
             Command::Rein => {
                 self.reset_login();
                 self.reply(220, b"Ready for new user.");
                 return Action::Reinit;
             }
+            #[cfg(feature = "status")]
             Command::Stat(Some(arg)) => self.cmd_stat_path(arg, ctx),
             Command::Pwd => {
-                self.out.start(257, false);
-                self.out.push_quoted(&self.cwd);
-                self.out.push(b" is the current directory.");
-                self.out.end_line();
+                reply_path(&mut self.out, 257, &self.cwd, b" is the current directory.")
             }
             Command::Cwd(arg) => self.cmd_cwd(arg, ctx),
             Command::Cdup => self.cmd_cwd(b"..", ctx),
             Command::Mkd(arg) => self.cmd_mkd(arg, ctx),
-            Command::Rmd(arg) => self.cmd_simple(arg, ctx, Need::Delete, |fs, p| fs.remove_dir(p)),
-            Command::Dele(arg) => self.cmd_dele(arg, ctx),
+            Command::Rmd(arg) => self.cmd_remove(arg, ctx, true),
+            Command::Dele(arg) => self.cmd_remove(arg, ctx, false),
             Command::Rnfr(arg) => self.cmd_rnfr(arg, ctx),
             Command::Rnto(arg) => self.cmd_rnto(arg, memo_kind, ctx),
             Command::Size(arg) => self.cmd_size(arg, ctx),
+            #[cfg(feature = "mtime")]
             Command::Mdtm(arg) => self.cmd_mdtm(arg, ctx),
+            #[cfg(feature = "mtime")]
             Command::Mfmt { time, path } => self.cmd_mfmt(time, path, ctx),
             Command::Type(t) => {
                 self.ttype = t;
@@ -432,9 +544,13 @@ impl<F: FileSystem> Session<F> {
                     TransferType::Image => self.reply(200, b"Type set to I."),
                 }
             }
+            #[cfg(feature = "compat")]
             Command::Mode => self.reply(200, b"Mode set to S."),
+            #[cfg(feature = "compat")]
             Command::Stru => self.reply(200, b"Structure set to F."),
+            #[cfg(feature = "compat")]
             Command::Allo => self.reply(202, b"ALLO not needed."),
+            #[cfg(feature = "resume")]
             Command::Rest(offset) => {
                 self.rest = offset;
                 self.out.start(350, false);
@@ -445,8 +561,11 @@ impl<F: FileSystem> Session<F> {
             }
             Command::Retr(arg) => return self.cmd_retr(arg, rest, ctx),
             Command::Stor(arg) => return self.cmd_store(arg, rest, TransferKind::Upload, ctx),
+            #[cfg(feature = "resume")]
             Command::Appe(arg) => return self.cmd_store(arg, 0, TransferKind::Append, ctx),
+            #[cfg(feature = "resume")]
             Command::Stou(_) => return self.cmd_stou(ctx),
+            #[cfg(feature = "compat")]
             Command::Abor => return Action::Abort,
             Command::List(arg) => return self.cmd_list(arg, ListFormat::List, ctx),
             Command::Nlst(arg) => return self.cmd_list(arg, ListFormat::Nlst, ctx),
@@ -476,22 +595,73 @@ impl<F: FileSystem> Session<F> {
                 self.reply(522, text);
             }
             Command::Epsv(_) => return Action::Passive { extended: true },
+            #[cfg(feature = "status")]
             Command::Site(arg) => self.cmd_site(arg, ctx),
+            // Not produced by the parser in this build (its verb is 502).
+            #[allow(unreachable_patterns)]
+            _ => self.reply(502, b"Command not implemented."),
         }
         Action::None
     }
 
+    fn cmd_feat<A: Authenticator>(&mut self, ctx: &Ctx<'_, F, A>) {
+        let _ = ctx;
+        self.out.push(b"211-Features:\r\n");
+        #[cfg(feature = "tls")]
+        if ctx.tls_available {
+            self.out
+                .push(b" AUTH TLS\r\n AUTH SSL\r\n PBSZ\r\n PROT\r\n");
+        }
+        #[cfg(feature = "compat")]
+        self.out.push(b" UTF8\r\n");
+        #[cfg(feature = "mtime")]
+        self.out
+            .push(b" MLST type*;size*;modify*;perm*;UNIX.mode*;\r\n SIZE\r\n MDTM\r\n MFMT\r\n");
+        #[cfg(not(feature = "mtime"))]
+        self.out
+            .push(b" MLST type*;size*;perm*;UNIX.mode*;\r\n SIZE\r\n");
+        #[cfg(feature = "resume")]
+        self.out.push(b" REST STREAM\r\n");
+        self.out.push(b" EPRT\r\n EPSV\r\n TVFS\r\n211 End\r\n");
+    }
+
+    #[cfg(feature = "status")]
+    fn cmd_help(&mut self) {
+        self.out
+            .push(b"214-The following commands are recognized:\r\n");
+        let mut on_line = 0;
+        let mut after_alias = false;
+        for v in HELP_VERBS {
+            let name = verb_name(v);
+            if !crate::protocol::command::in_help_list(name) {
+                continue;
+            }
+            // The X aliases start a line of their own.
+            let alias = name.first() == Some(&b'X');
+            if on_line == 14 || (alias && !after_alias && on_line > 0) {
+                self.out.end_line();
+                on_line = 0;
+            }
+            after_alias = alias;
+            self.out.push(b" ");
+            self.out.push(name);
+            on_line += 1;
+        }
+        self.out.push(b"\r\n214 Help OK.\r\n");
+    }
+
+    #[cfg(feature = "tls")]
     fn cmd_prot(&mut self, level: &[u8], config: &Config) {
-        if eq_ignore_case(level, b"P") {
+        if level.eq_ignore_ascii_case(b"P") {
             self.prot_private = true;
             self.reply(200, b"Protection level set to P.");
-        } else if eq_ignore_case(level, b"C") {
+        } else if level.eq_ignore_ascii_case(b"C") {
             if config.require_tls_data {
                 return self.reply(534, b"PROT C is refused by server policy.");
             }
             self.prot_private = false;
             self.reply(200, b"Protection level set to C.");
-        } else if eq_ignore_case(level, b"S") || eq_ignore_case(level, b"E") {
+        } else if level.eq_ignore_ascii_case(b"S") || level.eq_ignore_ascii_case(b"E") {
             self.reply(536, b"Protection level not supported.");
         } else {
             self.reply(504, b"Unknown protection level.");
@@ -499,6 +669,7 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn cmd_user<A: Authenticator>(&mut self, name: &[u8], ctx: &mut Ctx<'_, F, A>) -> Action {
+        #[cfg(feature = "tls")]
         if ctx.config.require_tls_login && !self.tls {
             self.reply(530, b"TLS required: use AUTH TLS before USER.");
             return Action::None;
@@ -582,28 +753,33 @@ impl<F: FileSystem> Session<F> {
         Action::None
     }
 
+    #[cfg(feature = "compat")]
     fn cmd_opts(&mut self, arg: &[u8]) {
         // `split_word` rather than a split iterator: the same words, less code.
         let (first, rest) = split_word(arg);
-        if eq_ignore_case(first, b"UTF8") || eq_ignore_case(first, b"UTF-8") {
+        if first.eq_ignore_ascii_case(b"UTF8") || first.eq_ignore_ascii_case(b"UTF-8") {
             let (second, _) = split_word(rest);
             if second.is_empty() {
                 self.reply(200, b"UTF8 mode always on.")
-            } else if eq_ignore_case(second, b"ON") {
+            } else if second.eq_ignore_ascii_case(b"ON") {
                 self.reply(200, b"UTF8 mode enabled.")
-            } else if eq_ignore_case(second, b"OFF") {
+            } else if second.eq_ignore_ascii_case(b"OFF") {
                 self.reply(504, b"UTF8 cannot be turned off.")
             } else {
                 self.reply(501, b"Use OPTS UTF8 ON.")
             }
-        } else if eq_ignore_case(first, b"MLST") {
+        } else if first.eq_ignore_ascii_case(b"MLST") {
             // Every fact is always sent; report that set.
+            #[cfg(feature = "mtime")]
             self.reply(200, b"MLST OPTS type;size;modify;perm;UNIX.mode;");
+            #[cfg(not(feature = "mtime"))]
+            self.reply(200, b"MLST OPTS type;size;perm;UNIX.mode;");
         } else {
             self.reply(501, b"Option not understood.");
         }
     }
 
+    #[cfg(feature = "status")]
     fn cmd_stat(&mut self) {
         self.out.push(b"211-Ferry FTP server status:\r\n");
         self.out.push(b" Connected from ");
@@ -631,32 +807,34 @@ impl<F: FileSystem> Session<F> {
 
     /// `STAT path`: the `ls -l` line of a file (213), or of a directory's
     /// entries as far as they fit in the reply (212).
+    #[cfg(feature = "status")]
     fn cmd_stat_path<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+        let Some(r) = self.resolve(ctx, arg) else {
             return;
         };
-        let meta = match ctx.fs.metadata(&r.fs) {
+        let fs_path = r.fs(&ctx.path[..]);
+        let meta = match ctx.fs.metadata(fs_path) {
             Ok(m) => m,
-            Err(e) => return self.reply_fs(&e),
+            Err(e) => return self.reply_fs(e.fs_kind()),
         };
-        let mut line = [0u8; PATH_LEN + 80];
+        #[cfg(feature = "mtime")]
+        let now = ctx.unix_now;
+        #[cfg(not(feature = "mtime"))]
+        let now = None;
         if meta.kind == EntryKind::File {
             self.out.push(b"213-Status of file:\r\n");
-            if let Some(n) =
-                listing::list_line(path::file_name(&r.virt), &meta, ctx.unix_now, &mut line)
-            {
-                self.out.push(b" ");
-                self.out.push(line.get(..n).unwrap_or(b""));
-            }
+            let name = path::file_name(r.virt(&ctx.path[..]));
+            self.push_entry(|out| listing::list_line(name, &meta, now, out));
             self.out.push(b"213 End of status\r\n");
             return;
         }
-        let mut dir = match ctx.fs.open_dir(&r.fs) {
+        let mut dir = match ctx.fs.open_dir(fs_path) {
             Ok(d) => d,
-            Err(e) => return self.reply_fs(&e),
+            Err(e) => return self.reply_fs(e.fs_kind()),
         };
         self.out.push(b"212-Status of directory:\r\n");
         const END: &[u8] = b"212 End of status\r\n";
+        const TRUNCATED: &[u8] = b" (listing truncated; use LIST)\r\n";
         loop {
             let entry = match ctx.fs.read_dir(&mut dir, ctx.scratch) {
                 Ok(Some(e)) => e,
@@ -666,30 +844,47 @@ impl<F: FileSystem> Session<F> {
             if is_upload_temp(name) {
                 continue;
             }
-            let Some(n) = listing::list_line(name, &entry.metadata, ctx.unix_now, &mut line) else {
-                continue;
-            };
-            if self.out.remaining() < n + 1 + END.len() + 40 {
-                self.out.push(b" (listing truncated; use LIST)\r\n");
+            // Room is kept for the truncation note and the end line.
+            let room = self
+                .out
+                .remaining()
+                .saturating_sub(TRUNCATED.len() + END.len());
+            let fits = self.out.push_with(|out| {
+                let out = out.get_mut(..room)?;
+                let (space, rest) = out.split_first_mut()?;
+                *space = b' ';
+                Some(listing::list_line(name, &entry.metadata, now, rest)? + 1)
+            });
+            if !fits {
+                self.out.push(TRUNCATED);
                 break;
             }
-            self.out.push(b" ");
-            self.out.push(line.get(..n).unwrap_or(b""));
         }
         self.out.push(END);
     }
 
+    /// Pushes ` ` and one listing line written by `line`; nothing if it
+    /// does not fit.
+    #[cfg(feature = "status")]
+    fn push_entry(&mut self, line: impl FnOnce(&mut [u8]) -> Option<usize>) {
+        self.out.push_with(|out| {
+            let (space, rest) = out.split_first_mut()?;
+            *space = b' ';
+            Some(line(rest)? + 1)
+        });
+    }
+
     fn cmd_cwd<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+        let Some(r) = self.resolve(ctx, arg) else {
             return;
         };
-        match ctx.fs.metadata(&r.fs) {
+        match ctx.fs.metadata(r.fs(&ctx.path[..])) {
             Ok(m) if m.kind == EntryKind::Dir => {
-                self.cwd = r.virt;
+                set_path(&mut self.cwd, r.virt(&ctx.path[..]));
                 self.reply(250, b"Directory changed.");
             }
             Ok(_) => self.reply(550, b"Not a directory."),
-            Err(e) => self.reply_fs(&e),
+            Err(e) => self.reply_fs(e.fs_kind()),
         }
     }
 
@@ -713,86 +908,55 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn cmd_mkd<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        if !self.allowed(ctx.config, Need::Mkdir) {
-            return;
-        }
-        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+        let Some(r) = self.resolve_for(ctx, arg, Need::Mkdir) else {
             return;
         };
-        if is_upload_temp(&r.virt) {
-            return self.reply(553, b"File name not allowed.");
+        match ctx.fs.create_dir(r.fs(&ctx.path[..])) {
+            Ok(()) => reply_path(&mut self.out, 257, r.virt(&ctx.path[..]), b" created."),
+            Err(e) => self.reply_fs(e.fs_kind()),
         }
-        match ctx.fs.create_dir(&r.fs) {
-            Ok(()) => {
-                self.out.start(257, false);
-                self.out.push_quoted(&r.virt);
-                self.out.push(b" created.");
-                self.out.end_line();
+    }
+
+    /// RMD (`dir`) and DELE.
+    fn cmd_remove<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>, dir: bool) {
+        let Some(r) = self.resolve_for(ctx, arg, Need::Delete) else {
+            return;
+        };
+        let p = r.fs(&ctx.path[..]);
+        if dir {
+            if r.virt(&ctx.path[..]) == b"/" {
+                return self.reply(550, b"Permission denied.");
             }
-            Err(e) => self.reply_fs(&e),
+            let result = ctx.fs.remove_dir(p);
+            return self.reply_result(result, b"Requested file action okay, completed.");
         }
-    }
-
-    fn cmd_simple<A: Authenticator>(
-        &mut self,
-        arg: &[u8],
-        ctx: &mut Ctx<'_, F, A>,
-        need: Need,
-        op: fn(&mut F, &[u8]) -> Result<(), F::Error>,
-    ) {
-        if !self.allowed(ctx.config, need) {
-            return;
-        }
-        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
-            return;
-        };
-        if &r.virt[..] == b"/" {
-            return self.reply(550, b"Permission denied.");
-        }
-        match op(ctx.fs, &r.fs) {
-            Ok(()) => self.reply(250, b"Requested file action okay, completed."),
-            Err(e) => self.reply_fs(&e),
-        }
-    }
-
-    fn cmd_dele<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        if !self.allowed(ctx.config, Need::Delete) {
-            return;
-        }
-        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
-            return;
-        };
         // DELE removes files only; a directory needs RMD.
-        match ctx.fs.metadata(&r.fs) {
+        match ctx.fs.metadata(p) {
             Ok(m) if m.kind == EntryKind::Dir => {
                 return self.reply(550, b"Is a directory, use RMD.")
             }
             Ok(_) => {}
-            Err(e) => return self.reply_fs(&e),
+            Err(e) => return self.reply_fs(e.fs_kind()),
         }
-        match ctx.fs.remove_file(&r.fs) {
-            Ok(()) => self.reply(250, b"File deleted."),
-            Err(e) => self.reply_fs(&e),
-        }
+        let result = ctx.fs.remove_file(p);
+        self.reply_result(result, b"File deleted.");
     }
 
     fn cmd_rnfr<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        if !self.allowed(ctx.config, Need::Rename) {
-            return;
-        }
-        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+        let Some(r) = self.resolve_for(ctx, arg, Need::Rename) else {
             return;
         };
-        if &r.virt[..] == b"/" {
+        if r.virt(&ctx.path[..]) == b"/" {
             return self.reply(550, b"Permission denied.");
         }
-        match ctx.fs.metadata(&r.fs) {
+        let p = r.fs(&ctx.path[..]);
+        match ctx.fs.metadata(p) {
             Ok(_) => {
-                self.memo = r.fs;
+                set_path(&mut self.memo, p);
                 self.memo_kind = Memo::RenameFrom;
                 self.reply(350, b"Ready for RNTO.");
             }
-            Err(e) => self.reply_fs(&e),
+            Err(e) => self.reply_fs(e.fs_kind()),
         }
     }
 
@@ -800,37 +964,39 @@ impl<F: FileSystem> Session<F> {
         if memo != Memo::RenameFrom {
             return self.reply(503, b"RNFR required first.");
         }
-        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+        let Some(r) = self.resolve(ctx, arg) else {
             return;
         };
-        if &r.virt[..] == b"/" || is_upload_temp(&r.virt) {
+        let virt = r.virt(&ctx.path[..]);
+        if virt == b"/" || is_upload_temp(virt) {
             return self.reply(553, b"File name not allowed.");
         }
-        let from = core::mem::take(&mut self.memo);
+        let to = r.fs(&ctx.path[..]);
+        let from = &self.memo[..];
         // A directory must not move into itself.
-        if r.fs.starts_with(&from) && r.fs.get(from.len()) == Some(&b'/') {
+        if to.starts_with(from) && to.get(from.len()) == Some(&b'/') {
             return self.reply(553, b"Cannot move a directory into itself.");
         }
-        match ctx.fs.rename(&from, &r.fs) {
-            Ok(()) => self.reply(250, b"Rename successful."),
-            Err(e) => self.reply_fs(&e),
-        }
+        let result = ctx.fs.rename(from, to);
+        self.memo.clear();
+        self.reply_result(result, b"Rename successful.");
     }
 
+    /// Resolves `arg` and reads its metadata, replying if it is not a file.
     fn file_meta<A: Authenticator>(
         &mut self,
         arg: &[u8],
         ctx: &mut Ctx<'_, F, A>,
-    ) -> Option<(Resolved, Metadata)> {
-        let r = self.resolve_or_reply(ctx.auth, arg)?;
-        match ctx.fs.metadata(&r.fs) {
+    ) -> Option<(Res, Metadata)> {
+        let r = self.resolve(ctx, arg)?;
+        match ctx.fs.metadata(r.fs(&ctx.path[..])) {
             Ok(m) if m.kind == EntryKind::File => Some((r, m)),
             Ok(_) => {
                 self.reply(550, b"Not a plain file.");
                 None
             }
             Err(e) => {
-                self.reply_fs(&e);
+                self.reply_fs(e.fs_kind());
                 None
             }
         }
@@ -844,12 +1010,13 @@ impl<F: FileSystem> Session<F> {
         }
     }
 
+    #[cfg(feature = "mtime")]
     fn cmd_mdtm<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
         if let Some((_, m)) = self.file_meta(arg, ctx) {
             match m.modified {
                 Some(t) => {
                     self.out.start(213, false);
-                    self.out.push(&time::format_timeval(t));
+                    self.out.push(&crate::protocol::time::format_timeval(t));
                     self.out.end_line();
                 }
                 None => self.reply(550, b"Modification time not known."),
@@ -857,23 +1024,21 @@ impl<F: FileSystem> Session<F> {
         }
     }
 
+    #[cfg(feature = "mtime")]
     fn cmd_mfmt<A: Authenticator>(&mut self, t: u64, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
-        if !self.allowed(ctx.config, Need::Write) {
-            return;
-        }
-        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+        let Some(r) = self.resolve_for(ctx, arg, Need::Write) else {
             return;
         };
-        match ctx.fs.set_modified(&r.fs, t) {
+        match ctx.fs.set_modified(r.fs(&ctx.path[..]), t) {
             Ok(()) => {
                 self.out.start(213, false);
                 self.out.push(b"Modify=");
-                self.out.push(&time::format_timeval(t));
+                self.out.push(&crate::protocol::time::format_timeval(t));
                 self.out.push(b"; ");
-                self.out.push(path::file_name(&r.virt));
+                self.out.push(path::file_name(r.virt(&ctx.path[..])));
                 self.out.end_line();
             }
-            Err(e) => self.reply_fs(&e),
+            Err(e) => self.reply_fs(e.fs_kind()),
         }
     }
 
@@ -898,10 +1063,12 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn data_ready(&mut self, config: &Config) -> bool {
+        #[cfg(feature = "tls")]
         if config.require_tls_data && !self.prot_private {
             self.reply(521, b"Data connections must be protected: use PROT P.");
             return false;
         }
+        let _ = config;
         if self.data_mode == DataMode::None {
             self.reply(425, b"Use PORT, EPRT, PASV or EPSV first.");
             return false;
@@ -909,12 +1076,35 @@ impl<F: FileSystem> Session<F> {
         true
     }
 
+    /// Starts a transfer of `body`; `path` (the storage path) is kept in
+    /// the memo for its end and the log.
     // Size: many callers, and opt-level "s" would inline a copy into each.
     #[inline(never)]
-    fn start(&mut self, t: Transfer<F>) -> Action {
-        self.transfer = Some(t);
+    fn start(
+        &mut self,
+        kind: TransferKind,
+        body: Body<F>,
+        r: Res,
+        path: &[u8],
+        now: Instant,
+    ) -> Action {
+        set_path(&mut self.memo, r.fs(path));
+        let home = u16::try_from(r.home).unwrap_or(0);
+        self.transfer = Some(Transfer::new(kind, body, home, now));
         self.reply(150, b"Opening data connection.");
         Action::StartTransfer
+    }
+
+    /// Seeks `file` to `offset` for REST; replies and closes it if that fails.
+    #[cfg(feature = "resume")]
+    fn seek_to(&mut self, file: &mut F::File, offset: u64) -> bool {
+        if offset > 0
+            && embedded_io::Seek::seek(file, embedded_io::SeekFrom::Start(offset)).is_err()
+        {
+            self.reply(554, b"Cannot restart at that offset.");
+            return false;
+        }
+        true
     }
 
     fn cmd_retr<A: Authenticator>(
@@ -932,32 +1122,27 @@ impl<F: FileSystem> Session<F> {
         if !self.data_ready(ctx.config) {
             return Action::None;
         }
-        let mut file = match ctx.fs.open_read(&r.fs) {
+        #[cfg(feature = "resume")]
+        if rest > meta.size {
+            self.reply(554, b"Restart offset beyond end of file.");
+            return Action::None;
+        }
+        let _ = (meta, rest);
+        #[allow(unused_mut)]
+        let mut file = match ctx.fs.open_read(r.fs(&ctx.path[..])) {
             Ok(f) => f,
             Err(e) => {
-                self.reply_fs(&e);
+                self.reply_fs(e.fs_kind());
                 return Action::None;
             }
         };
-        if rest > 0 {
-            if rest > meta.size {
-                let _ = ctx.fs.close(file);
-                self.reply(554, b"Restart offset beyond end of file.");
-                return Action::None;
-            }
-            if embedded_io::Seek::seek(&mut file, embedded_io::SeekFrom::Start(rest)).is_err() {
-                let _ = ctx.fs.close(file);
-                self.reply(554, b"Cannot restart at that offset.");
-                return Action::None;
-            }
+        #[cfg(feature = "resume")]
+        if !self.seek_to(&mut file, rest) {
+            let _ = ctx.fs.close(file);
+            return Action::None;
         }
-        let t = Transfer::new(
-            TransferKind::Download,
-            Body::send(file, self.ttype == TransferType::Ascii),
-            r.virt,
-            ctx.now,
-        );
-        self.start(t)
+        let body = Body::send(file, self.ttype == TransferType::Ascii);
+        self.start(TransferKind::Download, body, r, &ctx.path[..], ctx.now)
     }
 
     fn cmd_store<A: Authenticator>(
@@ -967,10 +1152,7 @@ impl<F: FileSystem> Session<F> {
         kind: TransferKind,
         ctx: &mut Ctx<'_, F, A>,
     ) -> Action {
-        if !self.allowed(ctx.config, Need::Write) {
-            return Action::None;
-        }
-        let Some(r) = self.resolve_or_reply(ctx.auth, arg) else {
+        let Some(r) = self.resolve_for(ctx, arg, Need::Write) else {
             return Action::None;
         };
         self.store_resolved(r, rest, kind, ctx)
@@ -978,16 +1160,17 @@ impl<F: FileSystem> Session<F> {
 
     fn store_resolved<A: Authenticator>(
         &mut self,
-        r: Resolved,
+        r: Res,
         rest: u64,
         kind: TransferKind,
         ctx: &mut Ctx<'_, F, A>,
     ) -> Action {
-        if &r.virt[..] == b"/" || is_upload_temp(&r.virt) {
+        if r.virt(&ctx.path[..]) == b"/" {
             self.reply(553, b"File name not allowed.");
             return Action::None;
         }
-        let exists = match ctx.fs.metadata(&r.fs) {
+        let target = r.fs(&ctx.path[..]);
+        let exists = match ctx.fs.metadata(target) {
             Ok(m) if m.kind == EntryKind::Dir => {
                 self.reply(550, b"Is a directory.");
                 return Action::None;
@@ -1003,48 +1186,48 @@ impl<F: FileSystem> Session<F> {
         // replaces. A new file is written in place: a name the storage cannot
         // hold is refused before 150, and a cut upload can be resumed. APPE
         // and REST+STOR must write in place.
-        let in_place = kind == TransferKind::Append || rest > 0 || !exists;
-        let mut temp = PathBuf::new();
-        let target: &[u8] = if in_place {
-            &r.fs
+        let in_place = kind == TransferKind::Append || rest > 0;
+        let commit = if in_place {
+            Commit::InPlace
+        } else if exists {
+            Commit::Replace
         } else {
-            if !crate::transfer::upload_temp_name(&r.fs, ctx.slot, &mut temp) {
+            Commit::New
+        };
+        // The temporary name is built in the memo, which holds the target
+        // once the transfer starts.
+        let opened = if commit == Commit::Replace {
+            if !crate::transfer::upload_temp_name(target, ctx.slot, &mut self.memo) {
                 self.reply(553, b"File name too long.");
                 return Action::None;
             }
-            &temp
+            ctx.fs.open_write(&self.memo, WriteMode::Truncate)
+        } else {
+            let mode = match (kind, rest) {
+                (TransferKind::Append, _) => WriteMode::Append,
+                (_, 0) => WriteMode::Truncate,
+                _ => WriteMode::Update,
+            };
+            ctx.fs.open_write(target, mode)
         };
-        let mode = match (kind, rest) {
-            (TransferKind::Append, _) => WriteMode::Append,
-            (_, 0) => WriteMode::Truncate,
-            _ => WriteMode::Update,
-        };
-        let mut file = match ctx.fs.open_write(target, mode) {
+        #[allow(unused_mut)]
+        let mut file = match opened {
             Ok(f) => f,
             Err(e) => {
-                self.reply_fs(&e);
+                self.reply_fs(e.fs_kind());
                 return Action::None;
             }
         };
-        if rest > 0
-            && embedded_io::Seek::seek(&mut file, embedded_io::SeekFrom::Start(rest)).is_err()
-        {
+        #[cfg(feature = "resume")]
+        if !self.seek_to(&mut file, rest) {
             let _ = ctx.fs.close(file);
-            self.reply(554, b"Cannot restart at that offset.");
             return Action::None;
         }
-        let commit = if kind == TransferKind::Append || rest > 0 {
-            Commit::InPlace
-        } else if in_place {
-            Commit::New(r.fs)
-        } else {
-            Commit::Replace(r.fs)
-        };
         let body = Body::receive(file, self.ttype == TransferType::Ascii, commit);
-        let t = Transfer::new(kind, body, r.virt, ctx.now);
-        self.start(t)
+        self.start(kind, body, r, &ctx.path[..], ctx.now)
     }
 
+    #[cfg(feature = "resume")]
     fn cmd_stou<A: Authenticator>(&mut self, ctx: &mut Ctx<'_, F, A>) -> Action {
         if !self.allowed(ctx.config, Need::Write) {
             return Action::None;
@@ -1064,10 +1247,10 @@ impl<F: FileSystem> Session<F> {
             )
             .unwrap_or(0);
             let len = PREFIX.len() + n;
-            let Ok(r) = self.resolve(ctx.auth, name.get(..len).unwrap_or(b"")) else {
-                break;
+            let Some(r) = self.resolve(ctx, name.get(..len).unwrap_or(b"")) else {
+                return Action::None;
             };
-            if ctx.fs.metadata(&r.fs).is_err() {
+            if ctx.fs.metadata(r.fs(&ctx.path[..])).is_err() {
                 let action = self.store_resolved(r, 0, TransferKind::Upload, ctx);
                 if action == Action::StartTransfer {
                     // Replace the plain 150 with one that names the file (RFC 1123 4.1.2.9).
@@ -1103,16 +1286,14 @@ impl<F: FileSystem> Session<F> {
         format: ListFormat,
         ctx: &mut Ctx<'_, F, A>,
     ) -> Action {
-        if !self.allowed(ctx.config, Need::Read) {
-            return Action::None;
-        }
-        let Some(r) = self.resolve_or_reply(ctx.auth, arg.unwrap_or(b"")) else {
+        let Some(r) = self.resolve_for(ctx, arg.unwrap_or(b""), Need::Read) else {
             return Action::None;
         };
-        let meta = match ctx.fs.metadata(&r.fs) {
+        let p = r.fs(&ctx.path[..]);
+        let meta = match ctx.fs.metadata(p) {
             Ok(m) => m,
             Err(e) => {
-                self.reply_fs(&e);
+                self.reply_fs(e.fs_kind());
                 return Action::None;
             }
         };
@@ -1124,53 +1305,62 @@ impl<F: FileSystem> Session<F> {
             return Action::None;
         }
         let perm = self.perm_facts(ctx.config);
+        #[cfg(feature = "mtime")]
+        let now = ctx.unix_now;
+        #[cfg(not(feature = "mtime"))]
+        let now = None;
         let body = if meta.kind == EntryKind::File {
-            Body::single_line(format, path::file_name(&r.virt), &meta, perm, ctx.unix_now)
+            let name = path::file_name(r.virt(&ctx.path[..]));
+            Body::single_line(format, name, &meta, perm, now)
         } else {
-            match ctx.fs.open_dir(&r.fs) {
-                Ok(d) => Body::listing(d, format, perm, ctx.unix_now),
+            match ctx.fs.open_dir(p) {
+                Ok(d) => Body::listing(d, format, perm, now),
                 Err(e) => {
-                    self.reply_fs(&e);
+                    self.reply_fs(e.fs_kind());
                     return Action::None;
                 }
             }
         };
-        let t = Transfer::new(TransferKind::Listing, body, r.virt, ctx.now);
-        self.start(t)
+        self.start(TransferKind::Listing, body, r, &ctx.path[..], ctx.now)
     }
 
     fn cmd_mlst<A: Authenticator>(&mut self, arg: Option<&[u8]>, ctx: &mut Ctx<'_, F, A>) {
-        if !self.allowed(ctx.config, Need::Read) {
-            return;
-        }
-        let Some(r) = self.resolve_or_reply(ctx.auth, arg.unwrap_or(b"")) else {
+        let Some(r) = self.resolve_for(ctx, arg.unwrap_or(b""), Need::Read) else {
             return;
         };
-        let meta = match ctx.fs.metadata(&r.fs) {
+        let meta = match ctx.fs.metadata(r.fs(&ctx.path[..])) {
             Ok(m) => m,
-            Err(e) => return self.reply_fs(&e),
+            Err(e) => return self.reply_fs(e.fs_kind()),
         };
-        let mut line = [0u8; PATH_LEN + 160];
         let perm = self.perm_facts(ctx.config);
-        let Some(n) = listing::mlsx_line(&r.virt, &meta, false, perm, &mut line) else {
-            return self.reply(553, b"Path too long.");
-        };
+        let virt = r.virt(&ctx.path[..]);
+        const END: &[u8] = b"250 End\r\n";
         self.out.push(b"250-Start of list\r\n");
-        self.out.push(b" ");
-        self.out.push(line.get(..n).unwrap_or(b""));
-        self.out.push(b"250 End\r\n");
+        let room = self.out.remaining().saturating_sub(END.len());
+        let fits = self.out.push_with(|out| {
+            let out = out.get_mut(..room)?;
+            let (space, rest) = out.split_first_mut()?;
+            *space = b' ';
+            Some(listing::mlsx_line(virt, &meta, false, perm, rest)? + 1)
+        });
+        if !fits {
+            self.out.clear();
+            return self.reply(553, b"Path too long.");
+        }
+        self.out.push(END);
     }
 
+    #[cfg(feature = "status")]
     fn cmd_site<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
         let (verb, rest) = split_word(arg);
-        if eq_ignore_case(verb, b"HELP") {
+        if verb.eq_ignore_ascii_case(b"HELP") {
             if ctx.config.site_chmod {
                 self.out
                     .push(b"214-SITE commands:\r\n HELP\r\n CHMOD <mode> <path>\r\n214 End\r\n");
             } else {
                 self.out.push(b"214-SITE commands:\r\n HELP\r\n214 End\r\n");
             }
-        } else if eq_ignore_case(verb, b"CHMOD") && ctx.config.site_chmod {
+        } else if verb.eq_ignore_ascii_case(b"CHMOD") && ctx.config.site_chmod {
             if !self.allowed(ctx.config, Need::Write) {
                 return;
             }
@@ -1181,12 +1371,12 @@ impl<F: FileSystem> Session<F> {
             if target.is_empty() {
                 return self.reply(501, b"Usage: SITE CHMOD <octal mode> <path>");
             }
-            let Some(r) = self.resolve_or_reply(ctx.auth, target) else {
+            let Some(r) = self.resolve(ctx, target) else {
                 return;
             };
-            match ctx.fs.set_mode(&r.fs, mode) {
+            match ctx.fs.set_mode(r.fs(&ctx.path[..]), mode) {
                 Ok(()) => self.reply(200, b"SITE CHMOD command successful."),
-                Err(e) => self.reply_fs(&e),
+                Err(e) => self.reply_fs(e.fs_kind()),
             }
         } else {
             self.reply(500, b"Unknown SITE command.");
@@ -1203,18 +1393,17 @@ impl<F: FileSystem> Session<F> {
         fs: &mut F,
         slot: usize,
         failure: Option<(u16, &'static [u8])>,
-    ) -> Option<(TransferKind, PathBuf, u64, bool)> {
+    ) -> Option<(TransferKind, &[u8], u64, bool)> {
         let t = self.transfer.take()?;
         self.data_mode = DataMode::None;
-        // Taken apart rather than cloning the path for the log.
         let Transfer {
             kind,
             body,
-            path: virt,
+            home,
             bytes,
             ..
         } = t;
-        let result = body.finish(fs, slot, failure.map(|(code, _)| code));
+        let result = body.finish(fs, slot, &self.memo, failure.map(|(code, _)| code));
         let ok = match (failure, result) {
             (Some((c, text)), _) => {
                 self.reply(c, text);
@@ -1232,10 +1421,17 @@ impl<F: FileSystem> Session<F> {
                 true
             }
         };
+        // The virtual path: the storage path less the home (its root is
+        // the home itself).
+        let virt = match self.memo.get(usize::from(home)..) {
+            Some(v) if !v.is_empty() => v,
+            _ => b"/",
+        };
         Some((kind, virt, bytes, ok))
     }
 }
 
+#[cfg(feature = "status")]
 fn parse_octal(s: &[u8]) -> Option<u16> {
     if s.is_empty() || s.len() > 4 {
         return None;
@@ -1252,6 +1448,7 @@ fn parse_octal(s: &[u8]) -> Option<u16> {
 
 /// Appends an IP address in text form (dotted IPv4, or IPv6 groups without
 /// zero compression, which every parser accepts).
+#[cfg(any(feature = "status", test))]
 pub(crate) fn push_ip<const N: usize>(out: &mut ReplyBuf<N>, ip: ferry_net::IpAddr) {
     match ip {
         ferry_net::IpAddr::V4(v4) => {
@@ -1290,10 +1487,25 @@ pub(crate) fn push_ip<const N: usize>(out: &mut ReplyBuf<N>, ip: ferry_net::IpAd
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::command::in_help_list;
 
+    /// The HELP text of the full build, as it was written out by hand.
+    #[cfg(all(
+        feature = "status",
+        feature = "resume",
+        feature = "mtime",
+        feature = "compat"
+    ))]
+    const HELP_REPLY: &[u8] = b"214-The following commands are recognized:\r\n ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MFMT\r\n MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD QUIT REIN REST\r\n RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER\r\n XCUP XCWD XMKD XPWD XRMD\r\n214 Help OK.\r\n";
+
+    #[cfg(all(
+        feature = "status",
+        feature = "resume",
+        feature = "mtime",
+        feature = "compat"
+    ))]
     #[test]
     fn help_names_exactly_the_verbs_help_accepts() {
+        use crate::protocol::command::in_help_list;
         let body = HELP_REPLY
             .split(|&b| b == b'\n')
             .skip(1)
@@ -1369,5 +1581,31 @@ mod tests {
             ipv6_reference(v6, &mut want);
             assert_eq!(got.pending(), want.pending(), "{segments:x?}");
         }
+    }
+
+    #[test]
+    fn paths_resolve_under_the_home() {
+        let mut out = [0u8; PATH_LEN];
+        let r = resolve_into(b"/", b"/alice", b"x", &mut out).unwrap();
+        assert_eq!(r.fs(&out), b"/alice/x");
+        assert_eq!(r.virt(&out), b"/x");
+        let r = resolve_into(b"/", b"/alice/", b"..", &mut out).unwrap();
+        assert_eq!(r.fs(&out), b"/alice");
+        assert_eq!(r.virt(&out), b"/");
+        let r = resolve_into(b"/d", b"/", b"f", &mut out).unwrap();
+        assert_eq!(r.fs(&out), b"/d/f");
+        assert_eq!(r.virt(&out), b"/d/f");
+        let r = resolve_into(b"/", b"/", b"", &mut out).unwrap();
+        assert_eq!(r.fs(&out), b"/");
+        assert_eq!(
+            resolve_into(b"/", b"/", b"a/.1.ferry-part", &mut out)
+                .unwrap_err()
+                .0,
+            550
+        );
+        assert_eq!(
+            resolve_into(b"/", b"/", b"a\\b", &mut out).unwrap_err().0,
+            501
+        );
     }
 }

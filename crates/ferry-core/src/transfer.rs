@@ -11,8 +11,9 @@ use embedded_io::{Read, Seek, SeekFrom, Write};
 use ferry_fs::{Error as _, ErrorKind, FileSystem, Metadata};
 use ferry_net::{nb, Instant, TcpClientStack};
 
-/// Longest listing line (name plus facts or `ls -l` columns).
-pub const LIST_LINE_LEN: usize = PATH_LEN + 160;
+/// Longest listing line: a name plus MLSx facts (at most 87 bytes with a
+/// 20-digit size) or `ls -l` columns (57), and CR LF.
+pub const LIST_LINE_LEN: usize = PATH_LEN + 96;
 /// Most buffer-fulls or listing entries one session moves per poll, so one
 /// fast transfer cannot starve the other sessions.
 const STEPS_PER_POLL: usize = 8;
@@ -38,6 +39,9 @@ pub(crate) enum Phase {
 }
 
 /// What moves over the data connection.
+// One body lives in each session with a transfer; without a heap there is
+// nothing to box the listing's pending line into.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Body<F: FileSystem> {
     /// RETR: file to network.
     Send {
@@ -139,15 +143,17 @@ fn format_line(
     }
 }
 
-/// What an upload's end does with the file it wrote.
+/// What an upload's end does with the file it wrote (the target's path is
+/// the session's memo while the transfer runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Commit {
-    /// Written to a temporary name: renamed over this target on success,
+    /// Written to a temporary name: renamed over the target on success,
     /// removed on failure (the replaced file stays whole).
-    Replace(PathBuf),
+    Replace,
     /// A new file written in place: kept when the connection is cut (the
     /// client can resume it), removed when storage failed (e.g. disk full),
     /// so no partial file holds the space.
-    New(PathBuf),
+    New,
     /// APPE or REST+STOR into an existing file: kept as written.
     InPlace,
 }
@@ -156,8 +162,9 @@ pub(crate) enum Commit {
 pub(crate) struct Transfer<F: FileSystem> {
     pub kind: TransferKind,
     pub body: Body<F>,
-    /// The virtual path (for the log).
-    pub path: PathBuf,
+    /// Bytes of the storage path (the memo) that are the user's home: the
+    /// rest is the virtual path, for the log.
+    pub home: u16,
     pub bytes: u64,
     pub phase: Phase,
     /// Last time bytes moved (or the transfer started): the data timeout.
@@ -185,11 +192,11 @@ fn storage_failure<E: ferry_fs::Error>(e: &E) -> (u16, &'static [u8]) {
 }
 
 impl<F: FileSystem> Transfer<F> {
-    pub fn new(kind: TransferKind, body: Body<F>, path: PathBuf, now: Instant) -> Self {
+    pub fn new(kind: TransferKind, body: Body<F>, home: u16, now: Instant) -> Self {
         Transfer {
             kind,
             body,
-            path,
+            home,
             bytes: 0,
             phase: Phase::Connecting,
             last_progress: now,
@@ -251,9 +258,16 @@ impl<F: FileSystem> Transfer<F> {
 }
 
 impl<F: FileSystem> Body<F> {
-    /// Closes the file or directory; for uploads, applies the [`Commit`].
-    /// `failure` is the reply code of a failed transfer (None: success).
-    pub fn finish(self, fs: &mut F, slot: usize, failure: Option<u16>) -> Result<(), ErrorKind> {
+    /// Closes the file or directory; for uploads, applies the [`Commit`] to
+    /// `target`. `failure` is the reply code of a failed transfer (None:
+    /// success).
+    pub fn finish(
+        self,
+        fs: &mut F,
+        slot: usize,
+        target: &[u8],
+        failure: Option<u16>,
+    ) -> Result<(), ErrorKind> {
         let ok = failure.is_none();
         match self {
             Body::Send { file, .. } => fs.close(file).map_err(|e| e.fs_kind()),
@@ -266,26 +280,26 @@ impl<F: FileSystem> Body<F> {
             } => {
                 // A CR that ended the upload was data, not half of a CR LF.
                 let mut result = Ok(());
-                if pending_cr && ok {
+                if cfg!(feature = "ascii") && pending_cr && ok {
                     result = file.write_all(b"\r").map_err(|e| e.fs_kind());
                 }
                 let closed = fs.close(file).map_err(|e| e.fs_kind());
                 result = result.and(closed);
                 match commit {
                     Commit::InPlace => {}
-                    Commit::New(path) => {
+                    Commit::New => {
                         // 451/452: the storage failed, not the network.
                         let storage_failed =
                             result.is_err() || matches!(failure, Some(451 | 452 | 552));
                         if storage_failed {
-                            let _ = fs.remove_file(&path);
+                            let _ = fs.remove_file(target);
                         }
                     }
-                    Commit::Replace(target) => {
+                    Commit::Replace => {
                         let mut temp = PathBuf::new();
-                        let have_temp = upload_temp_name(&target, slot, &mut temp);
+                        let have_temp = upload_temp_name(target, slot, &mut temp);
                         if ok && result.is_ok() && have_temp {
-                            result = fs.rename(&temp, &target).map_err(|e| e.fs_kind());
+                            result = fs.rename(&temp, target).map_err(|e| e.fs_kind());
                         }
                         if (!ok || result.is_err()) && have_temp {
                             let _ = fs.remove_file(&temp);
@@ -403,6 +417,8 @@ where
     Fl::Error: ferry_fs::Error,
 {
     const LOCAL: (u16, &[u8]) = (451, b"Local error in processing; transfer aborted.");
+    // Without the `ascii` feature every transfer is binary.
+    let ascii = cfg!(feature = "ascii") && ascii;
     let cap = if ascii {
         scratch.len() / 2
     } else {
@@ -481,6 +497,8 @@ fn receive_step<S: TcpClientStack, Fl: Write + embedded_io::ErrorType>(
 where
     Fl::Error: ferry_fs::Error,
 {
+    // Without the `ascii` feature every transfer is binary.
+    let ascii = cfg!(feature = "ascii") && ascii;
     // ASCII receives one byte in, so a CR carried from the last chunk can be
     // written in front without moving the data.
     let skip = usize::from(ascii);

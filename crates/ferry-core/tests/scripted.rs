@@ -912,6 +912,31 @@ fn replies_survive_partial_sends_on_control() {
     assert!(h.stack.connection(c).partial_sends > 0);
 }
 
+/// The HELP reply of the full build, byte for byte as it was written by
+/// hand before HELP was generated from the verb table.
+#[cfg(all(
+    feature = "status",
+    feature = "resume",
+    feature = "mtime",
+    feature = "compat"
+))]
+#[test]
+fn help_text_of_the_full_build_is_unchanged() {
+    let mut h = Harness::new();
+    let c = h.login();
+    h.send(c, "HELP");
+    h.run();
+    assert_eq!(
+        h.recv(c),
+        "214-The following commands are recognized:\r\n \
+         ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MFMT\r\n \
+         MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD QUIT REIN REST\r\n \
+         RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER\r\n \
+         XCUP XCWD XMKD XPWD XRMD\r\n\
+         214 Help OK.\r\n"
+    );
+}
+
 #[test]
 fn over_long_line_gets_500_and_the_next_command_works() {
     let mut h = Harness::new();
@@ -926,7 +951,7 @@ fn over_long_line_gets_500_and_the_next_command_works() {
     // Much longer, in pieces.
     for _ in 0..10 {
         h.stack
-            .client_send(c, &vec![b'y'; ferry_core::session::LINE_LEN / 2 + 50]);
+            .client_send(c, &[b'y'; ferry_core::session::LINE_LEN / 2 + 50]);
         h.run();
     }
     h.stack.client_send(c, b"\r\nSYST\r\n");

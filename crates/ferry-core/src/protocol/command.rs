@@ -7,6 +7,7 @@ use ferry_net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use super::addr::{parse_ipv4, parse_ipv6};
 use super::num::parse_u64;
+#[cfg(feature = "mtime")]
 use super::time::parse_timeval;
 
 /// `TYPE` argument.
@@ -134,7 +135,8 @@ pub enum Command<'a> {
 pub enum ParseError {
     /// Empty line or unknown verb: 500.
     Unknown,
-    /// A known verb that Ferry does not implement (e.g. `SMNT`): 502.
+    /// A known verb that Ferry does not implement (e.g. `SMNT`), or that
+    /// this build leaves out (its cargo feature is off): 502.
     NotImplemented,
     /// Required argument missing, or an argument that is malformed: 501.
     BadArgument,
@@ -172,6 +174,9 @@ impl<'a> Command<'a> {
             None => (line, None),
         };
         let verb = Verb::parse(word).ok_or(ParseError::Unknown)?;
+        if !verb.enabled() {
+            return Err(ParseError::NotImplemented);
+        }
         if arg.is_some_and(|a| a.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n'))) {
             return Err(ParseError::BadArgument);
         }
@@ -181,14 +186,19 @@ impl<'a> Command<'a> {
         Ok(match verb {
             Verb::User => Command::User(req?),
             Verb::Pass => Command::Pass(opt.unwrap_or(&[])),
+            #[cfg(feature = "compat")]
             Verb::Acct => Command::Acct(req?),
             Verb::Quit => Command::Quit,
+            #[cfg(feature = "compat")]
             Verb::Rein => Command::Rein,
             Verb::Syst => Command::Syst,
+            #[cfg(feature = "status")]
             Verb::Stat => Command::Stat(opt),
+            #[cfg(feature = "status")]
             Verb::Help => Command::Help(opt),
             Verb::Noop => Command::Noop,
             Verb::Feat => Command::Feat,
+            #[cfg(feature = "compat")]
             Verb::Opts => Command::Opts(req?),
             Verb::Pwd => Command::Pwd,
             Verb::Cwd => Command::Cwd(req?),
@@ -199,17 +209,26 @@ impl<'a> Command<'a> {
             Verb::Rnfr => Command::Rnfr(req?),
             Verb::Rnto => Command::Rnto(req?),
             Verb::Size => Command::Size(req?),
+            #[cfg(feature = "mtime")]
             Verb::Mdtm => Command::Mdtm(req?),
+            #[cfg(feature = "mtime")]
             Verb::Mfmt => parse_mfmt(req?)?,
             Verb::Type => Command::Type(parse_type(req?)?),
+            #[cfg(feature = "compat")]
             Verb::Mode => parse_letter(req?, b'S', b"BC", Command::Mode)?,
+            #[cfg(feature = "compat")]
             Verb::Stru => parse_letter(req?, b'F', b"RP", Command::Stru)?,
+            #[cfg(feature = "compat")]
             Verb::Allo => Command::Allo,
+            #[cfg(feature = "resume")]
             Verb::Rest => Command::Rest(parse_u64(req?).ok_or(ParseError::BadArgument)?),
             Verb::Retr => Command::Retr(req?),
             Verb::Stor => Command::Stor(req?),
+            #[cfg(feature = "resume")]
             Verb::Stou => Command::Stou(opt),
+            #[cfg(feature = "resume")]
             Verb::Appe => Command::Appe(req?),
+            #[cfg(feature = "compat")]
             Verb::Abor => Command::Abor,
             Verb::List => Command::List(strip_list_options(opt)),
             Verb::Nlst => Command::Nlst(strip_list_options(opt)),
@@ -219,24 +238,31 @@ impl<'a> Command<'a> {
             Verb::Pasv => Command::Pasv,
             Verb::Eprt => Command::Eprt(parse_eprt(req?)?),
             Verb::Epsv => Command::Epsv(parse_epsv(opt)?),
+            #[cfg(feature = "status")]
             Verb::Site => Command::Site(req?),
+            #[cfg(feature = "tls")]
             Verb::Auth => Command::Auth(req?),
+            #[cfg(feature = "tls")]
             Verb::Pbsz => Command::Pbsz(req?),
+            #[cfg(feature = "tls")]
             Verb::Prot => Command::Prot(req?),
+            #[cfg(feature = "tls")]
             Verb::Ccc => Command::Ccc,
-            Verb::NotImplemented => return Err(ParseError::NotImplemented),
+            // Verbs this build leaves out (`enabled` is false for them).
+            #[allow(unreachable_patterns)]
+            _ => return Err(ParseError::NotImplemented),
         })
     }
 }
 
-/// Whether `word` names a command that `HELP` lists (every implemented
-/// verb and alias except the RFC 2228 security ones), in any case. Reuses
-/// [`VERBS`] rather than a second table of names.
+/// Whether `word` names a command that `HELP` lists (every verb and alias
+/// this build serves except the RFC 2228 security ones), in any case.
+/// Reuses [`VERBS`] rather than a second table of names.
+#[cfg(feature = "status")]
 pub(crate) fn in_help_list(word: &[u8]) -> bool {
-    !matches!(
-        Verb::parse(word),
-        None | Some(Verb::NotImplemented | Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc)
-    )
+    Verb::parse(word).is_some_and(|v| {
+        v.enabled() && !matches!(v, Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc)
+    })
 }
 
 /// A recognised verb, aliases folded (`XPWD` is [`Verb::Pwd`]).
@@ -292,6 +318,28 @@ enum Verb {
 }
 
 impl Verb {
+    /// Whether this build serves the verb: verbs of an optional part are
+    /// answered 502 when its cargo feature is off.
+    // With every feature off the arms fold to one `matches!`; not so with any on.
+    #[allow(clippy::match_like_matches_macro)]
+    const fn enabled(self) -> bool {
+        match self {
+            Verb::Acct
+            | Verb::Rein
+            | Verb::Opts
+            | Verb::Mode
+            | Verb::Stru
+            | Verb::Allo
+            | Verb::Abor => cfg!(feature = "compat"),
+            Verb::Stat | Verb::Help | Verb::Site => cfg!(feature = "status"),
+            Verb::Mdtm | Verb::Mfmt => cfg!(feature = "mtime"),
+            Verb::Rest | Verb::Stou | Verb::Appe => cfg!(feature = "resume"),
+            Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc => cfg!(feature = "tls"),
+            Verb::NotImplemented => false,
+            _ => true,
+        }
+    }
+
     /// Recognises a verb of 1 to 4 ASCII letters, in any case.
     fn parse(word: &[u8]) -> Option<Verb> {
         if word.is_empty() || word.len() > 4 || !word.iter().all(u8::is_ascii_alphabetic) {
@@ -328,7 +376,15 @@ const VERBS: &[([u8; 4], Verb)] = &[
     (*b"PWD\0", Verb::Pwd),
     (*b"XPWD", Verb::Pwd),
     (*b"CWD\0", Verb::Cwd),
-    (*b"XCWD", Verb::Cwd),
+    // An alias emFTP does not serve.
+    (
+        *b"XCWD",
+        if cfg!(feature = "compat") {
+            Verb::Cwd
+        } else {
+            Verb::NotImplemented
+        },
+    ),
     (*b"CDUP", Verb::Cdup),
     (*b"XCUP", Verb::Cdup),
     (*b"MKD\0", Verb::Mkd),
@@ -390,6 +446,7 @@ const VERBS: &[([u8; 4], Verb)] = &[
 ];
 
 /// `MFMT YYYYMMDDHHMMSS path`.
+#[cfg(feature = "mtime")]
 fn parse_mfmt(arg: &[u8]) -> Result<Command<'_>, ParseError> {
     let space = arg
         .iter()
@@ -455,6 +512,7 @@ fn trim_start(s: &[u8]) -> &[u8] {
     s.get(i..).unwrap_or(b"")
 }
 
+#[cfg(feature = "compat")]
 /// A one-letter argument: `supported` gives `ok`, a letter of `known` is
 /// well-formed but unsupported, anything else is malformed.
 fn parse_letter<'a>(
@@ -605,6 +663,45 @@ mod tests {
         Command::parse(line)
     }
 
+    /// Whether this build serves `word`; if not, checks that every form of
+    /// it is answered 502.
+    fn served(word: &[u8]) -> bool {
+        let on = Verb::parse(word).is_some_and(Verb::enabled);
+        if !on {
+            let mut buf = [0u8; 16];
+            buf[..word.len()].copy_from_slice(word);
+            buf[word.len()..word.len() + 3].copy_from_slice(b" \0x");
+            for n in [word.len(), word.len() + 1, word.len() + 2, word.len() + 3] {
+                assert_eq!(p(&buf[..n]), Err(NotImplemented), "{:?}", &buf[..n]);
+            }
+        }
+        on
+    }
+
+    #[test]
+    fn left_out_verbs_are_not_implemented() {
+        let mut off = 0;
+        for (name, verb) in VERBS {
+            let word = name.split(|&b| b == 0).next().unwrap_or(&[]);
+            if !verb.enabled() {
+                off += 1;
+                assert!(!served(word));
+            }
+        }
+        // SMNT and its like are never served; the optional parts add to them.
+        let all_on = cfg!(all(
+            feature = "compat",
+            feature = "status",
+            feature = "mtime",
+            feature = "resume",
+            feature = "tls"
+        ));
+        assert_eq!(
+            off == VERBS.iter().filter(|v| v.1 == Verb::NotImplemented).count(),
+            all_on
+        );
+    }
+
     #[test]
     fn reply_codes() {
         assert_eq!(Unknown.reply_code(), 500);
@@ -633,6 +730,9 @@ mod tests {
             (b"EPSV", Command::Epsv(EpsvArg::Any)),
         ];
         for (line, want) in cases {
+            if !served(line) {
+                continue;
+            }
             assert_eq!(p(line), Ok(want));
             // A trailing space, or an argument, is tolerated.
             let mut buf = [0u8; 16];
@@ -680,6 +780,9 @@ mod tests {
             (b"AUTH", Command::Auth),
         ];
         for (verb, make) in cases {
+            if !served(verb) {
+                continue;
+            }
             let mut buf = [0u8; 32];
             let n = verb.len();
             buf[..n].copy_from_slice(verb);
@@ -694,13 +797,19 @@ mod tests {
             buf[n + 1..n + 1 + arg.len()].copy_from_slice(arg);
             assert_eq!(p(&buf[..n + 1 + arg.len()]), Ok(make(arg)), "{verb:?}");
         }
-        assert_eq!(p(b"PBSZ 0"), Ok(Command::Pbsz(b"0")));
-        assert_eq!(p(b"PBSZ"), Err(BadArgument));
-        assert_eq!(p(b"PROT P"), Ok(Command::Prot(b"P")));
-        assert_eq!(p(b"PROT"), Err(BadArgument));
-        assert_eq!(p(b"OPTS UTF8 ON"), Ok(Command::Opts(b"UTF8 ON")));
-        assert_eq!(p(b"SITE CHMOD 644 f"), Ok(Command::Site(b"CHMOD 644 f")));
-        assert_eq!(p(b"AUTH TLS"), Ok(Command::Auth(b"TLS")));
+        if served(b"PBSZ") {
+            assert_eq!(p(b"PBSZ 0"), Ok(Command::Pbsz(b"0")));
+            assert_eq!(p(b"PBSZ"), Err(BadArgument));
+            assert_eq!(p(b"PROT P"), Ok(Command::Prot(b"P")));
+            assert_eq!(p(b"PROT"), Err(BadArgument));
+            assert_eq!(p(b"AUTH TLS"), Ok(Command::Auth(b"TLS")));
+        }
+        if served(b"OPTS") {
+            assert_eq!(p(b"OPTS UTF8 ON"), Ok(Command::Opts(b"UTF8 ON")));
+        }
+        if served(b"SITE") {
+            assert_eq!(p(b"SITE CHMOD 644 f"), Ok(Command::Site(b"CHMOD 644 f")));
+        }
     }
 
     #[test]
@@ -736,6 +845,9 @@ mod tests {
             (b"MLST", Command::Mlst),
         ];
         for (verb, make) in cases {
+            if !served(verb) {
+                continue;
+            }
             let mut buf = [0u8; 16];
             let n = verb.len();
             buf[..n].copy_from_slice(verb);
@@ -835,6 +947,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "compat")]
     fn mode_and_stru() {
         assert_eq!(p(b"MODE S"), Ok(Command::Mode));
         assert_eq!(p(b"mode s"), Ok(Command::Mode));
@@ -852,6 +965,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "compat")]
     fn allo_accepts_anything() {
         assert_eq!(p(b"ALLO 1024"), Ok(Command::Allo));
         assert_eq!(p(b"ALLO 1024 R 128"), Ok(Command::Allo));
@@ -859,6 +973,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "resume")]
     fn rest() {
         assert_eq!(p(b"REST 0"), Ok(Command::Rest(0)));
         assert_eq!(p(b"REST 1048576"), Ok(Command::Rest(1_048_576)));
@@ -871,6 +986,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "mtime")]
     fn mfmt() {
         assert_eq!(
             p(b"MFMT 20000101000000 a file.txt"),
@@ -1091,10 +1207,11 @@ mod tests {
             b"NOOP \r",
             b"QUIT \0",
             b"LIST -la\r",
-            b"SMNT \0",
         ] {
             assert_eq!(p(bad), Err(BadArgument), "{:?}", bad);
         }
+        // A verb that is not served is 502 whatever its argument holds.
+        assert_eq!(p(b"SMNT \0"), Err(NotImplemented));
         // Other control bytes are the file system's business.
         assert_eq!(p(b"CWD a\tb"), Ok(Command::Cwd(b"a\tb")));
     }

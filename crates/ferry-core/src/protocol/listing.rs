@@ -6,15 +6,18 @@
 use ferry_fs::{EntryKind, Metadata};
 
 use super::num::write_u64_padded;
+#[cfg(feature = "mtime")]
 use super::time::{format_timeval, DateTime, MAX_TIMEVAL_SECS};
 
 /// How far back (in seconds) an `ls -l` date shows the time of day instead
 /// of the year: about six months, as `ls` does.
+#[cfg(feature = "mtime")]
 const RECENT_SECS: u64 = 180 * 86_400;
 /// Mode shown for files whose backend keeps no mode bits.
 const DEFAULT_FILE_MODE: u16 = 0o644;
 /// Mode shown for directories whose backend keeps no mode bits.
 const DEFAULT_DIR_MODE: u16 = 0o755;
+#[cfg(feature = "mtime")]
 /// English month abbreviations, as `ls` prints them in the C locale, three
 /// bytes each (one string: no table of pointers).
 const MONTHS: &[u8; 36] = b"JanFebMarAprMayJunJulAugSepOctNovDec";
@@ -67,26 +70,34 @@ pub fn list_line(name: &[u8], meta: &Metadata, now: Option<u64>, out: &mut [u8])
         }
     }
 
-    let mtime = meta.modified.unwrap_or(0).min(MAX_TIMEVAL_SECS);
-    let t = DateTime::from_unix(mtime);
-    let recent = now.is_some_and(|now| mtime <= now && now - mtime <= RECENT_SECS);
-
     let mut w = Writer::new(out);
     w.push(&perm);
     w.push(b" 1 ftp ftp ");
     w.number(meta.size, 13, b' ');
     w.push(b" ");
-    let month = usize::from(t.month).checked_sub(1).map(|m| m * 3);
-    w.push(month.and_then(|m| MONTHS.get(m..m + 3)).unwrap_or(b"???"));
-    w.push(b" ");
-    w.number(u64::from(t.day), 2, b' ');
-    w.push(b" ");
-    if recent {
-        w.number(u64::from(t.hour), 2, b'0');
-        w.push(b":");
-        w.number(u64::from(t.minute), 2, b'0');
-    } else {
-        w.number(u64::from(t.year), 5, b' ');
+    #[cfg(feature = "mtime")]
+    {
+        let mtime = meta.modified.unwrap_or(0).min(MAX_TIMEVAL_SECS);
+        let t = DateTime::from_unix(mtime);
+        let recent = now.is_some_and(|now| mtime <= now && now - mtime <= RECENT_SECS);
+        let month = usize::from(t.month).checked_sub(1).map(|m| m * 3);
+        w.push(month.and_then(|m| MONTHS.get(m..m + 3)).unwrap_or(b"???"));
+        w.push(b" ");
+        w.number(u64::from(t.day), 2, b' ');
+        w.push(b" ");
+        if recent {
+            w.number(u64::from(t.hour), 2, b'0');
+            w.push(b":");
+            w.number(u64::from(t.minute), 2, b'0');
+        } else {
+            w.number(u64::from(t.year), 5, b' ');
+        }
+    }
+    // Without the `mtime` feature every entry shows the epoch.
+    #[cfg(not(feature = "mtime"))]
+    {
+        let _ = now;
+        w.push(b"Jan  1  1970");
     }
     w.push(b" ");
     w.push(name);
@@ -130,6 +141,7 @@ pub fn mlsx_line(
         w.number(meta.size, 0, b'0');
         w.push(b";");
     }
+    #[cfg(feature = "mtime")]
     if let Some(modified) = meta.modified {
         w.push(b"modify=");
         w.push(&format_timeval(modified));
@@ -270,14 +282,32 @@ mod tests {
     #[track_caller]
     fn check_list(name: &str, meta: &Metadata, now: Option<u64>, want: &str) {
         let (out, len) = list(name, meta, now);
-        assert_eq!(core::str::from_utf8(&out[..len]).unwrap(), want);
+        let got = core::str::from_utf8(&out[..len]).unwrap();
+        if cfg!(feature = "mtime") {
+            assert_eq!(got, want);
+        } else {
+            // Without dates every entry shows the epoch in the 12-byte field.
+            let date = want.len() - name.len() - 3 - 12;
+            assert_eq!(&got[..date], &want[..date]);
+            assert_eq!(&got[date..date + 12], "Jan  1  1970");
+            assert_eq!(&got[date + 12..], &want[date + 12..]);
+        }
     }
 
     #[track_caller]
     fn check_mlsx(name: &str, meta: &Metadata, cdir: bool, perm: PermFacts, want: &str) {
         let mut out = [0u8; 160];
         let len = mlsx_line(name.as_bytes(), meta, cdir, perm, &mut out).unwrap();
-        assert_eq!(core::str::from_utf8(&out[..len]).unwrap(), want);
+        let got = core::str::from_utf8(&out[..len]).unwrap();
+        match want.find("modify=") {
+            // Without dates there is no modify fact.
+            Some(at) if !cfg!(feature = "mtime") => {
+                let end = at + "modify=YYYYMMDDHHMMSS;".len();
+                assert_eq!(&got[..at], &want[..at]);
+                assert_eq!(&got[at..], &want[end..]);
+            }
+            _ => assert_eq!(got, want),
+        }
     }
 
     #[test]

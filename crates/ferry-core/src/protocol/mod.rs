@@ -8,4 +8,5 @@ pub mod listing;
 pub mod num;
 pub mod path;
 pub mod reply;
+#[cfg(feature = "mtime")]
 pub mod time;

@@ -79,6 +79,26 @@ impl<const N: usize> ReplyBuf<N> {
             self.overflow = true;
         }
     }
+    /// Lets `write` format straight into the free space (compacting sent
+    /// bytes out first); `write` returns how many bytes it wrote, or `None`
+    /// if they did not fit, and then nothing is kept. Returns whether the
+    /// bytes were kept. Saves assembling a line in a stack array first.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.len, 0);
+            self.len -= self.start;
+            self.start = 0;
+        }
+        let spare = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+        let room = spare.len();
+        match write(spare) {
+            Some(n) if n <= room => {
+                self.len += n;
+                true
+            }
+            _ => false,
+        }
+    }
     /// Appends a decimal number.
     pub fn push_u64(&mut self, n: u64) {
         let mut digits = [0u8; 20];
