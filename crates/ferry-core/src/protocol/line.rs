@@ -188,7 +188,7 @@ impl<const N: usize> LineBuffer<N> {
     /// Removes the first `n` received bytes, moving the rest to the front.
     fn drop_front(&mut self, n: usize) {
         let n = n.min(self.len);
-        self.buf.copy_within(n..self.len, 0);
+        super::move_to_front(&mut self.buf, n, self.len);
         self.len -= n;
     }
 }

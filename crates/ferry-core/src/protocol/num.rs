@@ -1,20 +1,42 @@
 //! Decimal number formatting and parsing without `core::fmt`.
 
+/// 10^19 down to 10^1: digits are found by subtraction, so no 64-bit
+/// division routine (about 450 bytes on a Cortex-M3) is linked.
+const POWERS_OF_TEN: [u64; 19] = {
+    let mut p = [0u64; 19];
+    let mut i = 19;
+    let mut v = 10u64;
+    while i > 0 {
+        i -= 1;
+        p[i] = v;
+        v = v.wrapping_mul(10);
+    }
+    p
+};
+
 /// Writes `n` in decimal into `out`; returns the number of bytes written,
 /// or `None` if `out` is too small (max 20 bytes needed).
 // Size: many callers, and opt-level "s" would inline a copy into each.
 #[inline(never)]
 pub fn write_u64(n: u64, out: &mut [u8]) -> Option<usize> {
-    let len = decimal_len(n);
+    // Nothing is written when `out` is too short.
+    let out = out.get_mut(..decimal_len(n))?;
+    let mut len = 0;
     let mut rest = n;
-    // Fill from the last digit backwards; `get_mut` fails (and nothing is
-    // written) when `out` is too short.
-    for slot in out.get_mut(..len)?.iter_mut().rev() {
-        // `rest % 10` is below 10, so the cast cannot truncate.
-        *slot = b'0' + (rest % 10) as u8;
-        rest /= 10;
+    for &power in &POWERS_OF_TEN {
+        let mut digit = b'0';
+        while rest >= power {
+            rest -= power;
+            digit += 1;
+        }
+        if digit > b'0' || len > 0 {
+            *out.get_mut(len)? = digit;
+            len += 1;
+        }
     }
-    Some(len)
+    // `rest` is below 10 now, so the cast cannot truncate.
+    *out.get_mut(len)? = b'0' + rest as u8;
+    Some(len + 1)
 }
 
 /// Writes `n` in decimal, left-padded with `pad` to at least `width` bytes;
@@ -34,13 +56,7 @@ pub fn write_u64_padded(n: u64, width: usize, pad: u8, out: &mut [u8]) -> Option
 // Size: many callers, and opt-level "s" would inline a copy into each.
 #[inline(never)]
 pub fn decimal_len(n: u64) -> usize {
-    let mut len = 1;
-    let mut rest = n / 10;
-    while rest > 0 {
-        len += 1;
-        rest /= 10;
-    }
-    len
+    1 + POWERS_OF_TEN.iter().filter(|&&p| n >= p).count()
 }
 
 /// Parses an unsigned decimal number (ASCII digits only, no sign, no spaces,

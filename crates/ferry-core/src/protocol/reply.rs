@@ -65,7 +65,7 @@ impl<const N: usize> ReplyBuf<N> {
     /// Appends raw bytes (compacting already-sent bytes out first if needed).
     pub fn push(&mut self, bytes: &[u8]) {
         if bytes.len() > N - self.len && self.start > 0 {
-            self.buf.copy_within(self.start..self.len, 0);
+            super::move_to_front(&mut self.buf, self.start, self.len);
             self.len -= self.start;
             self.start = 0;
         }
@@ -85,7 +85,7 @@ impl<const N: usize> ReplyBuf<N> {
     /// bytes were kept. Saves assembling a line in a stack array first.
     pub fn push_with(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
         if self.start > 0 {
-            self.buf.copy_within(self.start..self.len, 0);
+            super::move_to_front(&mut self.buf, self.start, self.len);
             self.len -= self.start;
             self.start = 0;
         }
