@@ -2,17 +2,27 @@
 
 /// 10^19 down to 10^1: digits are found by subtraction, so no 64-bit
 /// division routine (about 450 bytes on a Cortex-M3) is linked.
-const POWERS_OF_TEN: [u64; 19] = {
-    let mut p = [0u64; 19];
-    let mut i = 19;
-    let mut v = 10u64;
-    while i > 0 {
-        i -= 1;
-        p[i] = v;
-        v = v.wrapping_mul(10);
-    }
-    p
-};
+const POWERS_OF_TEN: [u64; 19] = [
+    10000000000000000000,
+    1000000000000000000,
+    100000000000000000,
+    10000000000000000,
+    1000000000000000,
+    100000000000000,
+    10000000000000,
+    1000000000000,
+    100000000000,
+    10000000000,
+    1000000000,
+    100000000,
+    10000000,
+    1000000,
+    100000,
+    10000,
+    1000,
+    100,
+    10,
+];
 
 /// Writes `n` in decimal into `out`; returns the number of bytes written,
 /// or `None` if `out` is too small (max 20 bytes needed).
