@@ -7,7 +7,7 @@ use crate::protocol::line::{LineBuffer, LineEvent};
 use crate::session::{Action, Ctx, DataMode, Session, LINE_LEN, PATH_LEN};
 use crate::transfer::{Phase, Pump};
 use ferry_fs::FileSystem;
-use ferry_net::{nb, unmap, Clock, Instant, IpAddr, SecureStack, SocketAddr};
+use ferry_net::{nb, unmap, Clock, Instant, IpAddr, Ipv4Addr, SecureStack, SocketAddr};
 
 /// What [`Server::poll`] tells its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,9 @@ pub enum ListenError<E> {
 
 /// One control connection with its sockets.
 struct Slot<T, F: FileSystem> {
-    ctrl: T,
+    /// The control connection; `None`: the slot is free. Slots are reused
+    /// in place, never moved: each is too big for a small stack.
+    ctrl: Option<T>,
     /// Command bytes received, apart from the session so that a command
     /// line is handled where it was received (no copy).
     line: LineBuffer<LINE_LEN>,
@@ -123,6 +125,25 @@ struct Slot<T, F: FileSystem> {
     tls_pending: bool,
 }
 
+impl<T, F: FileSystem> Slot<T, F> {
+    /// A free slot (its session is set up again when a client takes it).
+    fn free() -> Self {
+        Slot {
+            ctrl: None,
+            line: LineBuffer::new(),
+            session: Session::new(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+                Instant(0),
+            ),
+            passive: None,
+            data: None,
+            data_up: false,
+            #[cfg(feature = "tls")]
+            tls_pending: false,
+        }
+    }
+}
+
 /// An FTP server for up to `N` concurrent sessions, moving data through one
 /// `B`-byte transfer buffer shared by all of them.
 ///
@@ -131,7 +152,7 @@ struct Slot<T, F: FileSystem> {
 pub struct Server<S: SecureStack, F: FileSystem, const N: usize, const B: usize> {
     config: Config,
     listeners: [Option<S::TcpSocket>; MAX_LISTENERS],
-    slots: [Option<Slot<S::TcpSocket, F>>; N],
+    slots: [Slot<S::TcpSocket, F>; N],
     scratch: [u8; B],
     /// Where the command being handled resolves its path argument (one
     /// for all sessions: commands are handled one at a time).
@@ -158,7 +179,7 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             listeners: [const { None }; MAX_LISTENERS],
             // Not `[const { None }; N]`: that copies a session-sized `None`
             // (mostly zeros) out of flash; `from_fn` writes the tags alone.
-            slots: core::array::from_fn(|_| None),
+            slots: core::array::from_fn(|_| Slot::free()),
             scratch: [0; B],
             path: [0; PATH_LEN],
         }
@@ -192,7 +213,7 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
 
     /// Number of open control connections.
     pub fn session_count(&self) -> usize {
-        self.slots.iter().filter(|s| s.is_some()).count()
+        self.slots.iter().filter(|s| s.ctrl.is_some()).count()
     }
 
     /// The settings.
@@ -202,17 +223,19 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
 
     /// Sends `421` to every session, closes all sockets and listeners.
     pub fn shutdown(&mut self, stack: &mut S, fs: &mut F) {
-        for (i, entry) in self.slots.iter_mut().enumerate() {
-            if let Some(mut slot) = entry.take() {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.ctrl.is_some() {
                 slot.session.out.clear();
                 let _ = slot
                     .session
                     .end_transfer(fs, i, Some((426, b"Server shutting down.")))
                     .is_some();
                 slot.session.out.reply(421, b"Server shutting down.");
-                let _ = stack.send(&mut slot.ctrl, slot.session.out.pending());
-                close_slot(stack, slot);
+                if let Some(ctrl) = slot.ctrl.as_mut() {
+                    let _ = stack.send(ctrl, slot.session.out.pending());
+                }
             }
+            close_slot(stack, slot);
         }
         for l in self.listeners.iter_mut() {
             if let Some(sock) = l.take() {
@@ -260,8 +283,10 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             }
         }
         let mut deadline = None;
-        for (i, entry) in self.slots.iter_mut().enumerate() {
-            let Some(slot) = entry.as_mut() else { continue };
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.ctrl.is_none() {
+                continue;
+            }
             let mut env = Env {
                 stack: &mut *stack,
                 fs: &mut *fs,
@@ -278,23 +303,20 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             let (progress, keep) = drive(slot, &mut env, observer);
             busy |= progress;
             if !keep {
-                if let Some(slot) = entry.take() {
-                    let mut slot = slot;
-                    if let Some((kind, path, bytes, _)) =
-                        slot.session
-                            .end_transfer(fs, i, Some((426, b"Connection closed.")))
-                    {
-                        observer.event(Event::Transfer {
-                            session: i,
-                            kind,
-                            path,
-                            bytes,
-                            ok: false,
-                        });
-                    }
-                    close_slot(stack, slot);
-                    observer.event(Event::Disconnected { session: i });
+                if let Some((kind, path, bytes, _)) =
+                    slot.session
+                        .end_transfer(fs, i, Some((426, b"Connection closed.")))
+                {
+                    observer.event(Event::Transfer {
+                        session: i,
+                        kind,
+                        path,
+                        bytes,
+                        ok: false,
+                    });
                 }
+                close_slot(stack, slot);
+                observer.event(Event::Disconnected { session: i });
                 continue;
             }
             let s = &slot.session;
@@ -330,7 +352,7 @@ struct Env<'a, S, F, A> {
 #[allow(clippy::too_many_arguments)]
 fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
     stack: &mut S,
-    slots: &mut [Option<Slot<S::TcpSocket, F>>; N],
+    slots: &mut [Slot<S::TcpSocket, F>; N],
     config: &Config,
     limit: usize,
     mut sock: S::TcpSocket,
@@ -339,35 +361,29 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
     observer: &mut O,
 ) {
     let peer = SocketAddr::new(unmap(peer.ip()), peer.port());
-    let in_use = slots.iter().filter(|s| s.is_some()).count();
+    let in_use = slots.iter().filter(|s| s.ctrl.is_some()).count();
     let same_ip = slots
         .iter()
-        .flatten()
-        .filter(|s| s.session.peer.ip() == peer.ip())
+        .filter(|s| s.ctrl.is_some() && s.session.peer.ip() == peer.ip())
         .count();
     let per_ip_full = config.max_per_ip != 0 && same_ip >= usize::from(config.max_per_ip);
-    let free = slots.iter_mut().enumerate().find(|(_, s)| s.is_none());
+    let free = slots.iter_mut().enumerate().find(|(_, s)| s.ctrl.is_none());
     match free {
         Some((i, free)) if in_use < limit && !per_ip_full => {
-            #[allow(unused_mut)]
-            let mut session = Session::new(peer, now);
+            // Reused in place: a slot is too big to build on the stack.
+            free.line.clear();
+            free.session.reset(peer, now);
             // An implicit-TLS listener's connections are protected from the
             // start, data connections included (RFC 4217 4.1, FTPS practice).
             #[cfg(feature = "tls")]
-            if stack.is_tls(&sock) {
-                session.tls = true;
-                session.prot_private = true;
+            {
+                let tls = stack.is_tls(&sock);
+                free.session.tls = tls;
+                free.session.prot_private = tls;
+                free.tls_pending = false;
             }
-            *free = Some(Slot {
-                ctrl: sock,
-                line: LineBuffer::new(),
-                session,
-                passive: None,
-                data: None,
-                data_up: false,
-                #[cfg(feature = "tls")]
-                tls_pending: false,
-            });
+            free.data_up = false;
+            free.ctrl = Some(sock);
             observer.event(Event::Connected { session: i, peer });
         }
         _ => {
@@ -393,9 +409,13 @@ fn close_data<S: SecureStack, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::T
     slot.data_up = false;
 }
 
-fn close_slot<S: SecureStack, F: FileSystem>(stack: &mut S, mut slot: Slot<S::TcpSocket, F>) {
-    close_data(stack, &mut slot);
-    let _ = stack.close(slot.ctrl);
+/// Closes a slot's sockets and frees it, in place (a slot is too big to
+/// move through the stack).
+fn close_slot<S: SecureStack, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::TcpSocket, F>) {
+    close_data(stack, slot);
+    if let Some(ctrl) = slot.ctrl.take() {
+        let _ = stack.close(ctrl);
+    }
 }
 
 /// Ends the transfer after its data connection is closed, and logs it.
@@ -448,7 +468,8 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     if slot.tls_pending && session.out.is_empty() {
         slot.tls_pending = false;
         slot.line.clear();
-        if env.stack.start_tls(&mut slot.ctrl, None).is_err() {
+        let started = slot.ctrl.as_mut().map(|c| env.stack.start_tls(c, None));
+        if !matches!(started, Some(Ok(()))) {
             return (true, false);
         }
         session.tls = true;
@@ -478,8 +499,11 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     let tls_pending = false;
     if session.login_delay.is_none() && !session.eof && !tls_pending {
         let spare = slot.line.spare();
+        let Some(ctrl) = slot.ctrl.as_mut() else {
+            return (true, false);
+        };
         if !spare.is_empty() {
-            match env.stack.receive(&mut slot.ctrl, spare) {
+            match env.stack.receive(ctrl, spare) {
                 // End of stream: an upload in progress is cut; otherwise the
                 // commands already received are still answered.
                 Ok(0) if session.transfer.is_some() => return (true, false),
@@ -528,8 +552,11 @@ fn flush<S: SecureStack, F: FileSystem>(
     busy: &mut bool,
 ) -> bool {
     let out = &mut slot.session.out;
+    let Some(ctrl) = slot.ctrl.as_mut() else {
+        return false;
+    };
     while !out.is_empty() {
-        match stack.send(&mut slot.ctrl, out.pending()) {
+        match stack.send(ctrl, out.pending()) {
             Ok(0) | Err(nb::Error::WouldBlock) => break,
             Ok(n) => {
                 out.advance(n);
@@ -606,7 +633,7 @@ fn drive_data<S: SecureStack, F: FileSystem, A, O: Observer>(
             #[cfg(feature = "tls")]
             if slot.session.prot_private {
                 if let Some(data) = slot.data.as_mut() {
-                    if env.stack.start_tls(data, Some(&slot.ctrl)).is_err() {
+                    if env.stack.start_tls(data, slot.ctrl.as_ref()).is_err() {
                         finish_transfer(
                             slot,
                             env,
@@ -772,9 +799,10 @@ fn open_passive<S: SecureStack, F: FileSystem, A>(
     close_data(env.stack, slot);
     slot.session.data_mode = DataMode::None;
     let out = &mut slot.session.out;
-    let local_ip = match env.stack.local_addr(&slot.ctrl) {
-        Ok(a) => unmap(a.ip()),
-        Err(_) => return out.reply(425, b"Can't open passive connection."),
+    let local = slot.ctrl.as_ref().map(|c| env.stack.local_addr(c));
+    let local_ip = match local {
+        Some(Ok(a)) => unmap(a.ip()),
+        _ => return out.reply(425, b"Can't open passive connection."),
     };
     let announce = match (extended, env.config.passive_address, local_ip) {
         (false, Some(IpAddr::V4(v4)), _) | (false, None, IpAddr::V4(v4)) => Some(v4),

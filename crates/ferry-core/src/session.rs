@@ -299,7 +299,7 @@ fn resolve_into(
 }
 
 impl<F: FileSystem> Session<F> {
-    /// A new session for a client at `peer` (already unmapped).
+    /// A session for a client at `peer` (already unmapped).
     pub fn new(peer: SocketAddr, now: Instant) -> Self {
         let mut s = Session {
             peer,
@@ -326,9 +326,67 @@ impl<F: FileSystem> Session<F> {
             #[cfg(feature = "tls")]
             prot_private: false,
         };
-        set_root(&mut s.cwd);
-        s.out.reply(220, b"Ferry FTP server ready.");
+        s.reset(peer, now);
         s
+    }
+
+    /// Makes this a new session for a client at `peer`, in place (a
+    /// session is too big to build on a small stack and move): the same
+    /// state as [`Session::new`], with the 220 greeting queued.
+    pub fn reset(&mut self, peer: SocketAddr, now: Instant) {
+        // Every field by name, so a new field cannot be forgotten here.
+        let Session {
+            peer: p,
+            out,
+            cwd,
+            memo,
+            memo_kind,
+            user,
+            failures,
+            login_delay,
+            ttype,
+            #[cfg(feature = "resume")]
+            rest,
+            epsv_all,
+            data_mode,
+            transfer,
+            last_activity,
+            closing,
+            quit_after_transfer,
+            eof,
+            login_name,
+            #[cfg(feature = "tls")]
+            tls,
+            #[cfg(feature = "tls")]
+            prot_private,
+        } = self;
+        *p = peer;
+        out.clear();
+        set_root(cwd);
+        memo.clear();
+        *memo_kind = Memo::None;
+        *user = None;
+        *failures = 0;
+        *login_delay = None;
+        *ttype = TransferType::Image;
+        #[cfg(feature = "resume")]
+        {
+            *rest = 0;
+        }
+        *epsv_all = false;
+        *data_mode = DataMode::None;
+        *transfer = None;
+        *last_activity = now;
+        *closing = false;
+        *quit_after_transfer = false;
+        *eof = false;
+        login_name.clear();
+        #[cfg(feature = "tls")]
+        {
+            *tls = false;
+            *prot_private = false;
+        }
+        out.reply(220, b"Ferry FTP server ready.");
     }
 
     /// Whether a user is logged in.
