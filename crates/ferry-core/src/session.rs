@@ -161,7 +161,8 @@ pub(crate) struct Session<F: FileSystem> {
     pub quit_after_transfer: bool,
     /// The client closed its sending side; buffered commands are still answered.
     pub eof: bool,
-    /// The logged-in user's name (for STAT and the log; truncated).
+    /// The logged-in user's name (for STAT; truncated).
+    #[cfg(feature = "status")]
     login_name: Vec<u8, 32>,
     /// The control connection is TLS-protected (AUTH TLS or implicit).
     #[cfg(feature = "tls")]
@@ -320,6 +321,7 @@ impl<F: FileSystem> Session<F> {
             closing: false,
             quit_after_transfer: false,
             eof: false,
+            #[cfg(feature = "status")]
             login_name: Vec::new(),
             #[cfg(feature = "tls")]
             tls: false,
@@ -354,6 +356,7 @@ impl<F: FileSystem> Session<F> {
             closing,
             quit_after_transfer,
             eof,
+            #[cfg(feature = "status")]
             login_name,
             #[cfg(feature = "tls")]
             tls,
@@ -380,6 +383,7 @@ impl<F: FileSystem> Session<F> {
         *closing = false;
         *quit_after_transfer = false;
         *eof = false;
+        #[cfg(feature = "status")]
         login_name.clear();
         #[cfg(feature = "tls")]
         {
@@ -431,6 +435,7 @@ impl<F: FileSystem> Session<F> {
     #[inline(never)]
     fn reset_login(&mut self) {
         self.user = None;
+        #[cfg(feature = "status")]
         self.login_name.clear();
         self.memo_kind = Memo::None;
         self.memo.clear();
@@ -771,11 +776,14 @@ impl<F: FileSystem> Session<F> {
         match ctx.auth.authenticate(&self.memo, pw, peer) {
             Ok(user) => {
                 self.user = Some(user);
-                self.login_name.clear();
-                let keep = self.memo.len().min(self.login_name.capacity());
-                let _ = self
-                    .login_name
-                    .extend_from_slice(self.memo.get(..keep).unwrap_or(b""));
+                #[cfg(feature = "status")]
+                {
+                    self.login_name.clear();
+                    let keep = self.memo.len().min(self.login_name.capacity());
+                    let _ = self
+                        .login_name
+                        .extend_from_slice(self.memo.get(..keep).unwrap_or(b""));
+                }
                 self.failures = 0;
                 set_root(&mut self.cwd);
                 self.reply(230, b"Login successful.");
@@ -789,13 +797,14 @@ impl<F: FileSystem> Session<F> {
         Action::None
     }
 
-    /// The name of the user being logged in or logged in (for the log).
+    /// The name of the user being logged in, or just logged in (for the
+    /// log, which asks right after PASS: the memo still holds the name).
     pub fn user_name(&self) -> &[u8] {
+        #[cfg(feature = "status")]
         if self.logged_in() {
-            &self.login_name
-        } else {
-            &self.memo
+            return &self.login_name;
         }
+        &self.memo
     }
 
     /// Called by the server when a failed login's delay has passed.
