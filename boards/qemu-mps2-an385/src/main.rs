@@ -98,7 +98,24 @@ static LFS_ALLOCATION: StaticCell<Allocation<Disk>> = StaticCell::new();
 static LFS: StaticCell<Filesystem<'static, Disk>> = StaticCell::new();
 /// littlefs's state of each open file: one per session (each has at most one).
 static LFS_FILES: StaticCell<FileSlots<Disk, SESSIONS>> = StaticCell::new();
+/// The engine, set up in place at start-up: cleared to zero bytes
+/// (`ZEROED_SERVER`, which compiles to a memset of the static), then
+/// `Server::reset`. `Server::new` would build the ~10 KB server on the
+/// stack and move it here: ~19 KB of start-up stack with its session slots.
 static SERVER: StaticCell<FtpServer> = StaticCell::new();
+
+/// The server as all zero bytes, for [`SERVER`] until `Server::reset`
+/// writes every field.
+// SAFETY: the compiler checks that all zero bytes are a valid `FtpServer`:
+// a constant's value is validated when it is evaluated, so a field for
+// which zero is not a valid value (a reference, a `NonNull`, an enum
+// without a zero discriminant) fails the build here. Zero bytes may break
+// the invariants of the types inside (an `Option` may read as `Some` of
+// zeros), but nothing looks at them: `Server::reset` forgets what the
+// server held without dropping it, empties its buffers (reading only
+// their lengths, 0) and writes every other field before the server is
+// used.
+const ZEROED_SERVER: FtpServer = unsafe { core::mem::zeroed() };
 
 /// What `cargo xtask size` reads out of the ELF file (little-endian
 /// `u32`s, in this order): sessions, transfer buffer, `size_of` the server
@@ -270,11 +287,9 @@ fn start_server(args: &BootArgs, stack: &mut Stack) -> &'static mut FtpServer {
     {
         config.site_chmod = false;
     }
-    // `Server::new` assembles the server (and, before that, its session
-    // slots) on the stack and then copies it here: ~20 KB of start-up
-    // stack that only the engine can remove (ferry-core has no in-place
-    // constructor; measured with `arm-none-eabi-objdump` on this frame).
-    let server: &'static mut FtpServer = SERVER.init_with(|| Server::new(config));
+    // In place (see `SERVER`).
+    let server = SERVER.init(ZEROED_SERVER);
+    server.reset(config);
     let listen = SocketAddr::new(IpAddr::V4(args.ip), FTP_PORT);
     if let Err(e) = server.listen(stack, listen) {
         fail_with("listen", e);

@@ -142,6 +142,37 @@ impl<T, F: FileSystem> Slot<T, F> {
             tls_pending: false,
         }
     }
+
+    /// Makes this the free slot of [`Slot::free`], in place; what it held
+    /// is forgotten (see [`Server::reset`]).
+    fn reset(&mut self) {
+        // Every field by name, so a new field cannot be forgotten here.
+        let Slot {
+            ctrl,
+            line,
+            session,
+            passive,
+            data,
+            data_up,
+            #[cfg(feature = "tls")]
+            tls_pending,
+        } = self;
+        core::mem::forget(ctrl.take());
+        core::mem::forget(passive.take());
+        core::mem::forget(data.take());
+        *line = LineBuffer::new();
+        // `Session::reset` drops the transfer it ends: forget it first.
+        core::mem::forget(session.transfer.take());
+        session.reset(
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            Instant(0),
+        );
+        *data_up = false;
+        #[cfg(feature = "tls")]
+        {
+            *tls_pending = false;
+        }
+    }
 }
 
 /// An FTP server for up to `N` concurrent sessions, moving data through one
@@ -183,6 +214,38 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             scratch: [0; B],
             path: [0; PATH_LEN],
         }
+    }
+
+    /// Makes this a new server with `config`, in place: the state
+    /// [`Server::new`] builds, without building a whole server on the
+    /// stack and moving it (it is far bigger than a small device's stack).
+    /// A firmware keeps its server in a `static` and sets it up with this
+    /// (see `boards/qemu-mps2-an385`).
+    ///
+    /// What the server held (listeners, connections, a transfer's open
+    /// file) is forgotten, neither closed nor dropped: call
+    /// [`Server::shutdown`] first on a server that has been serving. Of
+    /// the old state only the lengths of the buffers it empties are read.
+    pub fn reset(&mut self, config: Config) {
+        // Every field by name, so a new field cannot be forgotten here.
+        let Server {
+            config: c,
+            listeners,
+            slots,
+            scratch,
+            path,
+            next_port,
+        } = self;
+        *c = config;
+        *next_port = config.passive_ports.0;
+        for listener in listeners.iter_mut() {
+            core::mem::forget(listener.take());
+        }
+        for slot in slots.iter_mut() {
+            slot.reset();
+        }
+        scratch.fill(0);
+        path.fill(0);
     }
 
     /// Starts listening for control connections on `addr`.
