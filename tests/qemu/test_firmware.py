@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from conftest import PASSWORD, STACK_FIGURES, USER, need_tool, stack_limit, wait_until
+from conftest import PASSWORD, USER, need_tool, wait_until
 
 KIB = 1024
 SIZE = 256 * KIB  # the firmware's RAM disk is 2 MiB: files are deleted after use
@@ -213,6 +213,10 @@ def test_stack_within_budget(fw):
     stays within the budget (xtask's QEMU_SERVING_STACK_LIMIT), and start-up
     (building the statics) needs no more than serving. Runs last, after
     every other test has driven the firmware."""
+    # Imported here: the W5500 suite imports this module under its own
+    # conftest, which has no stack figures.
+    from conftest import STACK_FIGURES, stack_limit
+
     # One more session, so that there is an idle line even when this test
     # runs alone.
     fw.client("commands", "NOOP")
