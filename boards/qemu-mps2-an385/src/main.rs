@@ -217,23 +217,55 @@ fn boot_args() -> BootArgs {
 }
 
 /// The NIC, the smoltcp interface with the board's address and route, and
-/// the socket pool.
+/// the socket pool. Each step is a phase of its own, as in [`start`]:
+/// smoltcp's interface, the stack adapter and a TCP socket are each built
+/// on the stack before they are moved into their static.
 #[inline(never)]
 fn start_network(args: &BootArgs) -> (&'static mut Lan9118, &'static mut Stack) {
-    let clock = BoardClock;
+    let nic = start_nic();
+    let stack = start_stack(args, nic);
+    add_sockets(stack);
+    log!(
+        "LAN9118 id {:#010x}, MAC {}, address {}/{}",
+        nic.id_rev(),
+        nic.mac_address(),
+        args.ip,
+        args.prefix
+    );
+    (nic, stack)
+}
+
+/// The LAN9118, reset and running.
+#[inline(never)]
+fn start_nic() -> &'static mut Lan9118 {
     // SAFETY: the mps2-an385 has its LAN9118 at this address, and this is
     // the only driver for it.
-    let nic = match unsafe { Lan9118::new(lan9118::MPS2_AN385_BASE, NIC_FRAMES.take()) } {
+    match unsafe { Lan9118::new(lan9118::MPS2_AN385_BASE, NIC_FRAMES.take()) } {
         Ok(nic) => NIC.init(nic),
         Err(e) => fail_with("LAN9118", e),
-    };
-    let mac = nic.mac_address();
+    }
+}
+
+/// smoltcp's interface with the board's address and route, in the stack
+/// adapter, which has no sockets yet.
+#[inline(never)]
+fn start_stack(args: &BootArgs, nic: &mut Lan9118) -> &'static mut Stack {
+    let clock = BoardClock;
     // No RNG on this board: mix the host's time and the NIC's free-running
     // counter (a real board seeds from its hardware RNG).
     let seed = (u64::from(clock.unix_time().unwrap_or(0) as u32) << 32) | u64::from(nic.free_run());
-    let mut iface_config = smoltcp::iface::Config::new(HardwareAddress::Ethernet(mac));
+    let mut iface_config =
+        smoltcp::iface::Config::new(HardwareAddress::Ethernet(nic.mac_address()));
     iface_config.random_seed = seed;
-    let mut iface = Interface::new(iface_config, nic, smol_instant(clock.now()));
+    let iface = Interface::new(iface_config, nic, smol_instant(clock.now()));
+    let stack_config = StackConfig {
+        random_seed: seed,
+        ..StackConfig::default()
+    };
+    let slots = socket_slots();
+    let stack: &'static mut Stack =
+        STACK.init_with(|| SmoltcpStack::new(iface, slots, stack_config));
+    let iface = stack.interface_mut();
     let mut added = Ok(());
     iface.update_ip_addrs(|addrs| {
         added = addrs.push(IpCidr::new(IpAddress::Ipv4(args.ip), args.prefix));
@@ -246,13 +278,12 @@ fn start_network(args: &BootArgs) -> (&'static mut Lan9118, &'static mut Stack) 
             fail("cannot add the default route");
         }
     }
-    let stack_config = StackConfig {
-        random_seed: seed,
-        ..StackConfig::default()
-    };
-    let slots = socket_slots();
-    let stack: &'static mut Stack =
-        STACK.init_with(|| SmoltcpStack::new(iface, slots, stack_config));
+    stack
+}
+
+/// The socket pool: a TCP socket over each pair of buffers.
+#[inline(never)]
+fn add_sockets(stack: &mut Stack) {
     let buffers = SOCKET_RX_BUFFERS
         .take()
         .iter_mut()
@@ -262,14 +293,6 @@ fn start_network(args: &BootArgs) -> (&'static mut Lan9118, &'static mut Stack) 
             fail_with("socket pool", e);
         }
     }
-    log!(
-        "LAN9118 id {:#010x}, MAC {}, address {}/{}",
-        nic.id_rev(),
-        mac,
-        args.ip,
-        args.prefix
-    );
-    (nic, stack)
 }
 
 /// The engine, listening on the FTP port.
