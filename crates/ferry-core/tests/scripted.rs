@@ -938,6 +938,22 @@ fn help_text_of_the_full_build_is_unchanged() {
 }
 
 #[test]
+fn a_reply_too_long_for_its_buffer_still_ends_its_line() {
+    // Every `"` of a path is doubled in 257 (RFC 959), so a path of quotes
+    // as long as a path may be does not fit the reply buffer: the reply is
+    // cut, but its line ends, and the next command is answered in step.
+    let mut h = Harness::new();
+    let c = h.login();
+    let name = "\"".repeat(ferry_core::session::PATH_LEN - 2);
+    h.send(c, &format!("MKD {name}"));
+    h.send(c, "NOOP");
+    h.run();
+    let text = h.recv(c);
+    assert_eq!(codes(&text), [257, 200], "{text:?}");
+    assert!(text.ends_with("\r\n200 NOOP ok.\r\n"), "{text:?}");
+}
+
+#[test]
 fn over_long_line_gets_500_and_the_next_command_works() {
     let mut h = Harness::new();
     let c = h.login();

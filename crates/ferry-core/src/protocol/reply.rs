@@ -4,6 +4,8 @@
 //! lines, then `code SP text CRLF` (RFC 959 4.2). [`ReplyBuf`] appends pieces
 //! and never panics: when the buffer is full, further bytes are dropped and
 //! [`ReplyBuf::overflowed`] says so (callers size buffers so it does not happen).
+//! The last two bytes are kept for [`ReplyBuf::end_line`], so even a reply
+//! that did not fit ends its line and the client stays in step.
 
 /// A fixed-capacity output buffer for replies, flushed by the caller.
 #[derive(Debug)]
@@ -64,12 +66,17 @@ impl<const N: usize> ReplyBuf<N> {
     }
     /// Appends raw bytes (compacting already-sent bytes out first if needed).
     pub fn push(&mut self, bytes: &[u8]) {
-        if bytes.len() > N - self.len && self.start > 0 {
+        self.append(bytes, 2);
+    }
+    /// Appends `bytes`, leaving `reserve` bytes of the buffer free.
+    fn append(&mut self, bytes: &[u8], reserve: usize) {
+        let cap = N.saturating_sub(reserve);
+        if bytes.len() > cap.saturating_sub(self.len) && self.start > 0 {
             super::move_to_front(&mut self.buf, self.start, self.len);
             self.len -= self.start;
             self.start = 0;
         }
-        let spare = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+        let spare = self.buf.get_mut(self.len..cap).unwrap_or(&mut []);
         let n = bytes.len().min(spare.len());
         if let (Some(dst), Some(src)) = (spare.get_mut(..n), bytes.get(..n)) {
             dst.copy_from_slice(src);
@@ -89,7 +96,10 @@ impl<const N: usize> ReplyBuf<N> {
             self.len -= self.start;
             self.start = 0;
         }
-        let spare = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+        let spare = self
+            .buf
+            .get_mut(self.len..N.saturating_sub(2))
+            .unwrap_or(&mut []);
         let room = spare.len();
         match write(spare) {
             Some(n) if n <= room => {
@@ -123,7 +133,7 @@ impl<const N: usize> ReplyBuf<N> {
     // Size: many callers, and opt-level "s" would inline a copy into each.
     #[inline(never)]
     pub fn end_line(&mut self) {
-        self.push(b"\r\n");
+        self.append(b"\r\n", 0);
     }
     /// Appends a path in double quotes with each `"` doubled (RFC 959
     /// appendix II, as in `257 "/a ""b"""`).
@@ -207,19 +217,23 @@ mod tests {
 
     #[test]
     fn advance_and_compaction() {
-        let mut r = ReplyBuf::<8>::new();
+        let mut r = ReplyBuf::<10>::new();
         r.push(b"abcdef");
         r.advance(4);
         assert_eq!(r.pending(), b"ef");
-        assert_eq!(r.remaining(), 6);
-        // Does not fit behind "ef" without moving it to the front.
+        assert_eq!(r.remaining(), 8);
+        // Does not fit behind "ef" (the last two bytes are the line end's)
+        // without moving it to the front.
         r.push(b"ghijkl");
         assert_eq!(r.pending(), b"efghijkl");
-        assert_eq!(r.remaining(), 0);
+        assert_eq!(r.remaining(), 2);
+        assert!(!r.overflowed());
+        r.end_line();
+        assert_eq!(r.pending(), b"efghijkl\r\n");
         assert!(!r.overflowed());
         r.advance(100);
         assert!(r.is_empty());
-        assert_eq!(r.remaining(), 8);
+        assert_eq!(r.remaining(), 10);
         r.push(b"12345678");
         assert_eq!(r.pending(), b"12345678");
         r.advance(0);
@@ -227,22 +241,36 @@ mod tests {
     }
 
     #[test]
-    fn overflow_drops_and_flags() {
+    fn overflow_drops_and_flags_but_ends_the_line() {
         let mut r = ReplyBuf::<8>::new();
         r.push(b"12345");
         r.push(b"6789");
-        assert_eq!(r.pending(), b"12345678");
+        assert_eq!(r.pending(), b"123456");
         assert!(r.overflowed());
         r.push(b"x");
-        assert_eq!(r.pending(), b"12345678");
+        assert_eq!(r.pending(), b"123456");
+        r.end_line();
+        assert_eq!(r.pending(), b"123456\r\n");
+        r.end_line();
+        assert_eq!(r.pending(), b"123456\r\n");
         r.advance(8);
         assert!(r.overflowed(), "only clear resets the flag");
         r.clear();
         assert!(!r.overflowed());
         assert!(r.is_empty());
+        // A reply that does not fit is cut, but still ends its line, so
+        // the client reads a complete (if short) reply.
         r.reply(500, b"a text far too long for eight bytes");
-        assert_eq!(r.pending(), b"500 a te");
+        assert_eq!(r.pending(), b"500 a \r\n");
         assert!(r.overflowed());
+        r.clear();
+        assert!(!r.push_with(|out| Some(out.len() + 1)));
+        assert!(r.push_with(|out| {
+            out.fill(b'x');
+            Some(out.len())
+        }));
+        r.end_line();
+        assert_eq!(r.pending(), b"xxxxxx\r\n");
     }
 
     #[test]
