@@ -427,7 +427,7 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
     let in_use = slots.iter().filter(|s| s.ctrl.is_some()).count();
     let same_ip = slots
         .iter()
-        .filter(|s| s.ctrl.is_some() && s.session.peer.ip() == peer.ip())
+        .filter(|s| s.ctrl.is_some() && s.session.peer == peer.ip())
         .count();
     let per_ip_full = config.max_per_ip != 0 && same_ip >= usize::from(config.max_per_ip);
     let free = slots.iter_mut().enumerate().find(|(_, s)| s.ctrl.is_none());
@@ -647,7 +647,7 @@ fn drive_data<S: SecureStack, F: FileSystem, A, O: Observer>(
                 busy = true;
                 // Only the control connection's peer may connect (no
                 // data-connection theft).
-                if unmap(peer.ip()) == slot.session.peer.ip() {
+                if unmap(peer.ip()) == slot.session.peer {
                     slot.data = Some(sock);
                     slot.data_up = true;
                     // One data connection per PASV: the listener goes now,
@@ -666,10 +666,10 @@ fn drive_data<S: SecureStack, F: FileSystem, A, O: Observer>(
     };
     if transfer.phase == Phase::Connecting {
         if !slot.data_up {
-            if let (DataMode::Active(addr), Some(sock)) =
+            if let (DataMode::Active(ip, port), Some(sock)) =
                 (slot.session.data_mode, slot.data.as_mut())
             {
-                match env.stack.connect(sock, addr) {
+                match env.stack.connect(sock, SocketAddr::new(ip, port)) {
                     Ok(()) => slot.data_up = true,
                     Err(nb::Error::WouldBlock) => {}
                     Err(nb::Error::Other(_)) => {
@@ -804,7 +804,7 @@ fn next_command<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
         Action::StartTls => slot.tls_pending = true,
         Action::Passive { extended } => open_passive(slot, env, extended),
         Action::StartTransfer => {
-            if let DataMode::Active(_) = slot.session.data_mode {
+            if let DataMode::Active(..) = slot.session.data_mode {
                 close_data(env.stack, slot);
                 match env.stack.socket() {
                     Ok(sock) => slot.data = Some(sock),

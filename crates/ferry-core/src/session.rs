@@ -23,7 +23,7 @@ use crate::protocol::reply::ReplyBuf;
 use crate::server::TransferKind;
 use crate::transfer::{Body, Commit, ListFormat, Transfer};
 use ferry_fs::{EntryKind, Error as _, ErrorKind, FileSystem, Metadata, WriteMode};
-use ferry_net::{Instant, SocketAddr};
+use ferry_net::{Instant, IpAddr, SocketAddr};
 use heapless::Vec;
 
 /// Longest virtual or storage path: 128 bytes, 256 with the `paths-256`
@@ -51,7 +51,9 @@ pub const REPLY_LEN: usize = if PATH_LEN + 128 > 320 {
 } else if cfg!(feature = "status") {
     320
 } else {
-    PATH_LEN + 128
+    // MLST's reply: 19 + 1 + 62 (facts) + a path + 2 + 9, and the two
+    // bytes kept for a line end.
+    PATH_LEN + 112
 };
 
 /// A canonical path.
@@ -93,8 +95,9 @@ pub(crate) enum DataMode {
     None,
     /// A passive listener is open (the server holds it).
     Passive,
-    /// Connect to this address (PORT/EPRT).
-    Active(SocketAddr),
+    /// Connect to this address and port (PORT/EPRT; kept apart: a
+    /// `SocketAddr` also carries IPv6 flow and scope, 12 bytes per session).
+    Active(IpAddr, u16),
 }
 
 /// The permission a command needs (see [`Permissions`]).
@@ -138,7 +141,8 @@ pub(crate) struct Ctx<'a, F: FileSystem, A: Authenticator> {
 
 /// One control connection's state.
 pub(crate) struct Session<F: FileSystem> {
-    pub peer: SocketAddr,
+    /// The client's address (its port is of no use after accept).
+    pub peer: IpAddr,
     pub out: ReplyBuf<REPLY_LEN>,
     cwd: PathBuf,
     /// The USER name until PASS, the RNFR storage path until RNTO, or the
@@ -303,7 +307,7 @@ impl<F: FileSystem> Session<F> {
     /// A session for a client at `peer` (already unmapped).
     pub fn new(peer: SocketAddr, now: Instant) -> Self {
         let mut s = Session {
-            peer,
+            peer: peer.ip(),
             out: ReplyBuf::new(),
             cwd: PathBuf::new(),
             memo: PathBuf::new(),
@@ -363,7 +367,7 @@ impl<F: FileSystem> Session<F> {
             #[cfg(feature = "tls")]
             prot_private,
         } = self;
-        *p = peer;
+        *p = peer.ip();
         out.clear();
         set_root(cwd);
         memo.clear();
@@ -772,7 +776,7 @@ impl<F: FileSystem> Session<F> {
     }
 
     fn finish_login<A: Authenticator>(&mut self, pw: &[u8], ctx: &mut Ctx<'_, F, A>) -> Action {
-        let peer = ferry_net::unmap(self.peer.ip());
+        let peer = ferry_net::unmap(self.peer);
         match ctx.auth.authenticate(&self.memo, pw, peer) {
             Ok(user) => {
                 self.user = Some(user);
@@ -850,7 +854,7 @@ impl<F: FileSystem> Session<F> {
     fn cmd_stat(&mut self) {
         self.out.push(b"211-Ferry FTP server status:\r\n");
         self.out.push(b" Connected from ");
-        let ip = ferry_net::unmap(self.peer.ip());
+        let ip = ferry_net::unmap(self.peer);
         push_ip(&mut self.out, ip);
         self.out.end_line();
         if let Some(_u) = self.user {
@@ -1115,7 +1119,7 @@ impl<F: FileSystem> Session<F> {
         }
         // FTP bounce protection: only toward the control peer, never a
         // privileged port; refused before any connection is attempted.
-        let peer_ip = ferry_net::unmap(self.peer.ip());
+        let peer_ip = ferry_net::unmap(self.peer);
         // lftp sends `EPRT |2|::|port|` meaning "my own address".
         if addr.ip().is_unspecified() {
             addr.set_ip(peer_ip);
@@ -1125,7 +1129,7 @@ impl<F: FileSystem> Session<F> {
         if addr.port() < 1024 {
             return self.reply(504, b"Data connections to ports below 1024 are refused.");
         }
-        self.data_mode = DataMode::Active(addr);
+        self.data_mode = DataMode::Active(addr.ip(), addr.port());
         self.reply(200, b"Command okay.");
     }
 
@@ -1375,7 +1379,7 @@ impl<F: FileSystem> Session<F> {
         #[cfg(feature = "mtime")]
         let now = ctx.unix_now;
         #[cfg(not(feature = "mtime"))]
-        let now = None;
+        let now = ();
         let body = if meta.kind == EntryKind::File {
             let name = path::file_name(r.virt(&ctx.path[..]));
             Body::single_line(format, name, &meta, perm, now)

@@ -11,9 +11,20 @@ use embedded_io::{Read, Seek, SeekFrom, Write};
 use ferry_fs::{Error as _, ErrorKind, FileSystem, Metadata};
 use ferry_net::{nb, Instant, TcpClientStack};
 
-/// Longest listing line: a name plus MLSx facts (at most 87 bytes with a
-/// 20-digit size) or `ls -l` columns (57), and CR LF.
-pub const LIST_LINE_LEN: usize = PATH_LEN + 96;
+/// Longest listing line: a name plus MLSx facts, a space and CR LF (at
+/// most 87 bytes with a 20-digit size and `modify`, 65 without) or `ls -l`
+/// columns (57 with CR LF). A longer line (a name longer than a path may
+/// be) is left out of the listing.
+pub const LIST_LINE_LEN: usize = PATH_LEN + if cfg!(feature = "mtime") { 96 } else { 68 };
+
+/// The wall clock a listing dates its entries by; nothing without the
+/// `mtime` feature (every entry shows the epoch), so no session keeps it.
+#[cfg(feature = "mtime")]
+pub(crate) type ListNow = Option<u64>;
+/// The wall clock a listing dates its entries by; nothing without the
+/// `mtime` feature (every entry shows the epoch), so no session keeps it.
+#[cfg(not(feature = "mtime"))]
+pub(crate) type ListNow = ();
 /// Most buffer-fulls or listing entries one session moves per poll, so one
 /// fast transfer cannot starve the other sessions.
 const STEPS_PER_POLL: usize = 8;
@@ -66,7 +77,7 @@ pub(crate) enum Body<F: FileSystem> {
         dir: Option<F::Dir>,
         format: ListFormat,
         perm: PermFacts,
-        unix_now: Option<u64>,
+        unix_now: ListNow,
         line: [u8; LIST_LINE_LEN],
         len: usize,
         sent: usize,
@@ -90,12 +101,7 @@ impl<F: FileSystem> Body<F> {
             commit,
         }
     }
-    pub fn listing(
-        dir: F::Dir,
-        format: ListFormat,
-        perm: PermFacts,
-        unix_now: Option<u64>,
-    ) -> Self {
+    pub fn listing(dir: F::Dir, format: ListFormat, perm: PermFacts, unix_now: ListNow) -> Self {
         Body::Listing {
             dir: Some(dir),
             format,
@@ -112,7 +118,7 @@ impl<F: FileSystem> Body<F> {
         name: &[u8],
         meta: &Metadata,
         perm: PermFacts,
-        unix_now: Option<u64>,
+        unix_now: ListNow,
     ) -> Self {
         let mut line = [0; LIST_LINE_LEN];
         let len = format_line(format, name, meta, perm, unix_now, &mut line).unwrap_or(0);
@@ -133,11 +139,17 @@ fn format_line(
     name: &[u8],
     meta: &Metadata,
     perm: PermFacts,
-    unix_now: Option<u64>,
+    unix_now: ListNow,
     out: &mut [u8],
 ) -> Option<usize> {
     match format {
+        #[cfg(feature = "mtime")]
         ListFormat::List => listing::list_line(name, meta, unix_now, out),
+        #[cfg(not(feature = "mtime"))]
+        ListFormat::List => {
+            let () = unix_now;
+            listing::list_line(name, meta, None, out)
+        }
         ListFormat::Nlst => listing::nlst_line(name, out),
         ListFormat::Mlsd => listing::mlsx_line(name, meta, false, perm, out),
     }
@@ -214,6 +226,8 @@ impl<F: FileSystem> Transfer<F> {
     ) -> Pump {
         let mut progressed = false;
         for _ in 0..STEPS_PER_POLL {
+            // Without `mtime` the listing's clock is `()`.
+            #[cfg_attr(not(feature = "mtime"), allow(clippy::unit_arg))]
             let step = match &mut self.body {
                 Body::Send {
                     file,
@@ -562,7 +576,7 @@ fn listing_step<S: TcpClientStack, F: FileSystem>(
     dir: &mut Option<F::Dir>,
     format: ListFormat,
     perm: PermFacts,
-    unix_now: Option<u64>,
+    unix_now: ListNow,
     line: &mut [u8; LIST_LINE_LEN],
     len: &mut usize,
     sent: &mut usize,
@@ -611,6 +625,36 @@ fn listing_step<S: TcpClientStack, F: FileSystem>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_entry_fits_a_listing_line() {
+        // A name as long as a path may be, the widest size, every fact.
+        let name = [b'n'; PATH_LEN];
+        let all = PermFacts {
+            read: true,
+            write: true,
+            delete: true,
+            rename: true,
+            mkdir: true,
+        };
+        for kind in [ferry_fs::EntryKind::File, ferry_fs::EntryKind::Dir] {
+            let meta = Metadata {
+                kind,
+                size: u64::MAX,
+                modified: Some(u64::MAX),
+                mode: Some(0o7777),
+            };
+            for format in [ListFormat::List, ListFormat::Nlst, ListFormat::Mlsd] {
+                let mut line = [0u8; LIST_LINE_LEN];
+                #[cfg(feature = "mtime")]
+                let now = Some(0);
+                #[cfg(not(feature = "mtime"))]
+                let now = ();
+                let len = format_line(format, &name, &meta, all, now, &mut line);
+                assert!(len.is_some(), "{format:?} {kind:?}");
+            }
+        }
+    }
 
     fn expand(src: &[u8], prev_cr: bool, cr_sent: bool) -> ([u8; 64], usize) {
         let mut buf = [0u8; 64];

@@ -41,9 +41,8 @@ pub struct LineBuffer<const N: usize> {
     /// `buf[..len]` holds received bytes with Telnet commands already removed.
     buf: [u8; N],
     len: usize,
-    /// Length of the current line (without CR LF), once one was found.
-    line_len: Option<usize>,
-    /// Bytes the current line occupies including its CR LF.
+    /// Bytes the current line occupies including its CR LF, once one was
+    /// found; 0: none yet (a line takes at least its LF).
     line_total: usize,
     /// Dropping the rest of an over-long line, up to and including its LF.
     discarding: bool,
@@ -63,7 +62,6 @@ impl<const N: usize> LineBuffer<N> {
         Self {
             buf: [0; N],
             len: 0,
-            line_len: None,
             line_total: 0,
             discarding: false,
             telnet: TELNET_DATA,
@@ -115,12 +113,12 @@ impl<const N: usize> LineBuffer<N> {
     }
     /// Whether a complete line is waiting (without consuming anything).
     pub fn has_line(&self) -> bool {
-        self.line_len.is_some() || (!self.discarding && self.find_lf().is_some())
+        self.line_total > 0 || (!self.discarding && self.find_lf().is_some())
     }
 
     /// Looks for the next complete line in what was received.
     pub fn poll_line(&mut self) -> Option<LineEvent> {
-        if self.line_len.is_some() {
+        if self.line_total > 0 {
             return Some(LineEvent::Line);
         }
         if self.discarding {
@@ -137,13 +135,6 @@ impl<const N: usize> LineBuffer<N> {
         }
         match self.find_lf() {
             Some(lf) => {
-                let before_lf = lf.checked_sub(1).and_then(|i| self.buf.get(i));
-                let line_len = if before_lf == Some(&b'\r') {
-                    lf - 1
-                } else {
-                    lf
-                };
-                self.line_len = Some(line_len);
                 self.line_total = lf + 1;
                 Some(LineEvent::Line)
             }
@@ -157,14 +148,16 @@ impl<const N: usize> LineBuffer<N> {
     }
     /// The complete line (without CR LF) after [`LineEvent::Line`]; empty otherwise.
     pub fn line(&self) -> &[u8] {
-        match self.line_len {
-            Some(len) => self.buf.get(..len).unwrap_or(&[]),
-            None => &[],
-        }
+        // Without its LF, and the CR before it if there is one.
+        let line = self
+            .buf
+            .get(..self.line_total.saturating_sub(1))
+            .unwrap_or(&[]);
+        line.strip_suffix(b"\r").unwrap_or(line)
     }
     /// Forgets the current line, keeping any bytes received after it.
     pub fn consume_line(&mut self) {
-        if self.line_len.take().is_some() {
+        if self.line_total > 0 {
             self.drop_front(self.line_total);
             self.line_total = 0;
         }
@@ -172,7 +165,6 @@ impl<const N: usize> LineBuffer<N> {
     /// Drops everything (e.g. for a new connection).
     pub fn clear(&mut self) {
         self.len = 0;
-        self.line_len = None;
         self.line_total = 0;
         self.discarding = false;
         self.telnet = TELNET_DATA;
