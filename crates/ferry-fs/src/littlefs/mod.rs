@@ -91,6 +91,7 @@ pub use storage::LfsStorage;
 
 use littlefs2::driver::Storage;
 use littlefs2::fs::{Allocation, Filesystem, OpenOptions};
+use littlefs2::path;
 use littlefs2::path::{Path, PathBuf};
 
 use open_file::{OpenError, OpenFile};
@@ -341,22 +342,83 @@ impl<'a, S: Storage, const FILES: usize> LittleFs<'a, S, FILES> {
     }
 
     /// Length of the longest stored path below directory `dir`.
+    ///
+    /// A depth-first walk that holds one directory open at a time: from
+    /// the path it stands on, it lists that directory from its start (on
+    /// the way down), or its parent from the entry after it (on the way
+    /// back), up to the next subdirectory. A recursive walk would hold a
+    /// littlefs2 directory and its frames, ~2.5 KB of stack, per level, and
+    /// paths of 255 bytes nest directories up to ~120 deep. Each directory
+    /// is listed once more per subdirectory it has.
+    // Not inlined: only renaming a directory needs this frame.
+    #[inline(never)]
     fn longest_path_below(&self, dir: &Path) -> littlefs2::io::Result<usize> {
-        self.fs.read_dir_and_then(dir, |entries| {
-            let mut longest = 0;
-            for entry in entries {
-                let entry = entry?;
-                let name = entry.file_name().as_str();
-                if name == "." || name == ".." {
-                    continue;
+        const INVALID: littlefs2::io::Error = littlefs2::io::Error::INVALID;
+        // The path the walk stands on is `at[..len]`, NUL-terminated.
+        let mut at = [0u8; PathBuf::MAX_SIZE_PLUS_ONE];
+        let top = dir.as_str().len();
+        let mut len = top;
+        at.get_mut(..len)
+            .ok_or(INVALID)?
+            .copy_from_slice(dir.as_str().as_bytes());
+        let mut down = true;
+        let mut longest = 0;
+        loop {
+            // The directory to list ends at `end`; go on after `name`.
+            let (end, name) = if down {
+                (len, len..len)
+            } else {
+                let slash = at
+                    .get(..len)
+                    .and_then(|p| p.iter().rposition(|&b| b == b'/'))
+                    .ok_or(INVALID)?;
+                (slash, slash + 1..len)
+            };
+            let list = if end == 0 {
+                path!("/")
+            } else {
+                // Ends the parent's path in place; the name stays after it.
+                *at.get_mut(end).ok_or(INVALID)? = 0;
+                Path::from_bytes_with_nul(at.get(..=end).ok_or(INVALID)?).map_err(|_| INVALID)?
+            };
+            let after = at.get(name).ok_or(INVALID)?;
+            let next = self.fs.read_dir_and_then(list, |entries| {
+                let mut skipping = !down;
+                for entry in entries {
+                    let entry = entry?;
+                    let entry_name = entry.file_name().as_str().as_bytes();
+                    if skipping {
+                        skipping = entry_name != after;
+                        continue;
+                    }
+                    if entry_name == b"." || entry_name == b".." {
+                        continue;
+                    }
+                    longest = longest.max(entry.path().as_str().len());
+                    if entry.file_type().is_dir() {
+                        return Ok(Some(PathBuf::from(entry.path())));
+                    }
                 }
-                longest = longest.max(entry.path().as_str().len());
-                if entry.file_type().is_dir() {
-                    longest = longest.max(self.longest_path_below(entry.path())?);
-                }
+                Ok(None)
+            })?;
+            if let Some(sub) = next {
+                // Down into `sub`.
+                let sub = sub.as_str_ref_with_trailing_nul().as_bytes();
+                len = sub.len() - 1;
+                at.get_mut(..sub.len()).ok_or(INVALID)?.copy_from_slice(sub);
+                down = true;
+            } else if end <= top {
+                // `dir` is done.
+                return Ok(longest);
+            } else if down {
+                // `at` is done: go on after it in its parent.
+                down = false;
+            } else {
+                // The parent is done (its path ends at `end` already): go
+                // on after it in its own parent.
+                len = end;
             }
-            Ok(longest)
-        })
+        }
     }
 }
 
@@ -737,7 +799,43 @@ impl core::fmt::Debug for LfsDir {
 
 #[cfg(test)]
 mod tests {
-    use super::room_in_block;
+    use super::{format, mount_and_then, room_in_block, LfsStorage};
+    use crate::block::RamDisk;
+    use crate::{FileSystem, WriteMode};
+    use littlefs2::path::PathBuf;
+
+    /// The walk that bounds a directory rename finds the longest path in
+    /// any subtree, before and after subdirectories and files, at any
+    /// depth, and nothing below an empty directory.
+    #[test]
+    fn longest_path_below_walks_every_level() {
+        let disk = RamDisk::new([0u8; 64 * 512], 512).unwrap();
+        let mut storage = LfsStorage::<_, 512, 64>::new(disk).unwrap();
+        format(&mut storage).unwrap();
+        mount_and_then(&mut storage, |fs| {
+            let dirs = [
+                "/d", "/d/a", "/d/a/x", "/d/b", "/d/b/c", "/d/b/c/e", "/d/y", "/d/z",
+            ];
+            for d in dirs {
+                fs.create_dir(d.as_bytes()).unwrap();
+            }
+            let mut long = b"/d/b/c/e/".to_vec();
+            long.extend_from_slice(&[b'n'; 60]);
+            for f in [&b"/d/f0"[..], b"/d/a/x/f1", &long, b"/d/b/f2", b"/d/zz"] {
+                let file = fs.open_write(f, WriteMode::Truncate).unwrap();
+                fs.close(file).unwrap();
+            }
+            let longest = |p: &str| {
+                let p = PathBuf::try_from(p).unwrap();
+                fs.longest_path_below(&p).unwrap()
+            };
+            assert_eq!(longest("/d"), long.len());
+            assert_eq!(longest("/d/a"), b"/d/a/x/f1".len());
+            assert_eq!(longest("/d/b/c"), long.len());
+            assert_eq!(longest("/d/z"), 0);
+        })
+        .unwrap();
+    }
 
     /// `room_in_block` against the layout spelled out block by block:
     /// block 0 holds `bs` bytes of data, block `i > 0` `ctz(i) + 1` pointers
