@@ -722,7 +722,8 @@ fn drive_data<S: SecureStack, F: FileSystem, A, O: Observer>(
     let (Some(transfer), Some(data)) = (slot.session.transfer.as_mut(), slot.data.as_mut()) else {
         return busy;
     };
-    match transfer.pump(env.stack, data, env.fs, env.scratch, env.now) {
+    let line = &mut slot.session.line_buf;
+    match transfer.pump(env.stack, data, env.fs, env.scratch, line, env.now) {
         Pump::Progress => true,
         Pump::Idle => {
             if env.now.millis_since(transfer.last_progress) >= env.config.data_timeout_ms {

@@ -21,7 +21,7 @@ use crate::protocol::listing::{self, PermFacts};
 use crate::protocol::path::{self, PathError};
 use crate::protocol::reply::ReplyBuf;
 use crate::server::TransferKind;
-use crate::transfer::{Body, Commit, ListFormat, Transfer};
+use crate::transfer::{Body, Commit, ListFormat, Transfer, LIST_LINE_LEN};
 use ferry_fs::{EntryKind, Error as _, ErrorKind, FileSystem, Metadata, WriteMode};
 use ferry_net::{Instant, IpAddr, SocketAddr};
 use heapless::Vec;
@@ -159,6 +159,10 @@ pub(crate) struct Session<F: FileSystem> {
     epsv_all: bool,
     pub data_mode: DataMode,
     pub transfer: Option<Transfer<F>>,
+    /// A listing's pending line while it runs; an upload's temporary name
+    /// when it ends (kept here, not in the transfer, so that the transfer
+    /// is small enough to move when it ends).
+    pub line_buf: [u8; LIST_LINE_LEN],
     pub last_activity: Instant,
     pub closing: bool,
     /// QUIT arrived during a transfer: reply 221 and close when it ends.
@@ -321,6 +325,7 @@ impl<F: FileSystem> Session<F> {
             epsv_all: false,
             data_mode: DataMode::None,
             transfer: None,
+            line_buf: [0; LIST_LINE_LEN],
             last_activity: now,
             closing: false,
             quit_after_transfer: false,
@@ -356,6 +361,7 @@ impl<F: FileSystem> Session<F> {
             epsv_all,
             data_mode,
             transfer,
+            line_buf: _,
             last_activity,
             closing,
             quit_after_transfer,
@@ -879,6 +885,9 @@ impl<F: FileSystem> Session<F> {
     /// `STAT path`: the `ls -l` line of a file (213), or of a directory's
     /// entries as far as they fit in the reply (212).
     #[cfg(feature = "status")]
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn cmd_stat_path<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
         let Some(r) = self.resolve(ctx, arg) else {
             return;
@@ -945,6 +954,9 @@ impl<F: FileSystem> Session<F> {
         });
     }
 
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn cmd_cwd<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
         let Some(r) = self.resolve(ctx, arg) else {
             return;
@@ -978,6 +990,9 @@ impl<F: FileSystem> Session<F> {
         allowed
     }
 
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn cmd_mkd<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
         let Some(r) = self.resolve_for(ctx, arg, Need::Mkdir) else {
             return;
@@ -989,6 +1004,9 @@ impl<F: FileSystem> Session<F> {
     }
 
     /// RMD (`dir`) and DELE.
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn cmd_remove<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>, dir: bool) {
         let Some(r) = self.resolve_for(ctx, arg, Need::Delete) else {
             return;
@@ -1013,6 +1031,9 @@ impl<F: FileSystem> Session<F> {
         self.reply_result(result, b"File deleted.");
     }
 
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn cmd_rnfr<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
         let Some(r) = self.resolve_for(ctx, arg, Need::Rename) else {
             return;
@@ -1031,6 +1052,9 @@ impl<F: FileSystem> Session<F> {
         }
     }
 
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn cmd_rnto<A: Authenticator>(&mut self, arg: &[u8], memo: Memo, ctx: &mut Ctx<'_, F, A>) {
         if memo != Memo::RenameFrom {
             return self.reply(503, b"RNFR required first.");
@@ -1054,6 +1078,9 @@ impl<F: FileSystem> Session<F> {
     }
 
     /// Resolves `arg` and reads its metadata, replying if it is not a file.
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn file_meta<A: Authenticator>(
         &mut self,
         arg: &[u8],
@@ -1096,6 +1123,9 @@ impl<F: FileSystem> Session<F> {
     }
 
     #[cfg(feature = "mtime")]
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn cmd_mfmt<A: Authenticator>(&mut self, t: u64, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
         let Some(r) = self.resolve_for(ctx, arg, Need::Write) else {
             return;
@@ -1178,6 +1208,9 @@ impl<F: FileSystem> Session<F> {
         true
     }
 
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn cmd_retr<A: Authenticator>(
         &mut self,
         arg: &[u8],
@@ -1229,6 +1262,9 @@ impl<F: FileSystem> Session<F> {
         self.store_resolved(r, rest, kind, ctx)
     }
 
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn store_resolved<A: Authenticator>(
         &mut self,
         r: Res,
@@ -1268,10 +1304,13 @@ impl<F: FileSystem> Session<F> {
         // The temporary name is built in the memo, which holds the target
         // once the transfer starts.
         let opened = if commit == Commit::Replace {
-            if !crate::transfer::upload_temp_name(target, ctx.slot, &mut self.memo) {
+            let _ = self.memo.resize(PATH_LEN, 0);
+            let Some(n) = crate::transfer::upload_temp_name(target, ctx.slot, &mut self.memo)
+            else {
                 self.reply(553, b"File name too long.");
                 return Action::None;
-            }
+            };
+            self.memo.truncate(n);
             ctx.fs.open_write(&self.memo, WriteMode::Truncate)
         } else {
             let mode = match (kind, rest) {
@@ -1351,6 +1390,9 @@ impl<F: FileSystem> Session<F> {
         }
     }
 
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn cmd_list<A: Authenticator>(
         &mut self,
         arg: Option<&[u8]>,
@@ -1382,7 +1424,7 @@ impl<F: FileSystem> Session<F> {
         let now = ();
         let body = if meta.kind == EntryKind::File {
             let name = path::file_name(r.virt(&ctx.path[..]));
-            Body::single_line(format, name, &meta, perm, now)
+            Body::single_line(format, name, &meta, perm, now, &mut self.line_buf)
         } else {
             match ctx.fs.open_dir(p) {
                 Ok(d) => Body::listing(d, format, perm, now),
@@ -1395,6 +1437,9 @@ impl<F: FileSystem> Session<F> {
         self.start(TransferKind::Listing, body, r, &ctx.path[..], ctx.now)
     }
 
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn cmd_mlst<A: Authenticator>(&mut self, arg: Option<&[u8]>, ctx: &mut Ctx<'_, F, A>) {
         let Some(r) = self.resolve_for(ctx, arg.unwrap_or(b""), Need::Read) else {
             return;
@@ -1422,6 +1467,9 @@ impl<F: FileSystem> Session<F> {
     }
 
     #[cfg(feature = "status")]
+    // Out of line: its storage calls (and their path buffers) stay out of
+    // `handle`'s frame, so the stack holds only the handler that runs.
+    #[inline(never)]
     fn cmd_site<A: Authenticator>(&mut self, arg: &[u8], ctx: &mut Ctx<'_, F, A>) {
         let (verb, rest) = split_word(arg);
         if verb.eq_ignore_ascii_case(b"HELP") {
@@ -1474,7 +1522,13 @@ impl<F: FileSystem> Session<F> {
             bytes,
             ..
         } = t;
-        let result = body.finish(fs, slot, &self.memo, failure.map(|(code, _)| code));
+        let result = body.finish(
+            fs,
+            slot,
+            &self.memo,
+            failure.map(|(code, _)| code),
+            &mut self.line_buf,
+        );
         let ok = match (failure, result) {
             (Some((c, text)), _) => {
                 self.reply(c, text);

@@ -6,7 +6,7 @@
 //! was not sent, and a listing keeps only its one pending line.
 use crate::protocol::listing::{self, PermFacts};
 use crate::server::TransferKind;
-use crate::session::{fs_error_reply, is_upload_temp, PathBuf, PATH_LEN};
+use crate::session::{fs_error_reply, is_upload_temp, PATH_LEN};
 use embedded_io::{Read, Seek, SeekFrom, Write};
 use ferry_fs::{Error as _, ErrorKind, FileSystem, Metadata};
 use ferry_net::{nb, Instant, TcpClientStack};
@@ -49,10 +49,9 @@ pub(crate) enum Phase {
     Running,
 }
 
-/// What moves over the data connection.
-// One body lives in each session with a transfer; without a heap there is
-// nothing to box the listing's pending line into.
-#[allow(clippy::large_enum_variant)]
+/// What moves over the data connection. Small, so that ending a transfer
+/// can move it: a listing's pending line is the session's
+/// [`LineBuf`](crate::session::Session::line_buf).
 pub(crate) enum Body<F: FileSystem> {
     /// RETR: file to network.
     Send {
@@ -78,7 +77,6 @@ pub(crate) enum Body<F: FileSystem> {
         format: ListFormat,
         perm: PermFacts,
         unix_now: ListNow,
-        line: [u8; LIST_LINE_LEN],
         len: usize,
         sent: usize,
     },
@@ -107,27 +105,25 @@ impl<F: FileSystem> Body<F> {
             format,
             perm,
             unix_now,
-            line: [0; LIST_LINE_LEN],
             len: 0,
             sent: 0,
         }
     }
-    /// A listing of one file: its single line.
+    /// A listing of one file: its single line, written into `line`.
     pub fn single_line(
         format: ListFormat,
         name: &[u8],
         meta: &Metadata,
         perm: PermFacts,
         unix_now: ListNow,
+        line: &mut [u8; LIST_LINE_LEN],
     ) -> Self {
-        let mut line = [0; LIST_LINE_LEN];
-        let len = format_line(format, name, meta, perm, unix_now, &mut line).unwrap_or(0);
+        let len = format_line(format, name, meta, perm, unix_now, line).unwrap_or(0);
         Body::Listing {
             dir: None,
             format,
             perm,
             unix_now,
-            line,
             len,
             sent: 0,
         }
@@ -222,6 +218,7 @@ impl<F: FileSystem> Transfer<F> {
         sock: &mut S::TcpSocket,
         fs: &mut F,
         scratch: &mut [u8],
+        line: &mut [u8; LIST_LINE_LEN],
         now: Instant,
     ) -> Pump {
         let mut progressed = false;
@@ -246,7 +243,6 @@ impl<F: FileSystem> Transfer<F> {
                     format,
                     perm,
                     unix_now,
-                    line,
                     len,
                     sent,
                 } => listing_step(
@@ -281,6 +277,7 @@ impl<F: FileSystem> Body<F> {
         slot: usize,
         target: &[u8],
         failure: Option<u16>,
+        spare: &mut [u8],
     ) -> Result<(), ErrorKind> {
         let ok = failure.is_none();
         match self {
@@ -310,13 +307,14 @@ impl<F: FileSystem> Body<F> {
                         }
                     }
                     Commit::Replace => {
-                        let mut temp = PathBuf::new();
-                        let have_temp = upload_temp_name(target, slot, &mut temp);
-                        if ok && result.is_ok() && have_temp {
-                            result = fs.rename(&temp, target).map_err(|e| e.fs_kind());
-                        }
-                        if (!ok || result.is_err()) && have_temp {
-                            let _ = fs.remove_file(&temp);
+                        if let Some(n) = upload_temp_name(target, slot, spare) {
+                            let temp = spare.get(..n).unwrap_or(&[]);
+                            if ok && result.is_ok() {
+                                result = fs.rename(temp, target).map_err(|e| e.fs_kind());
+                            }
+                            if !ok || result.is_err() {
+                                let _ = fs.remove_file(temp);
+                            }
                         }
                     }
                 }
@@ -328,10 +326,11 @@ impl<F: FileSystem> Body<F> {
 
 /// The temporary name of an upload to `target` by session `slot`: a short
 /// name in the target's directory (`/dir/.3.ferry-part`), so it fits
-/// wherever the target's name fits; false if it does not fit the buffer.
+/// wherever the target's name fits. Written into `out`; its length, or
+/// `None` if it does not fit `out` or a path.
 /// One session runs one transfer at a time, so the name is unique.
-pub(crate) fn upload_temp_name(target: &[u8], slot: usize, out: &mut PathBuf) -> bool {
-    out.clear();
+pub(crate) fn upload_temp_name(target: &[u8], slot: usize, out: &mut [u8]) -> Option<usize> {
+    let mut len = 0;
     let mut num = [0u8; 20];
     let n = crate::protocol::num::write_u64(slot as u64, &mut num).unwrap_or(0);
     let dir = crate::protocol::path::parent(target);
@@ -344,7 +343,14 @@ pub(crate) fn upload_temp_name(target: &[u8], slot: usize, out: &mut PathBuf) ->
         crate::session::UPLOAD_SUFFIX,
     ]
     .iter()
-    .all(|part| out.extend_from_slice(part).is_ok())
+    .try_for_each(|part| {
+        let dst = out.get_mut(len..len + part.len())?;
+        dst.copy_from_slice(part);
+        len += part.len();
+        Some(())
+    })?;
+    // As long as a path may be, or it could not be opened again by name.
+    (len <= PATH_LEN).then_some(len)
 }
 
 enum Step {

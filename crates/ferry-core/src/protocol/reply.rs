@@ -8,11 +8,13 @@
 //! that did not fit ends its line and the client stays in step.
 
 /// A fixed-capacity output buffer for replies, flushed by the caller.
+/// `N` is at most 65535 (the positions are 16-bit: a session's buffer is
+/// that much smaller).
 #[derive(Debug)]
 pub struct ReplyBuf<const N: usize> {
     buf: [u8; N],
-    start: usize,
-    len: usize,
+    start: u16,
+    len: u16,
     overflow: bool,
 }
 
@@ -25,6 +27,7 @@ impl<const N: usize> Default for ReplyBuf<N> {
 impl<const N: usize> ReplyBuf<N> {
     /// An empty buffer.
     pub const fn new() -> Self {
+        const { assert!(N <= u16::MAX as usize, "ReplyBuf holds at most 65535 bytes") };
         Self {
             buf: [0; N],
             start: 0,
@@ -32,18 +35,30 @@ impl<const N: usize> ReplyBuf<N> {
             overflow: false,
         }
     }
+    /// `(start, len)`: pending bytes are `buf[start..len]`.
+    fn span(&self) -> (usize, usize) {
+        (usize::from(self.start), usize::from(self.len))
+    }
+    /// Sets the pending span; both are at most `N`, which fits 16 bits.
+    fn set_span(&mut self, start: usize, len: usize) {
+        self.start = start as u16;
+        self.len = len as u16;
+    }
     /// Bytes not yet sent.
     pub fn pending(&self) -> &[u8] {
         // Invariant: start <= len <= N, so this never falls back.
-        self.buf.get(self.start..self.len).unwrap_or(&[])
+        let (start, len) = self.span();
+        self.buf.get(start..len).unwrap_or(&[])
     }
     /// Marks `n` pending bytes as sent.
     pub fn advance(&mut self, n: usize) {
-        self.start = self.start.saturating_add(n).min(self.len);
-        if self.start == self.len {
-            // All sent: start over at the front so no compaction is needed.
-            self.start = 0;
-            self.len = 0;
+        let (start, len) = self.span();
+        let start = start.saturating_add(n).min(len);
+        // All sent: start over at the front so no compaction is needed.
+        if start == len {
+            self.set_span(0, 0);
+        } else {
+            self.set_span(start, len);
         }
     }
     /// True when nothing is waiting to be sent.
@@ -52,12 +67,11 @@ impl<const N: usize> ReplyBuf<N> {
     }
     /// Free bytes left.
     pub fn remaining(&self) -> usize {
-        N - (self.len - self.start)
+        N - usize::from(self.len - self.start)
     }
     /// Drops all pending bytes.
     pub fn clear(&mut self) {
-        self.start = 0;
-        self.len = 0;
+        self.set_span(0, 0);
         self.overflow = false;
     }
     /// True if bytes were dropped because the buffer was full (reset by `clear`).
@@ -68,19 +82,27 @@ impl<const N: usize> ReplyBuf<N> {
     pub fn push(&mut self, bytes: &[u8]) {
         self.append(bytes, 2);
     }
+    /// Moves the pending bytes to the front; the end of them.
+    fn compact(&mut self) -> usize {
+        let (start, len) = self.span();
+        if start > 0 {
+            super::move_to_front(&mut self.buf, start, len);
+            self.set_span(0, len - start);
+        }
+        len - start
+    }
     /// Appends `bytes`, leaving `reserve` bytes of the buffer free.
     fn append(&mut self, bytes: &[u8], reserve: usize) {
         let cap = N.saturating_sub(reserve);
-        if bytes.len() > cap.saturating_sub(self.len) && self.start > 0 {
-            super::move_to_front(&mut self.buf, self.start, self.len);
-            self.len -= self.start;
-            self.start = 0;
+        let mut len = usize::from(self.len);
+        if bytes.len() > cap.saturating_sub(len) {
+            len = self.compact();
         }
-        let spare = self.buf.get_mut(self.len..cap).unwrap_or(&mut []);
+        let spare = self.buf.get_mut(len..cap).unwrap_or(&mut []);
         let n = bytes.len().min(spare.len());
         if let (Some(dst), Some(src)) = (spare.get_mut(..n), bytes.get(..n)) {
             dst.copy_from_slice(src);
-            self.len += n;
+            self.len += n as u16;
         }
         if n < bytes.len() {
             self.overflow = true;
@@ -91,19 +113,15 @@ impl<const N: usize> ReplyBuf<N> {
     /// if they did not fit, and then nothing is kept. Returns whether the
     /// bytes were kept. Saves assembling a line in a stack array first.
     pub fn push_with(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
-        if self.start > 0 {
-            super::move_to_front(&mut self.buf, self.start, self.len);
-            self.len -= self.start;
-            self.start = 0;
-        }
+        let len = self.compact();
         let spare = self
             .buf
-            .get_mut(self.len..N.saturating_sub(2))
+            .get_mut(len..N.saturating_sub(2))
             .unwrap_or(&mut []);
         let room = spare.len();
         match write(spare) {
             Some(n) if n <= room => {
-                self.len += n;
+                self.len += n as u16;
                 true
             }
             _ => false,
