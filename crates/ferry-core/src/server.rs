@@ -386,7 +386,7 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             if let Some(t) = s.login_delay {
                 deadline = earliest(deadline, t);
             }
-            let timer = match &s.transfer {
+            let timer = match s.transfer.as_ref() {
                 Some(t) => t.last_progress.add_millis(config.data_timeout_ms),
                 None if s.closing => s.last_activity.add_millis(CLOSE_GRACE_MS),
                 None => s.last_activity.add_millis(config.idle_timeout_ms),

@@ -21,7 +21,7 @@ use crate::protocol::listing::{self, PermFacts};
 use crate::protocol::path::{self, PathError};
 use crate::protocol::reply::ReplyBuf;
 use crate::server::TransferKind;
-use crate::transfer::{Body, Commit, ListFormat, Transfer, LIST_LINE_LEN};
+use crate::transfer::{Body, Commit, ListFormat, Running, Transfer, LIST_LINE_LEN};
 use ferry_fs::{EntryKind, Error as _, ErrorKind, FileSystem, Metadata, WriteMode};
 use ferry_net::{Instant, IpAddr, SocketAddr};
 use heapless::Vec;
@@ -158,7 +158,7 @@ pub(crate) struct Session<F: FileSystem> {
     rest: u64,
     epsv_all: bool,
     pub data_mode: DataMode,
-    pub transfer: Option<Transfer<F>>,
+    pub transfer: Running<F>,
     /// A listing's pending line while it runs; an upload's temporary name
     /// when it ends (kept here, not in the transfer, so that the transfer
     /// is small enough to move when it ends).
@@ -324,7 +324,7 @@ impl<F: FileSystem> Session<F> {
             rest: 0,
             epsv_all: false,
             data_mode: DataMode::None,
-            transfer: None,
+            transfer: Running::None,
             line_buf: [0; LIST_LINE_LEN],
             last_activity: now,
             closing: false,
@@ -388,7 +388,7 @@ impl<F: FileSystem> Session<F> {
         }
         *epsv_all = false;
         *data_mode = DataMode::None;
-        *transfer = None;
+        *transfer = Running::None;
         *last_activity = now;
         *closing = false;
         *quit_after_transfer = false;
@@ -1191,7 +1191,7 @@ impl<F: FileSystem> Session<F> {
     ) -> Action {
         set_path(&mut self.memo, r.fs(path));
         let home = u16::try_from(r.home).unwrap_or(0);
-        self.transfer = Some(Transfer::new(kind, body, home, now));
+        self.transfer = Running::Some(Transfer::new(kind, body, home, now));
         self.reply(150, b"Opening data connection.");
         Action::StartTransfer
     }

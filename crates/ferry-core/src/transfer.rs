@@ -179,6 +179,45 @@ pub(crate) struct Transfer<F: FileSystem> {
     pub last_progress: Instant,
 }
 
+/// A session's transfer, if one runs: an `Option` whose all-zero bytes are
+/// "none" (tag 0 first), so a server may be set up in zeroed memory and
+/// [`reset`](crate::Server::reset) (a board does that to keep the server
+/// off its stack); `Option<Transfer>` would hide its "none" in a niche.
+#[repr(u8)]
+pub(crate) enum Running<F: FileSystem> {
+    /// No transfer.
+    None = 0,
+    /// This one.
+    Some(Transfer<F>) = 1,
+}
+
+impl<F: FileSystem> Running<F> {
+    pub fn as_ref(&self) -> Option<&Transfer<F>> {
+        match self {
+            Running::Some(t) => Some(t),
+            Running::None => None,
+        }
+    }
+    pub fn as_mut(&mut self) -> Option<&mut Transfer<F>> {
+        match self {
+            Running::Some(t) => Some(t),
+            Running::None => None,
+        }
+    }
+    pub fn is_some(&self) -> bool {
+        matches!(self, Running::Some(_))
+    }
+    pub fn is_none(&self) -> bool {
+        !self.is_some()
+    }
+    pub fn take(&mut self) -> Option<Transfer<F>> {
+        match core::mem::replace(self, Running::None) {
+            Running::Some(t) => Some(t),
+            Running::None => None,
+        }
+    }
+}
+
 /// What one pump step achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pump {
