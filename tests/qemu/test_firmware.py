@@ -208,6 +208,21 @@ def test_emftp_profile_answers_502_to_what_it_leaves_out(fw):
     assert (replies["TYPE A"], replies["TYPE I"], replies["NOOP"]) == ("200", "200", "200"), replies
 
 
+def test_renaming_a_directory_tree(fw):
+    """A directory rename walks the tree below it (the storage refuses a
+    rename that would make a path too long): the deepest storage path the
+    firmware serves, so the stack test below covers it."""
+    made = ["/deep", "/deep/a", "/deep/a/b", "/deep/a/b/c", "/deep/a/b/c/d"]
+    moved = [p.replace("/deep", "/moved", 1) for p in made]
+    lines = [*(f"MKD {p}" for p in made), "RNFR /deep", "RNTO /moved",
+             "CWD /moved/a/b/c/d", "CWD /deep", *(f"RMD {p}" for p in reversed(moved))]
+    replies = fw.client("commands", *lines)["replies"]
+    want = {**{f"MKD {p}": "257" for p in made}, "RNFR /deep": "350", "RNTO /moved": "250",
+            "CWD /moved/a/b/c/d": "250", "CWD /deep": "550",
+            **{f"RMD {p}": "250" for p in moved}}
+    assert replies == want
+
+
 def test_stack_within_budget(fw):
     """The firmware's own stack measurement (it paints its stack): serving
     stays within the budget (xtask's QEMU_SERVING_STACK_LIMIT), and start-up
