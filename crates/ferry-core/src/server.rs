@@ -383,7 +383,7 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
                 continue;
             }
             let s = &slot.session;
-            if let Some(t) = s.login_delay {
+            if let Some(t) = s.login_delay() {
                 deadline = earliest(deadline, t);
             }
             let timer = match s.transfer.as_ref() {
@@ -539,7 +539,7 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
         busy = true;
     }
     // 2. A failed login answers only after its delay.
-    if let Some(t) = session.login_delay {
+    if let Some(t) = session.login_delay() {
         if env.now >= t {
             observer.event(Event::Login {
                 session: env.slot,
@@ -560,7 +560,7 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     let tls_pending = slot.tls_pending;
     #[cfg(not(feature = "tls"))]
     let tls_pending = false;
-    if session.login_delay.is_none() && !session.eof && !tls_pending {
+    if session.login_delay().is_none() && !session.eof && !tls_pending {
         let spare = slot.line.spare();
         let Some(ctrl) = slot.ctrl.as_mut() else {
             return (true, false);
@@ -584,7 +584,7 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
         }
     }
     // 5. One command, once the previous reply is out.
-    if session.out.is_empty() && session.login_delay.is_none() {
+    if session.out.is_empty() && session.login_delay().is_none() {
         busy |= next_command(slot, env, observer);
         let session = &mut slot.session;
         if session.eof && session.transfer.is_none() && !slot.line.has_line() {

@@ -151,8 +151,10 @@ pub(crate) struct Session<F: FileSystem> {
     memo_kind: Memo,
     user: Option<User>,
     failures: u8,
-    /// A failed login's 530 waits until this instant.
-    pub login_delay: Option<Instant>,
+    /// A failed login's 530 waits until this instant (when `delayed`).
+    delay_until: Instant,
+    /// `delay_until` holds (apart: an `Option<Instant>` takes 16 bytes).
+    delayed: bool,
     ttype: TransferType,
     #[cfg(feature = "resume")]
     rest: u64,
@@ -318,7 +320,8 @@ impl<F: FileSystem> Session<F> {
             memo_kind: Memo::None,
             user: None,
             failures: 0,
-            login_delay: None,
+            delay_until: now,
+            delayed: false,
             ttype: TransferType::Image,
             #[cfg(feature = "resume")]
             rest: 0,
@@ -354,7 +357,8 @@ impl<F: FileSystem> Session<F> {
             memo_kind,
             user,
             failures,
-            login_delay,
+            delay_until,
+            delayed,
             ttype,
             #[cfg(feature = "resume")]
             rest,
@@ -380,7 +384,8 @@ impl<F: FileSystem> Session<F> {
         *memo_kind = Memo::None;
         *user = None;
         *failures = 0;
-        *login_delay = None;
+        *delay_until = now;
+        *delayed = false;
         *ttype = TransferType::Image;
         #[cfg(feature = "resume")]
         {
@@ -401,6 +406,11 @@ impl<F: FileSystem> Session<F> {
             *prot_private = false;
         }
         out.reply(220, b"Ferry FTP server ready.");
+    }
+
+    /// When a failed login's 530 is due, while it waits.
+    pub fn login_delay(&self) -> Option<Instant> {
+        self.delayed.then_some(self.delay_until)
     }
 
     /// Whether a user is logged in.
@@ -801,7 +811,8 @@ impl<F: FileSystem> Session<F> {
             Err(_) => {
                 self.failures = self.failures.saturating_add(1);
                 // The 530 is sent by the server when the delay has passed.
-                self.login_delay = Some(ctx.now.add_millis(ctx.config.login_fail_delay_ms));
+                self.delay_until = ctx.now.add_millis(ctx.config.login_fail_delay_ms);
+                self.delayed = true;
             }
         }
         Action::None
@@ -819,7 +830,7 @@ impl<F: FileSystem> Session<F> {
 
     /// Called by the server when a failed login's delay has passed.
     pub fn login_delay_over(&mut self, config: &Config) -> Action {
-        self.login_delay = None;
+        self.delayed = false;
         self.memo.clear();
         if self.failures >= config.max_login_failures.max(1) {
             self.reply(530, b"Login incorrect. Too many failures, closing.");
