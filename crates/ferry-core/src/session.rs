@@ -1624,51 +1624,6 @@ pub(crate) fn push_ip<const N: usize>(out: &mut ReplyBuf<N>, ip: ferry_net::IpAd
 mod tests {
     use super::*;
 
-    /// The HELP text of the full build, as it was written out by hand.
-    #[cfg(all(
-        feature = "status",
-        feature = "resume",
-        feature = "mtime",
-        feature = "compat"
-    ))]
-    const HELP_REPLY: &[u8] = b"214-The following commands are recognized:\r\n ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MFMT\r\n MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD QUIT REIN REST\r\n RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER\r\n XCUP XCWD XMKD XPWD XRMD\r\n214 Help OK.\r\n";
-
-    #[cfg(all(
-        feature = "status",
-        feature = "resume",
-        feature = "mtime",
-        feature = "compat"
-    ))]
-    #[test]
-    fn help_names_exactly_the_verbs_help_accepts() {
-        use crate::protocol::command::in_help_list;
-        let body = HELP_REPLY
-            .split(|&b| b == b'\n')
-            .skip(1)
-            .take_while(|l| l.starts_with(b" "));
-        let mut listed = 0;
-        for word in body.flat_map(|l| l.split(|&b| b == b' ' || b == b'\r')) {
-            if !word.is_empty() {
-                assert!(in_help_list(word), "{word:?}");
-                assert!(in_help_list(&word.to_ascii_lowercase()), "{word:?}");
-                listed += 1;
-            }
-        }
-        assert_eq!(listed, 46);
-        for word in [
-            &b"AUTH"[..],
-            b"PBSZ",
-            b"PROT",
-            b"CCC",
-            b"SMNT",
-            b"FOO",
-            b"",
-            b"PWDX",
-        ] {
-            assert!(!in_help_list(word), "{word:?}");
-        }
-    }
-
     /// IPv6 text as `push_ip` promises it: every group, lowercase hex,
     /// leading zeros of a group left out.
     fn ipv6_reference(v6: ferry_net::Ipv6Addr, out: &mut ReplyBuf<64>) {

@@ -675,13 +675,7 @@ mod tests {
     fn the_longest_entry_fits_a_listing_line() {
         // A name as long as a path may be, the widest size, every fact.
         let name = [b'n'; PATH_LEN];
-        let all = PermFacts {
-            read: true,
-            write: true,
-            delete: true,
-            rename: true,
-            mkdir: true,
-        };
+        let all = PermFacts::ALL;
         for kind in [ferry_fs::EntryKind::File, ferry_fs::EntryKind::Dir] {
             let meta = Metadata {
                 kind,

@@ -937,6 +937,38 @@ fn help_text_of_the_full_build_is_unchanged() {
     );
 }
 
+/// HELP VERB agrees with the list: 214 for each of the verbs HELP names
+/// (in any case), 502 for the security verbs, unknown ones and aliases
+/// it does not name.
+#[cfg(feature = "status")]
+#[test]
+fn help_names_exactly_the_verbs_help_accepts() {
+    let mut h = Harness::new();
+    let c = h.login();
+    h.send(c, "HELP");
+    h.run();
+    let text = h.recv(c);
+    let words: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(' '))
+        .flat_map(str::split_whitespace)
+        .collect();
+    assert!(words.len() >= 30, "{text:?}");
+    for word in &words {
+        for asked in [word.to_string(), word.to_ascii_lowercase()] {
+            h.send(c, &format!("HELP {asked}"));
+            h.run();
+            assert_eq!(h.recv(c), "214 Command is supported.\r\n", "{asked}");
+        }
+    }
+    for word in ["AUTH", "PBSZ", "PROT", "CCC", "SMNT", "FOO", "PWDX"] {
+        assert!(!words.contains(&word), "{word}");
+        h.send(c, &format!("HELP {word}"));
+        h.run();
+        assert_eq!(h.recv(c), "502 Unknown command.\r\n", "{word}");
+    }
+}
+
 #[test]
 fn a_reply_too_long_for_its_buffer_still_ends_its_line() {
     // Every `"` of a path is doubled in 257 (RFC 959), so a path of quotes

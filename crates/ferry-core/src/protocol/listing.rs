@@ -38,6 +38,18 @@ pub struct PermFacts {
     pub mkdir: bool,
 }
 
+#[cfg(test)]
+impl PermFacts {
+    /// Every permission.
+    pub(crate) const ALL: PermFacts = PermFacts {
+        read: true,
+        write: true,
+        delete: true,
+        rename: true,
+        mkdir: true,
+    };
+}
+
 /// One `ls -l` line: `drwxr-xr-x 1 ftp ftp 4096 Nov 24 12:34 name` CR LF.
 /// Dates within 180 days of `now` (Unix secs) show `HH:MM`, older or
 /// future ones the year; a missing mtime shows the epoch (`Jan  1  1970`). Mode bits come
@@ -437,13 +449,7 @@ mod tests {
 
     #[test]
     fn mlsx_file() {
-        let all = PermFacts {
-            read: true,
-            write: true,
-            delete: true,
-            rename: true,
-            mkdir: true,
-        };
+        let all = PermFacts::ALL;
         check_mlsx(
             "notes.txt",
             &file(1234, Some(T), Some(0o644)),
@@ -472,13 +478,7 @@ mod tests {
 
     #[test]
     fn mlsx_dirs() {
-        let all = PermFacts {
-            read: true,
-            write: true,
-            delete: true,
-            rename: true,
-            mkdir: true,
-        };
+        let all = PermFacts::ALL;
         check_mlsx(
             "src",
             &dir(Some(0), Some(0o755)),
