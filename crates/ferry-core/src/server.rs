@@ -127,14 +127,11 @@ struct Slot<T, F: FileSystem> {
 
 impl<T, F: FileSystem> Slot<T, F> {
     /// A free slot (its session is set up again when a client takes it).
-    fn free() -> Self {
+    const fn free() -> Self {
         Slot {
             ctrl: None,
             line: LineBuffer::new(),
-            session: Session::new(
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-                Instant(0),
-            ),
+            session: Session::idle(),
             passive: None,
             data: None,
             data_up: false,

@@ -310,17 +310,18 @@ fn resolve_into(
 }
 
 impl<F: FileSystem> Session<F> {
-    /// A session for a client at `peer` (already unmapped).
-    pub fn new(peer: SocketAddr, now: Instant) -> Self {
-        let mut s = Session {
-            peer: peer.ip(),
+    /// A session for no client: the state of a free slot, set up by
+    /// [`Session::reset`] when a client takes it. No code runs to build it.
+    pub const fn idle() -> Self {
+        Session {
+            peer: IpAddr::V4(ferry_net::Ipv4Addr::UNSPECIFIED),
             out: ReplyBuf::new(),
             cwd: PathBuf::new(),
             memo: PathBuf::new(),
             memo_kind: Memo::None,
             user: None,
             failures: 0,
-            delay_until: now,
+            delay_until: Instant(0),
             delayed: false,
             ttype: TransferType::Image,
             #[cfg(feature = "resume")]
@@ -329,7 +330,7 @@ impl<F: FileSystem> Session<F> {
             data_mode: DataMode::None,
             transfer: Running::None,
             line_buf: [0; LIST_LINE_LEN],
-            last_activity: now,
+            last_activity: Instant(0),
             closing: false,
             quit_after_transfer: false,
             eof: false,
@@ -339,14 +340,12 @@ impl<F: FileSystem> Session<F> {
             tls: false,
             #[cfg(feature = "tls")]
             prot_private: false,
-        };
-        s.reset(peer, now);
-        s
+        }
     }
 
     /// Makes this a new session for a client at `peer`, in place (a
-    /// session is too big to build on a small stack and move): the same
-    /// state as [`Session::new`], with the 220 greeting queued.
+    /// session is too big to build on a small stack and move): logged
+    /// out, at `/`, with the 220 greeting queued.
     pub fn reset(&mut self, peer: SocketAddr, now: Instant) {
         // Every field by name, so a new field cannot be forgotten here.
         let Session {
