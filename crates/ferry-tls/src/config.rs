@@ -1,7 +1,7 @@
 //! What the TLS layer serves: the certificate and rustls settings, and the
 //! session-reuse policy for data connections.
 use alloc::sync::Arc;
-#[cfg(feature = "rustcrypto")]
+#[cfg(any(feature = "rustcrypto", feature = "device"))]
 use alloc::vec::Vec;
 
 use rustls::ServerConfig;
@@ -21,6 +21,11 @@ pub(crate) struct ControlConfigs {
 /// a TLS 1.2 session or 2 TLS 1.3 tickets; its data connections': TLS 1.2
 /// sessions of those that did not resume).
 const DEFAULT_SESSIONS_PER_CONTROL: usize = 4;
+
+/// Plaintext bytes per record a device build sends (see
+/// [`TlsConfig::from_der`]): the outgoing buffer is one such record, and
+/// 2 KB records cost about 1% more bytes on the wire than 16 KB ones.
+pub(crate) const DEVICE_RECORD_PLAINTEXT: usize = 2048;
 
 /// The TLS settings of a [`crate::TlsStack`]: a rustls [`ServerConfig`]
 /// (certificate, versions, cipher suites) and the data-connection policy.
@@ -58,20 +63,45 @@ impl TlsConfig {
         }
     }
 
-    /// Serves `chain` (leaf first) with its private `key`, TLS 1.2 and 1.3,
-    /// through the pure-Rust provider ([`crate::provider`]); `time` dates
-    /// sessions (e.g. [`crate::ClockTime`]).
-    #[cfg(feature = "rustcrypto")]
+    /// Serves `chain` (leaf first) with its private `key`, TLS 1.3 (and 1.2
+    /// with the `tls12` feature), through the pure-Rust provider; `time`
+    /// dates sessions (e.g. [`crate::ClockTime`]).
+    ///
+    /// The provider is [`crate::provider`] (every suite and key type) with
+    /// the `rustcrypto` feature; else, with `device`, the small
+    /// [`crate::device::provider`] (ECDSA P-256 keys only), and records of
+    /// 2 KB of plaintext out (see [`TlsConfig::max_record_plaintext`]).
+    #[cfg(any(feature = "rustcrypto", feature = "device"))]
     pub fn from_der(
         chain: Vec<rustls::pki_types::CertificateDer<'static>>,
         key: rustls::pki_types::PrivateKeyDer<'static>,
         time: Arc<dyn rustls::time_provider::TimeProvider>,
     ) -> Result<Self, rustls::Error> {
-        let server = ServerConfig::builder_with_details(Arc::new(crate::provider()), time)
+        #[cfg(feature = "rustcrypto")]
+        let (provider, record) = (crate::provider(), None);
+        #[cfg(not(feature = "rustcrypto"))]
+        let (provider, record) = (crate::device::provider(), Some(DEVICE_RECORD_PLAINTEXT));
+        let server = ServerConfig::builder_with_details(Arc::new(provider), time)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(chain, key)?;
-        Ok(TlsConfig::new(server))
+        let config = TlsConfig::new(server);
+        Ok(match record {
+            Some(bytes) => config.max_record_plaintext(bytes),
+            None => config,
+        })
+    }
+
+    /// The most plaintext bytes one record this server sends carries (32 to
+    /// 16 384, clamped; default 16 384): each connection's outgoing buffer
+    /// holds one such record, so a device saves RAM with small records.
+    /// Records that come in are not limited by this (clients send up to
+    /// 16 KB).
+    pub fn max_record_plaintext(mut self, bytes: usize) -> Self {
+        let bytes = bytes.clamp(32, crate::conn::MAX_PLAIN_CHUNK);
+        // rustls counts the 5-byte record header in.
+        Arc::make_mut(&mut self.base).max_fragment_size = Some(bytes + 5);
+        self
     }
 
     /// Whether a data connection must resume its control connection's TLS
@@ -117,6 +147,9 @@ impl TlsConfig {
         let mut control = ServerConfig::clone(&self.base);
         control.ticketer = Arc::new(NoTickets);
         control.max_early_data_size = 0;
+        // TLS 1.3 records after the handshake are this layer's (decrypted
+        // in place): rustls hands the traffic keys over.
+        control.enable_secret_extraction = true;
         let mut data = control.clone();
         control.session_storage = Arc::new(SessionStore::control(Arc::clone(&cache)));
         data.session_storage = Arc::new(SessionStore::data(cache));

@@ -1,17 +1,26 @@
 //! One TLS connection over one plain socket: rustls' unbuffered server
-//! connection (it works with and without `std`), the ciphertext waiting to
-//! go out, the ciphertext that came in, and decrypted bytes not yet read.
+//! connection for the handshake (it works with and without `std`), then,
+//! for TLS 1.3, this layer's own record layer ([`crate::records`]) with the
+//! keys rustls negotiated; the ciphertext waiting to go out; and the
+//! ciphertext that came in, where TLS 1.3 records are decrypted in place.
 //!
 //! # Contract
 //!
-//! - [`TlsConn::pump`] moves bytes between rustls and the plain socket: it
+//! - [`TlsConn::pump`] moves bytes between TLS and the plain socket: it
 //!   flushes ciphertext, and (when asked to read) reads until the plain
 //!   socket says `WouldBlock`, the peer closed, or decrypted bytes are
 //!   waiting. So a caller that returns `WouldBlock` after a pump leaves the
 //!   plain socket in a state where its readiness will report new events.
-//! - Records are decrypted only while no decrypted bytes wait: at most one
-//!   record's plaintext (16 KB) is held.
+//! - Records are decrypted only while no decrypted bytes wait: one record's
+//!   plaintext is held at most (in place for TLS 1.3; TLS 1.2 records,
+//!   which rustls decrypts into an allocation of its own, are copied into
+//!   a buffer that is freed once read).
+//! - The incoming buffer holds one record of the largest size TLS allows
+//!   (allocated at that size once); a peer that announces a larger record
+//!   fails the connection. The outgoing buffer holds one record of the
+//!   config's `max_fragment_size`, or the handshake's flight.
 //! - Once a connection has failed, every call reports the failure.
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -23,28 +32,26 @@ use rustls::unbuffered::{
     ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError,
     UnbufferedStatus,
 };
-use rustls::{HandshakeKind, ServerConfig};
+use rustls::{ContentType, HandshakeKind, InvalidMessage, ProtocolVersion, ServerConfig};
 
 use crate::error::{Failure, TlsStackError};
+use crate::records::{Opened, Records};
 
-/// The largest TLS record on the wire: a 5-byte header and 2^14 bytes of
-/// plaintext with up to 2048 bytes of expansion (TLS 1.2's limit; TLS 1.3
-/// allows 256).
-pub(crate) const MAX_RECORD: usize = 5 + 16_384 + 2_048;
+/// The largest TLS record rustls' suites produce on the wire: a 5-byte
+/// header and 2^14 bytes of plaintext with up to 256 bytes of expansion
+/// (TLS 1.3's limit, RFC 8446 5.2; TLS 1.2's AEAD suites add 24). Larger
+/// records (TLS 1.2's CBC suites, which rustls does not have) are refused.
+pub(crate) const MAX_RECORD: usize = 5 + 16_384 + 256;
 
-/// The most ciphertext held unprocessed: two records (a handshake message
-/// that spans records is joined in place).
-pub(crate) const MAX_INCOMING: usize = 2 * MAX_RECORD;
-
-/// The first size of the incoming buffer: a ClientHello with a
-/// post-quantum key share fits. It grows to one record when needed.
-const INITIAL_INCOMING: usize = 4 * 1024;
-
-/// The most plaintext one `send` takes: one full record.
+/// The most plaintext one `send` takes when the config does not limit
+/// records (`max_fragment_size`): one full record.
 pub(crate) const MAX_PLAIN_CHUNK: usize = 16_384;
 
-/// Bound on rustls state-machine steps (each handles one message or
-/// record) and on read rounds per call, so one call stays short.
+/// A record header's bytes (rustls' `max_fragment_size` counts them).
+const RECORD_HEADER: usize = 5;
+
+/// Bound on state-machine steps (each handles one message or record) and
+/// on read rounds per call, so one call stays short.
 const MAX_STEPS: usize = 64;
 
 /// When [`TlsConn::pump`] reads from the plain socket.
@@ -57,9 +64,10 @@ pub(crate) enum ReadMode {
     Always,
 }
 
-/// What a run of the rustls state machine should do once it may write.
+/// What a run of the state machine should do once it may write.
+#[derive(Clone, Copy)]
 enum Want<'a> {
-    /// Nothing: process what came in, queue what rustls wants to send.
+    /// Nothing: process what came in, queue what must be sent.
     Nothing,
     /// Encrypt this plaintext.
     Write(&'a [u8]),
@@ -67,9 +75,28 @@ enum Want<'a> {
     CloseNotify,
 }
 
+/// Who does the records.
+enum Phase {
+    /// rustls: the handshake, and a TLS 1.2 connection's records (boxed:
+    /// about 1 KB, freed when a TLS 1.3 connection switches).
+    Rustls(Box<UnbufferedServerConnection>),
+    /// This layer: a TLS 1.3 connection's records after the handshake.
+    Records(Box<Records>),
+    /// Between the two (a connection whose switch failed stays here).
+    Switching,
+}
+
+/// How a run of rustls ended.
+enum RunEnd {
+    /// Blocked or done; for `Want::Write`, `Some(bytes taken)`.
+    Done(Option<usize>),
+    /// A TLS 1.3 handshake is over: the records are this layer's now.
+    Switch,
+}
+
 /// One server-side TLS connection's state.
 pub(crate) struct TlsConn {
-    conn: UnbufferedServerConnection,
+    phase: Phase,
     /// For a control connection: the config its data connections start
     /// with (they resume its sessions).
     data_config: Option<Arc<ServerConfig>>,
@@ -77,15 +104,26 @@ pub(crate) struct TlsConn {
     require_resumption: bool,
     /// When the handshake started (for its timeout).
     started: Instant,
-    /// Ciphertext received: `incoming[..in_len]`.
+    /// Ciphertext received: `incoming[..in_len]` (one record's room).
     incoming: Vec<u8>,
     in_len: usize,
+    /// Give rustls the whole buffer, not one record at a time: it holds a
+    /// handshake message that spans records.
+    whole: bool,
+    /// Bytes rustls decrypted (TLS 1.2), not yet read: `plain[plain_pos..]`.
+    plain: Vec<u8>,
+    plain_pos: usize,
+    /// Bytes decrypted in place (TLS 1.3), not yet read:
+    /// `incoming[opened.0..opened.1]`, from the record that is the first
+    /// `opened_record` bytes of `incoming` (dropped once read).
+    opened: (usize, usize),
+    opened_record: usize,
     /// Ciphertext to send: `outgoing[out_pos..]`.
     outgoing: Vec<u8>,
     out_pos: usize,
-    /// Decrypted bytes not yet read: `plain[plain_pos..]`.
-    plain: Vec<u8>,
-    plain_pos: usize,
+    /// The most plaintext one record carries (the config's
+    /// `max_fragment_size`).
+    max_chunk: usize,
     /// The handshake got far enough to send application data.
     writable: bool,
     /// The peer sent `close_notify`.
@@ -109,17 +147,25 @@ impl TlsConn {
         require_resumption: bool,
         now: Instant,
     ) -> Result<Self, rustls::Error> {
+        let max_chunk = config
+            .max_fragment_size
+            .map_or(MAX_PLAIN_CHUNK, |n| n.saturating_sub(RECORD_HEADER))
+            .clamp(1, MAX_PLAIN_CHUNK);
         Ok(TlsConn {
-            conn: UnbufferedServerConnection::new(config)?,
+            phase: Phase::Rustls(Box::new(UnbufferedServerConnection::new(config)?)),
             data_config,
             require_resumption,
             started: now,
-            incoming: vec![0; INITIAL_INCOMING],
+            incoming: vec![0; MAX_RECORD],
             in_len: 0,
-            outgoing: Vec::new(),
-            out_pos: 0,
+            whole: false,
             plain: Vec::new(),
             plain_pos: 0,
+            opened: (0, 0),
+            opened_record: 0,
+            outgoing: Vec::new(),
+            out_pos: 0,
+            max_chunk,
             writable: false,
             peer_closed: false,
             tcp_eof: false,
@@ -141,7 +187,10 @@ impl TlsConn {
 
     /// Whether the handshake is still running.
     pub(crate) fn handshaking(&self) -> bool {
-        self.conn.is_handshaking()
+        match &self.phase {
+            Phase::Rustls(conn) => conn.is_handshaking(),
+            Phase::Records(_) | Phase::Switching => false,
+        }
     }
 
     /// Whether application data may be encrypted now.
@@ -175,31 +224,48 @@ impl TlsConn {
         self.fresh.replace(false)
     }
 
+    /// Whether decrypted bytes wait to be read.
+    fn plain_waiting(&self) -> bool {
+        self.plain_pos < self.plain.len() || self.opened.0 < self.opened.1
+    }
+
     /// Copies decrypted bytes into `buffer`; how many.
     pub(crate) fn read_plain(&mut self, buffer: &mut [u8]) -> usize {
-        let waiting = self.plain.get(self.plain_pos..).unwrap_or(&[]);
+        let from_vec = self.plain_pos < self.plain.len();
+        let waiting = match from_vec {
+            true => self.plain.get(self.plain_pos..),
+            false => self.incoming.get(self.opened.0..self.opened.1),
+        }
+        .unwrap_or(&[]);
         let n = waiting.len().min(buffer.len());
         if let (Some(dst), Some(src)) = (buffer.get_mut(..n), waiting.get(..n)) {
             dst.copy_from_slice(src);
         }
-        self.plain_pos += n;
-        if self.plain_pos >= self.plain.len() {
-            self.plain.clear();
-            self.plain_pos = 0;
+        match from_vec {
+            true => self.plain_pos += n,
+            false => self.opened.0 += n,
+        }
+        if !self.plain_waiting() {
+            self.discard_plain();
         }
         n
     }
 
-    /// Drops decrypted bytes nobody will read (a closing connection).
+    /// Drops decrypted bytes nobody will read (a closing connection), or
+    /// their buffers once read.
     pub(crate) fn discard_plain(&mut self) {
-        self.plain.clear();
+        // Freed, not kept: TLS 1.2's records are rare on a device.
+        self.plain = Vec::new();
         self.plain_pos = 0;
+        self.opened = (0, 0);
+        drop_front(&mut self.incoming, &mut self.in_len, self.opened_record);
+        self.opened_record = 0;
     }
 
     /// Records `failure` (the first one wins) and returns its error.
     fn fail<E>(&mut self, failure: Failure, net: Option<E>) -> TlsStackError<E> {
         let failure = self.failure.get_or_insert(failure).clone();
-        self.outgoing.clear();
+        self.outgoing = Vec::new();
         self.out_pos = 0;
         failure.to_error(net)
     }
@@ -212,7 +278,7 @@ impl TlsConn {
         }
     }
 
-    /// Moves bytes between rustls and the plain socket; see the module docs.
+    /// Moves bytes between TLS and the plain socket; see the module docs.
     pub(crate) fn pump<S: TcpClientStack>(
         &mut self,
         stack: &mut S,
@@ -233,11 +299,18 @@ impl TlsConn {
                 ReadMode::Always => true,
                 ReadMode::Handshake => self.handshaking(),
             };
-            if !wants_read || self.peer_done() || self.plain_pos < self.plain.len() {
+            if !wants_read || self.peer_done() || self.plain_waiting() {
                 break;
             }
-            let Some(space) = self.read_space() else {
-                break;
+            let Some(space) = self
+                .incoming
+                .get_mut(self.in_len..)
+                .filter(|s| !s.is_empty())
+            else {
+                // Every whole record was processed before this read, so a
+                // full buffer holds one record larger than TLS allows.
+                let too_large = rustls::Error::InvalidMessage(InvalidMessage::MessageTooLarge);
+                return Err(self.fail(Failure::Tls(too_large), None));
             };
             match stack.receive(socket, space) {
                 Ok(0) => {
@@ -258,27 +331,26 @@ impl TlsConn {
                 Err(nb::Error::Other(e)) => return Err(self.fail(Failure::Net, Some(e))),
             }
         }
-        let waiting = self.plain_pos < self.plain.len() || self.has_complete_record();
+        let waiting = self.plain_waiting() || self.has_complete_record();
         if waiting || read_without_block {
             self.fresh.set(true);
         }
         Ok(())
     }
 
-    /// Runs the rustls state machine over what came in, queueing what it
-    /// wants to send and checking the resumption policy.
+    /// Processes what came in, queueing what must be sent and checking the
+    /// resumption policy.
     fn process<S: TcpClientStack>(
         &mut self,
         stack: &mut S,
         socket: &mut S::TcpSocket,
     ) -> Result<(), TlsStackError<S::Error>> {
-        let result = self.run(Want::Nothing);
-        if let Err(e) = result {
+        if let Err(e) = self.run(Want::Nothing) {
             self.send_alert(stack, socket);
             return Err(self.fail(Failure::Tls(e), None));
         }
-        if self.require_resumption {
-            if let Some(kind) = self.conn.handshake_kind() {
+        if let (true, Phase::Rustls(conn)) = (self.require_resumption, &self.phase) {
+            if let Some(kind) = conn.handshake_kind() {
                 if kind != HandshakeKind::Resumed {
                     // Nothing of this handshake is sent: the client sees the
                     // connection close before the server's hello.
@@ -298,7 +370,7 @@ impl TlsConn {
         data: &[u8],
     ) -> Result<usize, TlsStackError<S::Error>> {
         self.check()?;
-        let data = data.get(..MAX_PLAIN_CHUNK).unwrap_or(data);
+        let data = data.get(..self.max_chunk).unwrap_or(data);
         match self.run(Want::Write(data)) {
             Ok(Some(n)) => {
                 self.flush(stack, socket)?;
@@ -349,11 +421,14 @@ impl TlsConn {
         Ok(())
     }
 
-    /// Best effort after a TLS error: rustls queued an alert for the peer;
-    /// encode it and try to send it once.
+    /// Best effort after a TLS error in rustls' hands: it queued an alert
+    /// for the peer; encode it and try to send it once.
     fn send_alert<S: TcpClientStack>(&mut self, stack: &mut S, socket: &mut S::TcpSocket) {
+        let Phase::Rustls(conn) = &mut self.phase else {
+            return;
+        };
         for _ in 0..4 {
-            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
             match state {
                 Ok(ConnectionState::EncodeTlsData(mut encoder)) => {
                     if encode(&mut encoder, &mut self.outgoing).is_err() {
@@ -368,31 +443,111 @@ impl TlsConn {
         let _ = self.flush(stack, socket);
     }
 
-    /// Runs rustls until it blocks, or until `want` is done; for
+    /// Runs the connection until it blocks, or until `want` is done; for
     /// `Want::Write`, `Some(bytes taken)` once encrypted.
     fn run(&mut self, want: Want<'_>) -> Result<Option<usize>, rustls::Error> {
+        if let Phase::Rustls(_) = self.phase {
+            match self.run_rustls(want)? {
+                RunEnd::Done(taken) => return Ok(taken),
+                RunEnd::Switch => {
+                    let Phase::Rustls(conn) = core::mem::replace(&mut self.phase, Phase::Switching)
+                    else {
+                        return Ok(None);
+                    };
+                    self.phase = Phase::Records(Box::new(Records::take_over(*conn)?));
+                    self.writable = true;
+                }
+            }
+        }
+        let Phase::Records(records) = &mut self.phase else {
+            return Ok(None);
+        };
+        match want {
+            Want::Nothing => {
+                // Decrypt until a record with data waits, or none is whole.
+                for _ in 0..MAX_STEPS {
+                    if self.opened.0 < self.opened.1 || self.peer_closed {
+                        break;
+                    }
+                    let Some(len) = record_len(&self.incoming, self.in_len) else {
+                        break;
+                    };
+                    if len > self.in_len {
+                        break;
+                    }
+                    match records.open(&mut self.incoming, len, &mut self.outgoing)? {
+                        Opened::Data { start, end, record } => {
+                            self.opened = (start, end);
+                            self.opened_record = record;
+                        }
+                        Opened::Nothing { record } => {
+                            drop_front(&mut self.incoming, &mut self.in_len, record)
+                        }
+                        Opened::CloseNotify { record } => {
+                            drop_front(&mut self.incoming, &mut self.in_len, record);
+                            self.peer_closed = true;
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            Want::Write(data) => {
+                records.seal(ContentType::ApplicationData, data, &mut self.outgoing)?;
+                Ok(Some(data.len()))
+            }
+            Want::CloseNotify => {
+                // Alert level warning (1), close_notify (0).
+                records.seal(ContentType::Alert, &[1, 0], &mut self.outgoing)?;
+                self.close_queued = true;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs rustls until it blocks, until `want` is done, or until a
+    /// TLS 1.3 handshake is over (then this layer takes the records over,
+    /// before rustls decrypts any: it is given one record at a time).
+    fn run_rustls(&mut self, want: Want<'_>) -> Result<RunEnd, rustls::Error> {
         let TlsConn {
-            conn,
+            phase,
             incoming,
             in_len,
-            outgoing,
+            whole,
             plain,
             plain_pos,
+            outgoing,
             writable,
             peer_closed,
             close_queued,
             ..
         } = self;
+        let Phase::Rustls(conn) = phase else {
+            return Ok(RunEnd::Done(None));
+        };
         for _ in 0..MAX_STEPS {
             // Decrypt no further while decrypted bytes wait (one record's
             // worth is held at most), unless the caller wants to write.
             if matches!(want, Want::Nothing) && *plain_pos < plain.len() {
-                return Ok(None);
+                return Ok(RunEnd::Done(None));
             }
-            let filled = incoming.get_mut(..*in_len).unwrap_or(&mut []);
+            let tls13_done =
+                !conn.is_handshaking() && conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
+            // Once a TLS 1.3 handshake is over nothing more is given to
+            // rustls; before, one record at a time, so that it never
+            // decrypts the data that follows the client's Finished.
+            let end = match (tls13_done, *whole) {
+                (true, _) => 0,
+                (false, true) => *in_len,
+                (false, false) => record_len(incoming, *in_len)
+                    .filter(|n| *n <= *in_len)
+                    .unwrap_or(*in_len),
+            };
+            let given = end;
+            let filled = incoming.get_mut(..end).unwrap_or(&mut []);
             let UnbufferedStatus { mut discard, state } = conn.process_tls_records(filled);
             let mut done = false;
             let mut taken = None;
+            let mut blocked = false;
             let step = match state {
                 Err(e) => Err(e),
                 Ok(ConnectionState::ReadTraffic(mut traffic)) => {
@@ -433,14 +588,24 @@ impl TlsConn {
                     Ok(())
                 }
                 Ok(ConnectionState::BlockedHandshake) => {
+                    blocked = true;
                     done = true;
                     Ok(())
                 }
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
                     *writable = true;
                     done = true;
+                    if tls13_done {
+                        // Nothing is left to send (rustls reports this
+                        // state only then): switch before writing.
+                        drop_front(incoming, in_len, discard);
+                        return Ok(RunEnd::Switch);
+                    }
                     match want {
-                        Want::Nothing => Ok(()),
+                        Want::Nothing => {
+                            blocked = true;
+                            Ok(())
+                        }
                         Want::Write(data) => {
                             let step = append(outgoing, |out| traffic.encrypt(data, out));
                             if step.is_ok() {
@@ -473,45 +638,36 @@ impl TlsConn {
             };
             drop_front(incoming, in_len, discard);
             step?;
-            if done {
-                return Ok(taken);
+            if discard > 0 {
+                *whole = false;
+            } else if blocked && given > 0 {
+                // rustls took nothing of what it was given: a record is
+                // not whole yet, or it keeps part of a handshake message
+                // and waits for the rest. From now on it sees everything
+                // (it expects what it was shown to stay in place).
+                *whole = true;
+            }
+            // rustls was not shown everything: give it the next record.
+            let more = given < *in_len + discard;
+            if done && !(blocked && more) {
+                return Ok(RunEnd::Done(taken));
             }
         }
-        Ok(None)
-    }
-
-    /// Room to read ciphertext into, growing the buffer towards the record
-    /// that is coming; `None` at the size limit (a peer that sends more
-    /// than rustls can use at once).
-    fn read_space(&mut self) -> Option<&mut [u8]> {
-        if self.in_len >= self.incoming.len() {
-            // rustls has processed every whole record before a read (or
-            // keeps a handshake message that spans records in place), so a
-            // full buffer needs to grow: to the coming record, or by a step.
-            let next = match self.first_record_len() {
-                Some(n) if n > self.in_len => n,
-                _ => self.in_len + INITIAL_INCOMING,
-            };
-            let size = next.min(MAX_INCOMING);
-            if size <= self.incoming.len() {
-                return None;
-            }
-            self.incoming.resize(size, 0);
-        }
-        self.incoming.get_mut(self.in_len..)
-    }
-
-    /// The wire length of the first record, once its header is in.
-    fn first_record_len(&self) -> Option<usize> {
-        match self.incoming.get(..self.in_len.min(5))? {
-            [_, _, _, hi, lo] => Some(5 + usize::from(u16::from_be_bytes([*hi, *lo]))),
-            _ => None,
-        }
+        Ok(RunEnd::Done(None))
     }
 
     /// Whether a whole record waits in the incoming buffer.
     fn has_complete_record(&self) -> bool {
-        self.first_record_len().is_some_and(|n| n <= self.in_len)
+        record_len(&self.incoming, self.in_len).is_some_and(|n| n <= self.in_len)
+    }
+}
+
+/// The wire length of the first record of `buffer[..len]`, once its
+/// header is in.
+fn record_len(buffer: &[u8], len: usize) -> Option<usize> {
+    match buffer.get(..len.min(5))? {
+        [_, _, _, hi, lo] => Some(5 + usize::from(u16::from_be_bytes([*hi, *lo]))),
+        _ => None,
     }
 }
 
@@ -587,5 +743,12 @@ mod tests {
         assert_eq!((len, buf[0]), (1, 4));
         drop_front(&mut buf, &mut len, 9);
         assert_eq!(len, 0);
+    }
+
+    #[test]
+    fn record_len_reads_the_header_once_whole() {
+        let buf = [23, 3, 3, 0x01, 0x02, 0];
+        assert_eq!(record_len(&buf, 4), None);
+        assert_eq!(record_len(&buf, 5), Some(5 + 0x0102));
     }
 }

@@ -37,10 +37,12 @@
 //!   poll again without sleeping while [`TlsStack::has_pending`] is true.
 //!
 //! Memory: one TLS connection holds a rustls connection (~1.5 KB on a
-//! Cortex-M4) plus three heap buffers that grow to one TLS record each
-//! (~18 KB in, ~17 KB out, 16 KB of decrypted plaintext; [`footprint`]) and
-//! are freed with the connection. See `docs/SECURITY.md` and
-//! `cargo xtask size`.
+//! Cortex-M4) plus two heap buffers, freed with the connection: incoming
+//! ciphertext, one record of the largest size (16.3 KB; records are
+//! decrypted in place, so there is no plaintext buffer), and outgoing
+//! ciphertext, one record of the config's `max_fragment_size` (16 KB by
+//! default, 2 KB on a device build; [`footprint`]). See `docs/SECURITY.md`
+//! and `cargo xtask size`.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(
@@ -66,7 +68,10 @@ extern crate std;
 mod cache;
 mod config;
 mod conn;
+#[cfg(feature = "device")]
+pub mod device;
 mod error;
+mod records;
 #[cfg(feature = "self-signed")]
 pub mod self_signed;
 mod stack;
@@ -83,18 +88,19 @@ pub mod footprint {
     /// Bytes of one connection's fixed state (the rustls connection handle
     /// and this layer's bookkeeping), not counting the heap it points to.
     pub const CONNECTION_STATE: usize = core::mem::size_of::<crate::conn::TlsConn>();
-    /// Ciphertext one connection holds unprocessed, usually: one record
-    /// (the incoming buffer grows to the record that is coming).
+    /// The incoming buffer: one record of the largest size (records are
+    /// decrypted in place there; there is no plaintext buffer).
     pub const INCOMING: usize = crate::conn::MAX_RECORD;
-    /// Most ciphertext one connection holds unprocessed: two records (a
-    /// handshake message that spans records).
-    pub const MAX_INCOMING: usize = crate::conn::MAX_INCOMING;
-    /// Ciphertext one connection holds to send: one record of application
-    /// data, or the server's handshake flight (about 1 KB plus the
-    /// certificate chain).
-    pub const TYPICAL_OUTGOING: usize = crate::conn::MAX_PLAIN_CHUNK + 256;
-    /// Most decrypted bytes one connection holds for the engine (one record).
-    pub const MAX_PLAINTEXT: usize = crate::conn::MAX_PLAIN_CHUNK;
+    /// The outgoing buffer with records of `max_plaintext` bytes (the
+    /// config's `max_fragment_size` less the 5-byte header): one record
+    /// with its header, content type and AEAD tag. The handshake's flight
+    /// may need more (about 1 KB plus the certificate chain).
+    pub const fn outgoing(max_plaintext: usize) -> usize {
+        max_plaintext + 5 + 1 + 16
+    }
+    /// The records [`crate::TlsConfig::from_der`] sends on a device build
+    /// (`device` without `rustcrypto`): plaintext bytes per record.
+    pub const DEVICE_RECORD_PLAINTEXT: usize = crate::config::DEVICE_RECORD_PLAINTEXT;
 }
 
 /// The rustls this layer is built on (0.23), for building a custom

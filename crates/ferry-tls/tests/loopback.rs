@@ -60,15 +60,33 @@ struct Server {
 
 impl Server {
     fn start(cert: &SelfSigned, require_reuse: bool) -> Server {
-        let clock = StdClock::new();
         let config = TlsConfig::from_der(
             vec![cert.cert.clone()],
             cert.key.clone_key(),
-            Arc::new(ClockTime(clock)),
+            Arc::new(ClockTime(StdClock::new())),
         )
         .unwrap()
-        .require_session_reuse(require_reuse)
-        .handshake_timeout_ms(3_000);
+        .require_session_reuse(require_reuse);
+        Server::with_config(config)
+    }
+
+    /// Serves with the small device provider and 2 KB records out.
+    fn device(cert: &SelfSigned) -> Server {
+        let server = rustls::ServerConfig::builder_with_details(
+            Arc::new(ferry_tls::device::provider()),
+            Arc::new(ClockTime(StdClock::new())),
+        )
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.clone()], cert.key.clone_key())
+        .unwrap();
+        Server::with_config(TlsConfig::new(server).max_record_plaintext(2048))
+    }
+
+    fn with_config(config: TlsConfig) -> Server {
+        let clock = StdClock::new();
+        let config = config.handshake_timeout_ms(3_000);
         // Its own address: port 0 names no port, and `implicit_addr` must
         // match the control listener alone.
         let implicit: SocketAddr = "127.0.0.2:0".parse().unwrap();
@@ -259,6 +277,15 @@ fn cert() -> SelfSigned {
 }
 
 fn client_config(cert: &CertificateDer<'static>, tls12: bool) -> Arc<ClientConfig> {
+    client_with(cert, tls12, ferry_tls::provider())
+}
+
+/// A client that offers only what `provider` has.
+fn client_with(
+    cert: &CertificateDer<'static>,
+    tls12: bool,
+    provider: rustls::crypto::CryptoProvider,
+) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
     let versions: &[&rustls::SupportedProtocolVersion] = if tls12 {
@@ -267,7 +294,7 @@ fn client_config(cert: &CertificateDer<'static>, tls12: bool) -> Arc<ClientConfi
         &[&rustls::version::TLS13]
     };
     Arc::new(
-        ClientConfig::builder_with_provider(Arc::new(ferry_tls::provider()))
+        ClientConfig::builder_with_provider(Arc::new(provider))
             .with_protocol_versions(versions)
             .unwrap()
             .with_root_certificates(roots)
@@ -509,4 +536,113 @@ fn stack_without_tls_stays_plain() {
     stack.close(s).unwrap();
     stack.close(l).unwrap();
     assert_eq!(stack.lingering(), 0);
+}
+
+#[test]
+fn device_provider_serves_each_suite_and_group() {
+    let cert = cert();
+    let server = Server::device(&cert);
+    let full = ferry_tls::provider();
+    for tls12 in [false, true] {
+        let suites: Vec<_> = ferry_tls::device::provider()
+            .cipher_suites
+            .into_iter()
+            .filter(|s| (s.version() == &rustls::version::TLS12) == tls12)
+            .collect();
+        assert_eq!(suites.len(), 2);
+        for suite in suites {
+            for group in [rustls::NamedGroup::X25519, rustls::NamedGroup::secp256r1] {
+                let mut provider = full.clone();
+                provider.cipher_suites = vec![suite];
+                provider.kx_groups.retain(|g| g.name() == group);
+                let config = client_with(&cert.cert, tls12, provider);
+                let mut client = connect(server.control, &config);
+                echo(&mut client, b"hello\n");
+                assert_eq!(client.conn.negotiated_cipher_suite(), Some(suite));
+                assert_eq!(
+                    client
+                        .conn
+                        .negotiated_key_exchange_group()
+                        .map(|g| g.name()),
+                    Some(group)
+                );
+                // Bigger than a record both ways (the server's are 2 KB).
+                let blob: Vec<u8> = (0..40_000).map(|i: usize| (i * 13 % 256) as u8).collect();
+                echo(&mut client, &blob);
+                finish(client);
+            }
+        }
+    }
+    // Offered nothing the device has (only P-384): refused, no panic.
+    let mut provider = full.clone();
+    provider
+        .kx_groups
+        .retain(|g| g.name() == rustls::NamedGroup::secp384r1);
+    let config = client_with(&cert.cert, false, provider);
+    let mut client = connect(server.control, &config);
+    assert!(client
+        .write_all(b"x")
+        .and_then(|()| client.flush())
+        .is_err());
+    let errors = server.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+}
+
+#[test]
+fn key_updates_both_ways_keep_the_stream_whole() {
+    let cert = cert();
+    let server = Server::start(&cert, false);
+    let config = client_config(&cert.cert, false);
+    let mut client = connect(server.control, &config);
+    echo(&mut client, b"before\n");
+    for round in 0..3 {
+        // A KeyUpdate that asks the server to update its own key too.
+        client.conn.refresh_traffic_keys().unwrap();
+        echo(&mut client, format!("after {round}\n").as_bytes());
+    }
+    finish(client);
+    assert!(server.errors().is_empty(), "{:?}", server.errors());
+}
+
+#[test]
+fn a_record_larger_than_tls_allows_ends_that_connection_only() {
+    let cert = cert();
+    let server = Server::start(&cert, false);
+    let config = client_config(&cert.cert, false);
+    let mut good = connect(server.control, &config);
+    echo(&mut good, b"fine\n");
+    // A handshake record announcing 20 000 bytes, and then sending them.
+    let mut big = TcpStream::connect(server.control).unwrap();
+    big.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut record = vec![0x16, 0x03, 0x01, 0x4e, 0x20];
+    record.resize(5 + 20_000, 0);
+    let _ = big.write_all(&record);
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = big.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "not closed at once"
+    );
+    // The same after the handshake, inside a session.
+    let mut session = connect(server.control, &config);
+    echo(&mut session, b"mine\n");
+    let mut record = vec![0x17, 0x03, 0x03, 0x4e, 0x20];
+    record.resize(5 + 20_000, 0);
+    let _ = session.sock.write_all(&record);
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = session.sock.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "not closed at once"
+    );
+    echo(&mut good, b"still fine\n");
+    finish(good);
+    let errors = server.errors();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors.iter().all(|e| e.contains("MessageTooLarge")),
+        "{errors:?}"
+    );
 }
