@@ -28,7 +28,7 @@ commands:
                   build, integration tests, the Cortex-M3 firmware in QEMU
                   against real clients, the STM32 board's builds; --quick
                   skips fmt, clippy and the firmware and Cortex-M3 builds
-  size [--check] [--ratchet] [--features-cost]
+  size [--check] [--ratchet] [--features-cost] [--tls]
                   ROM, RAM and stack of ferry-core on a Cortex-M3 (thumbv7m)
                   in the emftp and default profiles at opt-level \"z\" and
                   \"s\" (stack: a scripted session in QEMU), and of the
@@ -37,7 +37,8 @@ commands:
                   size-budget.toml; --check: the engine only, failing on a
                   figure over its limit; --ratchet: lower the limits to the
                   figures measured; --features-cost: what each ferry-core
-                  feature adds
+                  feature adds; --tls: only the TLS layer (ROM on a
+                  Cortex-M4F, RAM per connection in QEMU) against its budget
   bench [--quick] [--write]
                   ferryd (release build) beside pyftpdlib and vsftpd on
                   loopback: RETR and STOR of 256 MiB with curl, small files

@@ -35,7 +35,9 @@
 //!   littlefs; the difference is what the adapter adds (see
 //!   `size/storage.rs`).
 //! - TLS: `crates/ferry-tls/probe` is built for a Cortex-M4F and measured
-//!   apart (see `size/tls.rs`); the figures go to docs/SECURITY.md.
+//!   apart, its RAM per connection in QEMU (see `size/tls.rs`); the figures
+//!   go to docs/SECURITY.md, summary.json (profile "tls") and the budget's
+//!   `[tls.z]`.
 //! - Firmware: `boards/qemu-mps2-an385` and `boards/stm32f429zi` (with
 //!   each of its stacks: on-chip Ethernet and smoltcp, or a W5500) are
 //!   built at both opt-levels too, and measured whole (flash, static RAM,
@@ -78,7 +80,7 @@ const EMFTP_RAM_FURTHER: u32 = 1843;
 pub const BUDGET_FILE: &str = "size-budget.toml";
 
 /// Where the figures go for other tools.
-const SUMMARY_FILE: &str = "target/size/summary.json";
+pub(crate) const SUMMARY_FILE: &str = "target/size/summary.json";
 
 /// ferry-core's optional features, each measured on top of the emftp
 /// profile by `--features-cost`.
@@ -254,6 +256,8 @@ pub struct Options {
     pub ratchet: bool,
     /// Measure what each feature of ferry-core costs.
     pub features_cost: bool,
+    /// Only the TLS layer (`--tls`): measure it and check its budget.
+    pub tls_only: bool,
 }
 
 impl Options {
@@ -265,6 +269,7 @@ impl Options {
                 "--check" => options.check = true,
                 "--ratchet" => options.ratchet = true,
                 "--features-cost" => options.features_cost = true,
+                "--tls" => options.tls_only = true,
                 _ => return None,
             }
         }
@@ -288,6 +293,9 @@ pub fn run(options: Options) -> Result<(), Failure> {
         return Err(Failure(format!("missing {missing}; run cargo xtask setup")));
     }
     let root = cmd::root();
+    if options.tls_only {
+        return tls::check(&root);
+    }
     if options.check && !options.ratchet && !options.features_cost {
         return check(&root);
     }
@@ -372,13 +380,15 @@ pub fn run(options: Options) -> Result<(), Failure> {
         )?;
     }
     println!("\nwrote docs/BENCHMARKS.md and README.md");
-    tls::report(
+    let tls_over = tls::report(
         &root,
         &format!(
             "Measured by `cargo xtask size` on {} (commit {commit}, {toolchain} from Debian).",
             today()
         ),
-    );
+        options.ratchet,
+    )
+    .err();
 
     let provenance = format!(
         "Measured by `cargo xtask size` on {} (commit {commit}, {toolchain} from Debian): \
@@ -387,7 +397,7 @@ pub fn run(options: Options) -> Result<(), Failure> {
         today()
     );
     firmware_sizes(&root, &provenance)?;
-    match over_budget {
+    match over_budget.or(tls_over) {
         Some(failure) => Err(failure),
         None => Ok(()),
     }

@@ -78,18 +78,58 @@ impl TlsConfig {
         time: Arc<dyn rustls::time_provider::TimeProvider>,
     ) -> Result<Self, rustls::Error> {
         #[cfg(feature = "rustcrypto")]
-        let (provider, record) = (crate::provider(), None);
+        {
+            let server = ServerConfig::builder_with_details(Arc::new(crate::provider()), time)
+                .with_safe_default_protocol_versions()?
+                .with_no_client_auth()
+                .with_single_cert(chain, key)?;
+            Ok(TlsConfig::new(server))
+        }
         #[cfg(not(feature = "rustcrypto"))]
-        let (provider, record) = (crate::device::provider(), Some(DEVICE_RECORD_PLAINTEXT));
+        {
+            let provider = crate::device::provider();
+            let key = provider.key_provider.load_private_key(key)?;
+            Self::device(provider, chain, key, time)
+        }
+    }
+
+    /// Serves `chain` (leaf first, DER, sent as it is) with the ECDSA P-256
+    /// key whose 32-byte secret scalar is `key` ([`crate::device::signing_key`]),
+    /// TLS 1.3 (and 1.2 with the `tls12` feature) through the small
+    /// [`crate::device::provider`], with records of 2 KB of plaintext out.
+    /// The smallest way to serve TLS on a device: neither the key nor the
+    /// certificate is parsed (a key that does not match the certificate
+    /// shows at the first handshake).
+    #[cfg(feature = "device")]
+    pub fn from_p256_key(
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: &[u8],
+        time: Arc<dyn rustls::time_provider::TimeProvider>,
+    ) -> Result<Self, rustls::Error> {
+        let key = crate::device::signing_key(key)
+            .ok_or(rustls::Error::General("not a P-256 secret scalar".into()))?;
+        let provider = crate::device::provider_for_raw_keys();
+        Self::device(provider, chain, key, time)
+    }
+
+    /// A device build's config: `provider`, `chain` and `key` as given.
+    #[cfg(feature = "device")]
+    fn device(
+        provider: rustls::crypto::CryptoProvider,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: Arc<dyn rustls::sign::SigningKey>,
+        time: Arc<dyn rustls::time_provider::TimeProvider>,
+    ) -> Result<Self, rustls::Error> {
+        use rustls::sign::{CertifiedKey, SingleCertAndKey};
+        // Served as given: the check that the key matches the certificate
+        // (`with_single_cert`) parses the certificate, 5 KB of flash; a
+        // mismatch shows at the first handshake instead.
+        let resolver = SingleCertAndKey::from(CertifiedKey::new(chain, key));
         let server = ServerConfig::builder_with_details(Arc::new(provider), time)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
-            .with_single_cert(chain, key)?;
-        let config = TlsConfig::new(server);
-        Ok(match record {
-            Some(bytes) => config.max_record_plaintext(bytes),
-            None => config,
-        })
+            .with_cert_resolver(Arc::new(resolver));
+        Ok(TlsConfig::new(server).max_record_plaintext(DEVICE_RECORD_PLAINTEXT))
     }
 
     /// The most plaintext bytes one record this server sends carries (32 to

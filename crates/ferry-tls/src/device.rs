@@ -28,18 +28,26 @@
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec;
+use alloc::vec::Vec;
 
+use p256::ecdsa::signature::RandomizedSigner;
+use p256::pkcs8::DecodePrivateKey;
 use rustls::crypto::{
     ActiveKeyExchange, CryptoProvider, GetRandomFailed, KeyProvider, SecureRandom, SharedSecret,
     SupportedKxGroup, WebPkiSupportedAlgorithms,
 };
 use rustls::pki_types::PrivateKeyDer;
-use rustls::sign::SigningKey;
-use rustls::{Error, NamedGroup, PeerMisbehaved};
-use rustls_rustcrypto::sign::ecdsa::EcdsaSigningKeyP256;
+use rustls::sign::{Signer, SigningKey};
+use rustls::{Error, NamedGroup, PeerMisbehaved, SignatureAlgorithm, SignatureScheme};
 
-/// The provider: see the [module docs](self).
+/// The provider: see the [module docs](self). Its key provider loads
+/// ECDSA P-256 keys from PKCS#8 or SEC1 DER.
 pub fn provider() -> CryptoProvider {
+    provider_with(&Device)
+}
+
+/// The provider with `keys` to load private keys.
+fn provider_with(keys: &'static dyn KeyProvider) -> CryptoProvider {
     CryptoProvider {
         cipher_suites: vec![
             rustls_rustcrypto::TLS13_AES_128_GCM_SHA256,
@@ -56,7 +64,32 @@ pub fn provider() -> CryptoProvider {
             mapping: &[],
         },
         secure_random: &Device,
-        key_provider: &Device,
+        key_provider: keys,
+    }
+}
+
+/// The provider for a key given as its raw scalar ([`signing_key`]): it
+/// loads no keys itself, so no DER decoder is linked (about 10 KB of flash
+/// less than [`provider`]).
+pub(crate) fn provider_for_raw_keys() -> CryptoProvider {
+    provider_with(&NoKeys)
+}
+
+/// An ECDSA P-256 signing key from its 32-byte secret scalar (big-endian,
+/// as in SEC1 and in the last 32 bytes of `openssl ec -outform DER`'s
+/// private key field); `None` if it is not a valid scalar.
+pub fn signing_key(scalar: &[u8]) -> Option<Arc<dyn SigningKey>> {
+    let key = p256::SecretKey::from_slice(scalar).ok()?;
+    Some(Arc::new(P256Key(Arc::new(key.into()))))
+}
+
+/// A key provider that loads nothing (keys come from [`signing_key`]).
+#[derive(Debug)]
+struct NoKeys;
+
+impl KeyProvider for NoKeys {
+    fn load_private_key(&self, _: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
+        Err(Error::General(NOT_P256.into()))
     }
 }
 
@@ -72,7 +105,53 @@ impl SecureRandom for Device {
 
 impl KeyProvider for Device {
     fn load_private_key(&self, der: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
-        EcdsaSigningKeyP256::try_from(&der).map(|key| Arc::new(key) as Arc<dyn SigningKey>)
+        let key = match &der {
+            PrivateKeyDer::Pkcs8(key) => {
+                p256::SecretKey::from_pkcs8_der(key.secret_pkcs8_der()).ok()
+            }
+            PrivateKeyDer::Sec1(key) => p256::SecretKey::from_sec1_der(key.secret_sec1_der()).ok(),
+            _ => None,
+        };
+        let key = key.ok_or(Error::General(NOT_P256.into()))?;
+        Ok(Arc::new(P256Key(Arc::new(key.into()))))
+    }
+}
+
+/// Why a key was refused.
+const NOT_P256: &str = "the device provider takes ECDSA P-256 keys (PKCS#8 or SEC1 DER) only";
+
+/// The server's ECDSA P-256 key.
+#[derive(Debug)]
+struct P256Key(Arc<p256::ecdsa::SigningKey>);
+
+impl SigningKey for P256Key {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+        offered
+            .contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+            .then(|| Box::new(P256Signer(Arc::clone(&self.0))) as Box<dyn Signer>)
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        SignatureAlgorithm::ECDSA
+    }
+}
+
+/// Signs one handshake with the server's key.
+#[derive(Debug)]
+struct P256Signer(Arc<p256::ecdsa::SigningKey>);
+
+impl Signer for P256Signer {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        // RFC 6979 nonces, hedged with fresh randomness.
+        let signature: p256::ecdsa::Signature = self
+            .0
+            .try_sign_with_rng(&mut rand_core::OsRng, message)
+            .map_err(|_| Error::General("ECDSA signing failed".into()))?;
+        Ok(signature.to_der().as_bytes().to_vec())
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::ECDSA_NISTP256_SHA256
     }
 }
 

@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 /// The figures a budget holds, in the order of summary.json's keys.
 pub const METRICS: [&str; 4] = ["rom", "ram_one_session", "ram_each_further", "stack"];
 
+/// The figures of the TLS layer's section (`[tls.z]`, see `size/tls.rs`).
+pub const TLS_METRICS: [&str; 2] = ["rom", "ram_per_connection"];
+
 /// One build's figures, in the order of [`METRICS`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Figures {
@@ -67,6 +70,7 @@ impl Budget {
             };
             let known = METRICS
                 .iter()
+                .chain(&TLS_METRICS)
                 .any(|m| key == *m || key.strip_suffix("_goal") == Some(m));
             if !known {
                 return Err(format!("line {}: unknown key `{key}`", n + 1));
@@ -88,50 +92,63 @@ impl Budget {
     /// Compares `builds` with the budget: a line per figure, and what
     /// exceeds its limit (or has none).
     pub fn compare(&self, builds: &[Figures]) -> (String, Vec<String>) {
+        let named: Vec<(&str, &str, &str, u32)> = builds
+            .iter()
+            .flat_map(|b| {
+                METRICS
+                    .iter()
+                    .zip(b.values)
+                    .map(|(m, v)| (b.profile, b.opt, *m, v))
+            })
+            .collect();
+        self.compare_named(&named)
+    }
+
+    /// [`Budget::compare`] for figures named `(profile, opt, figure,
+    /// bytes)`.
+    pub fn compare_named(&self, figures: &[(&str, &str, &str, u32)]) -> (String, Vec<String>) {
         let mut out = format!(
             "  {:<8} {:<4} {:<18} {:>9} {:>9} {:>9}   {}\n",
             "profile", "opt", "figure", "measured", "limit", "goal", "to the goal"
         );
         let mut over = Vec::new();
-        for build in builds {
-            for (metric, &value) in METRICS.iter().zip(&build.values) {
-                let limit = self.get(build.profile, build.opt, metric);
-                let goal = self.get(build.profile, build.opt, &format!("{metric}_goal"));
-                let to_goal = match goal {
-                    Some(g) if value > g => format!("{} bytes over", value - g),
-                    Some(g) => format!("met ({} bytes to spare)", g - value),
-                    None => "no goal".to_string(),
-                };
-                let show = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
-                let verdict = match limit {
-                    None => {
-                        over.push(format!(
-                            "{} {} {metric}: no limit in the budget",
-                            build.profile, build.opt
-                        ));
-                        "  NO LIMIT"
-                    }
-                    Some(l) if value > l => {
-                        over.push(format!(
-                            "{} opt \"{}\" {metric}: {value} bytes exceeds its limit of {l} by {}",
-                            build.profile,
-                            build.opt,
-                            value - l
-                        ));
-                        "  OVER LIMIT"
-                    }
-                    Some(_) => "",
-                };
-                out += &format!(
-                    "  {:<8} {:<4} {:<18} {:>9} {:>9} {:>9}   {to_goal}{verdict}\n",
-                    build.profile,
-                    build.opt,
-                    metric,
-                    value,
-                    show(limit),
-                    show(goal)
-                );
-            }
+        for &(profile, opt, metric, value) in figures {
+            let limit = self.get(profile, opt, metric);
+            let goal = self.get(profile, opt, &format!("{metric}_goal"));
+            let to_goal = match goal {
+                Some(g) if value > g => format!("{} bytes over", value - g),
+                Some(g) => format!("met ({} bytes to spare)", g - value),
+                None => "no goal".to_string(),
+            };
+            let show = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+            let verdict = match limit {
+                None => {
+                    over.push(format!(
+                        "{} {} {metric}: no limit in the budget",
+                        profile, opt
+                    ));
+                    "  NO LIMIT"
+                }
+                Some(l) if value > l => {
+                    over.push(format!(
+                        "{} opt \"{}\" {metric}: {value} bytes exceeds its limit of {l} by {}",
+                        profile,
+                        opt,
+                        value - l
+                    ));
+                    "  OVER LIMIT"
+                }
+                Some(_) => "",
+            };
+            out += &format!(
+                "  {:<8} {:<4} {:<18} {:>9} {:>9} {:>9}   {to_goal}{verdict}\n",
+                profile,
+                opt,
+                metric,
+                value,
+                show(limit),
+                show(goal)
+            );
         }
         (out, over)
     }
@@ -140,6 +157,20 @@ impl Budget {
 /// `text` with each limit of a measured build lowered to its figure where
 /// the figure is lower; comments, goals and layout stay.
 pub fn ratchet(text: &str, builds: &[Figures]) -> String {
+    let named: Vec<(&str, &str, &str, u32)> = builds
+        .iter()
+        .flat_map(|b| {
+            METRICS
+                .iter()
+                .zip(b.values)
+                .map(|(m, v)| (b.profile, b.opt, *m, v))
+        })
+        .collect();
+    ratchet_named(text, &named)
+}
+
+/// [`ratchet`] for figures named `(profile, opt, figure, bytes)`.
+pub fn ratchet_named(text: &str, figures: &[(&str, &str, &str, u32)]) -> String {
     let mut current: Option<(String, String)> = None;
     let mut out = String::with_capacity(text.len());
     for raw in text.lines() {
@@ -147,16 +178,11 @@ pub fn ratchet(text: &str, builds: &[Figures]) -> String {
         if let Some(section) = header(line) {
             current = Some(section);
         } else if let (Some((profile, opt)), Some((key, old))) = (&current, entry(line)) {
-            let measured = builds
+            let measured = figures
                 .iter()
-                .find(|b| b.profile == profile && b.opt == opt)
-                .and_then(|b| {
-                    METRICS
-                        .iter()
-                        .position(|m| *m == key)
-                        .and_then(|i| b.values.get(i))
-                });
-            if let Some(&value) = measured.filter(|&&v| v < old) {
+                .find(|f| f.0 == profile && f.1 == opt && f.2 == key)
+                .map(|f| f.3);
+            if let Some(value) = measured.filter(|&v| v < old) {
                 let indent = &raw[..raw.len() - raw.trim_start().len()];
                 let comment = raw.find('#').map_or("", |i| &raw[i..]);
                 let mut new = format!("{indent}{key} = {value}");

@@ -1,15 +1,16 @@
-//! A Cortex-M4F image that drives ferry-tls's `TlsStack` (rustls 0.23 with
-//! the pure-Rust RustCrypto provider) over opaque stubs, so that
-//! `cargo xtask size` can measure the flash TLS costs and one connection's
-//! RAM.
+//! A Cortex-M4F image that drives ferry-tls's `TlsStack` in its device
+//! configuration (rustls 0.23, TLS 1.3, the `device` provider, a P-256 key
+//! given as its scalar: `TlsConfig::from_p256_key`) over opaque stubs, so
+//! that `cargo xtask size` can measure the flash TLS costs (one
+//! connection's RAM is measured by running `tls_ram` in QEMU).
 //!
 //! As in `size-probe/`, every value the stubs return comes out of
 //! [`core::hint::black_box`], so no path of the TLS layer is folded away,
 //! and the image is never run: the certificate and key are opaque bytes.
 //!
-//! RAM is read out of the ELF file: [`FERRY_TLS_RAM`] holds `size_of` of the
-//! stack and of one connection's fixed state, and the most bytes the
-//! connection's heap buffers reach ([`ferry_tls::footprint`]).
+//! [`FERRY_TLS_RAM`], read out of the ELF file, holds `size_of` of the
+//! stack and of one connection's fixed state, and the sizes of its two
+//! buffers ([`ferry_tls::footprint`]), to explain the measured figure.
 #![no_std]
 #![no_main]
 
@@ -29,7 +30,7 @@ use ferry_net::{
     nb, Clock, Instant, IpAddr, Ipv4Addr, SecureStack, SocketAddr, TcpClientStack, TcpError,
     TcpErrorKind, TcpFullStack, TcpLocalAddr,
 };
-use ferry_tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use ferry_tls::rustls::pki_types::CertificateDer;
 use ferry_tls::{footprint, ClockTime, TlsConfig, TlsStack};
 
 /// Bytes of heap the image reserves (the figure does not enter the sizes).
@@ -41,9 +42,8 @@ static HEAP: LlffHeap = LlffHeap::empty();
 /// What xtask reads (little-endian `u32`s, in this order): `size_of` of the
 /// `TlsStack`, of one connection's fixed state, of rustls' unbuffered
 /// server connection and of its `ServerConfig` (two per control
-/// connection, behind `Arc`s); then the bytes of the incoming buffer
-/// (usually), the outgoing buffer and the decrypted-plaintext buffer; and
-/// the incoming buffer's limit.
+/// connection, behind `Arc`s); then the bytes of the incoming buffer and
+/// of the outgoing one (2 KB records); two words unused.
 #[no_mangle]
 #[used]
 pub static FERRY_TLS_RAM: [u32; 8] = [
@@ -52,9 +52,9 @@ pub static FERRY_TLS_RAM: [u32; 8] = [
     size_of::<ferry_tls::rustls::server::UnbufferedServerConnection>() as u32,
     size_of::<ferry_tls::rustls::ServerConfig>() as u32,
     footprint::INCOMING as u32,
-    footprint::TYPICAL_OUTGOING as u32,
-    footprint::MAX_PLAINTEXT as u32,
-    footprint::MAX_INCOMING as u32,
+    footprint::outgoing(footprint::DEVICE_RECORD_PLAINTEXT) as u32,
+    0,
+    0,
 ];
 
 type Stack = TlsStack<StubStack, StubClock>;
@@ -204,10 +204,10 @@ fn main() -> ! {
     }
     black_box(&FERRY_TLS_RAM);
 
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(bytes()));
-    let config = match TlsConfig::from_der(
+    let key = bytes();
+    let config = match TlsConfig::from_p256_key(
         vec![CertificateDer::from(bytes())],
-        key,
+        &key,
         Arc::new(ClockTime(StubClock)),
     ) {
         Ok(c) => c.require_session_reuse(input(false)),
