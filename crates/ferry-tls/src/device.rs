@@ -77,9 +77,11 @@ pub(crate) fn provider_for_raw_keys() -> CryptoProvider {
 
 /// An ECDSA P-256 signing key from its 32-byte secret scalar (big-endian,
 /// as in SEC1 and in the last 32 bytes of `openssl ec -outform DER`'s
-/// private key field); `None` if it is not a valid scalar.
+/// private key field); `None` if it is not 32 bytes or not a valid scalar.
 pub fn signing_key(scalar: &[u8]) -> Option<Arc<dyn SigningKey>> {
-    let key = p256::SecretKey::from_slice(scalar).ok()?;
+    // `from_slice` would take shorter slices as left-padded.
+    let scalar: &[u8; 32] = scalar.try_into().ok()?;
+    let key = p256::SecretKey::from_bytes(scalar.into()).ok()?;
     Some(Arc::new(P256Key(Arc::new(key.into()))))
 }
 

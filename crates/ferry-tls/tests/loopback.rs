@@ -646,3 +646,21 @@ fn a_record_larger_than_tls_allows_ends_that_connection_only() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_p256_key_given_as_its_scalar_serves() {
+    use p256::pkcs8::DecodePrivateKey;
+    let cert = cert();
+    let secret = p256::SecretKey::from_pkcs8_der(cert.key.secret_der()).unwrap();
+    let time = Arc::new(ClockTime(StdClock::new()));
+    let config =
+        TlsConfig::from_p256_key(vec![cert.cert.clone()], &secret.to_bytes(), time.clone())
+            .unwrap();
+    let server = Server::with_config(config);
+    let mut client = connect(server.control, &client_config(&cert.cert, false));
+    echo(&mut client, b"scalar\n");
+    finish(client);
+    // Not a scalar of the curve: refused when the config is built.
+    assert!(TlsConfig::from_p256_key(vec![cert.cert.clone()], &[0; 32], time.clone()).is_err());
+    assert!(TlsConfig::from_p256_key(vec![cert.cert.clone()], &[1; 31], time).is_err());
+}
