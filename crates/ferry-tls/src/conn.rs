@@ -427,16 +427,17 @@ impl TlsConn {
         let Phase::Rustls(conn) = &mut self.phase else {
             return;
         };
-        for _ in 0..4 {
-            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
-            match state {
-                Ok(ConnectionState::EncodeTlsData(mut encoder)) => {
-                    if encode(&mut encoder, &mut self.outgoing).is_err() {
-                        break;
-                    }
-                }
-                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
-                _ => break,
+        // One call: the queued alert comes out before rustls looks at the
+        // input again (a second look would fail on the same bytes and
+        // queue a second fatal alert). The bytes it was given stay in view:
+        // it may keep part of a handshake message there, and an empty
+        // buffer would make it index past the end (both found by fuzzing).
+        let filled = self.incoming.get_mut(..self.in_len).unwrap_or(&mut []);
+        if let Ok(ConnectionState::EncodeTlsData(mut encoder)) =
+            conn.process_tls_records(filled).state
+        {
+            if encode(&mut encoder, &mut self.outgoing).is_err() {
+                return;
             }
         }
         // The connection is failing anyway: a send error changes nothing.

@@ -664,3 +664,26 @@ fn a_p256_key_given_as_its_scalar_serves() {
     assert!(TlsConfig::from_p256_key(vec![cert.cert.clone()], &[0; 32], time.clone()).is_err());
     assert!(TlsConfig::from_p256_key(vec![cert.cert.clone()], &[1; 31], time).is_err());
 }
+
+#[test]
+fn a_split_handshake_message_too_long_to_be_one_fails_cleanly() {
+    // Found by fuzzing: rustls keeps the start of a handshake message that
+    // claims 6.6 MB; the server must fail this connection with an alert,
+    // not panic, and keep serving.
+    let cert = cert();
+    let server = Server::start(&cert, false);
+    let mut bad = TcpStream::connect(server.control).unwrap();
+    bad.set_read_timeout(Some(TIMEOUT)).unwrap();
+    bad.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, b'h', b'e'])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    bad.write_all(b"llo").unwrap();
+    let mut rest = Vec::new();
+    let _ = bad.read_to_end(&mut rest);
+    // An alert record at most.
+    assert!(rest.len() <= 7, "{rest:?}");
+    let mut good = connect(server.control, &client_config(&cert.cert, false));
+    echo(&mut good, b"fine\n");
+    finish(good);
+    assert_eq!(server.errors().len(), 1, "{:?}", server.errors());
+}
