@@ -289,7 +289,7 @@ fn tls_config(
         .first()
         .map(|c| ferry_tls::self_signed::fingerprint(c))
         .unwrap_or_default();
-    let config = TlsConfig::from_der(chain, key, Arc::new(ClockTime(clock)))
+    let config = server_config(chain, key, Arc::new(ClockTime(clock)))
         .map_err(|e| startup(format!("TLS certificate or key refused: {e}")))?
         .require_session_reuse(tls.require_reuse);
     Ok((
@@ -299,6 +299,36 @@ fn tls_config(
             self_signed,
         },
     ))
+}
+
+/// The crypto provider TLS runs on: `ring` (audited; assembly AES-GCM and
+/// ChaCha20 on x86-64 and ARM) with the `ring` feature, as built by
+/// default; else the pure-Rust RustCrypto provider (builds where no C
+/// compiler for the target is at hand).
+pub const TLS_PROVIDER: &str = if cfg!(feature = "ring") {
+    "ring"
+} else {
+    "rustls-rustcrypto"
+};
+
+/// Serves `chain` with `key` (RSA, ECDSA or Ed25519), TLS 1.2 and 1.3,
+/// through [`TLS_PROVIDER`].
+fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    time: Arc<ClockTime<StdClock>>,
+) -> Result<TlsConfig, ferry_tls::rustls::Error> {
+    #[cfg(feature = "ring")]
+    {
+        let provider = Arc::new(ferry_tls::rustls::crypto::ring::default_provider());
+        let server = ferry_tls::rustls::ServerConfig::builder_with_details(provider, time)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        Ok(TlsConfig::new(server))
+    }
+    #[cfg(not(feature = "ring"))]
+    TlsConfig::from_der(chain, key, time)
 }
 
 /// Reads a PEM certificate chain and its PEM private key.
@@ -383,7 +413,8 @@ fn tls_line(settings: &Settings, cert: &CertInfo) -> String {
         "certificate"
     };
     format!(
-        "TLS: AUTH TLS on every listener, {policy}; {kind} SHA-256 fingerprint {}",
+        "TLS: AUTH TLS on every listener, {policy}; {kind} SHA-256 fingerprint {}; \
+         crypto: {TLS_PROVIDER}",
         cert.fingerprint
     )
 }
