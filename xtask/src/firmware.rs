@@ -49,17 +49,21 @@ pub enum Profile {
     /// ferry-core without optional features: SEGGER emFTP's command set,
     /// 502 to every other command.
     Emftp,
+    /// The default profile serving FTPS too (the board's `tls` feature,
+    /// with its test-only RNG: QEMU has none); built and tested apart.
+    Tls,
 }
 
 impl Profile {
-    /// Both, in the order CI builds and tests them.
-    pub const ALL: [Profile; 2] = [Profile::Default, Profile::Emftp];
+    /// Every profile, in the order CI builds and tests them.
+    pub const ALL: [Profile; 3] = [Profile::Default, Profile::Emftp, Profile::Tls];
 
     /// The name xtask prints and takes (`--profile NAME`).
     pub fn name(self) -> &'static str {
         match self {
             Profile::Default => "default",
             Profile::Emftp => "emftp",
+            Profile::Tls => "tls",
         }
     }
 
@@ -74,6 +78,7 @@ impl Profile {
         match self {
             Profile::Default => None,
             Profile::Emftp => Some(""),
+            Profile::Tls => Some("tls,insecure-test-rng"),
         }
     }
 }
@@ -704,6 +709,8 @@ mod tests {
         assert_eq!(Profile::parse("full"), None);
         assert_eq!(Profile::Default.qemu_features(), None);
         assert_eq!(Profile::Emftp.qemu_features(), Some(""));
+        assert_eq!(Profile::parse("tls"), Some(Profile::Tls));
+        assert_eq!(Profile::Tls.qemu_features(), Some("tls,insecure-test-rng"));
     }
 
     #[test]

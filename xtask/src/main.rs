@@ -45,13 +45,17 @@ commands:
                   and logins with ftplib, peak RSS and CPU time of each
                   server; --quick: 32 MiB and 100 operations; --write: record
                   the table in docs/BENCHMARKS.md
-  qemu [--tap] [--port PORT] [--verbose] [--profile default|emftp | --emftp]
+  qemu [--tap] [--port PORT] [--verbose] [--profile default|emftp|tls | --emftp | --tls]
+       [--implicit-port PORT]
                   build the Cortex-M3 firmware (boards/qemu-mps2-an385) and
                   boot it in qemu-system-arm; prints how to connect. Default:
                   QEMU's NAT, control port 127.0.0.1:2121 (passive mode only);
                   --tap: a TAP device in a new network namespace (root), where
                   active mode works too; --profile: the engine's protocol
-                  profile (default: every command; emftp: emFTP's set)
+                  profile (default: every command; emftp: emFTP's set; tls:
+                  default plus FTPES on the control port and implicit FTPS
+                  forwarded from 127.0.0.1:--implicit-port, 9990; test-only
+                  certificate and RNG)
   fuzz [--time SECS] [TARGET...]
                   run each cargo-fuzz target in fuzz/ (default 60 s each)
 

@@ -1,9 +1,11 @@
 //! `cargo xtask qemu [--tap] [--port PORT] [--verbose] [--profile
-//! default|emftp]`: builds the Cortex-M3 firmware (`boards/qemu-mps2-an385`)
-//! with the engine in the given protocol profile (`--emftp` is short for
-//! `--profile emftp`) and boots it in `qemu-system-arm`, with networking a
-//! client on this machine can reach, and prints how to connect. Ctrl-C
-//! stops QEMU.
+//! default|emftp|tls] [--tls] [--implicit-port PORT]`: builds the Cortex-M3
+//! firmware (`boards/qemu-mps2-an385`) with the engine in the given protocol
+//! profile (`--emftp` is short for `--profile emftp`, `--tls` for `--profile
+//! tls`: the default profile serving FTPES on the control port and implicit
+//! FTPS on port 990, forwarded from `--implicit-port`, 9990 by default) and
+//! boots it in `qemu-system-arm`, with networking a client on this machine
+//! can reach, and prints how to connect. Ctrl-C stops QEMU.
 //!
 //! Two ways to network it:
 //! - **User networking** (default, no root): QEMU's NAT forwards
@@ -116,6 +118,7 @@ fn firmware_variable(profile: Profile) -> &'static str {
     match profile {
         Profile::Default => "FERRY_QEMU_FIRMWARE",
         Profile::Emftp => "FERRY_QEMU_FIRMWARE_EMFTP",
+        Profile::Tls => "FERRY_QEMU_FIRMWARE_TLS",
     }
 }
 
@@ -124,6 +127,7 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
     let mut tap = false;
     let mut verbose = false;
     let mut port: u16 = 2121;
+    let mut implicit_port: u16 = 9990;
     let mut profile = Profile::Default;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -131,11 +135,18 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
             "--tap" => tap = true,
             "--verbose" => verbose = true,
             "--emftp" => profile = Profile::Emftp,
+            "--tls" => profile = Profile::Tls,
             "--profile" => {
                 profile = rest
                     .next()
                     .and_then(|p| Profile::parse(p))
-                    .ok_or("--profile needs default or emftp")?;
+                    .ok_or("--profile needs default, emftp or tls")?;
+            }
+            "--implicit-port" => {
+                implicit_port = rest
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or("--implicit-port needs a port number")?;
             }
             "--port" => {
                 port = rest
@@ -165,23 +176,32 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
     if verbose {
         boot_args.push("verbose");
     }
+    let tls = (profile == Profile::Tls).then_some(implicit_port);
     if tap {
-        run_tap(&elf, &boot_args)
+        run_tap(&elf, &boot_args, tls.is_some())
     } else {
-        run_user(&elf, port, &boot_args)
+        run_user(&elf, port, tls, &boot_args)
     }
 }
 
-/// Boots with QEMU's user networking (NAT with forwarded ports).
-fn run_user(elf: &Path, port: u16, boot_args: &[&str]) -> Result<(), Failure> {
-    let mut nic = format!("user,model=lan9118,hostfwd=tcp:127.0.0.1:{port}-:21");
-    for p in PASSIVE_PORTS.0..=PASSIVE_PORTS.1 {
-        nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{p}-:{p}"));
-    }
+/// The firmware's implicit FTPS port (its boot argument's default).
+const IMPLICIT_PORT: u16 = 990;
+
+/// Boots with QEMU's user networking (NAT with forwarded ports); `tls`:
+/// the TLS firmware, with implicit FTPS forwarded from that host port.
+fn run_user(elf: &Path, port: u16, tls: Option<u16>, boot_args: &[&str]) -> Result<(), Failure> {
+    let nic = user_nic(port, tls);
     let mut args = vec!["pasv=127.0.0.1"];
     args.extend_from_slice(boot_args);
     let mut qemu = qemu_command(elf, &nic, &args);
     header("boot in qemu-system-arm (user networking)");
+    if let Some(implicit) = tls {
+        println!(
+            "\nFTPS (test certificate boards/qemu-mps2-an385/tls/cert.pem, TEST-ONLY RNG: not secure):\n\
+             \x20 explicit (FTPES) 127.0.0.1:{port}   curl --ssl-reqd --cacert boards/qemu-mps2-an385/tls/cert.pem -u {USER}:{PASSWORD} ftp://127.0.0.1:{port}/\n\
+             \x20 implicit (FTPS)  127.0.0.1:{implicit} -> {FIRMWARE_IP}:{IMPLICIT_PORT}   curl --cacert boards/qemu-mps2-an385/tls/cert.pem -u {USER}:{PASSWORD} ftps://127.0.0.1:{implicit}/"
+        );
+    }
     println!(
         "\nFerry on a Cortex-M3 in QEMU (mps2-an385), behind QEMU's NAT:\n\
          \x20 control port  127.0.0.1:{port} -> {FIRMWARE_IP}:21\n\
@@ -199,8 +219,23 @@ fn run_user(elf: &Path, port: u16, boot_args: &[&str]) -> Result<(), Failure> {
     report_exit(status)
 }
 
+/// QEMU's user networking: the control port, the passive ports and, with
+/// `tls`, the implicit FTPS port forwarded from 127.0.0.1.
+fn user_nic(port: u16, tls: Option<u16>) -> String {
+    let mut nic = format!("user,model=lan9118,hostfwd=tcp:127.0.0.1:{port}-:21");
+    if let Some(implicit) = tls {
+        nic.push_str(&format!(
+            ",hostfwd=tcp:127.0.0.1:{implicit}-:{IMPLICIT_PORT}"
+        ));
+    }
+    for p in PASSIVE_PORTS.0..=PASSIVE_PORTS.1 {
+        nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{p}-:{p}"));
+    }
+    nic
+}
+
 /// Boots on a TAP device in a network namespace made for the run.
-fn run_tap(elf: &Path, boot_args: &[&str]) -> Result<(), Failure> {
+fn run_tap(elf: &Path, boot_args: &[&str], tls: bool) -> Result<(), Failure> {
     let ns = Namespace::create(&format!("ferry-qemu-{}", std::process::id()))?;
     let nic = format!("tap,ifname={TAP},script=no,downscript=no,model=lan9118");
     let mut qemu = Command::new("ip");
@@ -223,6 +258,12 @@ fn run_tap(elf: &Path, boot_args: &[&str]) -> Result<(), Failure> {
          \x20 Ctrl-C stops QEMU and deletes the namespace.\n",
         ns = ns.name
     );
+    if tls {
+        println!(
+            "FTPS: explicit on {FIRMWARE_IP}:21, implicit on {FIRMWARE_IP}:{IMPLICIT_PORT} \
+             (test certificate boards/qemu-mps2-an385/tls/cert.pem; TEST-ONLY RNG: not secure)"
+        );
+    }
     let status = run_qemu(&mut qemu);
     drop(ns);
     let status = status?;
@@ -312,5 +353,20 @@ impl Drop for Namespace {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    #[test]
+    fn user_networking_forwards_the_implicit_port_with_tls_only() {
+        let plain = user_nic(2121, None);
+        assert!(plain.contains("hostfwd=tcp:127.0.0.1:2121-:21,"), "{plain}");
+        assert!(!plain.contains(":990"), "{plain}");
+        let tls = user_nic(2121, Some(9990));
+        assert!(tls.contains("hostfwd=tcp:127.0.0.1:9990-:990,"), "{tls}");
+        assert!(tls.contains("hostfwd=tcp:127.0.0.1:50007-:50007"), "{tls}");
     }
 }

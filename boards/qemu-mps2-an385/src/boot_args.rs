@@ -9,6 +9,7 @@
 //! | `gw=A.B.C.D`        | `10.0.2.2`     | the default route                      |
 //! | `pasv=A.B.C.D`      | none           | the address PASV replies name (NAT: `127.0.0.1` behind QEMU's port forwards) |
 //! | `verbose`           | off            | log every command line                 |
+//! | `implicit=PORT`     | `990`          | the implicit FTPS port (feature `tls`) |
 //!
 //! An argument that does not parse is reported and ignored.
 use core::net::Ipv4Addr;
@@ -28,6 +29,8 @@ pub struct BootArgs {
     pub passive_address: Option<Ipv4Addr>,
     /// Log command lines too.
     pub verbose: bool,
+    /// The implicit FTPS port (used with the `tls` feature).
+    pub implicit_port: u16,
 }
 
 impl Default for BootArgs {
@@ -38,6 +41,7 @@ impl Default for BootArgs {
             gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
             passive_address: None,
             verbose: false,
+            implicit_port: 990,
         }
     }
 }
@@ -66,6 +70,12 @@ impl BootArgs {
                     .parse()
                     .map(|ip| args.passive_address = Some(ip))
                     .is_ok(),
+                Some(("implicit", value)) => value
+                    .parse()
+                    .ok()
+                    .filter(|&port: &u16| port != 0)
+                    .map(|port| args.implicit_port = port)
+                    .is_some(),
                 None if word == "verbose" => {
                     args.verbose = true;
                     true

@@ -16,8 +16,15 @@
 //! Logs go to QEMU's standard output over semihosting; the line
 //! `listening on ftp://IP:21` says the server is up. A panic or a fault
 //! logs and stops QEMU with exit code 1.
+//!
+//! With the `tls` feature (`tls.rs`) the engine runs on ferry-tls's
+//! `TlsStack` over smoltcp: FTPES on port 21, implicit FTPS on a second
+//! port, and a heap for the TLS connections (the only heap).
 #![no_std]
 #![no_main]
+
+#[cfg(feature = "tls")]
+extern crate alloc;
 
 mod board;
 mod boot_args;
@@ -25,6 +32,8 @@ mod clock;
 mod lan9118;
 mod semihosting;
 mod stack_usage;
+#[cfg(feature = "tls")]
+mod tls;
 
 use core::mem::{size_of, MaybeUninit};
 use core::net::{IpAddr, SocketAddr};
@@ -56,7 +65,9 @@ const TRANSFER_BUFFER: usize = 2048;
 /// connection, 2 listening on its passive port and its data connection,
 /// plus 4 still flushing after a close (see `StackConfig`).
 const SOCKETS_PER_SESSION: usize = 4;
-const POOL: usize = 2 + SESSIONS * SOCKETS_PER_SESSION + 4;
+const POOL: usize = 2 + TLS_LISTENERS + SESSIONS * SOCKETS_PER_SESSION + 4;
+/// With `tls`: 2 more listening on the implicit FTPS port.
+const TLS_LISTENERS: usize = if cfg!(feature = "tls") { 2 } else { 0 };
 /// Receive buffer (the TCP window) and transmit buffer of each socket.
 /// Two uploads at once advertise 2 × 8 KiB, a little more than QEMU's
 /// LAN9118 model buffers (~10 KiB): TCP then retransmits now and then.
@@ -75,7 +86,12 @@ const FTP_PORT: u16 = 21;
 type Disk = LfsStorage<RamDisk<&'static mut [u8]>, BLOCK_SIZE, BLOCK_COUNT>;
 type Fs = LittleFs<'static, Disk, SESSIONS>;
 type Stack = SmoltcpStack<'static, POOL>;
-type FtpServer = Server<Stack, Fs, SESSIONS, TRANSFER_BUFFER>;
+/// The stack the engine runs on: smoltcp, or TLS over it (`tls`).
+#[cfg(not(feature = "tls"))]
+type Net = Stack;
+#[cfg(feature = "tls")]
+type Net = tls::Net<Stack>;
+type FtpServer = Server<Net, Fs, SESSIONS, TRANSFER_BUFFER>;
 
 // ---- The statics: all the RAM the firmware uses, besides its stack ----
 
@@ -92,7 +108,7 @@ static SOCKET_SLOTS: StaticCell<[SocketStorage<'static>; POOL]> = StaticCell::ne
 /// The NIC driver's frame buffers (zero bytes: .bss).
 static NIC_FRAMES: ConstStaticCell<Frames> = ConstStaticCell::new(Frames::new());
 static NIC: StaticCell<Lan9118> = StaticCell::new();
-static STACK: StaticCell<Stack> = StaticCell::new();
+static STACK: StaticCell<Net> = StaticCell::new();
 static LFS_STORAGE: StaticCell<Disk> = StaticCell::new();
 static LFS_ALLOCATION: StaticCell<Allocation<Disk>> = StaticCell::new();
 static LFS: StaticCell<Filesystem<'static, Disk>> = StaticCell::new();
@@ -151,7 +167,7 @@ pub static FIRMWARE_RAM: [u32; 16] = [
 struct Board {
     args: BootArgs,
     nic: &'static mut Lan9118,
-    stack: &'static mut Stack,
+    stack: &'static mut Net,
     server: &'static mut FtpServer,
     fs: Fs,
 }
@@ -221,10 +237,10 @@ fn boot_args() -> BootArgs {
 /// smoltcp's interface, the stack adapter and a TCP socket are each built
 /// on the stack before they are moved into their static.
 #[inline(never)]
-fn start_network(args: &BootArgs) -> (&'static mut Lan9118, &'static mut Stack) {
+fn start_network(args: &BootArgs) -> (&'static mut Lan9118, &'static mut Net) {
     let nic = start_nic();
     let stack = start_stack(args, nic);
-    add_sockets(stack);
+    add_sockets(plain(stack));
     log!(
         "LAN9118 id {:#010x}, MAC {}, address {}/{}",
         nic.id_rev(),
@@ -249,7 +265,7 @@ fn start_nic() -> &'static mut Lan9118 {
 /// smoltcp's interface with the board's address and route, in the stack
 /// adapter, which has no sockets yet.
 #[inline(never)]
-fn start_stack(args: &BootArgs, nic: &mut Lan9118) -> &'static mut Stack {
+fn start_stack(args: &BootArgs, nic: &mut Lan9118) -> &'static mut Net {
     let clock = BoardClock;
     // No RNG on this board: mix the host's time and the NIC's free-running
     // counter (a real board seeds from its hardware RNG).
@@ -263,8 +279,17 @@ fn start_stack(args: &BootArgs, nic: &mut Lan9118) -> &'static mut Stack {
         ..StackConfig::default()
     };
     let slots = socket_slots();
-    let stack: &'static mut Stack =
-        STACK.init_with(|| SmoltcpStack::new(iface, slots, stack_config));
+    #[cfg(not(feature = "tls"))]
+    let net: &'static mut Net = STACK.init_with(|| SmoltcpStack::new(iface, slots, stack_config));
+    #[cfg(feature = "tls")]
+    let net: &'static mut Net = STACK.init_with(|| {
+        tls::wrap(
+            SmoltcpStack::new(iface, slots, stack_config),
+            args.implicit_port,
+            seed ^ 0x7465_7374_2d6f_6e6c,
+        )
+    });
+    let stack = plain(net);
     let iface = stack.interface_mut();
     let mut added = Ok(());
     iface.update_ip_addrs(|addrs| {
@@ -278,7 +303,15 @@ fn start_stack(args: &BootArgs, nic: &mut Lan9118) -> &'static mut Stack {
             fail("cannot add the default route");
         }
     }
-    stack
+    net
+}
+
+/// The smoltcp stack under the engine's.
+fn plain(net: &mut Net) -> &mut Stack {
+    #[cfg(feature = "tls")]
+    return net.inner_mut();
+    #[cfg(not(feature = "tls"))]
+    net
 }
 
 /// The socket pool: a TCP socket over each pair of buffers.
@@ -297,7 +330,7 @@ fn add_sockets(stack: &mut Stack) {
 
 /// The engine, listening on the FTP port.
 #[inline(never)]
-fn start_server(args: &BootArgs, stack: &mut Stack) -> &'static mut FtpServer {
+fn start_server(args: &BootArgs, stack: &mut Net) -> &'static mut FtpServer {
     #[allow(unused_mut)] // without `full`, nothing changes it below
     let mut config = Config {
         passive_ports: PASSIVE_PORTS,
@@ -316,6 +349,14 @@ fn start_server(args: &BootArgs, stack: &mut Stack) -> &'static mut FtpServer {
     let listen = SocketAddr::new(IpAddr::V4(args.ip), FTP_PORT);
     if let Err(e) = server.listen(stack, listen) {
         fail_with("listen", e);
+    }
+    #[cfg(feature = "tls")]
+    {
+        let implicit = SocketAddr::new(IpAddr::V4(args.ip), args.implicit_port);
+        if let Err(e) = server.listen(stack, implicit) {
+            fail_with("listen (implicit FTPS)", e);
+        }
+        tls::log_start(implicit);
     }
     log!(
         "listening on ftp://{listen} (passive ports {}-{}{}); login: user {USER} password {PASSWORD}",
@@ -340,8 +381,10 @@ fn serve(board: Board) -> ! {
     let mut auth = FixedUser;
     let mut observer = LogObserver::<SESSIONS>::new(args.verbose);
     let mut sessions = 0;
+    #[cfg(feature = "tls")]
+    let mut was_quiet = true;
     loop {
-        let moved = poll_network(stack, nic, &clock);
+        let moved = poll_network(plain(stack), nic, &clock);
         let poll = poll_server(server, stack, &mut fs, &mut auth, &mut observer);
         let now_sessions = server.session_count();
         if now_sessions == 0 && sessions > 0 {
@@ -355,23 +398,50 @@ fn serve(board: Board) -> ! {
                 stack_usage::high_water()
             );
         }
+        // Once no session is left and the last TLS connection has closed:
+        // the heap should be back where it was before any.
+        #[cfg(feature = "tls")]
+        {
+            let quiet = now_sessions == 0 && stack.lingering() == 0;
+            if quiet && !was_quiet {
+                let (used, high) = tls::heap_use();
+                log!("heap: {used} bytes in use, high water {high} bytes (no TLS connection open)");
+            }
+            was_quiet = quiet;
+        }
         sessions = now_sessions;
-        if moved || poll.busy {
+        // Decrypted bytes can wait in the TLS layer, where the NIC's
+        // readiness does not see them.
+        #[cfg(feature = "tls")]
+        let busy = moved || poll.busy || stack.has_pending();
+        #[cfg(not(feature = "tls"))]
+        let busy = moved || poll.busy;
+        if busy {
             continue;
         }
         // Sleep until the earlier deadline, or until a frame arrives.
         let now = clock.now();
-        let network = stack
+        let network = plain(stack)
             .poll_delay(smol_instant(now))
             .map(|d| now.add_millis(d.total_millis()));
-        let deadline = match (poll.deadline, network) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        #[cfg(feature = "tls")]
+        let network = earlier(network, stack.poll_at());
+        let deadline = earlier(poll.deadline, network);
         while !nic.rx_pending() && deadline.is_none_or(|d| clock.now() < d) {
             // SysTick wakes the core within a millisecond.
             cortex_m::asm::wfi();
         }
+    }
+}
+
+/// The earlier of two deadlines.
+fn earlier(
+    a: Option<ferry_net::Instant>,
+    b: Option<ferry_net::Instant>,
+) -> Option<ferry_net::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -409,7 +479,7 @@ fn poll_network(stack: &mut Stack, nic: &mut Lan9118, clock: &BoardClock) -> boo
 #[inline(never)]
 fn poll_server(
     server: &mut FtpServer,
-    stack: &mut Stack,
+    stack: &mut Net,
     fs: &mut Fs,
     auth: &mut FixedUser,
     observer: &mut LogObserver<SESSIONS>,
