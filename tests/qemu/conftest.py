@@ -13,8 +13,12 @@ emFTP's command set with 502 to every other command.
     cargo xtask qemu --emftp         # builds the emftp profile
     python3 -m pytest -q tests/qemu
 
-`FERRY_QEMU_FIRMWARE` and `FERRY_QEMU_FIRMWARE_EMFTP` (absolute paths to the
-ELF images) pick other builds; `FERRY_QEMU_STACK_LIMIT` the stack limit
+test_tls.py boots a third build, the default profile serving FTPS (the
+board's `tls` feature; `cargo xtask qemu --tls`), with its own fixture.
+
+`FERRY_QEMU_FIRMWARE`, `FERRY_QEMU_FIRMWARE_EMFTP` and
+`FERRY_QEMU_FIRMWARE_TLS` (absolute paths to the ELF images) pick other
+builds; `FERRY_QEMU_STACK_LIMIT` the stack limit
 (else `QEMU_SERVING_STACK_LIMIT` in xtask/src/firmware.rs).
 
 Without root, /dev/net/tun, `ip` or qemu-system-arm, the tests are skipped
@@ -63,12 +67,16 @@ STOP_TIMEOUT = 10       # seconds for QEMU to exit after SIGTERM
 FATAL_MARKERS = ("PANIC", "HARD FAULT", "FATAL")
 # The engine's protocol profiles, and the variable naming each one's ELF.
 PROFILES = {"default": "FERRY_QEMU_FIRMWARE", "emftp": "FERRY_QEMU_FIRMWARE_EMFTP"}
+# Every build, with the TLS one (tested by test_tls.py only).
+BUILDS = {**PROFILES, "tls": "FERRY_QEMU_FIRMWARE_TLS"}
 # What the firmware measured of its stack, per profile, for the summary.
 STACK_FIGURES: dict[str, dict[str, int]] = {}
+# What the TLS build measured (test_tls.py), for the summary.
+TLS_FIGURES: dict[str, int] = {}
 
 
 def firmware_path(profile: str) -> Path:
-    env = os.environ.get(PROFILES[profile])
+    env = os.environ.get(BUILDS[profile])
     if env:
         return Path(env).resolve()
     # Where `cargo xtask qemu --profile PROFILE` (and `cargo xtask test`)
@@ -126,7 +134,7 @@ def check_prerequisites(profile: str) -> Path:
     if not elf.is_file():
         pytest.fail(f"{profile} firmware not found at {elf}: `cargo xtask test` builds it (or "
                     f"`cargo xtask qemu --profile {profile}`), or set "
-                    f"{PROFILES[profile]}=/abs/path/to/the/ELF", pytrace=False)
+                    f"{BUILDS[profile]}=/abs/path/to/the/ELF", pytrace=False)
     return elf
 
 
@@ -178,7 +186,13 @@ def booted(request, tmp_path_factory) -> Firmware:
     """The firmware of one profile in QEMU on a fresh namespace, shared by
     all the tests (the RAM disk starts empty at each boot); pytest runs
     every test against one profile, then against the other."""
-    profile = request.param
+    yield from boot(request.param, tmp_path_factory)
+
+
+def boot(profile: str, tmp_path_factory, engine_profile: str | None = None):
+    """Boots build `profile` (of BUILDS) on a fresh namespace; yields the
+    Firmware, stops QEMU and deletes the namespace after. The log must name
+    `engine_profile` (default: `profile`)."""
     elf = check_prerequisites(profile)
     base = tmp_path_factory.mktemp(f"qemu-{profile}")
     ns = f"ferryfw-{os.getpid()}-{random.getrandbits(24):06x}"
@@ -212,7 +226,7 @@ def booted(request, tmp_path_factory) -> Firmware:
         if not wait_for_line(log_path, proc, listening, BOOT_TIMEOUT):
             pytest.fail(f"the firmware did not boot:\n{log_path.read_text(errors='replace')}",
                         pytrace=False)
-        if f"({profile} profile)" not in log_path.read_text(errors="replace"):
+        if f"({engine_profile or profile} profile)" not in log_path.read_text(errors="replace"):
             pytest.fail(f"{elf} is not the {profile} profile's firmware:\n"
                         f"{log_path.read_text(errors='replace')}", pytrace=False)
         fw = Firmware(ns, work, proc, log_path, profile)
@@ -240,3 +254,7 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"firmware stack ({profile} profile): start-up {figures['start_up']} bytes, "
             f"serving high water {figures['serving']} bytes (limit {figures['limit']})")
+    if TLS_FIGURES:
+        terminalreporter.write_line(
+            f"firmware with TLS: heap high water {TLS_FIGURES['heap_high_water']} bytes, "
+            f"serving stack high water {TLS_FIGURES['stack_high_water']} bytes")

@@ -20,6 +20,12 @@ Actions:
                        starts STOR, sends SIZE bytes, then resets both
   commands LINE...     sends each command line (no data connection) and
                        gives the first three characters of each reply
+  tls-session CAFILE SIZE NAME
+                       FTP_TLS (AUTH TLS, PROT P), the server's certificate
+                       checked against CAFILE: login, MKD, STOR SIZE random
+                       bytes, LIST, RETR compared, DELE, RMD
+  tls-concurrent CAFILE N SIZE
+                       N tls-sessions at once, each in its own directory
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import io
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -184,6 +191,55 @@ def commands(host, port, user, password, *lines):
     return {"replies": replies}
 
 
+def tls_session(host, port, user, password, cafile, size, name):
+    """One FTPES session with a protected upload, listing and download."""
+    context = ssl.create_default_context(cafile=cafile)
+    ftp = ftplib.FTP_TLS(context=context, timeout=TIMEOUT)
+    ftp.connect(host, port)
+    ftp.auth()
+    ftp.login(user, password)
+    ftp.prot_p()
+    data = os.urandom(size)
+    ftp.mkd(name)
+    ftp.storbinary(f"STOR {name}/blob.bin", io.BytesIO(data))
+    lines: list[str] = []
+    ftp.retrlines(f"LIST {name}", lines.append)
+    back = bytearray()
+    ftp.retrbinary(f"RETR {name}/blob.bin", back.extend)
+    ftp.delete(f"{name}/blob.bin")
+    ftp.rmd(name)
+    cipher = ftp.sock.cipher()
+    ftp.quit()
+    return {
+        "list": lines,
+        "same": bytes(back) == data,
+        "sha256": hashlib.sha256(back).hexdigest(),
+        "version": cipher[1] if cipher else None,
+        "cipher": cipher[0] if cipher else None,
+    }
+
+
+def tls_concurrent(host, port, user, password, cafile, n, size):
+    """`n` TLS sessions at once, each in a directory of its own."""
+    results: list[dict | None] = [None] * n
+    errors: list[str] = []
+
+    def one(i: int):
+        try:
+            results[i] = tls_session(host, port, user, password, cafile, size, f"tls{i}")
+        except Exception as e:  # reported below
+            errors.append(f"session {i}: {type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(4 * TIMEOUT)
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return {"sessions": results}
+
+
 def main(argv: list[str]) -> int:
     active = "--active" in argv
     args = [a for a in argv if a != "--active"]
@@ -209,6 +265,10 @@ def main(argv: list[str]) -> int:
             out = commands(host, port, user, password, *rest)
         elif action == "drop-upload":
             out = drop_upload(host, port, user, password, rest[0], int(rest[1]))
+        elif action == "tls-session":
+            out = tls_session(host, port, user, password, rest[0], int(rest[1]), rest[2])
+        elif action == "tls-concurrent":
+            out = tls_concurrent(host, port, user, password, rest[0], int(rest[1]), int(rest[2]))
         else:
             print(f"unknown action {action}", file=sys.stderr)
             return 2

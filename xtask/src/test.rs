@@ -203,7 +203,7 @@ pub fn run(quick: bool) -> Result<(), Failure> {
     }
 
     if !quick {
-        header("firmware: Cortex-M3 in QEMU (mps2-an385), default and emftp profiles, against real clients");
+        header("firmware: Cortex-M3 in QEMU (mps2-an385), default, emftp and tls builds, against real clients");
         let missing: Vec<String> = [qemu::missing(), qemu::tap_missing(), integration_missing()]
             .into_iter()
             .flatten()

@@ -44,6 +44,9 @@ pub type Net<S> = TlsStack<S, BoardClock>;
 /// connections of ~22 KB; room for all 4 sessions' at once.
 pub const HEAP_BYTES: usize = 192 * 1024;
 
+/// How long a TLS handshake may take (tests/qemu/test_tls.py knows it).
+const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
 /// The built-in test certificate (DER) and its key's scalar.
 const CERT: &[u8] = include_bytes!("../tls/cert.der");
 const KEY: &[u8] = include_bytes!("../tls/key.scalar");
@@ -107,6 +110,9 @@ pub fn wrap<S: ferry_net::TcpLocalAddr>(plain: S, implicit_port: u16, seed: u64)
         Ok(config) => config,
         Err(e) => crate::fail_with("TLS certificate", e),
     };
+    // A client that stalls mid-handshake holds a session slot (of 4) and
+    // its heap: 10 s, not the default 30.
+    let config = config.handshake_timeout_ms(HANDSHAKE_TIMEOUT_MS);
     TlsStack::new(plain, BoardClock, config).implicit_port(implicit_port)
 }
 
