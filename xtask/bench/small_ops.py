@@ -5,6 +5,9 @@
         bytes), DELE it, all in DIR
     small_ops.py connections HOST PORT USER PASSWORD DIR N
         N fresh connections in turn, each USER/PASS, PWD, QUIT
+    small_ops.py tls-connections HOST PORT USER PASSWORD CAFILE N
+        N fresh connections in turn, each AUTH TLS (the certificate checked
+        against CAFILE), USER/PASS, PWD, QUIT
 
 Prints one line of JSON: {"count": N, "seconds": elapsed}. Only the loop is
 timed (time.perf_counter), not Python's start-up. Exits non-zero on any
@@ -14,6 +17,7 @@ import ftplib
 import io
 import json
 import os
+import ssl
 import sys
 import time
 
@@ -55,12 +59,26 @@ def connections(host, port, user, password, directory, n):
     return time.perf_counter() - start
 
 
+def tls_connections(host, port, user, password, cafile, n):
+    context = ssl.create_default_context(cafile=cafile)
+    start = time.perf_counter()
+    for _ in range(n):
+        ftp = ftplib.FTP_TLS(context=context)
+        ftp.connect(host, port, timeout=TIMEOUT)
+        ftp.auth()
+        ftp.login(user, password)
+        ftp.pwd()
+        ftp.quit()
+    return time.perf_counter() - start
+
+
 def main():
-    if len(sys.argv) != 8 or sys.argv[1] not in ("rounds", "connections"):
+    modes = {"rounds": rounds, "connections": connections, "tls-connections": tls_connections}
+    if len(sys.argv) != 8 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     mode, host, port, user, password, directory, n = sys.argv[1:]
     n = int(n)
-    work = rounds if mode == "rounds" else connections
+    work = modes[mode]
     elapsed = work(host, int(port), user, password, directory, n)
     print(json.dumps({"count": n, "seconds": elapsed}))
 

@@ -29,6 +29,10 @@
 //! of each workload goes to every server in turn, so that load from
 //! elsewhere on the machine falls on all of them alike.
 //!
+//! 6. FTPES (`bench/tls.rs`): RETR and STOR over TLS with `curl
+//!    --ssl-reqd` and FTPS logins per second, beside pure-ftpd and vsftpd
+//!    with TLS through OpenSSL.
+//!
 //! The peers: pyftpdlib (pip), its default asynchronous single-process
 //! server; vsftpd (Debian), standalone as root with anonymous login. vsftpd
 //! will not chroot into a root its user can write, so the clients work in a
@@ -53,6 +57,7 @@ use crate::Failure;
 mod peers;
 mod process;
 mod report;
+pub mod tls;
 
 use peers::{ferryd_launch, pyftpdlib_launch, vsftpd_launch};
 use process::{
@@ -332,9 +337,12 @@ pub fn run(options: Options) -> Result<(), Failure> {
             failed.join("; ")
         )));
     }
+    // The FTPES rows, with their own servers (the plain ones are stopped).
+    let tls_table = tls::run(&context)?;
+    println!("\n{tls_table}");
     if options.write {
         let section = format!(
-            "{}\n\n{}\n\n{table}{notes}",
+            "{}\n\n{}\n\n{table}{notes}\n{tls_table}",
             provenance(&root, options),
             machine.describe(&clients)
         );

@@ -102,6 +102,8 @@ pub fn run() -> Result<(), Failure> {
             .arg("-r")
             .arg(cmd::root().join("xtask/bench/requirements.txt")),
     )?;
+    cmd::header("setup: pure-ftpd (cargo xtask bench's FTPES rows)");
+    unpack_pure_ftpd()?;
     cmd::header("setup: cargo-fuzz");
     if find_program("cargo-fuzz").is_some() {
         println!("installed already: cargo-fuzz");
@@ -111,6 +113,53 @@ pub fn run() -> Result<(), Failure> {
         cmd::run(cmd::cargo().args(["install", "cargo-fuzz", "--locked"]))?;
     }
     println!("\nsetup: done");
+    Ok(())
+}
+
+/// pure-ftpd, a peer of the bench's FTPES rows: Debian's package conflicts
+/// with vsftpd's (both are an `ftp-server`), so it is downloaded and
+/// unpacked into `target/peers/pure-ftpd` (its binaries need only libc,
+/// libcrypt, libssl and libsodium, which are there), not installed.
+fn unpack_pure_ftpd() -> Result<(), Failure> {
+    let root = cmd::root();
+    let dir = root.join(crate::bench::tls::PURE_FTPD_DIR);
+    if find_program("pure-ftpd").is_some() || dir.join("usr/sbin/pure-ftpd").is_file() {
+        println!("there already: pure-ftpd");
+        return Ok(());
+    }
+    let download = root.join("target/peers/download");
+    let _ = std::fs::remove_dir_all(&download);
+    std::fs::create_dir_all(&download)
+        .map_err(|e| Failure(format!("cannot create {}: {e}", download.display())))?;
+    cmd::run(
+        Command::new("apt-get")
+            .current_dir(&download)
+            .args(["download", "pure-ftpd"]),
+    )?;
+    let debs: Vec<std::path::PathBuf> = std::fs::read_dir(&download)
+        .map_err(|e| Failure(format!("cannot read {}: {e}", download.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    let [deb] = debs.as_slice() else {
+        return Err(Failure(format!(
+            "apt-get download pure-ftpd left {} .deb files in {}",
+            debs.len(),
+            download.display()
+        )));
+    };
+    cmd::run(Command::new("dpkg").arg("-x").arg(deb).arg(&dir))?;
+    let version = cmd::output(
+        Command::new("dpkg-deb")
+            .args(["-f"])
+            .arg(deb)
+            .arg("Version"),
+    )
+    .unwrap_or_default();
+    std::fs::write(dir.join("VERSION"), version.trim())
+        .map_err(|e| Failure(format!("cannot write {}: {e}", dir.display())))?;
+    println!("unpacked {} into {}", deb.display(), dir.display());
     Ok(())
 }
 

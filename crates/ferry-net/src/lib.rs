@@ -63,6 +63,75 @@ pub trait TcpLocalAddr: TcpFullStack {
     fn local_addr(&mut self, socket: &Self::TcpSocket) -> Result<SocketAddr, Self::Error>;
 }
 
+/// A stack used through a mutable reference: a board's stack lives in a
+/// `static` it holds as `&'static mut`, and a layer that owns the stack it
+/// wraps (ferry-tls's `TlsStack`) takes `Borrowed(stack)`. Every call goes
+/// to the stack as it is (embedded-nal implements `TcpClientStack` for
+/// `&mut S`, but not `TcpFullStack`).
+#[derive(Debug)]
+pub struct Borrowed<'a, S>(pub &'a mut S);
+
+impl<S: TcpClientStack> TcpClientStack for Borrowed<'_, S> {
+    type TcpSocket = S::TcpSocket;
+    type Error = S::Error;
+
+    fn socket(&mut self) -> Result<Self::TcpSocket, Self::Error> {
+        self.0.socket()
+    }
+    fn connect(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        remote: SocketAddr,
+    ) -> nb::Result<(), Self::Error> {
+        self.0.connect(socket, remote)
+    }
+    fn send(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        buffer: &[u8],
+    ) -> nb::Result<usize, Self::Error> {
+        self.0.send(socket, buffer)
+    }
+    fn receive(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        buffer: &mut [u8],
+    ) -> nb::Result<usize, Self::Error> {
+        self.0.receive(socket, buffer)
+    }
+    fn close(&mut self, socket: Self::TcpSocket) -> Result<(), Self::Error> {
+        self.0.close(socket)
+    }
+}
+
+impl<S: TcpFullStack> TcpFullStack for Borrowed<'_, S> {
+    fn bind(&mut self, socket: &mut Self::TcpSocket, local_port: u16) -> Result<(), Self::Error> {
+        self.0.bind(socket, local_port)
+    }
+    fn listen(&mut self, socket: &mut Self::TcpSocket) -> Result<(), Self::Error> {
+        self.0.listen(socket)
+    }
+    fn accept(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+    ) -> nb::Result<(Self::TcpSocket, SocketAddr), Self::Error> {
+        self.0.accept(socket)
+    }
+}
+
+impl<S: TcpLocalAddr> TcpLocalAddr for Borrowed<'_, S> {
+    fn bind_addr(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        local: SocketAddr,
+    ) -> Result<(), Self::Error> {
+        self.0.bind_addr(socket, local)
+    }
+    fn local_addr(&mut self, socket: &Self::TcpSocket) -> Result<SocketAddr, Self::Error> {
+        self.0.local_addr(socket)
+    }
+}
+
 /// Why [`SecureStack::start_tls`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsError {

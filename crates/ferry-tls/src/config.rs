@@ -39,6 +39,7 @@ pub struct TlsConfig {
     require_session_reuse: bool,
     sessions_per_control: usize,
     handshake_timeout_ms: u64,
+    max_connections: usize,
 }
 
 impl core::fmt::Debug for TlsConfig {
@@ -47,6 +48,7 @@ impl core::fmt::Debug for TlsConfig {
             .field("require_session_reuse", &self.require_session_reuse)
             .field("sessions_per_control", &self.sessions_per_control)
             .field("handshake_timeout_ms", &self.handshake_timeout_ms)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -60,6 +62,7 @@ impl TlsConfig {
             require_session_reuse: false,
             sessions_per_control: DEFAULT_SESSIONS_PER_CONTROL,
             handshake_timeout_ms: 30_000,
+            max_connections: usize::MAX,
         }
     }
 
@@ -172,6 +175,22 @@ impl TlsConfig {
     pub fn handshake_timeout_ms(mut self, ms: u64) -> Self {
         self.handshake_timeout_ms = ms;
         self
+    }
+
+    /// How many TLS connections may be open at once, closing ones included
+    /// (default: no limit). A board sizes its heap for so many (about 22 KB
+    /// each at their peak in the device configuration): one more is refused
+    /// before it allocates anything (`AUTH TLS` and `PROT P` get the
+    /// engine's 4xx reply, an implicit-TLS connection is closed), instead of
+    /// running the heap out.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// See [`TlsConfig::max_connections`].
+    pub(crate) fn connection_limit(&self) -> usize {
+        self.max_connections
     }
 
     /// See [`TlsConfig::handshake_timeout_ms`].

@@ -279,6 +279,10 @@ impl<S: TcpLocalAddr, C: Clock> TlsStack<S, C> {
             // TLS cannot start twice on one connection.
             return Err(TlsError::Unavailable);
         }
+        let open = self.slots.iter().filter(|s| s.conn.is_some()).count() + self.lingering.len();
+        if open >= config.connection_limit() {
+            return Err(TlsError::Unavailable);
+        }
         let (server, data, require) = match control {
             None => {
                 let configs = config.for_control();

@@ -687,3 +687,48 @@ fn a_split_handshake_message_too_long_to_be_one_fails_cleanly() {
     finish(good);
     assert_eq!(server.errors().len(), 1, "{:?}", server.errors());
 }
+
+#[test]
+fn connections_past_the_limit_are_refused_before_they_allocate() {
+    let cert = cert();
+    let config = TlsConfig::from_der(
+        vec![cert.cert.clone()],
+        cert.key.clone_key(),
+        Arc::new(ClockTime(StdClock::new())),
+    )
+    .unwrap()
+    .max_connections(1);
+    let server = Server::with_config(config);
+    let client = client_config(&cert.cert, false);
+    let mut first = connect(server.control, &client);
+    echo(&mut first, b"one\n");
+    // A second TLS connection while the first is open: closed at once.
+    let mut second = connect(server.control, &client);
+    assert!(
+        second
+            .write_all(b"x")
+            .and_then(|()| second.flush())
+            .is_err()
+            || second.read(&mut [0; 1]).map_or(true, |n| n == 0)
+    );
+    echo(&mut first, b"still one\n");
+    finish(first);
+    // Once it has gone (its lingering close included), there is room again.
+    let started = Instant::now();
+    loop {
+        let mut next = connect(server.control, &client);
+        next.write_all(b"again\n").unwrap();
+        let _ = next.flush();
+        let mut back = [0u8; 6];
+        if next.read_exact(&mut back).is_ok() {
+            assert_eq!(&back, b"again\n");
+            finish(next);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no room after the first closed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
