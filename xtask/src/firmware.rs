@@ -140,6 +140,24 @@ pub const STM32_FEATURE_SETS: &[&str] = &[
     "stack-w5500,storage-ram",
 ];
 
+/// The STM32 board with FTPS (feature `ftps`: the chip's RNG, a heap in the
+/// CCM), on each stack, built by `cargo xtask test` with the QEMU board's
+/// public test certificate ([`test_certificate`]).
+pub const STM32_FTPS_FEATURE_SETS: &[&str] = &[
+    "stack-eth,storage-flash,ftps",
+    "stack-w5500,storage-flash,ftps",
+];
+
+/// `FERRY_TLS_CERT` and `FERRY_TLS_KEY` for a test build: the QEMU board's
+/// test pair, whose key is public (boards/qemu-mps2-an385/tls/README.md).
+pub fn test_certificate(root: &Path) -> [(&'static str, PathBuf); 2] {
+    let dir = root.join("boards/qemu-mps2-an385/tls");
+    [
+        ("FERRY_TLS_CERT", dir.join("cert.der")),
+        ("FERRY_TLS_KEY", dir.join("key.scalar")),
+    ]
+}
+
 /// What building firmware needs and is not there, if anything.
 pub fn missing() -> Option<String> {
     let mut missing = Vec::new();
@@ -200,6 +218,18 @@ pub fn build(
     opt: Option<&str>,
     features: Option<&str>,
 ) -> Result<PathBuf, Failure> {
+    build_with_env(root, firmware, opt, features, &[])
+}
+
+/// [`build`] with environment variables for the build (e.g. the STM32
+/// board's `FERRY_TLS_CERT` and `FERRY_TLS_KEY`).
+pub fn build_with_env(
+    root: &Path,
+    firmware: &Firmware,
+    opt: Option<&str>,
+    features: Option<&str>,
+    env: &[(&str, PathBuf)],
+) -> Result<PathBuf, Failure> {
     // One target directory for every firmware package: they share the
     // host's build scripts and proc macros (bindgen, cc, cortex-m-rt's).
     let mut target_dir = root.join("target/firmware");
@@ -223,6 +253,9 @@ pub fn build(
         }
     }
     cargo.arg("--target-dir").arg(&target_dir);
+    for (name, value) in env {
+        cargo.env(name, value);
+    }
     cmd::run(&mut cargo)?;
     Ok(target_dir
         .join(firmware.target)

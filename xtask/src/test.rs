@@ -220,6 +220,17 @@ pub fn run(quick: bool) -> Result<(), Failure> {
             for features in firmware::STM32_FEATURE_SETS {
                 firmware::build(&root, &firmware::STM32F429ZI, None, Some(features))?;
             }
+            // With FTPS: the chip's RNG and the TLS layer (the test key).
+            let certificate = firmware::test_certificate(&root);
+            for features in firmware::STM32_FTPS_FEATURE_SETS {
+                firmware::build_with_env(
+                    &root,
+                    &firmware::STM32F429ZI,
+                    None,
+                    Some(features),
+                    &certificate,
+                )?;
+            }
         }
     }
 

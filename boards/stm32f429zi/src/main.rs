@@ -33,7 +33,15 @@ compile_error!("choose one stack feature: stack-eth or stack-w5500 (with --no-de
 #[cfg(not(any(feature = "stack-eth", feature = "stack-w5500")))]
 compile_error!("choose a stack feature: stack-eth (default) or stack-w5500");
 
+#[cfg(all(feature = "ftps", feature = "storage-ram"))]
+compile_error!("ftps puts its heap in the CCM, where storage-ram's RAM disk is: use storage-flash");
+
+#[cfg(feature = "ftps")]
+extern crate alloc;
+
 mod board;
+#[cfg(feature = "ftps")]
+mod ftps;
 #[cfg(feature = "stack-eth")]
 mod net;
 mod storage;
@@ -76,7 +84,14 @@ const FTP_PORT: u16 = 21;
 const DEFAULT_IP: &str = "192.168.1.50/24";
 const DEFAULT_GATEWAY: &str = "192.168.1.1";
 
-type FtpServer = Server<Stack, Fs, SESSIONS, TRANSFER_BUFFER>;
+/// The stack the engine runs on: the board's, or TLS over it (`ftps`).
+#[cfg(not(feature = "ftps"))]
+type Net = Stack;
+#[cfg(feature = "ftps")]
+type Net = ftps::Net<Stack>;
+type FtpServer = Server<Net, Fs, SESSIONS, TRANSFER_BUFFER>;
+#[cfg(feature = "ftps")]
+static NET: StaticCell<Net> = StaticCell::new();
 
 static SERVER: StaticCell<FtpServer> = StaticCell::new();
 
@@ -128,7 +143,7 @@ pub static FIRMWARE_RAM: [u32; 16] = {
         SESSIONS as u32,
         TRANSFER_BUFFER as u32,
         size_of::<FtpServer>() as u32,
-        size_of::<Server<Stack, Fs, { SESSIONS + 1 }, TRANSFER_BUFFER>>() as u32,
+        size_of::<Server<Net, Fs, { SESSIONS + 1 }, TRANSFER_BUFFER>>() as u32,
         ram.pool,
         ram.sockets_per_session,
         ram.socket_rx,
@@ -148,7 +163,7 @@ pub static FIRMWARE_RAM: [u32; 16] = {
 /// What start-up hands the serving loop: everything lives in `static`s.
 struct Board {
     link: Link,
-    stack: &'static mut Stack,
+    stack: &'static mut Net,
     server: &'static mut FtpServer,
     fs: Fs,
 }
@@ -202,6 +217,13 @@ fn start() -> Board {
         SESSIONS
     );
 
+    // The chip's RNG: smoltcp's seed, and with `ftps` every TLS random byte.
+    #[cfg(any(feature = "stack-eth", feature = "ftps"))]
+    #[cfg_attr(not(feature = "stack-eth"), allow(unused_mut))]
+    let mut rng = {
+        use stm32f4xx_hal::rng::RngExt;
+        dp.RNG.constrain(&clocks)
+    };
     // The one part that differs by stack: which peripherals it takes.
     #[cfg(feature = "stack-eth")]
     let started = net::start(
@@ -213,7 +235,7 @@ fn start() -> Board {
             mac: dp.ETHERNET_MAC,
             mmc: dp.ETHERNET_MMC,
             dma: dp.ETHERNET_DMA,
-            rng: dp.RNG,
+            seed: rand_core::RngCore::next_u64(&mut rng),
         },
         &addressing,
         &clocks,
@@ -231,6 +253,8 @@ fn start() -> Board {
         &clocks,
     );
     let (stack, link) = started.unwrap_or_else(|e| fail_with(stack::NAME, e));
+    #[cfg(feature = "ftps")]
+    let stack: &'static mut Net = NET.init_with(|| ftps::wrap(stack, rng));
 
     #[cfg(feature = "storage-flash")]
     let device = storage::Device::new(dp.FLASH);
@@ -262,6 +286,20 @@ fn start() -> Board {
     let listen = SocketAddr::new(IpAddr::V4(ip), FTP_PORT);
     if let Err(e) = server.listen(stack, listen) {
         fail_with("listen", e);
+    }
+    #[cfg(feature = "ftps")]
+    {
+        let implicit = SocketAddr::new(IpAddr::V4(ip), ftps::IMPLICIT_PORT);
+        if let Err(e) = server.listen(stack, implicit) {
+            fail_with("listen (implicit FTPS)", e);
+        }
+        rprintln!(
+            "FTPS: AUTH TLS on port {}, implicit TLS on port {}; {} TLS connections at once in a {} KiB heap",
+            FTP_PORT,
+            ftps::IMPLICIT_PORT,
+            ftps::TLS_CONNECTIONS,
+            ftps::HEAP_BYTES / 1024
+        );
     }
     rprintln!(
         "MAC {}; listening on ftp://{} once the link is up; login: user {} password {}",
@@ -295,19 +333,29 @@ fn serve(board: Board) -> ! {
     loop {
         let now = clock.now();
         if now >= next_link_check {
-            link.check(stack);
+            link.check(plain(stack));
             next_link_check = now.add_millis(500);
         }
-        let moved = link.poll(stack, now);
+        let moved = link.poll(plain(stack), now);
         let poll = server.poll(stack, &mut fs, &mut auth, &clock, &mut observer);
-        if moved || poll.busy {
+        // Decrypted bytes can wait in the TLS layer, unseen by the NIC.
+        #[cfg(feature = "ftps")]
+        let busy = moved || poll.busy || stack.has_pending();
+        #[cfg(not(feature = "ftps"))]
+        let busy = moved || poll.busy;
+        if busy {
             continue;
         }
         let now = clock.now();
+        #[cfg(feature = "ftps")]
+        let tls_deadline = stack.poll_at();
+        #[cfg(not(feature = "ftps"))]
+        let tls_deadline = None;
         let deadline = [
             poll.deadline,
-            link.next_poll(stack, now),
+            link.next_poll(plain(stack), now),
             Some(next_link_check),
+            tls_deadline,
         ]
         .into_iter()
         .flatten()
@@ -318,6 +366,14 @@ fn serve(board: Board) -> ! {
             cortex_m::asm::wfi();
         }
     }
+}
+
+/// The board's stack under the engine's.
+fn plain(net: &mut Net) -> &mut Stack {
+    #[cfg(feature = "ftps")]
+    return net.inner_mut().0;
+    #[cfg(not(feature = "ftps"))]
+    net
 }
 
 /// A locally administered MAC address made from the chip's unique ID.

@@ -11,7 +11,6 @@ use core::mem::size_of;
 
 use ferry_net::smoltcp_stack::{smol_instant, SmoltcpError, SmoltcpStack, StackConfig};
 use ferry_net::Instant;
-use rand_core::RngCore;
 use rtt_target::rprintln;
 use smoltcp::iface::{Interface, SocketStorage};
 use smoltcp::phy::{Device, DeviceCapabilities};
@@ -21,9 +20,8 @@ use stm32_eth::dma::{EthernetDMA, RxRingEntry, TxRingEntry};
 use stm32_eth::mac::{EthernetMACWithMii, Speed};
 use stm32_eth::{EthPins, Parts, PartsIn};
 use stm32f4xx_hal::gpio::{gpioa, gpiob, gpioc, gpiog, Alternate, Speed as PinSpeed, PA2, PC1};
-use stm32f4xx_hal::pac::{interrupt, ETHERNET_DMA, ETHERNET_MAC, ETHERNET_MMC, RNG};
+use stm32f4xx_hal::pac::{interrupt, ETHERNET_DMA, ETHERNET_MAC, ETHERNET_MMC};
 use stm32f4xx_hal::rcc::Clocks;
-use stm32f4xx_hal::rng::RngExt;
 
 use ieee802_3_miim::phy::{PhySpeed, LAN8742A};
 use ieee802_3_miim::Phy;
@@ -124,7 +122,7 @@ impl Device for Nic {
 }
 
 /// What this stack takes from the chip: the Nucleo's Ethernet pins (RMII;
-/// see UM1974, "Ethernet"), the MAC, and the RNG for smoltcp's seed.
+/// see UM1974, "Ethernet"), the MAC, and a seed from the RNG for smoltcp.
 pub struct Peripherals {
     /// Port A (REF_CLK PA1, MDIO PA2, CRS_DV PA7).
     pub gpioa: gpioa::Parts,
@@ -140,8 +138,8 @@ pub struct Peripherals {
     pub mmc: ETHERNET_MMC,
     /// Its DMA.
     pub dma: ETHERNET_DMA,
-    /// The RNG (TCP sequence numbers, ephemeral ports).
-    pub rng: RNG,
+    /// A seed from the chip's RNG (TCP sequence numbers, ephemeral ports).
+    pub seed: u64,
 }
 
 /// Why the network did not start.
@@ -162,7 +160,7 @@ pub fn start(
     clocks: &Clocks,
     now: Instant,
 ) -> Result<(&'static mut Stack, Link), NetError> {
-    let seed = p.rng.constrain(clocks).next_u64();
+    let seed = p.seed;
     let eth_pins = EthPins {
         ref_clk: p.gpioa.pa1,
         crs: p.gpioa.pa7,
