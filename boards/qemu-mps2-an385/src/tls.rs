@@ -40,8 +40,12 @@ compile_error!(
 /// The stack the engine runs on: TLS over smoltcp.
 pub type Net<S> = TlsStack<S, BoardClock>;
 
-/// Bytes of heap for TLS: two FTPS sessions with a transfer each take 4
-/// connections of ~22 KB; room for all 4 sessions' at once.
+/// TLS connections at once: each of the 4 sessions with a transfer
+/// running. One more is refused before it allocates anything.
+pub const TLS_CONNECTIONS: usize = 8;
+
+/// Bytes of heap for TLS: [`TLS_CONNECTIONS`] of ~22 KB at their peak
+/// (docs/SECURITY.md), and the stack's tables.
 pub const HEAP_BYTES: usize = 192 * 1024;
 
 /// How long a TLS handshake may take (tests/qemu/test_tls.py knows it).
@@ -112,7 +116,9 @@ pub fn wrap<S: ferry_net::TcpLocalAddr>(plain: S, implicit_port: u16, seed: u64)
     };
     // A client that stalls mid-handshake holds a session slot (of 4) and
     // its heap: 10 s, not the default 30.
-    let config = config.handshake_timeout_ms(HANDSHAKE_TIMEOUT_MS);
+    let config = config
+        .handshake_timeout_ms(HANDSHAKE_TIMEOUT_MS)
+        .max_connections(TLS_CONNECTIONS);
     TlsStack::new(plain, BoardClock, config).implicit_port(implicit_port)
 }
 
