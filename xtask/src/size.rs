@@ -458,23 +458,38 @@ fn read_elf(path: &Path) -> Result<Elf, Failure> {
 
 /// Runs the stack probe in QEMU; the high water it reports.
 fn run_stack_probe(elf: &Path) -> Result<u32, Failure> {
-    let mut qemu = Command::new("timeout");
-    qemu.args([
+    let text = run_in_qemu(
+        elf,
+        &["-cpu", "cortex-m3", "-M", "mps2-an385"],
         STACK_PROBE_TIMEOUT_SECS,
-        "qemu-system-arm",
-        "-cpu",
-        "cortex-m3",
-        "-M",
-        "mps2-an385",
-        "-nographic",
-        "-monitor",
-        "none",
-        "-semihosting-config",
-        "enable=on,target=native",
-        "-kernel",
-    ])
-    .arg(elf)
-    .stdin(Stdio::null());
+        "the stack probe",
+    )?;
+    parse_high_water(&text)
+        .ok_or_else(|| Failure("the stack probe printed no `stack-high-water: N` line".to_string()))
+}
+
+/// Runs a semihosting image in QEMU on `machine` (its `-M`/`-cpu`
+/// arguments) within `timeout_secs`; what it printed. A non-zero exit
+/// fails, naming `what`.
+pub(crate) fn run_in_qemu(
+    elf: &Path,
+    machine: &[&str],
+    timeout_secs: &str,
+    what: &str,
+) -> Result<String, Failure> {
+    let mut qemu = Command::new("timeout");
+    qemu.args([timeout_secs, "qemu-system-arm"])
+        .args(machine)
+        .args([
+            "-nographic",
+            "-monitor",
+            "none",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ])
+        .arg(elf)
+        .stdin(Stdio::null());
     println!("$ {}", cmd::show(&qemu));
     let out = qemu
         .output()
@@ -488,12 +503,11 @@ fn run_stack_probe(elf: &Path) -> Result<u32, Failure> {
     print!("{text}");
     if !out.status.success() {
         return Err(Failure(format!(
-            "the stack probe failed ({}): see its output above",
+            "{what} failed ({}): see its output above",
             out.status
         )));
     }
-    parse_high_water(&text)
-        .ok_or_else(|| Failure("the stack probe printed no `stack-high-water: N` line".to_string()))
+    Ok(text)
 }
 
 /// The figure of the probe's `stack-high-water: N` line.

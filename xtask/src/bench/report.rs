@@ -80,7 +80,7 @@ pub(super) fn provenance(root: &Path, options: Options) -> String {
 }
 
 /// The median (the mean of the middle two for an even count).
-fn median(values: &[f64]) -> Option<f64> {
+pub(super) fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();

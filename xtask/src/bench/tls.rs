@@ -26,6 +26,7 @@ use std::process::{Command, Stdio};
 
 use super::peers::{ferryd_launch, vsftpd_launch};
 use super::process::{quiet, run_bounded, sha256, Server};
+use super::report::median;
 use super::{
     link_or_copy, Context, CURL_MAX_TIME, MIB, PASSWORD, RETR_NAME, SCRIPT_LIMIT, SERVER_LOG,
     TRANSFER_LIMIT, USER, WORK_DIR,
@@ -438,18 +439,6 @@ fn logins(context: &Context, c: &Contender, cert: &Certificate, count: u32) -> R
     Ok(done as f64 / seconds)
 }
 
-/// The median of `values`.
-fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => sorted.get(n / 2).copied(),
-        _ => Some((sorted.get(n / 2 - 1)? + sorted.get(n / 2)?) / 2.0),
-    }
-}
-
 /// Which figures of a server a row shows.
 type Pick = fn(&Contender) -> &Vec<f64>;
 
@@ -524,11 +513,5 @@ mod tests {
         assert_eq!(parse_timed("1048576 0.25 1.25"), Some((1_048_576, 1.0)));
         assert_eq!(parse_timed("1 2"), None);
         assert_eq!(parse_timed("1 2 3 4"), None);
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&[]), None);
-        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
     }
 }

@@ -92,16 +92,7 @@ impl Budget {
     /// Compares `builds` with the budget: a line per figure, and what
     /// exceeds its limit (or has none).
     pub fn compare(&self, builds: &[Figures]) -> (String, Vec<String>) {
-        let named: Vec<(&str, &str, &str, u32)> = builds
-            .iter()
-            .flat_map(|b| {
-                METRICS
-                    .iter()
-                    .zip(b.values)
-                    .map(|(m, v)| (b.profile, b.opt, *m, v))
-            })
-            .collect();
-        self.compare_named(&named)
+        self.compare_named(&named(builds))
     }
 
     /// [`Budget::compare`] for figures named `(profile, opt, figure,
@@ -157,7 +148,12 @@ impl Budget {
 /// `text` with each limit of a measured build lowered to its figure where
 /// the figure is lower; comments, goals and layout stay.
 pub fn ratchet(text: &str, builds: &[Figures]) -> String {
-    let named: Vec<(&str, &str, &str, u32)> = builds
+    ratchet_named(text, &named(builds))
+}
+
+/// The builds' figures as `(profile, opt, figure, bytes)`.
+fn named(builds: &[Figures]) -> Vec<(&str, &str, &str, u32)> {
+    builds
         .iter()
         .flat_map(|b| {
             METRICS
@@ -165,8 +161,7 @@ pub fn ratchet(text: &str, builds: &[Figures]) -> String {
                 .zip(b.values)
                 .map(|(m, v)| (b.profile, b.opt, *m, v))
         })
-        .collect();
-    ratchet_named(text, &named)
+        .collect()
 }
 
 /// [`ratchet`] for figures named `(profile, opt, figure, bytes)`.

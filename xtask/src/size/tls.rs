@@ -21,7 +21,6 @@
 //! it ([`check`]).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::budget::{self, Budget};
 use super::json::Json;
@@ -223,35 +222,12 @@ fn merge_summary(old: Option<&str>, rom: u32, ram: u32) -> Result<String, String
 
 /// Runs the RAM image in QEMU; what it measured.
 fn run_ram_image(elf: &Path) -> Result<RamRun, Failure> {
-    let mut qemu = Command::new("timeout");
-    qemu.args([RAM_RUN_TIMEOUT_SECS, "qemu-system-arm"])
-        .args(QEMU_MACHINE)
-        .args([
-            "-nographic",
-            "-monitor",
-            "none",
-            "-semihosting-config",
-            "enable=on,target=native",
-            "-kernel",
-        ])
-        .arg(elf)
-        .stdin(Stdio::null());
-    println!("$ {}", cmd::show(&qemu));
-    let out = qemu
-        .output()
-        .map_err(|e| Failure(format!("cannot start qemu-system-arm: {e}")))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    print!("{text}");
-    if !out.status.success() {
-        return Err(Failure(format!(
-            "the TLS RAM image failed ({}): see its output above",
-            out.status
-        )));
-    }
+    let text = super::run_in_qemu(
+        elf,
+        &QEMU_MACHINE,
+        RAM_RUN_TIMEOUT_SECS,
+        "the TLS RAM image",
+    )?;
     parse_ram_run(&text)
 }
 
