@@ -516,9 +516,12 @@ mod tests {
         };
         assert_eq!(
             tls_line(&s, &cert),
-            "TLS: AUTH TLS on every listener, optional; self-signed certificate SHA-256 \
-             fingerprint AB:CD"
+            format!(
+                "TLS: AUTH TLS on every listener, optional; self-signed certificate SHA-256 \
+                 fingerprint AB:CD; crypto: {TLS_PROVIDER}"
+            )
         );
+        assert_eq!(TLS_PROVIDER, "ring", "the default build's provider");
         s.engine.require_tls_login = true;
         s.tls = Some(TlsSettings {
             cert: CertSource::SelfSigned,

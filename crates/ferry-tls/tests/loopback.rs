@@ -584,6 +584,11 @@ fn device_provider_serves_each_suite_and_group() {
         .write_all(b"x")
         .and_then(|()| client.flush())
         .is_err());
+    // The server records the failure just after it sends the alert.
+    let started = Instant::now();
+    while server.errors().is_empty() && started.elapsed() < TIMEOUT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let errors = server.errors();
     assert_eq!(errors.len(), 1, "{errors:?}");
 }
