@@ -27,6 +27,10 @@ const DEFAULT_SESSIONS_PER_CONTROL: usize = 4;
 /// 2 KB records cost about 1% more bytes on the wire than 16 KB ones.
 pub(crate) const DEVICE_RECORD_PLAINTEXT: usize = 2048;
 
+/// Records one `send` encrypts at most, by default (4 × 16 KB: a host's
+/// 64 KiB transfer buffer in one call).
+const DEFAULT_SEND_BATCH: usize = 4;
+
 /// The TLS settings of a [`crate::TlsStack`]: a rustls [`ServerConfig`]
 /// (certificate, versions, cipher suites) and the data-connection policy.
 ///
@@ -40,6 +44,7 @@ pub struct TlsConfig {
     sessions_per_control: usize,
     handshake_timeout_ms: u64,
     max_connections: usize,
+    send_batch: usize,
 }
 
 impl core::fmt::Debug for TlsConfig {
@@ -49,6 +54,7 @@ impl core::fmt::Debug for TlsConfig {
             .field("sessions_per_control", &self.sessions_per_control)
             .field("handshake_timeout_ms", &self.handshake_timeout_ms)
             .field("max_connections", &self.max_connections)
+            .field("send_batch", &self.send_batch)
             .finish_non_exhaustive()
     }
 }
@@ -63,6 +69,7 @@ impl TlsConfig {
             sessions_per_control: DEFAULT_SESSIONS_PER_CONTROL,
             handshake_timeout_ms: 30_000,
             max_connections: usize::MAX,
+            send_batch: DEFAULT_SEND_BATCH,
         }
     }
 
@@ -132,7 +139,9 @@ impl TlsConfig {
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
-        Ok(TlsConfig::new(server).max_record_plaintext(DEVICE_RECORD_PLAINTEXT))
+        Ok(TlsConfig::new(server)
+            .max_record_plaintext(DEVICE_RECORD_PLAINTEXT)
+            .send_batch(1))
     }
 
     /// The most plaintext bytes one record this server sends carries (32 to
@@ -186,6 +195,21 @@ impl TlsConfig {
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections;
         self
+    }
+
+    /// How many records one `send` encrypts at most (default 4; 1 in a
+    /// device build): each connection's outgoing buffer holds that many, so
+    /// a device keeps one; a host that hands the TLS layer 64 KiB at a time
+    /// saves three calls (and the engine's re-reads of what a short send
+    /// left) per 64 KiB.
+    pub fn send_batch(mut self, records: usize) -> Self {
+        self.send_batch = records.max(1);
+        self
+    }
+
+    /// See [`TlsConfig::send_batch`].
+    pub(crate) fn batch(&self) -> usize {
+        self.send_batch
     }
 
     /// See [`TlsConfig::max_connections`].

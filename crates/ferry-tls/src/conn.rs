@@ -361,27 +361,39 @@ impl TlsConn {
         Ok(())
     }
 
-    /// Encrypts up to one record of `data`; how many bytes were taken.
-    /// Call only when [`TlsConn::may_send`] and nothing is pending out.
+    /// Encrypts up to `records` records of `data` (one while rustls does
+    /// the records); how many bytes were taken. Call only when
+    /// [`TlsConn::may_send`] and nothing is pending out.
     pub(crate) fn encrypt<S: TcpClientStack>(
         &mut self,
         stack: &mut S,
         socket: &mut S::TcpSocket,
         data: &[u8],
+        records: usize,
     ) -> Result<usize, TlsStackError<S::Error>> {
         self.check()?;
-        let data = data.get(..self.max_chunk).unwrap_or(data);
-        match self.run(Want::Write(data)) {
-            Ok(Some(n)) => {
-                self.flush(stack, socket)?;
-                Ok(n)
+        let mut taken = 0;
+        for _ in 0..records.max(1) {
+            let Some(rest) = data.get(taken..).filter(|r| !r.is_empty()) else {
+                break;
+            };
+            let chunk = rest.get(..self.max_chunk).unwrap_or(rest);
+            match self.run(Want::Write(chunk)) {
+                Ok(Some(n)) => taken += n,
+                Ok(None) => break,
+                Err(e) => {
+                    self.send_alert(stack, socket);
+                    return Err(self.fail(Failure::Tls(e), None));
+                }
             }
-            Ok(None) => Ok(0),
-            Err(e) => {
-                self.send_alert(stack, socket);
-                Err(self.fail(Failure::Tls(e), None))
+            if !matches!(self.phase, Phase::Records(_)) {
+                break;
             }
         }
+        if taken > 0 {
+            self.flush(stack, socket)?;
+        }
+        Ok(taken)
     }
 
     /// Queues `close_notify` (once the handshake allows writing) and tries

@@ -20,6 +20,9 @@ const LINGER_AFTER_NOTIFY_MS: u64 = 1_500;
 /// running at close gets this long to finish.
 const LINGER_MAX_MS: u64 = 10_000;
 
+/// How many more records one `receive` decrypts into the caller's buffer.
+const RECEIVE_ROUNDS: usize = 8;
+
 /// Where a socket's TLS state lives in the stack's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ConnId {
@@ -398,9 +401,10 @@ impl<S: TcpLocalAddr, C: Clock> TcpClientStack for TlsStack<S, C> {
         self.inner.connect(&mut socket.inner, remote).map_err(net)
     }
 
-    /// Plain sockets: the plain stack's `send`. TLS sockets: encrypts up to
-    /// one record of `buffer` once the handshake allows and earlier
-    /// ciphertext has gone out; `WouldBlock` until then.
+    /// Plain sockets: the plain stack's `send`. TLS sockets: encrypts as
+    /// many records of `buffer` as [`TlsConfig::send_batch`] allows (one on
+    /// a device) once the handshake allows and earlier ciphertext has gone
+    /// out; `WouldBlock` until then.
     fn send(
         &mut self,
         socket: &mut Self::TcpSocket,
@@ -425,7 +429,8 @@ impl<S: TcpLocalAddr, C: Clock> TcpClientStack for TlsStack<S, C> {
         if !conn.may_send() || conn.out_pending() {
             return Err(nb::Error::WouldBlock);
         }
-        match conn.encrypt(&mut self.inner, &mut socket.inner, buffer)? {
+        let batch = self.config.as_ref().map_or(1, TlsConfig::batch);
+        match conn.encrypt(&mut self.inner, &mut socket.inner, buffer, batch)? {
             0 => Err(nb::Error::WouldBlock),
             n => Ok(n),
         }
@@ -452,7 +457,25 @@ impl<S: TcpLocalAddr, C: Clock> TcpClientStack for TlsStack<S, C> {
             now,
             timeout,
         )?;
-        let n = conn.read_plain(buffer);
+        let mut n = conn.read_plain(buffer);
+        // Fill the caller's buffer with the records that follow, as far as
+        // they have come (one record is decrypted at a time, in place).
+        for _ in 0..RECEIVE_ROUNDS {
+            let Some(rest) = buffer.get_mut(n..).filter(|r| !r.is_empty() && n > 0) else {
+                break;
+            };
+            conn.pump(
+                &mut self.inner,
+                &mut socket.inner,
+                ReadMode::Always,
+                now,
+                timeout,
+            )?;
+            match conn.read_plain(rest) {
+                0 => break,
+                more => n += more,
+            }
+        }
         if n > 0 || buffer.is_empty() {
             return Ok(n);
         }
