@@ -404,3 +404,42 @@ fn clock_is_monotonic_and_knows_the_date() {
     // After 2020-01-01.
     assert!(clock.unix_time().expect("unix time") > 1_577_836_800);
 }
+
+#[test]
+fn a_borrowed_stack_is_the_stack_it_borrows() {
+    use ferry_net::Borrowed;
+    let mut owned = StdStack::new().expect("stack");
+    let (mut listener, addr) = {
+        let mut borrowed = Borrowed(&mut owned);
+        let mut sock = borrowed.socket().expect("socket");
+        borrowed
+            .bind_addr(&mut sock, SocketAddr::new(V4, 0))
+            .expect("bind");
+        borrowed.listen(&mut sock).expect("listen");
+        let addr = borrowed.local_addr(&sock).expect("local_addr");
+        (sock, addr)
+    };
+    assert_ne!(addr.port(), 0);
+    let mut client = TcpStream::connect(addr).expect("connect");
+    client.write_all(b"through a borrow").expect("write");
+    // Accept and read through the borrow; the owner sees the same sockets.
+    let (mut conn, peer) =
+        until_done(&mut owned, |s| Borrowed(s).accept(&mut listener)).expect("accept");
+    assert_eq!(peer.ip(), V4);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.len() < 16 {
+        let n =
+            until_done(&mut owned, |s| Borrowed(s).receive(&mut conn, &mut buf)).expect("receive");
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"through a borrow");
+    let sent = until_done(&mut owned, |s| Borrowed(s).send(&mut conn, b"back")).expect("send");
+    assert_eq!(sent, 4);
+    let mut back = [0u8; 4];
+    client.read_exact(&mut back).expect("read");
+    assert_eq!(&back, b"back");
+    Borrowed(&mut owned).close(conn).expect("close");
+    owned.close(listener).expect("close listener");
+}
