@@ -131,11 +131,19 @@ fn unpack_pure_ftpd() -> Result<(), Failure> {
     let _ = std::fs::remove_dir_all(&download);
     std::fs::create_dir_all(&download)
         .map_err(|e| Failure(format!("cannot create {}: {e}", download.display())))?;
-    cmd::run(
-        Command::new("apt-get")
-            .current_dir(&download)
-            .args(["download", "pure-ftpd"]),
-    )?;
+    let fetch = || {
+        cmd::run(
+            Command::new("apt-get")
+                .current_dir(&download)
+                .args(["download", "pure-ftpd"]),
+        )
+    };
+    // Package lists may be missing or stale where every package above was
+    // installed already (no `apt-get update` ran): refresh them once.
+    if fetch().is_err() {
+        cmd::run(privileged("apt-get").arg("update"))?;
+        fetch()?;
+    }
     let debs: Vec<std::path::PathBuf> = std::fs::read_dir(&download)
         .map_err(|e| Failure(format!("cannot read {}: {e}", download.display())))?
         .flatten()
