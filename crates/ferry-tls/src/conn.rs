@@ -482,12 +482,9 @@ impl TlsConn {
                     if self.opened.0 < self.opened.1 || self.peer_closed {
                         break;
                     }
-                    let Some(len) = record_len(&self.incoming, self.in_len) else {
+                    let Some(len) = complete_record(&self.incoming, self.in_len) else {
                         break;
                     };
-                    if len > self.in_len {
-                        break;
-                    }
                     match records.open(&mut self.incoming, len, &mut self.outgoing)? {
                         Opened::Data { start, end, record } => {
                             self.opened = (start, end);
@@ -551,9 +548,7 @@ impl TlsConn {
             let end = match (tls13_done, *whole) {
                 (true, _) => 0,
                 (false, true) => *in_len,
-                (false, false) => record_len(incoming, *in_len)
-                    .filter(|n| *n <= *in_len)
-                    .unwrap_or(*in_len),
+                (false, false) => complete_record(incoming, *in_len).unwrap_or(*in_len),
             };
             let given = end;
             let filled = incoming.get_mut(..end).unwrap_or(&mut []);
@@ -671,7 +666,7 @@ impl TlsConn {
 
     /// Whether a whole record waits in the incoming buffer.
     fn has_complete_record(&self) -> bool {
-        record_len(&self.incoming, self.in_len).is_some_and(|n| n <= self.in_len)
+        complete_record(&self.incoming, self.in_len).is_some()
     }
 }
 
@@ -682,6 +677,12 @@ fn record_len(buffer: &[u8], len: usize) -> Option<usize> {
         [_, _, _, hi, lo] => Some(5 + usize::from(u16::from_be_bytes([*hi, *lo]))),
         _ => None,
     }
+}
+
+/// The wire length of the first record of `buffer[..len]`, once it is all
+/// in.
+fn complete_record(buffer: &[u8], len: usize) -> Option<usize> {
+    record_len(buffer, len).filter(|n| *n <= len)
 }
 
 /// Removes `n` processed bytes from the front of `buffer[..*len]`.

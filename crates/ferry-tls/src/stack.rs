@@ -450,20 +450,10 @@ impl<S: TcpLocalAddr, C: Clock> TcpClientStack for TlsStack<S, C> {
         let now = self.clock.now();
         let timeout = self.handshake_timeout();
         let conn = conn_mut(&mut self.slots, id).ok_or(TlsStackError::UnknownSocket)?;
-        conn.pump(
-            &mut self.inner,
-            &mut socket.inner,
-            ReadMode::Always,
-            now,
-            timeout,
-        )?;
-        let mut n = conn.read_plain(buffer);
-        // Fill the caller's buffer with the records that follow, as far as
-        // they have come (one record is decrypted at a time, in place).
-        for _ in 0..RECEIVE_ROUNDS {
-            let Some(rest) = buffer.get_mut(n..).filter(|r| !r.is_empty() && n > 0) else {
-                break;
-            };
+        // Fill the caller's buffer with the records that have come, as far
+        // as they reach (one record is decrypted at a time, in place).
+        let mut n = 0;
+        for _ in 0..=RECEIVE_ROUNDS {
             conn.pump(
                 &mut self.inner,
                 &mut socket.inner,
@@ -471,9 +461,12 @@ impl<S: TcpLocalAddr, C: Clock> TcpClientStack for TlsStack<S, C> {
                 now,
                 timeout,
             )?;
-            match conn.read_plain(rest) {
+            match buffer.get_mut(n..).map_or(0, |rest| conn.read_plain(rest)) {
                 0 => break,
                 more => n += more,
+            }
+            if n >= buffer.len() {
+                break;
             }
         }
         if n > 0 || buffer.is_empty() {
