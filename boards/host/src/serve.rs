@@ -319,14 +319,12 @@ fn server_config(
     time: Arc<ClockTime<StdClock>>,
 ) -> Result<TlsConfig, ferry_tls::rustls::Error> {
     #[cfg(feature = "ring")]
-    {
-        let provider = Arc::new(ferry_tls::rustls::crypto::ring::default_provider());
-        let server = ferry_tls::rustls::ServerConfig::builder_with_details(provider, time)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
-        Ok(TlsConfig::new(server))
-    }
+    return TlsConfig::with_provider(
+        ferry_tls::rustls::crypto::ring::default_provider(),
+        chain,
+        key,
+        time,
+    );
     #[cfg(not(feature = "ring"))]
     TlsConfig::from_der(chain, key, time)
 }

@@ -1,7 +1,6 @@
 //! What the TLS layer serves: the certificate and rustls settings, and the
 //! session-reuse policy for data connections.
 use alloc::sync::Arc;
-#[cfg(any(feature = "rustcrypto", feature = "device"))]
 use alloc::vec::Vec;
 
 use rustls::ServerConfig;
@@ -88,19 +87,30 @@ impl TlsConfig {
         time: Arc<dyn rustls::time_provider::TimeProvider>,
     ) -> Result<Self, rustls::Error> {
         #[cfg(feature = "rustcrypto")]
-        {
-            let server = ServerConfig::builder_with_details(Arc::new(crate::provider()), time)
-                .with_safe_default_protocol_versions()?
-                .with_no_client_auth()
-                .with_single_cert(chain, key)?;
-            Ok(TlsConfig::new(server))
-        }
+        return Self::with_provider(crate::provider(), chain, key, time);
         #[cfg(not(feature = "rustcrypto"))]
         {
             let provider = crate::device::provider();
             let key = provider.key_provider.load_private_key(key)?;
             Self::device(provider, chain, key, time)
         }
+    }
+
+    /// Serves `chain` (leaf first) with its private `key` (any type
+    /// `provider` loads), TLS 1.2 (with rustls' `tls12` feature) and 1.3,
+    /// through `provider` (e.g. rustls' `ring` on a host); `time` dates
+    /// sessions.
+    pub fn with_provider(
+        provider: rustls::crypto::CryptoProvider,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+        time: Arc<dyn rustls::time_provider::TimeProvider>,
+    ) -> Result<Self, rustls::Error> {
+        let server = ServerConfig::builder_with_details(Arc::new(provider), time)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        Ok(TlsConfig::new(server))
     }
 
     /// Serves `chain` (leaf first, DER, sent as it is) with the ECDSA P-256
