@@ -57,6 +57,13 @@ impl Observer for LogObserver {
             Event::Refused { peer } => {
                 warn!(%peer, "refused with 421: session or per-IP limit reached")
             }
+            Event::Evicted { session } => {
+                warn!(
+                    session,
+                    peer = %self.peer(session),
+                    "evicted with 421: the table was full and it had not logged in"
+                )
+            }
             Event::Command { session, line } => {
                 info!(session, peer = %self.peer(session), "> {}", shown(line));
             }

@@ -91,6 +91,9 @@ impl<const S: usize> Observer for LogObserver<S> {
                 log!("[{session}] {peer} connected");
             }
             Event::Refused { peer } => log!("{peer} refused with 421 (limit reached)"),
+            Event::Evicted { session } => {
+                log!("[{session}] {} evicted: not logged in, room needed", self.peer(session))
+            }
             Event::Command { session, line } => {
                 if self.verbose {
                     log!(

@@ -57,6 +57,9 @@ impl Observer for RttObserver {
         match event {
             Event::Connected { session, peer } => rprintln!("[{}] {} connected", session, peer),
             Event::Refused { peer } => rprintln!("{} refused with 421 (limit reached)", peer),
+            Event::Evicted { session } => {
+                rprintln!("[{}] evicted: not logged in, room needed", session)
+            }
             Event::Command { .. } => {}
             Event::Login { session, user, ok } => rprintln!(
                 "[{}] login {} {}",

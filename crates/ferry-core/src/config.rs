@@ -5,7 +5,10 @@ use ferry_net::IpAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     /// Most concurrent control connections (capped by the server's table
-    /// size `N`; 0 means `N`); beyond it a new connection gets 421.
+    /// size `N`; 0 means `N`). When they are all taken, a new connection
+    /// evicts the oldest session that has not logged in (see
+    /// [`crate::Server::poll`]); if every session has logged in, or is
+    /// too young to evict, the new connection gets 421.
     pub max_sessions: u16,
     /// Most concurrent connections from one IP address (0 = no limit);
     /// beyond it a new connection gets 421 and is closed.
@@ -15,6 +18,12 @@ pub struct Config {
     /// Abort a data connection without progress for this long (ms), and the
     /// wait for a passive connection or an active connect.
     pub data_timeout_ms: u64,
+    /// Close a control connection that has not logged in this long after
+    /// it was accepted (ms; 0 = only the idle timeout applies). A login
+    /// in progress, or one waiting out its failure delay, has not logged
+    /// in. Milliseconds in a `u32` (up to 49 days): it fits where a `u64`
+    /// would add 8 bytes to every server.
+    pub login_timeout_ms: u32,
     /// Delay before answering a failed login (ms).
     pub login_fail_delay_ms: u64,
     /// Failed logins after which the connection is closed.
@@ -42,6 +51,7 @@ impl Default for Config {
             max_per_ip: 0,
             idle_timeout_ms: 300_000,
             data_timeout_ms: 60_000,
+            login_timeout_ms: 30_000,
             login_fail_delay_ms: 1_000,
             max_login_failures: 3,
             passive_ports: (49152, 65534),

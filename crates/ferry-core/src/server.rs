@@ -47,6 +47,12 @@ pub enum Event<'a> {
         /// The client's address.
         peer: SocketAddr,
     },
+    /// A session that had not logged in was closed with 421 to make room
+    /// for a new connection (the table was full); `Disconnected` follows.
+    Evicted {
+        /// Session slot.
+        session: usize,
+    },
     /// A command line arrived (the argument of `PASS` is replaced by `***`).
     Command {
         /// Session slot.
@@ -380,7 +386,10 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
                 continue;
             }
             let s = &slot.session;
-            if let Some(t) = s.login_delay() {
+            if let Some(t) = s.login_delay(&config) {
+                deadline = earliest(deadline, t);
+            }
+            if let Some(t) = s.login_deadline(&config) {
                 deadline = earliest(deadline, t);
             }
             let timer = match s.transfer.as_ref() {
@@ -409,6 +418,11 @@ struct Env<'a, S, F, A> {
     next_port: &'a mut u16,
 }
 
+/// A session younger than this (ms) is not evicted to make room for a new
+/// connection: a client that has just connected gets the time to log in,
+/// even while a flood of connections churns through the table.
+pub const EVICT_GRACE_MS: u64 = 1_000;
+
 #[allow(clippy::too_many_arguments)]
 fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
     stack: &mut S,
@@ -421,42 +435,78 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
     observer: &mut O,
 ) {
     let peer = SocketAddr::new(unmap(peer.ip()), peer.port());
-    let in_use = slots.iter().filter(|s| s.ctrl.is_some()).count();
-    let same_ip = slots
+    // A session that is closing (it has answered QUIT, or timed out) no
+    // longer counts against the table or its address.
+    let mut in_use = 0;
+    let mut same_ip = 0;
+    for s in slots
         .iter()
-        .filter(|s| s.ctrl.is_some() && s.session.peer == peer.ip())
-        .count();
-    let per_ip_full = config.max_per_ip != 0 && same_ip >= usize::from(config.max_per_ip);
-    let free = slots.iter_mut().enumerate().find(|(_, s)| s.ctrl.is_none());
-    match free {
-        Some((i, free)) if in_use < limit && !per_ip_full => {
-            // Reused in place: a slot is too big to build on the stack.
-            free.line.clear();
-            free.session.reset(peer, now);
-            // An implicit-TLS listener's connections are protected from the
-            // start, data connections included (RFC 4217 4.1, FTPS practice).
-            #[cfg(feature = "tls")]
-            {
-                let tls = stack.is_tls(&sock);
-                free.session.tls = tls;
-                free.session.prot_private = tls;
-                free.tls_pending = false;
-            }
-            free.data_up = false;
-            free.ctrl = Some(sock);
-            observer.event(Event::Connected { session: i, peer });
-        }
-        _ => {
-            let text: &[u8] = if per_ip_full {
-                b"421 Too many connections from your address.\r\n"
-            } else {
-                b"421 Too many users, try again later.\r\n"
-            };
-            let _ = stack.send(&mut sock, text);
-            let _ = stack.close(sock);
-            observer.event(Event::Refused { peer });
-        }
+        .filter(|s| s.ctrl.is_some() && !s.session.closing)
+    {
+        in_use += 1;
+        same_ip += usize::from(s.session.peer == peer.ip());
     }
+    let per_ip_full = config.max_per_ip != 0 && same_ip >= usize::from(config.max_per_ip);
+    let target = if per_ip_full {
+        None
+    } else if in_use < limit {
+        // A free slot, or else one whose session only flushes its goodbye.
+        slots
+            .iter()
+            .position(|s| s.ctrl.is_none())
+            .or_else(|| slots.iter().position(|s| s.session.closing))
+    } else {
+        // Full: the oldest session that has not logged in makes room (ties:
+        // the one with most failed logins). Logged-in sessions stay.
+        slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                let (open, s) = (s.ctrl.is_some(), &s.session);
+                open && !s.closing && !s.logged_in() && now.millis_since(s.since) >= EVICT_GRACE_MS
+            })
+            .min_by_key(|(_, s)| (s.session.since, core::cmp::Reverse(s.session.failures)))
+            .map(|(i, _)| i)
+    };
+    let Some((i, slot)) = target.and_then(|i| slots.get_mut(i).map(|s| (i, s))) else {
+        let text: &[u8] = if per_ip_full {
+            b"421 Too many connections from your address.\r\n"
+        } else {
+            b"421 Too many users, try again later.\r\n"
+        };
+        let _ = stack.send(&mut sock, text);
+        let _ = stack.close(sock);
+        observer.event(Event::Refused { peer });
+        return;
+    };
+    if slot.ctrl.is_some() {
+        if !slot.session.closing {
+            slot.session.out.clear();
+            slot.session.out.reply(
+                421,
+                b"Server full: the oldest connection not logged in makes room.",
+            );
+            observer.event(Event::Evicted { session: i });
+        }
+        let _ = flush(stack, slot, &mut false);
+        close_slot(stack, slot);
+        observer.event(Event::Disconnected { session: i });
+    }
+    // Reused in place: a slot is too big to build on the stack.
+    slot.line.clear();
+    slot.session.reset(peer, now);
+    // An implicit-TLS listener's connections are protected from the
+    // start, data connections included (RFC 4217 4.1, FTPS practice).
+    #[cfg(feature = "tls")]
+    {
+        let tls = stack.is_tls(&sock);
+        slot.session.tls = tls;
+        slot.session.prot_private = tls;
+        slot.tls_pending = false;
+    }
+    slot.data_up = false;
+    slot.ctrl = Some(sock);
+    observer.event(Event::Connected { session: i, peer });
 }
 
 fn close_data<S: SecureStack, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::TcpSocket, F>) {
@@ -536,7 +586,7 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
         busy = true;
     }
     // 2. A failed login answers only after its delay.
-    if let Some(t) = session.login_delay() {
+    if let Some(t) = session.login_delay(env.config) {
         if env.now >= t {
             observer.event(Event::Login {
                 session: env.slot,
@@ -557,7 +607,7 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     let tls_pending = slot.tls_pending;
     #[cfg(not(feature = "tls"))]
     let tls_pending = false;
-    if session.login_delay().is_none() && !session.eof && !tls_pending {
+    if !session.delayed && !session.eof && !tls_pending {
         let spare = slot.line.spare();
         let Some(ctrl) = slot.ctrl.as_mut() else {
             return (true, false);
@@ -581,25 +631,32 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
         }
     }
     // 5. One command, once the previous reply is out.
-    if session.out.is_empty() && session.login_delay().is_none() {
+    if session.out.is_empty() && !session.delayed {
         busy |= next_command(slot, env, observer);
         let session = &mut slot.session;
         if session.eof && session.transfer.is_none() && !slot.line.has_line() {
             session.closing = true;
         }
     }
-    // 6. Idle timeout (paused while a transfer runs).
+    // 6. Idle timeout (paused while a transfer runs), and the login
+    // timeout of a session that has not logged in.
     let session = &mut slot.session;
-    if session.transfer.is_none()
-        && !session.closing
-        && env.now.millis_since(session.last_activity) >= env.config.idle_timeout_ms
-    {
-        session
-            .out
-            .reply(421, b"Idle timeout, closing control connection.");
-        session.closing = true;
-        session.last_activity = env.now;
-        busy = true;
+    if session.transfer.is_none() && !session.closing {
+        let idle = env.now.millis_since(session.last_activity) >= env.config.idle_timeout_ms;
+        let login = session
+            .login_deadline(env.config)
+            .is_some_and(|t| env.now >= t);
+        if idle || login {
+            let text: &[u8] = if login {
+                b"Login timeout, closing control connection."
+            } else {
+                b"Idle timeout, closing control connection."
+            };
+            session.out.reply(421, text);
+            session.closing = true;
+            session.last_activity = env.now;
+            busy = true;
+        }
     }
     let _ = flush(env.stack, slot, &mut busy);
     (busy, true)

@@ -150,11 +150,13 @@ pub(crate) struct Session<F: FileSystem> {
     pub memo: PathBuf,
     memo_kind: Memo,
     user: Option<User>,
-    failures: u8,
-    /// A failed login's 530 waits until this instant (when `delayed`).
-    delay_until: Instant,
-    /// `delay_until` holds (apart: an `Option<Instant>` takes 16 bytes).
-    delayed: bool,
+    pub failures: u8,
+    /// When the current login began (the connection, or REIN after a
+    /// login): the login timeout counts from here.
+    pub since: Instant,
+    /// A failed login's 530 is due (`Config::login_fail_delay_ms` after
+    /// the PASS that failed, which set `last_activity`).
+    pub delayed: bool,
     ttype: TransferType,
     #[cfg(feature = "resume")]
     rest: u64,
@@ -321,7 +323,7 @@ impl<F: FileSystem> Session<F> {
             memo_kind: Memo::None,
             user: None,
             failures: 0,
-            delay_until: Instant(0),
+            since: Instant(0),
             delayed: false,
             ttype: TransferType::Image,
             #[cfg(feature = "resume")]
@@ -356,7 +358,7 @@ impl<F: FileSystem> Session<F> {
             memo_kind,
             user,
             failures,
-            delay_until,
+            since,
             delayed,
             ttype,
             #[cfg(feature = "resume")]
@@ -383,7 +385,7 @@ impl<F: FileSystem> Session<F> {
         *memo_kind = Memo::None;
         *user = None;
         *failures = 0;
-        *delay_until = now;
+        *since = now;
         *delayed = false;
         *ttype = TransferType::Image;
         #[cfg(feature = "resume")]
@@ -408,8 +410,16 @@ impl<F: FileSystem> Session<F> {
     }
 
     /// When a failed login's 530 is due, while it waits.
-    pub fn login_delay(&self) -> Option<Instant> {
-        self.delayed.then_some(self.delay_until)
+    pub fn login_delay(&self, config: &Config) -> Option<Instant> {
+        self.delayed
+            .then(|| self.last_activity.add_millis(config.login_fail_delay_ms))
+    }
+
+    /// When a session that has not logged in is closed (see
+    /// [`Config::login_timeout_ms`]); `None` once logged in.
+    pub fn login_deadline(&self, config: &Config) -> Option<Instant> {
+        (!self.logged_in() && config.login_timeout_ms != 0)
+            .then(|| self.since.add_millis(u64::from(config.login_timeout_ms)))
     }
 
     /// Whether a user is logged in.
@@ -598,6 +608,8 @@ impl<F: FileSystem> Session<F> {
             Command::Acct(_) => self.reply(202, b"ACCT not needed."),
             #[cfg(feature = "compat")]
             Command::Rein => {
+                // A new login begins, with its own login timeout.
+                self.since = ctx.now;
                 self.reset_login();
                 self.reply(220, b"Ready for new user.");
                 return Action::Reinit;
@@ -809,8 +821,8 @@ impl<F: FileSystem> Session<F> {
             }
             Err(_) => {
                 self.failures = self.failures.saturating_add(1);
-                // The 530 is sent by the server when the delay has passed.
-                self.delay_until = ctx.now.add_millis(ctx.config.login_fail_delay_ms);
+                // The 530 is sent by the server when the delay has passed
+                // (it counts from `last_activity`, set by this PASS).
                 self.delayed = true;
             }
         }

@@ -766,6 +766,227 @@ fn max_per_ip_refuses_a_second_connection_from_one_address() {
     assert_eq!(h.server.session_count(), 2);
 }
 
+// --- Lockout resistance ---------------------------------------------------------
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 1, last)
+}
+
+#[test]
+fn login_timeout_closes_a_session_that_does_not_log_in() {
+    let mut h = Harness::with_config(config(|c| c.login_timeout_ms = 10_000));
+    let t0 = h.now();
+    let c = h.connect();
+    assert!(h.recv(c).starts_with("220 "));
+    assert_eq!(h.last_poll.unwrap().deadline, Some(t0.add_millis(10_000)));
+    // Commands do not extend it: USER again and again is still no login.
+    h.advance(4_000);
+    assert!(h.cmd(c, "USER u").starts_with("331 "));
+    h.advance(4_000);
+    assert!(h.cmd(c, "USER u").starts_with("331 "));
+    h.advance(1_999);
+    assert_eq!(h.recv(c), "");
+    assert!(!h.stack.server_closed(c));
+    h.advance(1);
+    assert_eq!(
+        h.recv(c),
+        "421 Login timeout, closing control connection.\r\n"
+    );
+    assert!(h.stack.server_closed(c));
+    assert_eq!(h.server.session_count(), 0);
+}
+
+#[test]
+fn login_timeout_ends_with_the_login() {
+    let mut h = Harness::with_config(config(|c| c.login_timeout_ms = 10_000));
+    let c = h.login();
+    h.advance(9_000);
+    assert!(h.cmd(c, "NOOP").starts_with("200 "));
+    h.advance(20_000);
+    assert!(
+        h.cmd(c, "NOOP").starts_with("200 "),
+        "only the idle timeout applies"
+    );
+}
+
+#[cfg(feature = "compat")]
+#[test]
+fn rein_begins_a_new_login_timeout() {
+    let mut h = Harness::with_config(config(|c| c.login_timeout_ms = 10_000));
+    let c = h.login();
+    h.advance(20_000);
+    assert!(h.cmd(c, "REIN").starts_with("220 "));
+    h.advance(9_999);
+    assert_eq!(h.recv(c), "");
+    h.advance(1);
+    assert_eq!(
+        h.recv(c),
+        "421 Login timeout, closing control connection.\r\n"
+    );
+}
+
+#[test]
+fn login_timeout_zero_leaves_only_the_idle_timeout() {
+    let mut h = Harness::with_config(config(|c| c.login_timeout_ms = 0));
+    let c = h.connect();
+    assert!(h.recv(c).starts_with("220 "));
+    h.advance(59_999);
+    assert_eq!(h.recv(c), "");
+    h.advance(1);
+    assert_eq!(
+        h.recv(c),
+        "421 Idle timeout, closing control connection.\r\n"
+    );
+}
+
+/// Four sessions (the table's size) that never log in: the next
+/// connection takes the oldest one's slot; logged-in sessions stay.
+#[test]
+fn a_full_table_evicts_the_oldest_session_not_logged_in() {
+    let mut h = Harness::new();
+    let user = h.login_from(ip(1), "u", "p");
+    let old = h.connect_from(ip(2));
+    h.advance(100);
+    let mid = h.connect_from(ip(3));
+    h.advance(100);
+    let young = h.connect_from(ip(4));
+    for c in [old, mid, young] {
+        assert!(h.recv(c).starts_with("220 "));
+    }
+    h.advance(2_000);
+    let new = h.connect_from(ip(5));
+    assert!(h.recv(new).starts_with("220 "), "the new client is served");
+    assert_eq!(
+        h.recv(old),
+        "421 Server full: the oldest connection not logged in makes room.\r\n"
+    );
+    assert!(h.stack.server_closed(old));
+    assert!(h.events().contains(&Ev::Evicted { session: 1 }));
+    for c in [user, mid, young, new] {
+        assert!(!h.stack.server_closed(c));
+    }
+    assert!(h.cmd(user, "NOOP").starts_with("200 "));
+    // Next in line: `mid`, then `young`; never the logged-in user.
+    let next = h.connect_from(ip(6));
+    assert!(h.recv(next).starts_with("220 "));
+    assert!(h.stack.server_closed(mid));
+    assert!(!h.stack.server_closed(young));
+    let _ = h.connect_from(ip(7));
+    assert!(h.stack.server_closed(young));
+    assert!(h.cmd(user, "NOOP").starts_with("200 "));
+    assert_eq!(h.server.session_count(), 4);
+}
+
+/// A session that has just connected has the time to log in: a flood of
+/// new connections cannot push it out at once.
+#[test]
+fn a_young_session_is_not_evicted_and_the_newcomer_is_refused() {
+    let mut h = Harness::new();
+    let flood: Vec<_> = (1..=4).map(|i| h.connect_from(ip(i))).collect();
+    h.advance(999);
+    let x = h.connect_from(ip(9));
+    assert_eq!(h.recv(x), "421 Too many users, try again later.\r\n");
+    h.advance(1);
+    let y = h.connect_from(ip(9));
+    assert!(h.recv(y).starts_with("220 "));
+    assert!(h.stack.server_closed(flood[0]));
+    // The newcomer is now the youngest; the next connection takes the
+    // next-oldest flood session, not the newcomer.
+    let z = h.connect_from(ip(10));
+    assert!(h.recv(z).starts_with("220 "));
+    assert!(h.stack.server_closed(flood[1]));
+    assert!(!h.stack.server_closed(y));
+    assert!(h.cmd(y, "USER u").starts_with("331 "));
+    assert!(h.cmd(y, "PASS p").starts_with("230 "));
+}
+
+#[test]
+fn a_table_of_logged_in_sessions_refuses_with_421() {
+    let mut h = Harness::new();
+    let users: Vec<_> = (1..=4).map(|i| h.login_from(ip(i), "u", "p")).collect();
+    h.advance(5_000);
+    let x = h.connect_from(ip(9));
+    assert_eq!(h.recv(x), "421 Too many users, try again later.\r\n");
+    for u in users {
+        assert!(h.cmd(u, "NOOP").starts_with("200 "));
+    }
+}
+
+/// Ties on age: the session with most failed logins goes first; a
+/// session waiting out its login-failure delay has not logged in.
+#[test]
+fn eviction_ties_go_to_the_session_with_most_failed_logins() {
+    let mut h = Harness::with_config(config(|c| c.max_login_failures = 5));
+    let quiet = h
+        .stack
+        .connect_client(server_addr(), "10.0.1.1:40001".parse().unwrap());
+    let guesser = h
+        .stack
+        .connect_client(server_addr(), "10.0.1.2:40002".parse().unwrap());
+    let _ = h.login_from(ip(3), "u", "p");
+    let _ = h.login_from(ip(4), "u", "p");
+    for c in [quiet, guesser] {
+        assert!(h.recv(c).starts_with("220 "));
+    }
+    assert!(h.cmd(guesser, "USER u").starts_with("331 "));
+    assert_eq!(h.cmd(guesser, "PASS wrong"), "", "530 waits for the delay");
+    h.advance(1_000);
+    assert_eq!(h.recv(guesser), "530 Login incorrect.\r\n");
+    assert!(h.cmd(guesser, "USER u").starts_with("331 "));
+    assert_eq!(h.cmd(guesser, "PASS wrong"), "");
+    h.advance(500);
+    let x = h.connect_from(ip(9));
+    assert!(h.recv(x).starts_with("220 "));
+    assert!(h.stack.server_closed(guesser), "mid-delay, most failures");
+    assert!(!h.stack.server_closed(quiet));
+}
+
+/// Issue 15: a session that has answered QUIT no longer counts against
+/// its address or the table, even while its 221 is still being sent.
+#[test]
+fn a_session_that_answered_quit_does_not_count_against_its_address() {
+    let mut h = Harness::with_config(config(|c| {
+        c.max_per_ip = 1;
+        c.max_sessions = 1;
+    }));
+    let a = h.connect();
+    assert!(h.recv(a).starts_with("220 "));
+    h.stack.set_send_cap(a, Some(0));
+    h.send(a, "QUIT");
+    h.run();
+    assert!(!h.stack.server_closed(a), "221 not sent yet");
+    let b = h.connect();
+    assert!(
+        h.recv(b).starts_with("220 "),
+        "the quitting session made room"
+    );
+    // The goodbye is still delivered.
+    h.stack.set_send_cap(a, None);
+    h.run();
+    assert_eq!(h.recv(a), "221 Goodbye.\r\n");
+    assert!(h.stack.server_closed(a));
+    assert_eq!(h.server.session_count(), 1);
+}
+
+/// With every slot taken, one of them by a session flushing its goodbye,
+/// a new connection takes that slot (the goodbye is sent as far as it can).
+#[test]
+fn a_full_table_reclaims_a_quitting_session_first() {
+    let mut h = Harness::new();
+    let users: Vec<_> = (1..=3).map(|i| h.login_from(ip(i), "u", "p")).collect();
+    let a = h.login_from(ip(4), "u", "p");
+    h.stack.set_send_cap(a, Some(0));
+    h.send(a, "QUIT");
+    h.run();
+    assert!(!h.stack.server_closed(a));
+    let b = h.connect_from(ip(5));
+    assert!(h.recv(b).starts_with("220 "));
+    assert!(h.stack.server_closed(a));
+    for u in users {
+        assert!(h.cmd(u, "NOOP").starts_with("200 "));
+    }
+}
+
 // --- Active mode ---------------------------------------------------------------------
 
 #[test]

@@ -627,6 +627,8 @@ pub enum Ev {
     Connected { session: usize, peer: SocketAddr },
     /// See [`Event::Refused`].
     Refused { peer: SocketAddr },
+    /// See [`Event::Evicted`].
+    Evicted { session: usize },
     /// See [`Event::Command`].
     Command { session: usize, line: Vec<u8> },
     /// See [`Event::Login`].
@@ -659,6 +661,7 @@ impl Observer for Recorder {
         self.events.push(match event {
             Event::Connected { session, peer } => Ev::Connected { session, peer },
             Event::Refused { peer } => Ev::Refused { peer },
+            Event::Evicted { session } => Ev::Evicted { session },
             Event::Command { session, line } => Ev::Command {
                 session,
                 line: line.to_vec(),
