@@ -64,13 +64,21 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<usize>,
 
-    /// Most concurrent sessions from one IP address (0 = no limit).
+    /// Most concurrent sessions from one IP address (0 = no limit)
+    /// [default: 8].
     #[arg(long, value_name = "N")]
     pub max_per_ip: Option<u16>,
 
     /// Close control connections idle this many seconds [default: 300].
     #[arg(long, value_name = "SECS")]
     pub idle_timeout: Option<u64>,
+
+    /// Close a connection that has not logged in this many seconds after it
+    /// connected (0 = only the idle timeout) [default: 30]. With every
+    /// session taken, a new connection also evicts the oldest one that has
+    /// not logged in, so idle connections cannot lock users out.
+    #[arg(long, value_name = "SECS")]
+    pub login_timeout: Option<u32>,
 
     /// TLS certificate chain (PEM, leaf first) for FTPS: AUTH TLS on every
     /// listener, and --implicit-listen. Needs --tls-key.

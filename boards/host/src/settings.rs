@@ -22,6 +22,14 @@ pub const DEFAULT_ROOT: &str = "ftp-root";
 /// The user created when none is configured.
 pub const DEFAULT_USER: &str = "ferry";
 
+/// `--max-per-ip` unless given: enough for a user's parallel transfers
+/// (FileZilla opens 2 to 10), few enough that one address cannot take the
+/// whole table.
+pub const DEFAULT_MAX_PER_IP: u16 = 8;
+
+/// `--login-timeout` unless given, in seconds.
+pub const DEFAULT_LOGIN_TIMEOUT_SECS: u32 = 30;
+
 /// A startup problem, shown to the user as is; `ferryd` exits with code 2.
 #[derive(Debug, PartialEq, Eq)]
 pub struct StartupError(pub String);
@@ -70,6 +78,8 @@ pub struct FileConfig {
     pub max_per_ip: Option<u16>,
     /// Idle timeout in seconds.
     pub idle_timeout: Option<u64>,
+    /// Login timeout in seconds (0 = none).
+    pub login_timeout: Option<u32>,
     /// TLS certificate chain (PEM); relative to the config file.
     pub tls_cert: Option<PathBuf>,
     /// Its private key (PEM); relative to the config file.
@@ -323,6 +333,7 @@ impl Settings {
         }
         let max_per_ip = cli.max_per_ip.or(file.max_per_ip);
         let idle_timeout = cli.idle_timeout.or(file.idle_timeout);
+        let login_timeout = cli.login_timeout.or(file.login_timeout);
         if idle_timeout == Some(0) {
             return Err("idle timeout must be at least 1 second".to_string().into());
         }
@@ -383,9 +394,10 @@ impl Settings {
         if let Some(range) = passive_ports {
             engine.passive_ports = (range.lo, range.hi);
         }
-        if let Some(n) = max_per_ip {
-            engine.max_per_ip = n;
-        }
+        engine.max_per_ip = max_per_ip.unwrap_or(DEFAULT_MAX_PER_IP);
+        engine.login_timeout_ms = login_timeout
+            .unwrap_or(DEFAULT_LOGIN_TIMEOUT_SECS)
+            .saturating_mul(1000);
         if let Some(secs) = idle_timeout {
             engine.idle_timeout_ms = secs.saturating_mul(1000);
         }
@@ -597,6 +609,8 @@ mod tests {
         assert!(!s.anonymous);
         let engine = ferry_core::Config {
             max_sessions: 64,
+            max_per_ip: 8,
+            login_timeout_ms: 30_000,
             ..Default::default()
         };
         assert_eq!(s.engine, engine);
@@ -636,6 +650,7 @@ mod tests {
             max_sessions = 10
             max_per_ip = 3
             idle_timeout = 120
+            login_timeout = 7
 
             [[user]]
             name = "alice"
@@ -660,6 +675,7 @@ mod tests {
         );
         assert_eq!(s.engine.max_per_ip, 3);
         assert_eq!(s.engine.idle_timeout_ms, 120_000);
+        assert_eq!(s.engine.login_timeout_ms, 7_000);
         assert!(s.engine.read_only);
         assert!(s.generated.is_none());
         assert_eq!(s.users.len(), 2);
@@ -695,6 +711,8 @@ mod tests {
                 "3000-3001",
                 "--max-sessions",
                 "2",
+                "--login-timeout",
+                "0",
                 "--user",
                 "alice:new",
                 "--user",
@@ -707,6 +725,7 @@ mod tests {
         assert_eq!(s.listen, vec!["[::1]:2121".parse().unwrap()]);
         assert_eq!(s.engine.passive_ports, (3000, 3001));
         assert_eq!(s.engine.idle_timeout_ms, 5000);
+        assert_eq!(s.engine.login_timeout_ms, 0);
         assert_eq!(s.engine.max_sessions, 2);
         let alice = &s.users[0];
         assert!(alice.secret.verify(b"new") && !alice.secret.verify(b"old"));

@@ -418,18 +418,16 @@ struct Env<'a, S, F, A> {
     next_port: &'a mut u16,
 }
 
-/// A session younger than this (ms) is not evicted to make room for a new
-/// connection: a client that has just connected gets the time to log in,
-/// even while a flood of connections churns through the table.
-pub const EVICT_GRACE_MS: u64 = 1_000;
-
 #[allow(clippy::too_many_arguments)]
+// Out of line: inlined, its locals would add to `poll`'s frame while
+// `drive` runs (`cargo xtask size` measures the stack).
+#[inline(never)]
 fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
     stack: &mut S,
     slots: &mut [Slot<S::TcpSocket, F>; N],
     config: &Config,
     limit: usize,
-    mut sock: S::TcpSocket,
+    sock: S::TcpSocket,
     peer: SocketAddr,
     now: Instant,
     observer: &mut O,
@@ -456,17 +454,7 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
             .position(|s| s.ctrl.is_none())
             .or_else(|| slots.iter().position(|s| s.session.closing))
     } else {
-        // Full: the oldest session that has not logged in makes room (ties:
-        // the one with most failed logins). Logged-in sessions stay.
-        slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                let (open, s) = (s.ctrl.is_some(), &s.session);
-                open && !s.closing && !s.logged_in() && now.millis_since(s.since) >= EVICT_GRACE_MS
-            })
-            .min_by_key(|(_, s)| (s.session.since, core::cmp::Reverse(s.session.failures)))
-            .map(|(i, _)| i)
+        victim(slots)
     };
     let Some((i, slot)) = target.and_then(|i| slots.get_mut(i).map(|s| (i, s))) else {
         let text: &[u8] = if per_ip_full {
@@ -474,22 +462,20 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
         } else {
             b"421 Too many users, try again later.\r\n"
         };
-        let _ = stack.send(&mut sock, text);
-        let _ = stack.close(sock);
+        send_and_close(stack, sock, text);
         observer.event(Event::Refused { peer });
         return;
     };
-    if slot.ctrl.is_some() {
-        if !slot.session.closing {
-            slot.session.out.clear();
-            slot.session.out.reply(
-                421,
-                b"Server full: the oldest connection not logged in makes room.",
-            );
+    if let Some(old) = slot.ctrl.take() {
+        // Its goodbye as far as it goes, or the eviction's 421.
+        let text: &[u8] = if slot.session.closing {
+            slot.session.out.pending()
+        } else {
             observer.event(Event::Evicted { session: i });
-        }
-        let _ = flush(stack, slot, &mut false);
-        close_slot(stack, slot);
+            b"421 Server full; closing a connection not logged in.\r\n"
+        };
+        send_and_close(stack, old, text);
+        close_data(stack, slot);
         observer.event(Event::Disconnected { session: i });
     }
     // Reused in place: a slot is too big to build on the stack.
@@ -507,6 +493,40 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
     slot.data_up = false;
     slot.ctrl = Some(sock);
     observer.event(Event::Connected { session: i, peer });
+}
+
+/// The session a new connection evicts when the table is full: one that
+/// has not logged in, from the address with most such sessions (so that a
+/// flood from a few addresses pushes out its own connections first, not a
+/// newcomer's), the oldest of those, and of equals the one with most
+/// failed logins. Logged-in sessions are never evicted.
+fn victim<T, F: FileSystem>(slots: &[Slot<T, F>]) -> Option<usize> {
+    let waiting = |s: &Slot<T, F>| s.ctrl.is_some() && !s.session.closing && !s.session.logged_in();
+    slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| waiting(s))
+        .min_by_key(|(_, s)| {
+            let s = &s.session;
+            let same_ip = slots
+                .iter()
+                .filter(|o| waiting(o) && o.session.peer == s.peer)
+                .count();
+            (
+                core::cmp::Reverse(same_ip),
+                s.since,
+                core::cmp::Reverse(s.failures),
+            )
+        })
+        .map(|(i, _)| i)
+}
+
+/// Sends what of `text` the socket takes at once, and closes it.
+// Size: the refusal and the eviction share it.
+#[inline(never)]
+fn send_and_close<S: SecureStack>(stack: &mut S, mut sock: S::TcpSocket, text: &[u8]) {
+    let _ = stack.send(&mut sock, text);
+    let _ = stack.close(sock);
 }
 
 fn close_data<S: SecureStack, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::TcpSocket, F>) {
@@ -647,12 +667,11 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
             .login_deadline(env.config)
             .is_some_and(|t| env.now >= t);
         if idle || login {
-            let text: &[u8] = if login {
-                b"Login timeout, closing control connection."
-            } else {
-                b"Idle timeout, closing control connection."
-            };
-            session.out.reply(421, text);
+            let out = &mut session.out;
+            out.start(421, false);
+            out.push(if login { b"Login" } else { b"Idle" });
+            out.push(b" timeout, closing control connection.");
+            out.end_line();
             session.closing = true;
             session.last_activity = env.now;
             busy = true;

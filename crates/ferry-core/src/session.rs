@@ -411,8 +411,10 @@ impl<F: FileSystem> Session<F> {
 
     /// When a failed login's 530 is due, while it waits.
     pub fn login_delay(&self, config: &Config) -> Option<Instant> {
-        self.delayed
-            .then(|| self.last_activity.add_millis(config.login_fail_delay_ms))
+        self.delayed.then(|| {
+            self.last_activity
+                .add_millis(u64::from(config.login_fail_delay_ms))
+        })
     }
 
     /// When a session that has not logged in is closed (see
