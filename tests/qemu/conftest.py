@@ -25,7 +25,7 @@ Without root, /dev/net/tun, `ip` or qemu-system-arm, the tests are skipped
 with the reason, except when CI=true, where they fail.
 
 Layout: namespace `ferryfw-<pid>-<hex>` holds `lo` and TAP device `fqemu0`
-with 10.0.2.2/24; QEMU attaches the firmware's LAN9118 to that TAP device
+with 10.0.2.2/24 (and 10.0.2.3 and .4, the lockout test's flood addresses); QEMU attaches the firmware's LAN9118 to that TAP device
 and the firmware answers on 10.0.2.15 (its default boot argument). Real
 addresses on both sides, so active mode (PORT/EPRT) passes the firmware's
 bounce check. Nothing is routed out of the namespace.
@@ -60,6 +60,7 @@ USER = "ferry"          # the firmware's fixed user (board.rs)
 PASSWORD = "ferry"
 FIRMWARE_IP = "10.0.2.15"
 HOST_SIDE_IP = "10.0.2.2"
+FLOOD_IPS = ("10.0.2.3", "10.0.2.4")  # secondary addresses of the TAP device
 TAP = "fqemu0"
 BOOT_TIMEOUT = 20       # seconds for the firmware to log "listening on"
 COMMAND_TIMEOUT = 90    # seconds for one client command
@@ -209,6 +210,8 @@ def boot(profile: str, tmp_path_factory, engine_profile: str | None = None):
             ["ip", "link", "set", "lo", "up"],
             ["ip", "tuntap", "add", "dev", TAP, "mode", "tap"],
             ["ip", "addr", "add", f"{HOST_SIDE_IP}/24", "dev", TAP],
+            # More client addresses, for the lockout test's flood.
+            *(["ip", "addr", "add", f"{a}/24", "dev", TAP] for a in FLOOD_IPS),
             ["ip", "link", "set", TAP, "up"],
         ):
             res = run(["ip", "netns", "exec", ns, *cmd], check=False)

@@ -26,6 +26,13 @@ Actions:
                        bytes, LIST, RETR compared, DELE, RMD
   tls-concurrent CAFILE N SIZE
                        N tls-sessions at once, each in its own directory
+  flood ADDRS HOLD ROUNDS WITHIN SIZE
+                       a session logs in and stores SIZE bytes; then HOLD
+                       connections from the comma-separated source ADDRS
+                       take the rest of the table and never log in (each
+                       one the firmware closes is reopened); ROUNDS times a
+                       client must log in within WITHIN seconds and read the
+                       file back, and the first session must keep working
 """
 from __future__ import annotations
 
@@ -40,6 +47,10 @@ import struct
 import sys
 import threading
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from flood import Flood, login_within  # noqa: E402  (tests/flood.py)
 
 TIMEOUT = 30  # seconds, for every socket operation
 
@@ -240,6 +251,42 @@ def tls_concurrent(host, port, user, password, cafile, n, size):
     return {"sessions": results}
 
 
+def flood(host, port, user, password, addrs, hold, rounds, within, size):
+    data = os.urandom(size)
+    before = connect(host, port, user, password)
+    before.storbinary("STOR flood.bin", io.BytesIO(data))
+
+    def fetch(ftp):
+        got = io.BytesIO()
+        ftp.retrbinary("RETR flood.bin", got.write)
+        return got.getvalue() == data
+
+    attack = Flood(host, port, addrs.split(","), hold, timeout=TIMEOUT)
+    out = {"logins_ms": []}
+    try:
+        attack.fill(hold)
+        attack.settle(hold)
+        out["held"] = attack.greeted
+        attack.start()
+        for _ in range(rounds):
+            f, took = login_within(lambda: connect(host, port, user, password), within)
+            out["logins_ms"].append(round(took * 1000))
+            time.sleep(0.3)  # evicted flood connections come back meanwhile
+            ok = fetch(f)
+            f.quit()
+            out.setdefault("fetched", []).append(ok)
+            out.setdefault("before", []).append(
+                before.voidcmd("NOOP").startswith("200") and fetch(before))
+            time.sleep(0.3)
+        with attack.lock:
+            out["evicted"], out["opened"] = attack.evicted, attack.opened
+    finally:
+        attack.stop()
+    before.delete("flood.bin")
+    before.quit()
+    return out
+
+
 def main(argv: list[str]) -> int:
     active = "--active" in argv
     args = [a for a in argv if a != "--active"]
@@ -267,6 +314,9 @@ def main(argv: list[str]) -> int:
             out = drop_upload(host, port, user, password, rest[0], int(rest[1]))
         elif action == "tls-session":
             out = tls_session(host, port, user, password, rest[0], int(rest[1]), rest[2])
+        elif action == "flood":
+            out = flood(host, port, user, password, rest[0], int(rest[1]), int(rest[2]),
+                        float(rest[3]), int(rest[4]))
         elif action == "tls-concurrent":
             out = tls_concurrent(host, port, user, password, rest[0], int(rest[1]), int(rest[2]))
         else:

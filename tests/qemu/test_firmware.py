@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from conftest import PASSWORD, USER, need_tool, wait_until
+from conftest import FLOOD_IPS, PASSWORD, USER, need_tool, wait_until
 
 KIB = 1024
 SIZE = 256 * KIB  # the firmware's RAM disk is 2 MiB: files are deleted after use
@@ -221,6 +221,22 @@ def test_renaming_a_directory_tree(fw):
             "CWD /moved/a/b/c/d": "250", "CWD /deep": "550",
             **{f"RMD {p}": "250" for p in moved}}
     assert replies == want
+
+
+def test_a_flood_of_idle_connections_does_not_lock_users_out(fw):
+    """Issue 12: with the 4-session table held by a session from before and
+    3 connections that never log in (from two other addresses, reopened as
+    soon as the firmware closes them), a client logs in within 2 s every
+    time, and the session from before keeps working."""
+    out = fw.client("flood", ",".join(FLOOD_IPS), "3", "5", "2", str(16 * KIB))
+    assert out["held"] == 3, out
+    assert len(out["logins_ms"]) == 5 and all(t < 2000 for t in out["logins_ms"]), out
+    assert all(out["fetched"]) and all(out["before"]), out
+    assert out["evicted"] >= 5, out
+    print(f"\n{fw.profile} firmware: logins under a flood {out['logins_ms']} ms, "
+          f"{out['evicted']} flood connections evicted of {out['opened']}")
+    assert wait_until(lambda: sessions_closed(fw)), fw.log()[-3000:]
+    assert "evicted: not logged in" in fw.log()
 
 
 def test_stack_within_budget(fw):
