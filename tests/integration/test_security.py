@@ -304,3 +304,29 @@ def test_passive_port_stealing_refused(server, store):
         assert code == 425, lines
     assert raw.cmd("NOOP")[0] == 200
     raw.close()
+
+
+@pytest.mark.needs("host_dir")
+def test_names_with_cr_or_lf_cannot_forge_replies_or_entries(server, root):
+    """Issue 15 (1): a file named outside FTP with CR LF and a reply in its
+    name is left out of STAT, LIST, NLST and MLSD; the control connection
+    stays in step."""
+    (root / "ok.txt").write_bytes(b"ok")
+    (root / "x\r\n230 INJECTED").write_bytes(b"x")
+    (root / "y\n226 done").write_bytes(b"y")
+    raw = server.raw()
+    assert raw.reply()[0] == 220
+    raw.login()
+    code, lines = raw.cmd("STAT /")
+    assert code == 212, lines
+    assert not any(b"INJECTED" in line for line in lines), lines
+    assert raw.cmd("NOOP")[0] == 200
+    raw.close()
+    f = server.connect()
+    assert sorted(f.nlst()) == ["ok.txt"]
+    listed = []
+    f.retrlines("LIST", listed.append)
+    assert len(listed) == 1 and listed[0].endswith(" ok.txt"), listed
+    assert [name for name, _ in f.mlsd()] == ["ok.txt"]
+    assert f.cmd("NOOP")[0] == 200
+    f.close()

@@ -249,11 +249,15 @@ fn verb_name(v: &[u8; 4]) -> &[u8] {
     v.get(..n).unwrap_or(b"")
 }
 
-/// Whether `name` is an upload's temporary file (hidden from listings).
+/// Whether `name` is left out of listings and unreachable: an upload's
+/// temporary file, or a name with CR or LF, which no listing line can
+/// carry without splitting it or ending a reply early (a name made outside
+/// FTP could otherwise forge replies: `"x\r\n230 ..."`). FTP itself cannot
+/// make one: CR and LF in an argument are refused.
 // Size: many callers, and opt-level "s" would inline a copy into each.
 #[inline(never)]
-pub(crate) fn is_upload_temp(name: &[u8]) -> bool {
-    name.ends_with(UPLOAD_SUFFIX)
+pub(crate) fn is_hidden(name: &[u8]) -> bool {
+    name.ends_with(UPLOAD_SUFFIX) || name.iter().any(|&b| b == b'\r' || b == b'\n')
 }
 
 /// Makes `path` the root, in place (assigning a new `PathBuf` copies all
@@ -305,7 +309,7 @@ fn resolve_into(
         vlen,
     };
     // Uploads in progress are invisible: not listed, not reachable.
-    if is_upload_temp(path::file_name(r.virt(out))) {
+    if is_hidden(path::file_name(r.virt(out))) {
         return Err((550, b"No such file or directory."));
     }
     Ok(r)
@@ -945,7 +949,7 @@ impl<F: FileSystem> Session<F> {
                 _ => break,
             };
             let name = ctx.scratch.get(..entry.name_len).unwrap_or(b"");
-            if is_upload_temp(name) {
+            if is_hidden(name) {
                 continue;
             }
             // Room is kept for the truncation note and the end line.
@@ -1087,7 +1091,7 @@ impl<F: FileSystem> Session<F> {
             return;
         };
         let virt = r.virt(&ctx.path[..]);
-        if virt == b"/" || is_upload_temp(virt) {
+        if virt == b"/" || is_hidden(virt) {
             return self.reply(553, b"File name not allowed.");
         }
         let to = r.fs(&ctx.path[..]);

@@ -6,7 +6,7 @@
 //! was not sent, and a listing keeps only its one pending line.
 use crate::protocol::listing::{self, PermFacts};
 use crate::server::TransferKind;
-use crate::session::{fs_error_reply, is_upload_temp, PATH_LEN};
+use crate::session::{fs_error_reply, is_hidden, PATH_LEN};
 use embedded_io::{Read, Seek, SeekFrom, Write};
 use ferry_fs::{Error as _, ErrorKind, FileSystem, Metadata};
 use ferry_net::{nb, Instant, TcpClientStack};
@@ -646,7 +646,7 @@ fn listing_step<S: TcpClientStack, F: FileSystem>(
         match fs.read_dir(d, scratch) {
             Ok(Some(entry)) => {
                 let name = scratch.get(..entry.name_len).unwrap_or(&[]);
-                if is_upload_temp(name) {
+                if is_hidden(name) {
                     continue;
                 }
                 if let Some(n) = format_line(format, name, &entry.metadata, perm, unix_now, line) {

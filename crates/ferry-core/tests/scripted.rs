@@ -1465,6 +1465,36 @@ fn upload_temp_files_are_hidden_from_listings() {
     assert_eq!(nlst, ["home", "new.bin", "visible.txt"]);
 }
 
+/// Issue 15: a name with CR or LF, made outside FTP, must not forge a
+/// reply on the control connection nor split a listing entry: it is left
+/// out of every listing.
+#[test]
+fn names_with_cr_or_lf_are_left_out_of_listings() {
+    let mut h = Harness::new();
+    h.write("ok.txt", b"v");
+    h.write("x\r\n230 INJECTED", b"1");
+    h.write("y\n226 done", b"1");
+    h.write("z\rw", b"1");
+    let c = h.login();
+    let (mut nlst, _) = list(&mut h, c, "NLST", None);
+    nlst.sort();
+    assert_eq!(nlst, ["home", "ok.txt"]);
+    for cmd in ["LIST", "MLSD"] {
+        let (lines, text) = list(&mut h, c, cmd, Some(7));
+        assert_eq!(lines.len(), 2, "{cmd}: {lines:?}");
+        assert_eq!(codes(&text), [150, 226], "{cmd}: {text:?}");
+    }
+    let stat = h.cmd(c, "STAT /");
+    let lines: Vec<&str> = stat.split_terminator("\r\n").collect();
+    assert_eq!(lines.len(), 4, "{stat:?}");
+    assert!(
+        lines[0].starts_with("212-") && lines[3] == "212 End of status",
+        "{stat:?}"
+    );
+    assert!(!stat.contains("INJECTED"), "{stat:?}");
+    assert!(h.cmd(c, "NOOP").starts_with("200 "), "still in step");
+}
+
 // --- Home directories ----------------------------------------------------------------------
 
 #[test]

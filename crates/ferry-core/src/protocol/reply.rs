@@ -153,18 +153,24 @@ impl<const N: usize> ReplyBuf<N> {
     pub fn end_line(&mut self) {
         self.append(b"\r\n", 0);
     }
-    /// Appends a path in double quotes with each `"` doubled (RFC 959
-    /// appendix II, as in `257 "/a ""b"""`).
+    /// Appends a path in double quotes with each `"` doubled and each CR
+    /// followed by NUL (RFC 959 appendix II, as in `257 "/a ""b"""`).
     // Size: many callers, and opt-level "s" would inline a copy into each.
     #[inline(never)]
     pub fn push_quoted(&mut self, path: &[u8]) {
         self.push(b"\"");
         let mut rest = path;
-        while let Some(quote) = rest.iter().position(|&b| b == b'"') {
-            // Up to and including the quote, then the quote again.
-            self.push(rest.get(..=quote).unwrap_or(&[]));
-            self.push(b"\"");
-            rest = rest.get(quote + 1..).unwrap_or(&[]);
+        while let Some(at) = rest.iter().position(|&b| b == b'"' || b == b'\r') {
+            // Up to and including the quote or CR, then the quote again,
+            // or NUL after a CR (RFC 959 appendix II: a CR is not the end
+            // of the line).
+            self.push(rest.get(..=at).unwrap_or(&[]));
+            self.push(if rest.get(at) == Some(&b'"') {
+                b"\""
+            } else {
+                b"\0"
+            });
+            rest = rest.get(at + 1..).unwrap_or(&[]);
         }
         self.push(rest);
         self.push(b"\"");
@@ -222,6 +228,10 @@ mod tests {
         r.clear();
         r.push_quoted("/é\"".as_bytes());
         assert_eq!(r.pending(), "\"/é\"\"\"".as_bytes());
+        // Issue 15: a CR in a path is sent as CR NUL, never as a line end.
+        r.clear();
+        r.push_quoted(b"/x\r\n230 y\r");
+        assert_eq!(r.pending(), b"\"/x\r\0\n230 y\r\0\"");
     }
 
     #[test]
