@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from ferry_helpers import TIMEOUT, rand_bytes, wait_until
+from ferry_helpers import TIMEOUT, pasv_connect, rand_bytes, wait_until
 from ferry_store import FatStore, LittleFsStore, mtools
 
 
@@ -229,3 +229,59 @@ def test_blank_image_is_formatted(ferryd_bin, tmp_path):
             p.wait(timeout=10)
         assert store.listdir() == [], kind
     assert mtools("minfo", "-i", str(tmp_path / "z.fat"), "::").returncode == 0
+
+
+LEFTOVERS = [".0.ferry-part", "d/.3.ferry-part", "d/e/.12.ferry-part"]
+NOT_LEFTOVERS = ["keep.bin", "d/keep.ferry-part", "d/e/.x.ferry-part"]
+
+
+def test_upload_leftovers_of_an_earlier_run_are_removed_at_start(start_server, store):
+    """Issue 15 (3): temporaries of the engine's naming (`.N.ferry-part`)
+    that an earlier run left are removed when ferryd starts, on every
+    backend, and logged; other names stay."""
+    with store.batch():
+        for name in LEFTOVERS + NOT_LEFTOVERS:
+            store.write_bytes(name, b"left")
+    s = start_server()
+    log = s.stderr()
+    for name in LEFTOVERS:
+        assert f"removed /{name}" in log, log[-3000:]
+    s.expected_exit = True
+    s.stop()
+    left = store.snapshot()
+    for name in LEFTOVERS:
+        assert name not in left, sorted(left)
+    for name in NOT_LEFTOVERS:
+        assert left.get(name) == b"left", sorted(left)
+
+
+@pytest.mark.needs("host_dir")
+def test_kill_mid_replacing_upload_then_restart_cleans_up(start_server, store, root):
+    """The issue's reproduction: `kill -9` during an upload that replaces a
+    file keeps the old file and leaves a hidden temporary; the next start
+    removes it."""
+    old = rand_bytes(1 << 20, 90)
+    store.write_bytes("big.bin", old)
+    s = start_server()
+    raw = s.raw()
+    assert raw.reply()[0] == 220
+    raw.login()
+    assert raw.cmd("TYPE I")[0] == 200
+    d = pasv_connect(raw)
+    raw.send(b"STOR big.bin\r\n")
+    assert raw.reply()[0] in (125, 150)
+    d.sendall(rand_bytes(4 << 20, 91))
+    assert wait_until(lambda: any(p.name.endswith(".ferry-part") for p in root.iterdir()))
+    s.expected_exit = True
+    s.proc.kill()
+    s.proc.wait(timeout=10)
+    d.close()
+    raw.close()
+    assert [p.name for p in root.iterdir() if p.name.endswith(".ferry-part")]
+    assert store.read_bytes("big.bin") == old
+    s2 = start_server()
+    assert "an upload's temporary left by an earlier run" in s2.stderr()
+    assert not [p.name for p in root.iterdir() if p.name.endswith(".ferry-part")]
+    f = s2.connect()
+    assert f.retr_bytes("big.bin") == old
+    f.close()

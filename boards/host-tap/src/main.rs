@@ -248,6 +248,13 @@ impl Board {
         // Boxed: the session table and transfer buffer are big for a frame.
         let mut server: Box<Server<TapStack, F, SESSIONS, TRANSFER_BUFFER>> =
             Box::new(Server::new(Config::default()));
+        // An upload cut by a crash left its temporary (see ferry-core's cleanup).
+        server.remove_upload_leftovers(fs, |path| {
+            eprintln!(
+                "removed {}: an upload's temporary left by an earlier run",
+                path.escape_ascii()
+            )
+        });
         let listen = SocketAddr::new(IpAddr::V4(cli.ip.addr), cli.port);
         server.listen(&mut stack, listen).map_err(|e| {
             Failure::Startup(match e {

@@ -168,6 +168,17 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
 
     // Boxed: the session table and transfer buffer are too big for a stack frame.
     let mut server: Box<HostServer<F>> = Box::new(Server::new(settings.engine));
+    // Before listening: an upload cut by a crash or a kill left its
+    // temporary (the file it was replacing is intact).
+    let removed = server.remove_upload_leftovers(fs, |path| {
+        tracing::warn!(
+            "removed {}: an upload's temporary left by an earlier run",
+            String::from_utf8_lossy(path)
+        )
+    });
+    if removed > 0 {
+        tracing::info!("{removed} leftover upload temporaries removed");
+    }
     let wanted: Vec<SocketAddr> = settings.listen.iter().chain(implicit).copied().collect();
     for addr in &wanted {
         server.listen(&mut stack, *addr).map_err(|e| match e {

@@ -260,7 +260,7 @@ fn start() -> Board {
     let device = storage::Device::new(dp.FLASH);
     #[cfg(all(feature = "storage-ram", not(feature = "storage-flash")))]
     let device = storage::take_ram_disk().unwrap_or_else(|| fail("RAM disk taken twice"));
-    let fs = match storage::mount(device) {
+    let mut fs = match storage::mount(device) {
         Ok((fs, formatted)) => {
             rprintln!(
                 "littlefs: {} blocks of {} KiB{}",
@@ -283,6 +283,10 @@ fn start() -> Board {
         ..Config::default()
     };
     let server: &'static mut FtpServer = SERVER.init_with(|| Server::new(config));
+    // A reset or power cut during an upload left its temporary in flash.
+    server.remove_upload_leftovers(&mut fs, |path| {
+        rprintln!("removed {}: an upload's leftover", path.escape_ascii())
+    });
     let listen = SocketAddr::new(IpAddr::V4(ip), FTP_PORT);
     if let Err(e) = server.listen(stack, listen) {
         fail_with("listen", e);

@@ -31,6 +31,7 @@
 )]
 
 pub mod auth;
+pub mod cleanup;
 pub mod config;
 pub mod protocol;
 pub mod server;

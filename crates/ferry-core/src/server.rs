@@ -187,10 +187,10 @@ pub struct Server<S: SecureStack, F: FileSystem, const N: usize, const B: usize>
     config: Config,
     listeners: [Option<S::TcpSocket>; MAX_LISTENERS],
     slots: [Slot<S::TcpSocket, F>; N],
-    scratch: [u8; B],
+    pub(crate) scratch: [u8; B],
     /// Where the command being handled resolves its path argument (one
     /// for all sessions: commands are handled one at a time).
-    path: [u8; PATH_LEN],
+    pub(crate) path: [u8; PATH_LEN],
     next_port: u16,
 }
 

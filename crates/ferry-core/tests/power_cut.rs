@@ -266,6 +266,21 @@ fn cut_everywhere(old: &[u8], new: &[u8]) -> Outcomes {
                     other => panic!("cut at {cut}: unexpected {:?}", other.escape_ascii()),
                 }
             }
+            // The next start removes the leftover (issue 15), and only it.
+            let mut removed = Vec::new();
+            let n = Rig::new()
+                .server
+                .remove_upload_leftovers(fs, |p| removed.push(p.to_vec()));
+            assert_eq!(
+                n,
+                usize::from(leftover),
+                "cut at {cut}: removed {removed:?}"
+            );
+            assert!(removed.iter().all(|p| p.starts_with(b"/data/.")));
+            assert!(names(fs, b"/data")
+                .iter()
+                .all(|n| !n.ends_with(b".ferry-part")));
+            assert_eq!(try_read(fs, target.as_bytes()), found);
             // The volume takes writes again.
             write(fs, b"/data/after", b"still works");
             assert_eq!(try_read(fs, b"/data/after").unwrap(), b"still works");

@@ -1498,6 +1498,56 @@ fn names_with_cr_or_lf_are_left_out_of_listings() {
     assert!(h.cmd(c, "NOOP").starts_with("200 "), "still in step");
 }
 
+/// Issue 15: the upload temporaries an earlier run left are removed at
+/// start, in every directory, and nothing else is.
+#[test]
+fn upload_leftovers_are_removed_at_start_and_nothing_else() {
+    let mut h = Harness::new();
+    let leftovers = [
+        ".0.ferry-part",
+        "a/.3.ferry-part",
+        "a/.1.ferry-part",
+        "a/b/.12.ferry-part",
+        "a/b/c/.7.ferry-part",
+        "m/.2.ferry-part",
+        "z/deep/er/.5.ferry-part",
+    ];
+    let kept = [
+        "keep.txt",
+        "keep.ferry-part",
+        ".x.ferry-part",
+        "..ferry-part",
+        "a/b/c/keep.txt",
+        "a/b2/keep.txt",
+        "m/n/keep.txt",
+        "z/keep.txt",
+    ];
+    for name in leftovers.iter().chain(&kept) {
+        h.write(name, b"x");
+    }
+    for d in ["e1", "e2", "a/e3"] {
+        std::fs::create_dir_all(h.path(d)).unwrap();
+    }
+    let mut removed = Vec::new();
+    let n = h.server.remove_upload_leftovers(&mut h.fs, |p| {
+        removed.push(String::from_utf8(p.to_vec()).unwrap())
+    });
+    removed.sort();
+    let mut want: Vec<String> = leftovers.iter().map(|l| format!("/{l}")).collect();
+    want.sort();
+    assert_eq!(removed, want);
+    assert_eq!(n, leftovers.len());
+    for name in leftovers {
+        assert!(!h.path(name).exists(), "{name}");
+    }
+    for name in kept {
+        assert!(h.path(name).exists(), "{name}");
+    }
+    // The server serves as before.
+    let c = h.login();
+    assert!(h.cmd(c, "NOOP").starts_with("200 "));
+}
+
 // --- Home directories ----------------------------------------------------------------------
 
 #[test]
