@@ -1,5 +1,6 @@
 """Login: USER/PASS, failures, anonymous, read-only users."""
 import ftplib
+import select
 import threading
 import time
 
@@ -178,3 +179,56 @@ def test_prints_where_it_listens_and_how_to_log_in(start_server):
     f.close()
     with pytest.raises(ftplib.error_perm):
         s.connect(user=m.group(1), password=m.group(2) + "x")
+
+
+# argon2id of "slow-pw" with m=64 MiB, t=12: about 0.5 s per check in a
+# release build, far longer than a NOOP round trip.
+SLOW_HASH = ("$argon2id$v=19$m=65536,t=12,p=1$ZmVycnlzbG93c2FsdDEyMw$"
+             "1mrVs7tsMiIIVwuIoqsDwKcaoGCwPc2TvosIgv47/tU")
+
+
+@pytest.mark.needs("host_dir")
+def test_a_slow_password_check_does_not_stall_other_sessions(start_server, store):
+    """Issue 15 (2): password hashes are checked off the poll loop. While
+    the server checks slow hashes for several guessing connections, a
+    logged-in session's NOOPs are all answered before the first check's
+    reply (inside the loop, each NOOP waited for the hashes ahead of it)."""
+    def config(port, port6):
+        return f"""
+{store.config_toml()}
+listen = ["127.0.0.1:{port}"]
+[[user]]
+name = "test"
+password = "secret"
+[[user]]
+name = "slow"
+password_hash = "{SLOW_HASH}"
+"""
+    s = start_server(config=config)
+    user = s.connect()
+    guessers = [s.raw() for _ in range(4)]
+    for g in guessers:
+        assert g.reply()[0] == 220
+        assert g.cmd("USER slow")[0] == 331
+    for i, g in enumerate(guessers):
+        g.send(b"PASS slow-pw\r\n" if i == 0 else b"PASS wrong\r\n")
+    t0 = time.monotonic()
+    noops = []
+    for _ in range(20):
+        t = time.monotonic()
+        assert user.cmd("NOOP")[0] == 200
+        noops.append(time.monotonic() - t)
+    answered_noops = time.monotonic() - t0
+    # The check of the right password is not done yet: nothing has come.
+    readable, _, _ = select.select([guessers[0].sock], [], [], 0)
+    assert not readable and not guessers[0].buf, (answered_noops, guessers[0].buf)
+    code, lines = guessers[0].reply()
+    answered_login = time.monotonic() - t0
+    assert code == 230, lines
+    for g in guessers[1:]:
+        assert g.reply()[0] == 530
+        g.close()
+    guessers[0].close()
+    print(f"\nNOOP during 4 slow checks: worst {max(noops) * 1000:.1f} ms; "
+          f"the correct password answered after {answered_login * 1000:.0f} ms")
+    user.close()

@@ -1,6 +1,9 @@
 //! Who may log in to `ferryd`: a table of users with plain or argon2-hashed
 //! passwords, optional anonymous access, as a [`ferry_core::Authenticator`].
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -123,6 +126,130 @@ pub struct UserTable {
     /// Verified for unknown names when some users have hashes, so that the
     /// time a refusal takes does not tell which names exist.
     decoy: Option<Secret>,
+    /// Where hashes are checked, once [`UserTable::check_in_background`]
+    /// started it; without it, they are checked inside the poll loop.
+    checker: Option<Checker>,
+}
+
+/// A hash to check on a worker thread.
+struct Job {
+    slot: usize,
+    generation: u64,
+    phc: Arc<str>,
+    password: Vec<u8>,
+    /// Who logs in if it matches; `None`: the decoy of an unknown name,
+    /// which never does.
+    user: Option<User>,
+}
+
+/// A checked [`Job`].
+struct Done {
+    slot: usize,
+    generation: u64,
+    result: Result<User, AuthError>,
+}
+
+/// Worker threads that check argon2 hashes: one check takes tens of
+/// milliseconds, and inside the poll loop it would stall every session
+/// (issue 15: 40 connections guessing passwords took a logged-in user's
+/// NOOP from 0.4 ms to 220 ms at worst).
+struct Checker {
+    jobs: mpsc::Sender<Job>,
+    done: mpsc::Receiver<Done>,
+    /// The generation of each slot's current check; a result for an older
+    /// one (its session ended meanwhile) is dropped.
+    current: HashMap<usize, u64>,
+    results: HashMap<usize, Result<User, AuthError>>,
+    next: u64,
+}
+
+impl fmt::Debug for Checker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checker")
+            .field("pending", &self.current.len())
+            .finish()
+    }
+}
+
+impl Checker {
+    /// `threads` workers; `wake` is called after each check (it wakes the
+    /// poll loop).
+    fn start(threads: usize, wake: Arc<dyn Fn() + Send + Sync>) -> Checker {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (report, done) = mpsc::channel();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            let report = report.clone();
+            let wake = Arc::clone(&wake);
+            let spawned = thread::Builder::new()
+                .name(format!("ferryd-login-{i}"))
+                .spawn(move || loop {
+                    // The lock is held only while taking a job.
+                    let job = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else {
+                        return; // the table is gone
+                    };
+                    let matches = verify_hash(&job.phc, &job.password);
+                    let result = match (matches, job.user) {
+                        (true, Some(user)) => Ok(user),
+                        _ => Err(AuthError::Invalid),
+                    };
+                    let sent = report.send(Done {
+                        slot: job.slot,
+                        generation: job.generation,
+                        result,
+                    });
+                    if sent.is_err() {
+                        return;
+                    }
+                    wake();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("cannot start a login-check thread: {e}");
+            }
+        }
+        Checker {
+            jobs,
+            done,
+            current: HashMap::new(),
+            results: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    /// Queues a check for `slot`, replacing any it had.
+    fn submit(&mut self, slot: usize, phc: &str, password: &[u8], user: Option<User>) -> bool {
+        self.next += 1;
+        self.current.insert(slot, self.next);
+        self.results.remove(&slot);
+        self.jobs
+            .send(Job {
+                slot,
+                generation: self.next,
+                phc: Arc::from(phc),
+                password: password.to_vec(),
+                user,
+            })
+            .is_ok()
+    }
+
+    fn poll(&mut self, slot: usize) -> Option<Result<User, AuthError>> {
+        while let Ok(done) = self.done.try_recv() {
+            if self.current.get(&done.slot) == Some(&done.generation) {
+                self.current.remove(&done.slot);
+                self.results.insert(done.slot, done.result);
+            }
+        }
+        if let Some(result) = self.results.remove(&slot) {
+            return Some(result);
+        }
+        // Nothing pending for this slot: nothing can come.
+        (!self.current.contains_key(&slot)).then_some(Err(AuthError::Invalid))
+    }
 }
 
 impl UserTable {
@@ -150,7 +277,14 @@ impl UserTable {
             accounts,
             anonymous,
             decoy,
+            checker: None,
         }
+    }
+
+    /// Checks password hashes on `threads` worker threads from now on (see
+    /// [`Authenticator::begin_login`]), calling `wake` when a result is in.
+    pub fn check_in_background(&mut self, threads: usize, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.checker = Some(Checker::start(threads, wake));
     }
 
     /// Number of configured users (anonymous not counted).
@@ -199,6 +333,54 @@ impl Authenticator for UserTable {
                 }
                 Err(AuthError::Invalid)
             }
+        }
+    }
+
+    fn begin_login(
+        &mut self,
+        slot: usize,
+        user: &[u8],
+        password: &[u8],
+        peer: IpAddr,
+    ) -> Result<User, AuthError> {
+        let Some(checker) = self.checker.as_mut() else {
+            return self.authenticate(user, password, peer);
+        };
+        let anonymous = self.anonymous && is_anonymous_name(user);
+        let found = self
+            .accounts
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.name == user);
+        // Hashes go to the workers (an unknown name checks the decoy, as
+        // `authenticate` does); the rest is answered at once.
+        let job = match found {
+            _ if anonymous => None,
+            Some((index, account)) => match (&account.secret, u16::try_from(index)) {
+                (Secret::Hash(phc), Ok(id)) if id != ANONYMOUS_ID => Some((
+                    phc,
+                    Some(User {
+                        id,
+                        permissions: account.permissions,
+                    }),
+                )),
+                _ => None,
+            },
+            None => match &self.decoy {
+                Some(Secret::Hash(phc)) => Some((phc, None)),
+                _ => None,
+            },
+        };
+        match job {
+            Some((phc, who)) if checker.submit(slot, phc, password, who) => Err(AuthError::Pending),
+            _ => self.authenticate(user, password, peer),
+        }
+    }
+
+    fn poll_login(&mut self, slot: usize) -> Option<Result<User, AuthError>> {
+        match self.checker.as_mut() {
+            Some(checker) => checker.poll(slot),
+            None => Some(Err(AuthError::Invalid)),
         }
     }
 
@@ -354,5 +536,90 @@ pub(crate) mod tests {
         let mut table = UserTable::new(&[spec("alice", plain("a"), "/", false)], false, true);
         let alice = table.authenticate(b"alice", b"a", PEER).unwrap();
         assert_eq!(alice.permissions, Permissions::READ_ONLY);
+    }
+
+    /// Polls `slot` until its background check answers.
+    fn wait(table: &mut UserTable, slot: usize) -> Result<User, AuthError> {
+        for _ in 0..5000 {
+            if let Some(r) = table.poll_login(slot) {
+                return r;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("no answer for slot {slot}");
+    }
+
+    #[test]
+    fn hashes_are_checked_in_the_background_and_plain_passwords_at_once() {
+        let users = [
+            spec("alice", Secret::hash(&cheap_hash("a")).unwrap(), "/", false),
+            spec("bob", plain("b"), "/", false),
+        ];
+        let mut table = UserTable::new(&users, true, false);
+        let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let w = Arc::clone(&woken);
+        table.check_in_background(
+            2,
+            Arc::new(move || {
+                w.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }),
+        );
+        assert_eq!(
+            table.begin_login(0, b"alice", b"a", PEER),
+            Err(AuthError::Pending)
+        );
+        assert_eq!(
+            table.begin_login(1, b"alice", b"x", PEER),
+            Err(AuthError::Pending)
+        );
+        // An unknown name checks the decoy hash, in the background too.
+        assert_eq!(
+            table.begin_login(2, b"nobody", b"a", PEER),
+            Err(AuthError::Pending)
+        );
+        assert_eq!(wait(&mut table, 0).map(|u| u.id), Ok(0));
+        assert_eq!(wait(&mut table, 1), Err(AuthError::Invalid));
+        assert_eq!(wait(&mut table, 2), Err(AuthError::Invalid));
+        assert!(woken.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+        // Plain passwords and anonymous logins answer at once.
+        assert_eq!(
+            table.begin_login(3, b"bob", b"b", PEER).map(|u| u.id),
+            Ok(1)
+        );
+        assert_eq!(
+            table.begin_login(3, b"bob", b"x", PEER),
+            Err(AuthError::Invalid)
+        );
+        assert!(table.begin_login(3, b"ftp", b"me@x", PEER).is_ok());
+        // A slot with nothing pending answers Invalid at once.
+        assert_eq!(table.poll_login(9), Some(Err(AuthError::Invalid)));
+    }
+
+    #[test]
+    fn a_newer_check_of_a_slot_replaces_the_older_one() {
+        let users = [spec(
+            "alice",
+            Secret::hash(&cheap_hash("a")).unwrap(),
+            "/",
+            false,
+        )];
+        let mut table = UserTable::new(&users, false, false);
+        table.check_in_background(1, Arc::new(|| {}));
+        // The session that asked first ended; its slot's new session asks.
+        assert_eq!(
+            table.begin_login(0, b"alice", b"wrong", PEER),
+            Err(AuthError::Pending)
+        );
+        assert_eq!(
+            table.begin_login(0, b"alice", b"a", PEER),
+            Err(AuthError::Pending)
+        );
+        assert_eq!(wait(&mut table, 0).map(|u| u.id), Ok(0));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(
+            table.poll_login(0),
+            Some(Err(AuthError::Invalid)),
+            "nothing left over"
+        );
     }
 }

@@ -51,6 +51,10 @@ pub struct User {
 pub enum AuthError {
     /// Unknown user or wrong password.
     Invalid,
+    /// From [`Authenticator::begin_login`]: the check takes a while (e.g. a
+    /// password hash on a worker thread); the engine asks
+    /// [`Authenticator::poll_login`] on its next polls.
+    Pending,
 }
 
 /// Decides who may log in.
@@ -71,6 +75,33 @@ pub trait Authenticator {
     /// The user's home directory: a canonical path in the file system that
     /// becomes the user's `/` (`/` serves the whole root).
     fn home(&self, user: &User) -> &[u8];
+    /// Starts the login check of session slot `slot`, which the engine
+    /// calls instead of [`Authenticator::authenticate`]. A check that is
+    /// slow (a password hash: tens of milliseconds) must not stall the
+    /// poll loop, which serves every session: return
+    /// `Err(AuthError::Pending)`, do the work elsewhere (a worker thread),
+    /// and give the result from [`Authenticator::poll_login`]; wake the
+    /// caller's loop when it is ready (the engine also asks again within
+    /// [`crate::server::PENDING_LOGIN_POLL_MS`]). A new `begin_login` for
+    /// a slot replaces its pending one (its session ended meanwhile).
+    /// The default checks at once.
+    fn begin_login(
+        &mut self,
+        slot: usize,
+        user: &[u8],
+        password: &[u8],
+        peer: IpAddr,
+    ) -> Result<User, AuthError> {
+        let _ = slot;
+        self.authenticate(user, password, peer)
+    }
+    /// The result of `slot`'s pending check, once it is known (then
+    /// forgotten); `None` while it runs. `Err(AuthError::Pending)` is taken
+    /// as `Invalid`.
+    fn poll_login(&mut self, slot: usize) -> Option<Result<User, AuthError>> {
+        let _ = slot;
+        Some(Err(AuthError::Invalid))
+    }
 }
 
 impl<A: Authenticator + ?Sized> Authenticator for &mut A {
@@ -87,5 +118,17 @@ impl<A: Authenticator + ?Sized> Authenticator for &mut A {
     }
     fn home(&self, user: &User) -> &[u8] {
         (**self).home(user)
+    }
+    fn begin_login(
+        &mut self,
+        slot: usize,
+        user: &[u8],
+        password: &[u8],
+        peer: IpAddr,
+    ) -> Result<User, AuthError> {
+        (**self).begin_login(slot, user, password, peer)
+    }
+    fn poll_login(&mut self, slot: usize) -> Option<Result<User, AuthError>> {
+        (**self).poll_login(slot)
     }
 }

@@ -194,6 +194,12 @@ pub struct Server<S: SecureStack, F: FileSystem, const N: usize, const B: usize>
     next_port: u16,
 }
 
+/// While an [`Authenticator`] checks a password in the background
+/// ([`crate::AuthError::Pending`]), [`Server::poll`] asks for it again
+/// within this many milliseconds (sooner if the authenticator wakes the
+/// caller's loop).
+pub const PENDING_LOGIN_POLL_MS: u64 = 10;
+
 /// Grace time for flushing a goodbye reply before the socket is closed anyway.
 const CLOSE_GRACE_MS: u64 = 5_000;
 
@@ -391,6 +397,9 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             }
             if let Some(t) = s.login_deadline(&config) {
                 deadline = earliest(deadline, t);
+            }
+            if s.checking() {
+                deadline = earliest(deadline, now.add_millis(PENDING_LOGIN_POLL_MS));
             }
             let timer = match s.transfer.as_ref() {
                 Some(t) => t.last_progress.add_millis(config.data_timeout_ms),
@@ -605,7 +614,22 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
         session.tls = true;
         busy = true;
     }
-    // 2. A failed login answers only after its delay.
+    // 2. A password the authenticator is still checking (the session
+    // reads no command meanwhile); a failed login answers only after its
+    // delay.
+    if session.checking() {
+        if let Some(result) = env.auth.poll_login(env.slot) {
+            session.login_result(result);
+            busy = true;
+            if session.logged_in() {
+                observer.event(Event::Login {
+                    session: env.slot,
+                    user: session.user_name(),
+                    ok: true,
+                });
+            }
+        }
+    }
     if let Some(t) = session.login_delay(env.config) {
         if env.now >= t {
             observer.event(Event::Login {

@@ -12,7 +12,7 @@
 //! argument is resolved into the server's one shared path buffer, and
 //! listing lines are formatted straight into the reply buffer, so no
 //! command keeps a path-sized array on the stack.
-use crate::auth::{Authenticator, Permissions, User};
+use crate::auth::{AuthError, Authenticator, Permissions, User};
 use crate::config::Config;
 #[cfg(any(feature = "compat", feature = "status"))]
 use crate::protocol::command::split_word;
@@ -118,6 +118,9 @@ enum Memo {
     User,
     /// The storage path given to RNFR, waiting for RNTO.
     RenameFrom,
+    /// The name given to USER, whose password the authenticator is
+    /// checking ([`AuthError::Pending`](crate::auth::AuthError::Pending)).
+    Checking,
 }
 
 /// What a command handler needs besides the session.
@@ -810,9 +813,30 @@ impl<F: FileSystem> Session<F> {
 
     fn finish_login<A: Authenticator>(&mut self, pw: &[u8], ctx: &mut Ctx<'_, F, A>) -> Action {
         let peer = ferry_net::unmap(self.peer);
-        match ctx.auth.authenticate(&self.memo, pw, peer) {
+        let result = ctx.auth.begin_login(ctx.slot, &self.memo, pw, peer);
+        if result == Err(AuthError::Pending) {
+            // No reply and no command until the authenticator answers.
+            self.memo_kind = Memo::Checking;
+            self.delayed = true;
+            return Action::None;
+        }
+        self.login_result(result);
+        Action::None
+    }
+
+    /// Whether the authenticator is still checking this session's password.
+    pub fn checking(&self) -> bool {
+        self.memo_kind == Memo::Checking
+    }
+
+    /// Takes the result of a login check: 230, or the failed login's
+    /// delay (its 530 is due `login_fail_delay_ms` after the PASS).
+    pub fn login_result(&mut self, result: Result<User, AuthError>) {
+        self.memo_kind = Memo::None;
+        match result {
             Ok(user) => {
                 self.user = Some(user);
+                self.delayed = false;
                 #[cfg(feature = "status")]
                 {
                     self.login_name.clear();
@@ -828,11 +852,10 @@ impl<F: FileSystem> Session<F> {
             Err(_) => {
                 self.failures = self.failures.saturating_add(1);
                 // The 530 is sent by the server when the delay has passed
-                // (it counts from `last_activity`, set by this PASS).
+                // (it counts from `last_activity`, set by the PASS).
                 self.delayed = true;
             }
         }
-        Action::None
     }
 
     /// The name of the user being logged in, or just logged in (for the

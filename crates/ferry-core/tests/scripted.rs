@@ -766,6 +766,96 @@ fn max_per_ip_refuses_a_second_connection_from_one_address() {
     assert_eq!(h.server.session_count(), 2);
 }
 
+// --- Logins checked in the background (issue 15) ------------------------------
+
+/// A check that answers `Pending` does not hold up other sessions: while
+/// it runs, others are served and the session itself reads no command;
+/// its reply follows once the authenticator has the result.
+#[test]
+fn a_pending_login_check_does_not_stall_other_sessions() {
+    let mut h = Harness::new();
+    let other = h.login();
+    h.auth.slow = true;
+    let c = h.connect();
+    assert!(h.recv(c).starts_with("220 "));
+    assert!(h.cmd(c, "USER u").starts_with("331 "));
+    assert_eq!(h.cmd(c, "PASS p"), "", "no reply while the check runs");
+    assert_eq!(
+        h.last_poll
+            .unwrap()
+            .deadline
+            .map(|d| d.millis_since(h.now())),
+        Some(10)
+    );
+    // Pipelined meanwhile: answered after the login.
+    assert_eq!(h.cmd(c, "PWD"), "");
+    assert!(
+        h.cmd(other, "NOOP").starts_with("200 "),
+        "others are served"
+    );
+    h.auth.finish_checks();
+    h.advance(10);
+    assert_eq!(
+        h.recv(c),
+        "230 Login successful.\r\n257 \"/\" is the current directory.\r\n"
+    );
+    assert!(h.events().contains(&Ev::Login {
+        session: 1,
+        user: b"u".to_vec(),
+        ok: true
+    }));
+}
+
+/// A failed check keeps its delay, counted from the PASS, and its count.
+#[test]
+fn a_pending_login_that_fails_answers_after_the_delay() {
+    let mut h = Harness::new();
+    h.auth.slow = true;
+    let c = h.connect();
+    assert!(h.recv(c).starts_with("220 "));
+    for round in 1..=3 {
+        assert!(h.cmd(c, "USER u").starts_with("331 "));
+        assert_eq!(h.cmd(c, "PASS wrong"), "");
+        h.advance(300);
+        h.auth.finish_checks();
+        h.advance(10);
+        assert_eq!(h.recv(c), "", "round {round}: the delay runs from the PASS");
+        h.advance(690);
+        let want = if round < 3 {
+            "530 Login incorrect.\r\n"
+        } else {
+            "530 Login incorrect. Too many failures, closing.\r\n"
+        };
+        assert_eq!(h.recv(c), want, "round {round}");
+    }
+    assert!(h.stack.server_closed(c));
+    assert!(h.auth.pending.is_empty());
+}
+
+/// A session that ends while its check runs leaves nothing behind: the
+/// next session in its slot logs in on its own check.
+#[test]
+fn a_session_that_ends_during_its_check_does_not_pass_it_on() {
+    let mut h = Harness::new();
+    h.auth.slow = true;
+    let c = h.connect();
+    assert!(h.recv(c).starts_with("220 "));
+    assert!(h.cmd(c, "USER u").starts_with("331 "));
+    assert_eq!(h.cmd(c, "PASS p"), "");
+    // Its input is not read while the check runs: the login timeout ends
+    // it (the check never answers here).
+    h.stack.client_close(c);
+    h.advance(10_000);
+    assert_eq!(h.server.session_count(), 0);
+    let d = h.connect();
+    assert!(h.recv(d).starts_with("220 "));
+    assert!(h.cmd(d, "USER u").starts_with("331 "));
+    assert_eq!(h.cmd(d, "PASS wrong"), "");
+    h.auth.finish_checks();
+    h.advance(1_000);
+    assert_eq!(h.recv(d), "530 Login incorrect.\r\n");
+}
+
 // --- Lockout resistance ---------------------------------------------------------
 
 fn ip(last: u8) -> Ipv4Addr {

@@ -583,9 +583,43 @@ impl Clock for VirtualClock {
 pub struct TestAuth {
     /// Every (user, peer) authentication attempt.
     pub attempts: Vec<(Vec<u8>, IpAddr)>,
+    /// Checks answer `Pending` (as a host that hashes on a worker thread):
+    /// their results wait in `pending` until the test sets `ready`.
+    pub slow: bool,
+    /// Results of pending checks by session slot, and whether each is done.
+    pub pending: BTreeMap<usize, (Result<User, AuthError>, bool)>,
+}
+
+impl TestAuth {
+    /// Makes every pending check done.
+    pub fn finish_checks(&mut self) {
+        for (_, done) in self.pending.values_mut() {
+            *done = true;
+        }
+    }
 }
 
 impl Authenticator for TestAuth {
+    fn begin_login(
+        &mut self,
+        slot: usize,
+        user: &[u8],
+        password: &[u8],
+        peer: IpAddr,
+    ) -> Result<User, AuthError> {
+        let result = self.authenticate(user, password, peer);
+        if !self.slow {
+            return result;
+        }
+        self.pending.insert(slot, (result, false));
+        Err(AuthError::Pending)
+    }
+    fn poll_login(&mut self, slot: usize) -> Option<Result<User, AuthError>> {
+        match self.pending.get(&slot) {
+            Some((_, true)) => self.pending.remove(&slot).map(|(r, _)| r),
+            _ => None,
+        }
+    }
     fn authenticate(
         &mut self,
         user: &[u8],
