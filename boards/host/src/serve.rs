@@ -194,15 +194,16 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
     }
     let (plain_bound, implicit_bound) = bound.split_at(settings.listen.len().min(bound.len()));
 
-    // Password hashes are checked on worker threads, one per core, so that
-    // a slow check (argon2: tens of ms) never stalls the loop; each result
-    // wakes it.
+    // Password hashes are checked on worker threads, one per core but the
+    // loop's, so that a slow check (argon2: tens of ms) never stalls the
+    // loop, nor takes the core it runs on; each result wakes it.
     {
         let waker = stack
             .inner()
             .waker()
             .map_err(|e| startup(format!("cannot set up the login-check waker: {e}")))?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads =
+            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
         users.check_in_background(
             threads,
             Arc::new(move || {
