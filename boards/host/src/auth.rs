@@ -247,6 +247,7 @@ impl Checker {
         if let Some(result) = self.results.remove(&slot) {
             return Some(result);
         }
+
         // Nothing pending for this slot: nothing can come.
         (!self.current.contains_key(&slot)).then_some(Err(AuthError::Invalid))
     }
@@ -559,7 +560,7 @@ pub(crate) mod tests {
         let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let w = Arc::clone(&woken);
         table.check_in_background(
-            2,
+            1,
             Arc::new(move || {
                 w.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }),

@@ -416,9 +416,10 @@ impl<F: FileSystem> Session<F> {
         out.reply(220, b"Ferry FTP server ready.");
     }
 
-    /// When a failed login's 530 is due, while it waits.
+    /// When a failed login's 530 is due, while it waits (not while the
+    /// authenticator is still checking the password).
     pub fn login_delay(&self, config: &Config) -> Option<Instant> {
-        self.delayed.then(|| {
+        (self.delayed && !self.checking()).then(|| {
             self.last_activity
                 .add_millis(u64::from(config.login_fail_delay_ms))
         })

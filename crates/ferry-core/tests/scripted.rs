@@ -806,6 +806,24 @@ fn a_pending_login_check_does_not_stall_other_sessions() {
     }));
 }
 
+/// A check that takes longer than the failed-login delay is waited for.
+#[test]
+fn a_check_longer_than_the_login_delay_is_waited_for() {
+    let mut h = Harness::new();
+    h.auth.slow = true;
+    let c = h.connect();
+    assert!(h.recv(c).starts_with("220 "));
+    assert!(h.cmd(c, "USER u").starts_with("331 "));
+    assert_eq!(h.cmd(c, "PASS p"), "");
+    for _ in 0..50 {
+        h.advance(100);
+    }
+    assert_eq!(h.recv(c), "", "still checking after 5 s");
+    h.auth.finish_checks();
+    h.advance(10);
+    assert_eq!(h.recv(c), "230 Login successful.\r\n");
+}
+
 /// A failed check keeps its delay, counted from the PASS, and its count.
 #[test]
 fn a_pending_login_that_fails_answers_after_the_delay() {
