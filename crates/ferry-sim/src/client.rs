@@ -1,0 +1,999 @@
+//! Simulated FTP clients: each draws its next action from a model of FTP
+//! (login right and wrong, directories, listings, uploads, downloads,
+//! resume, rename, delete, abort, pipelined and malformed commands, quit,
+//! or vanishing), talks to the server through the simulated network, and
+//! checks every reply against the model of allowed codes and every
+//! acknowledged transfer against the model of file contents.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::model::{describe, Content, Expect, Model};
+use crate::net::{ConnId, SimStack, CONTROL_PORT, SERVER_IP};
+use crate::reply::{self, Cmd, Reply};
+use crate::rng::{Shared, Source};
+use crate::trace::{show, SharedTrace};
+
+/// Files each client owns, in its own directory `/c<id>`.
+pub const FILES: usize = 4;
+/// Read-only files everyone may download: `/pub/p<i>`.
+pub const PUB_FILES: usize = 3;
+
+/// How long a client waits for a reply before it calls the server hung.
+pub const REPLY_DEADLINE_MS: u64 = 60_000;
+
+/// What a client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Logs in and works.
+    Normal,
+    /// Connects, sends nothing or garbage, and never leaves (an accept flood).
+    Flood,
+}
+
+/// Where a client is in its life.
+#[derive(Debug)]
+enum Phase {
+    /// Not connected; connects at the time given.
+    Offline(u64),
+    /// Connected, waiting for the greeting since the time given.
+    Greeting(u64),
+    /// Connected and idle: draws its next action.
+    Ready,
+    /// Carrying out an action.
+    Busy(Box<Run>),
+    /// Holds its connection open and does nothing (vanished, or a flood).
+    Silent,
+    /// Finished.
+    Done,
+}
+
+/// What the data connection of a transfer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Connects and moves the data.
+    Normal,
+    /// Never connects.
+    Never,
+    /// Connects from another address (the server must refuse it).
+    WrongIp,
+    /// Resets the data connection part way.
+    Reset,
+    /// Sends ABOR part way.
+    Abort,
+}
+
+#[derive(Debug, Clone)]
+enum Xfer {
+    /// LIST, NLST or MLSD of a directory.
+    List(&'static str, String),
+    /// RETR from an offset (REST first when not 0).
+    Retr(String, usize),
+    /// STOR, or APPE.
+    Stor(String, Vec<u8>, bool),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Login(bool),
+    /// One or more simple commands, sent at once (pipelined).
+    Simple(Vec<(String, Cmd)>),
+    /// A malformed line, then SYST as a sentinel.
+    Malformed(Vec<u8>),
+    Rename(String, String),
+    Transfer(Xfer, bool, Plan),
+    /// PASV or EPSV, and then no data connection at all.
+    PasvOnly(bool),
+    Quit(bool),
+}
+
+#[derive(Debug)]
+struct Data {
+    conn: ConnId,
+    got: Vec<u8>,
+    sent: usize,
+    closed: bool,
+    reset: bool,
+}
+
+#[derive(Debug)]
+struct Run {
+    op: Op,
+    /// Replies awaited, in order: the command and its line for the trace.
+    waits: VecDeque<(Cmd, String)>,
+    /// Last progress (a reply, data moved).
+    since: u64,
+    data: Option<Data>,
+    /// A 150 arrived: the transfer runs.
+    started: bool,
+    /// ABOR was sent.
+    aborted: bool,
+    /// The transfer's final reply arrived (code).
+    ended: Option<u16>,
+}
+
+/// Everything a client's step uses besides itself.
+pub struct Ctx<'a> {
+    /// The network.
+    pub stack: &'a mut SimStack,
+    /// The run's choices.
+    pub rng: &'a Shared,
+    /// The trace.
+    pub trace: &'a SharedTrace,
+    /// Expectations of file contents.
+    pub model: &'a mut Model,
+    /// The simulated time (ms).
+    pub now: u64,
+    /// Paths to read straight from storage and check, after this step.
+    pub checks: &'a mut Vec<String>,
+    /// The first invariant broken, if any.
+    pub failure: &'a mut Option<String>,
+}
+
+impl Ctx<'_> {
+    fn fail(&mut self, why: String) {
+        self.log(format!("FAILURE: {why}"));
+        if self.failure.is_none() {
+            *self.failure = Some(why);
+        }
+    }
+
+    fn log(&self, line: impl AsRef<str>) {
+        self.trace.borrow_mut().log(line);
+    }
+
+    fn chance(&self, per_mille: u64) -> bool {
+        self.rng.borrow_mut().chance(per_mille)
+    }
+
+    fn range(&self, lo: usize, hi: usize) -> usize {
+        self.rng.borrow_mut().range_usize(lo, hi)
+    }
+}
+
+/// One simulated client.
+#[derive(Debug)]
+pub struct Client {
+    /// Its number (its directory is `/c<id>`).
+    pub id: usize,
+    kind: Kind,
+    ip: Ipv4Addr,
+    user: &'static str,
+    ctrl: Option<ConnId>,
+    inbox: Vec<u8>,
+    logged_in: bool,
+    last_code: u16,
+    /// The port of the last 227 or 229 reply.
+    last_port: Option<u16>,
+    ops_left: u32,
+    retries_left: u32,
+    phase: Phase,
+}
+
+fn dir_of(id: usize) -> String {
+    format!("/c{id}")
+}
+
+/// The path of a client's file `i`.
+pub fn file_path(id: usize, i: usize) -> String {
+    format!("/c{id}/f{i}")
+}
+
+/// The path of public file `i`.
+pub fn pub_path(i: usize) -> String {
+    format!("/pub/p{i}")
+}
+
+impl Client {
+    /// A client drawn from `rng`, connecting first at `start` (ms).
+    pub fn new(id: usize, kind: Kind, rng: &mut Source, start: u64) -> Client {
+        let host = u8::try_from(2 + rng.below(24)).unwrap_or(2);
+        Client {
+            id,
+            kind,
+            ip: Ipv4Addr::new(10, 0, 0, host),
+            user: if rng.chance(150) { "ro" } else { "u" },
+            ctrl: None,
+            inbox: Vec::new(),
+            logged_in: false,
+            last_code: 0,
+            last_port: None,
+            ops_left: u32::try_from(rng.range(1, 14)).unwrap_or(1),
+            retries_left: u32::try_from(rng.range(2, 12)).unwrap_or(2),
+            phase: Phase::Offline(start),
+        }
+    }
+
+    /// Whether the client is finished (or silent for good).
+    pub fn finished(&self) -> bool {
+        matches!(self.phase, Phase::Done | Phase::Silent)
+    }
+
+    /// The control connection, if any.
+    pub fn ctrl(&self) -> Option<ConnId> {
+        self.ctrl
+    }
+
+    /// A one-line state for a failure report.
+    pub fn describe(&self) -> String {
+        let phase = match &self.phase {
+            Phase::Offline(t) => format!("offline until {t} ms"),
+            Phase::Greeting(t) => format!("awaiting the greeting since {t} ms"),
+            Phase::Ready => "idle".into(),
+            Phase::Busy(run) => format!(
+                "running {:?}, awaiting {:?}",
+                short(&run.op),
+                run.waits.iter().map(|w| &w.1).collect::<Vec<_>>()
+            ),
+            Phase::Silent => "silent".into(),
+            Phase::Done => "done".into(),
+        };
+        format!("c{}: {phase}", self.id)
+    }
+
+    fn log(&self, cx: &mut Ctx<'_>, what: impl AsRef<str>) {
+        cx.log(format!("c{} {}", self.id, what.as_ref()));
+    }
+
+    fn send_line(&mut self, cx: &mut Ctx<'_>, line: &str) {
+        self.log(cx, format!("> {line}"));
+        if let Some(c) = self.ctrl {
+            let mut bytes = line.as_bytes().to_vec();
+            bytes.extend_from_slice(b"\r\n");
+            cx.stack.send(c, &bytes);
+        }
+    }
+
+    /// One step: read what arrived, check it, and act.
+    pub fn step(&mut self, cx: &mut Ctx<'_>) {
+        if cx.failure.is_some() {
+            return;
+        }
+        self.read_control(cx);
+        if cx.failure.is_some() {
+            return;
+        }
+        match self.phase {
+            Phase::Offline(at) if cx.now >= at => self.connect(cx),
+            Phase::Greeting(since) if cx.now.saturating_sub(since) > REPLY_DEADLINE_MS => {
+                let why = format!("c{}: no greeting within {REPLY_DEADLINE_MS} ms", self.id);
+                cx.fail(why);
+            }
+            Phase::Ready => self.next_action(cx),
+            Phase::Busy(_) => self.drive(cx),
+            _ => {}
+        }
+    }
+
+    fn connect(&mut self, cx: &mut Ctx<'_>) {
+        let to = SocketAddr::new(IpAddr::V4(SERVER_IP), CONTROL_PORT);
+        self.inbox.clear();
+        self.logged_in = false;
+        self.last_code = 0;
+        match cx.stack.connect(self.ip, to) {
+            Some(c) => {
+                self.log(cx, format!("connects from {} (conn {c})", self.ip));
+                self.ctrl = Some(c);
+                if self.kind == Kind::Flood {
+                    cx.stack.mark_faulted(c);
+                    if cx.chance(500) {
+                        let n = cx.range(1, 300);
+                        let mut junk = cx.rng.borrow_mut().fill(n);
+                        if cx.chance(500) {
+                            junk.extend_from_slice(b"\r\n");
+                        }
+                        self.log(cx, format!("floods: sends {}", show(&junk, 40)));
+                        cx.stack.send(c, &junk);
+                    } else {
+                        self.log(cx, "floods: sends nothing");
+                    }
+                    self.phase = Phase::Silent;
+                } else {
+                    self.phase = Phase::Greeting(cx.now);
+                }
+            }
+            None => {
+                self.log(cx, "cannot connect: nothing listens");
+                self.lost(cx);
+            }
+        }
+    }
+
+    /// Reads the control connection and handles each complete reply.
+    fn read_control(&mut self, cx: &mut Ctx<'_>) {
+        let Some(c) = self.ctrl else { return };
+        if matches!(self.phase, Phase::Silent) {
+            return;
+        }
+        // A slow reader now and then: the server's sends block.
+        let max = if cx.chance(100) {
+            0
+        } else {
+            cx.range(1, 4096)
+        };
+        let bytes = cx.stack.recv(c, max);
+        self.inbox.extend_from_slice(&bytes);
+        loop {
+            match reply::take(&mut self.inbox) {
+                Ok(Some(r)) => {
+                    self.on_reply(cx, r);
+                    if cx.failure.is_some() || self.ctrl.is_none() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(why) => {
+                    let text = show(&self.inbox, 200);
+                    return cx.fail(format!("c{}: malformed reply ({why}): {text}", self.id));
+                }
+            }
+        }
+        if cx.stack.at_eof(c) && self.inbox.is_empty() {
+            let reset = cx.stack.is_reset(c);
+            let orderly = !cx.stack.faulted(c);
+            self.log(
+                cx,
+                if reset {
+                    "control connection reset"
+                } else {
+                    "control connection closed by the server"
+                },
+            );
+            if orderly && !matches!(self.last_code, 221 | 421 | 530) {
+                let last = self.last_code;
+                return cx.fail(format!(
+                    "c{}: the server closed the control connection without a goodbye (last reply {last})",
+                    self.id
+                ));
+            }
+            self.lost(cx);
+        }
+    }
+
+    /// The connection is gone: whatever was running has an unknown outcome.
+    fn lost(&mut self, cx: &mut Ctx<'_>) {
+        if let Phase::Busy(run) = std::mem::replace(&mut self.phase, Phase::Ready) {
+            if run.ended.is_none() || !run.waits.is_empty() {
+                self.unknown_outcome(cx, &run);
+            }
+            if let Some(d) = &run.data {
+                cx.stack.reset(d.conn);
+            }
+        }
+        if let Some(c) = self.ctrl.take() {
+            cx.stack.close(c, true);
+        }
+        self.logged_in = false;
+        self.phase = if self.ops_left > 0 && self.retries_left > 0 && self.kind == Kind::Normal {
+            self.retries_left -= 1;
+            Phase::Offline(cx.now + cx.rng.borrow_mut().range(50, 3000))
+        } else {
+            Phase::Done
+        };
+    }
+
+    /// Widens the model for an action whose result the client never saw.
+    fn unknown_outcome(&self, cx: &mut Ctx<'_>, run: &Run) {
+        match &run.op {
+            Op::Transfer(Xfer::Stor(path, data, append), _, _) if run.ended.is_none() => {
+                let old = cx.model.get(path);
+                let new = if *append || !old.surely_exists() {
+                    Expect::Unknown
+                } else {
+                    old.or(Some(data.clone()))
+                };
+                cx.model.set(path, new);
+            }
+            Op::Simple(cmds) => {
+                for (line, cmd) in cmds {
+                    if *cmd == Cmd::Dele {
+                        let path = line.trim_start_matches("DELE ");
+                        let e = cx.model.get(path).or(None);
+                        cx.model.set(path, e);
+                    }
+                }
+            }
+            Op::Rename(from, to) => {
+                let e = cx.model.get(from).or(None);
+                cx.model.set(from, e);
+                cx.model.set(to, Expect::Unknown);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_reply(&mut self, cx: &mut Ctx<'_>, r: Reply) {
+        self.log(cx, format!("< {}", show(&r.text, 120).trim_end_matches("\\r\\n")));
+        self.last_code = r.code;
+        if matches!(r.code, 227 | 229) {
+            self.last_port = passive_port(&r.text);
+        }
+        if r.code == 421 {
+            // The server is closing: whatever runs has an unknown outcome.
+            self.log(cx, "server said 421: leaves");
+            self.lost(cx);
+            return;
+        }
+        if matches!(self.phase, Phase::Greeting(_)) && r.code == 220 {
+            self.phase = Phase::Ready;
+            return;
+        }
+        match &mut self.phase {
+            Phase::Busy(run) => {
+                run.since = cx.now;
+                let Some((cmd, line)) = run.waits.front().cloned() else {
+                    return cx.fail(format!("c{}: unsolicited reply {}", self.id, r.code));
+                };
+                if cmd == Cmd::Malformed {
+                    if r.code == 215 {
+                        run.waits.pop_front();
+                    } else if !cmd.allowed(self.logged_in).contains(&r.code) {
+                        return cx.fail(format!(
+                            "c{}: reply {} to a malformed line, allowed {:?}",
+                            self.id,
+                            r.code,
+                            cmd.allowed(self.logged_in)
+                        ));
+                    }
+                } else if (100..200).contains(&r.code) {
+                    if !(cmd.is_transfer() && r.code == 150 && !run.started && self.logged_in) {
+                        return cx.fail(format!(
+                            "c{}: preliminary reply {} to {line}",
+                            self.id, r.code
+                        ));
+                    }
+                    run.started = true;
+                } else {
+                    let allowed = cmd.allowed(self.logged_in);
+                    if !allowed.contains(&r.code) {
+                        return cx.fail(format!(
+                            "c{}: reply {} to {line}, allowed {allowed:?}",
+                            self.id, r.code
+                        ));
+                    }
+                    run.waits.pop_front();
+                    self.on_final(cx, cmd, r.code);
+                }
+                if let Phase::Busy(run) = &self.phase {
+                    if run.waits.is_empty() {
+                        self.finish(cx);
+                    }
+                }
+            }
+            _ => cx.fail(format!(
+                "c{}: unexpected reply {} ({})",
+                self.id,
+                r.code,
+                self.describe()
+            )),
+        }
+    }
+
+    /// A final reply to `cmd` arrived: moves the action on.
+    fn on_final(&mut self, cx: &mut Ctx<'_>, cmd: Cmd, code: u16) {
+        let (id, ctrl) = (self.id, self.ctrl);
+        let Phase::Busy(run) = &mut self.phase else {
+            return;
+        };
+        let mut passive = false;
+        let mut ended = false;
+        let mut next: Option<(Cmd, String)> = None;
+        match (&run.op, cmd) {
+            (Op::Login(ok), Cmd::User) if code == 331 => {
+                let pass = if *ok { "p" } else { "wrong" };
+                next = Some((Cmd::Pass, format!("PASS {pass}")));
+            }
+            (Op::Login(_), Cmd::User | Cmd::Pass) => self.logged_in = code == 230,
+            (Op::Simple(cmds), Cmd::Dele) if code == 250 => {
+                for (line, c) in cmds {
+                    if let (Cmd::Dele, Some(path)) = (c, line.strip_prefix("DELE ")) {
+                        cx.model.set(path, Expect::exactly(None));
+                    }
+                }
+            }
+            (Op::Rename(_, to), Cmd::Rnfr) if code == 350 => {
+                next = Some((Cmd::Rnto, format!("RNTO {to}")));
+            }
+            (Op::Rename(from, to), Cmd::Rnto) if code == 250 && from != to => {
+                let moved = cx.model.get(from);
+                cx.model.set(to, moved);
+                cx.model.set(from, Expect::exactly(None));
+            }
+            (Op::Transfer(..) | Op::PasvOnly(_), Cmd::Pasv | Cmd::Epsv) => passive = true,
+            (Op::Transfer(..), Cmd::List | Cmd::Retr | Cmd::Stor) => {
+                run.ended = Some(code);
+                ended = true;
+            }
+            _ => {}
+        }
+        if let Some((cmd, line)) = next {
+            run.waits.push_back((cmd, line.clone()));
+            cx.log(format!("c{id} > {line}"));
+            if let Some(c) = ctrl {
+                cx.stack.send(c, format!("{line}\r\n").as_bytes());
+            }
+        }
+        if passive {
+            self.on_passive(cx, code);
+        }
+        if ended {
+            self.on_transfer_end(cx, code);
+        }
+    }
+
+    /// PASV/EPSV answered: connect the data connection as planned and send
+    /// the transfer command.
+    fn on_passive(&mut self, cx: &mut Ctx<'_>, code: u16) {
+        let id = self.id;
+        let Phase::Busy(run) = &mut self.phase else {
+            return;
+        };
+        let Op::Transfer(xfer, _, plan) = &run.op else {
+            return; // PasvOnly: nothing more
+        };
+        if !matches!(code, 227 | 229) {
+            return;
+        }
+        let Some(port) = self.last_port.take() else {
+            return cx.fail(format!("c{id}: cannot parse the passive reply"));
+        };
+        let from = match plan {
+            Plan::Never => None,
+            Plan::WrongIp => Some(Ipv4Addr::new(10, 9, 9, 9)),
+            _ => Some(self.ip),
+        };
+        if let Some(ip) = from {
+            let to = SocketAddr::new(IpAddr::V4(SERVER_IP), port);
+            match cx.stack.connect(ip, to) {
+                Some(conn) => {
+                    cx.log(format!("c{id} data connection from {ip} to port {port} (conn {conn})"));
+                    run.data = Some(Data {
+                        conn,
+                        got: Vec::new(),
+                        sent: 0,
+                        closed: false,
+                        reset: false,
+                    });
+                }
+                None => cx.log(format!("c{id} data connection to port {port} refused")),
+            }
+        } else {
+            cx.log(format!("c{id} never opens the data connection"));
+        }
+        let lines: Vec<(Cmd, String)> = match xfer {
+            Xfer::List(verb, dir) => vec![(Cmd::List, format!("{verb} {dir}"))],
+            Xfer::Retr(path, 0) => vec![(Cmd::Retr, format!("RETR {path}"))],
+            Xfer::Retr(path, rest) => vec![
+                (Cmd::Rest, format!("REST {rest}")),
+                (Cmd::Retr, format!("RETR {path}")),
+            ],
+            Xfer::Stor(path, _, false) => vec![(Cmd::Stor, format!("STOR {path}"))],
+            Xfer::Stor(path, _, true) => vec![(Cmd::Stor, format!("APPE {path}"))],
+        };
+        for (cmd, line) in lines {
+            run.waits.push_back((cmd, line.clone()));
+            cx.log(format!("c{id} > {line}"));
+            if let Some(c) = self.ctrl {
+                cx.stack.send(c, format!("{line}\r\n").as_bytes());
+            }
+        }
+    }
+
+    /// The transfer's final reply: check what moved against the model.
+    fn on_transfer_end(&mut self, cx: &mut Ctx<'_>, code: u16) {
+        let id = self.id;
+        let Phase::Busy(run) = &mut self.phase else {
+            return;
+        };
+        let Op::Transfer(xfer, _, plan) = run.op.clone() else {
+            return;
+        };
+        if code == 226 {
+            if matches!(plan, Plan::Never | Plan::WrongIp) {
+                return cx.fail(format!(
+                    "c{id}: 226 for a transfer whose data connection never came ({plan:?})"
+                ));
+            }
+            let Some(data) = run.data.as_mut() else {
+                return cx.fail(format!("c{id}: 226 without a data connection"));
+            };
+            if !data.reset && !cx.stack.server_closed(data.conn) {
+                return cx.fail(format!(
+                    "c{id}: 226 before the server closed the data connection"
+                ));
+            }
+            let rest = cx.stack.recv(data.conn, usize::MAX);
+            data.got.extend_from_slice(&rest);
+            if data.reset {
+                return;
+            }
+            match &xfer {
+                Xfer::Retr(path, from) => {
+                    let got = Some(data.got.clone());
+                    if let Err(why) = cx.model.check(path, &got, *from) {
+                        cx.fail(format!("c{id}: RETR got 226 but {why}"));
+                    }
+                }
+                Xfer::Stor(path, bytes, append) => {
+                    if data.sent < bytes.len() || !data.closed {
+                        return cx.fail(format!(
+                            "c{id}: 226 for an upload the client had not finished ({} of {} bytes sent)",
+                            data.sent,
+                            bytes.len()
+                        ));
+                    }
+                    let new = if *append {
+                        match cx.model.get(path) {
+                            Expect::OneOf(v) => Expect::OneOf(
+                                v.into_iter()
+                                    .map(|c| {
+                                        let mut c = c.unwrap_or_default();
+                                        c.extend_from_slice(bytes);
+                                        Some(c)
+                                    })
+                                    .collect(),
+                            ),
+                            Expect::Unknown => Expect::Unknown,
+                        }
+                    } else {
+                        Expect::exactly(Some(bytes.clone()))
+                    };
+                    cx.model.set(path, new);
+                    cx.checks.push(path.clone());
+                }
+                Xfer::List(..) => {}
+            }
+        } else if let Xfer::Stor(path, _, append) = &xfer {
+            // A replacing STOR that failed leaves the old file whole.
+            let old = cx.model.get(path);
+            if *append || !old.surely_exists() {
+                cx.model.set(path, Expect::Unknown);
+            } else {
+                cx.checks.push(path.clone());
+            }
+        }
+    }
+
+    /// The action is over.
+    fn finish(&mut self, cx: &mut Ctx<'_>) {
+        let Phase::Busy(run) = std::mem::replace(&mut self.phase, Phase::Ready) else {
+            return;
+        };
+        if let Some(d) = &run.data {
+            cx.stack.close(d.conn, true);
+        }
+        if let Op::Quit(_) = run.op {
+            if let Some(c) = self.ctrl.take() {
+                cx.stack.close(c, true);
+            }
+            self.log(cx, "done");
+            self.phase = Phase::Done;
+        }
+    }
+
+    /// Moves the data connection of a running transfer, and checks time.
+    fn drive(&mut self, cx: &mut Ctx<'_>) {
+        let id = self.id;
+        let ctrl = self.ctrl;
+        let Phase::Busy(run) = &mut self.phase else {
+            return;
+        };
+        if cx.now.saturating_sub(run.since) > REPLY_DEADLINE_MS {
+            let waits: Vec<&String> = run.waits.iter().map(|w| &w.1).collect();
+            return cx.fail(format!(
+                "c{id}: no reply within {REPLY_DEADLINE_MS} ms, awaiting {waits:?}"
+            ));
+        }
+        // The network resets the control connection at any point, rarely.
+        if cx.chance(2) {
+            if let Some(c) = ctrl {
+                cx.log(format!("c{id} net: control connection reset"));
+                cx.stack.reset(c);
+                return;
+            }
+        }
+        let Op::Transfer(xfer, _, plan) = &run.op else {
+            return;
+        };
+        let Some(data) = run.data.as_mut() else {
+            return;
+        };
+        if !run.started || data.reset || run.ended.is_some() {
+            return;
+        }
+        match plan {
+            Plan::Reset if cx.chance(200) => {
+                cx.log(format!("c{id} resets the data connection"));
+                cx.stack.reset(data.conn);
+                data.reset = true;
+                return;
+            }
+            Plan::Abort if !run.aborted && cx.chance(200) => {
+                run.aborted = true;
+                run.waits.push_back((Cmd::Abor, "ABOR".into()));
+                cx.log(format!("c{id} > ABOR"));
+                if let Some(c) = ctrl {
+                    cx.stack.send(c, b"ABOR\r\n");
+                }
+                return;
+            }
+            _ => {}
+        }
+        match xfer {
+            Xfer::Stor(_, bytes, _) => {
+                if data.sent < bytes.len() {
+                    let n = cx.range(1, 3000).min(bytes.len() - data.sent);
+                    let chunk = bytes.get(data.sent..data.sent + n).unwrap_or(&[]);
+                    cx.stack.send(data.conn, chunk);
+                    data.sent += n;
+                    run.since = cx.now;
+                } else if !data.closed {
+                    cx.log(format!(
+                        "c{id} closes the data connection after {} bytes",
+                        data.sent
+                    ));
+                    cx.stack.close(data.conn, true);
+                    data.closed = true;
+                }
+            }
+            _ => {
+                let max = cx.range(0, 4096);
+                let got = cx.stack.recv(data.conn, max);
+                if !got.is_empty() {
+                    run.since = cx.now;
+                }
+                data.got.extend_from_slice(&got);
+            }
+        }
+    }
+
+    /// Draws and starts the next action.
+    fn next_action(&mut self, cx: &mut Ctx<'_>) {
+        if self.ops_left == 0 {
+            return self.leave(cx);
+        }
+        self.ops_left -= 1;
+        let op = if !self.logged_in && (self.last_code == 220 || cx.chance(300)) {
+            Op::Login(!cx.chance(120))
+        } else {
+            self.draw(cx)
+        };
+        self.start(cx, op);
+    }
+
+    /// How the client ends: QUIT, or it drops, resets, or goes silent.
+    fn leave(&mut self, cx: &mut Ctx<'_>) {
+        let Some(c) = self.ctrl else {
+            self.phase = Phase::Done;
+            return;
+        };
+        let how = cx.rng.borrow_mut().weighted(&[70, 6, 10, 6, 8]);
+        match how {
+            0 => self.start(cx, Op::Quit(false)),
+            1 => self.start(cx, Op::Quit(true)),
+            2 => {
+                self.log(cx, "drops the connection without QUIT");
+                cx.stack.close(c, false);
+                self.ctrl = None;
+                self.phase = Phase::Done;
+            }
+            3 => {
+                self.log(cx, "resets the connection");
+                cx.stack.reset(c);
+                self.ctrl = None;
+                self.phase = Phase::Done;
+            }
+            _ => {
+                self.log(cx, "goes silent, holding the connection");
+                cx.stack.mark_faulted(c);
+                self.phase = Phase::Silent;
+            }
+        }
+    }
+
+    fn draw(&mut self, cx: &mut Ctx<'_>) -> Op {
+        let id = self.id;
+        let mut guard = cx.rng.borrow_mut();
+        let r = &mut *guard;
+        let file = |r: &mut Source| file_path(id, r.range_usize(0, FILES - 1));
+        let plan = |r: &mut Source| match r.weighted(&[80, 4, 3, 6, 7]) {
+            0 => Plan::Normal,
+            1 => Plan::Never,
+            2 => Plan::WrongIp,
+            3 => Plan::Reset,
+            _ => Plan::Abort,
+        };
+        match r.weighted(&[10, 6, 22, 16, 5, 4, 5, 5, 5, 3, 4, 5, 2]) {
+            0 => {
+                let cmds: Vec<(String, Cmd)> = (0..r.range(1, 4))
+                    .map(|_| match r.below(6) {
+                        0 => ("NOOP".into(), Cmd::Noop),
+                        1 => ("PWD".into(), Cmd::Pwd),
+                        2 => ("TYPE I".into(), Cmd::Type),
+                        3 => (format!("CWD {}", dir_of(id)), Cmd::Cwd),
+                        4 => ("CWD /nowhere".into(), Cmd::Cwd),
+                        _ => ("CDUP".into(), Cmd::Cwd),
+                    })
+                    .collect();
+                Op::Simple(cmds)
+            }
+            1 => {
+                let verb = ["LIST", "NLST", "MLSD"][r.range_usize(0, 2)];
+                let dir = if r.chance(700) { dir_of(id) } else { "/pub".into() };
+                let epsv = r.chance(500);
+                Op::Transfer(Xfer::List(verb, dir), epsv, plan(r))
+            }
+            2 => {
+                let len = match r.below(4) {
+                    0 => r.range_usize(0, 10),
+                    1 => r.range_usize(0, 600),
+                    _ => r.range_usize(0, 9000),
+                };
+                let bytes = r.fill(len);
+                let epsv = r.chance(500);
+                Op::Transfer(Xfer::Stor(file(r), bytes, false), epsv, plan(r))
+            }
+            3 => {
+                let path = if r.chance(300) {
+                    pub_path(r.range_usize(0, PUB_FILES - 1))
+                } else {
+                    file(r)
+                };
+                let epsv = r.chance(500);
+                Op::Transfer(Xfer::Retr(path, 0), epsv, plan(r))
+            }
+            4 => {
+                let n = r.range_usize(0, 2000);
+                let bytes = r.fill(n);
+                Op::Transfer(Xfer::Stor(file(r), bytes, true), r.chance(500), plan(r))
+            }
+            5 => {
+                let path = if r.chance(500) {
+                    pub_path(r.range_usize(0, PUB_FILES - 1))
+                } else {
+                    file(r)
+                };
+                let rest = r.range_usize(1, 3000);
+                Op::Transfer(Xfer::Retr(path, rest), r.chance(500), plan(r))
+            }
+            6 => Op::Rename(file(r), file(r)),
+            7 => Op::Simple(vec![(format!("DELE {}", file(r)), Cmd::Dele)]),
+            8 => {
+                let d = format!("{}/d{}", dir_of(id), r.below(2));
+                if r.chance(500) {
+                    Op::Simple(vec![(format!("MKD {d}"), Cmd::Mkd)])
+                } else {
+                    Op::Simple(vec![(format!("RMD {d}"), Cmd::Rmd)])
+                }
+            }
+            9 => Op::PasvOnly(r.chance(500)),
+            10 => Op::Malformed(malformed(r)),
+            11 => Op::Simple(vec![("ABOR".into(), Cmd::Abor)]),
+            _ => Op::Simple(vec![("SYST".into(), Cmd::Syst)]),
+        }
+    }
+
+    fn start(&mut self, cx: &mut Ctx<'_>, op: Op) {
+        let mut run = Run {
+            op: op.clone(),
+            waits: VecDeque::new(),
+            since: cx.now,
+            data: None,
+            started: false,
+            aborted: false,
+            ended: None,
+        };
+        let mut lines: Vec<(Cmd, String)> = Vec::new();
+        match &op {
+            Op::Login(_) => lines.push((Cmd::User, format!("USER {}", self.user))),
+            Op::Simple(cmds) => lines.extend(cmds.iter().map(|(l, c)| (*c, l.clone()))),
+            Op::Malformed(bytes) => {
+                self.log(cx, format!("> (malformed) {}", show(bytes, 80)));
+                if let Some(c) = self.ctrl {
+                    cx.stack.send(c, bytes);
+                }
+                run.waits.push_back((Cmd::Malformed, "(malformed)".into()));
+                lines.push((Cmd::Syst, "SYST".into()));
+            }
+            Op::Rename(from, _) => lines.push((Cmd::Rnfr, format!("RNFR {from}"))),
+            Op::Transfer(_, epsv, _) | Op::PasvOnly(epsv) => {
+                let (cmd, line) = if *epsv {
+                    (Cmd::Epsv, "EPSV")
+                } else {
+                    (Cmd::Pasv, "PASV")
+                };
+                lines.push((cmd, line.into()));
+            }
+            Op::Quit(_) => lines.push((Cmd::Quit, "QUIT".into())),
+        }
+        for (cmd, line) in lines {
+            if cmd != Cmd::Syst || !matches!(op, Op::Malformed(_)) {
+                run.waits.push_back((cmd, line.clone()));
+            } else {
+                // The sentinel's 215 ends the malformed wait.
+            }
+            self.send_line(cx, &line);
+        }
+        if let (Op::Quit(true), Some(c)) = (&op, self.ctrl) {
+            self.log(cx, "half-closes (shuts down its sending side)");
+            cx.stack.shutdown(c);
+            cx.stack.mark_faulted(c);
+        }
+        self.phase = Phase::Busy(Box::new(run));
+    }
+}
+
+/// A malformed command line, ending in CR LF.
+fn malformed(r: &mut Source) -> Vec<u8> {
+    let mut line = match r.below(5) {
+        // Garbage that cannot be a verb.
+        0 => {
+            let n = r.range_usize(1, 60);
+            let mut g = r.fill(n);
+            g.retain(|b| *b != b'\n' && *b != b'\r');
+            g.insert(0, b'#');
+            g
+        }
+        // Over-long.
+        1 => vec![b'A'; r.range_usize(300, 1500)],
+        // CR inside.
+        2 => b"CWD a\rb".to_vec(),
+        3 => b"NO\rOP".to_vec(),
+        // An empty line.
+        _ => Vec::new(),
+    };
+    line.extend_from_slice(b"\r\n");
+    line
+}
+
+fn short(op: &Op) -> String {
+    match op {
+        Op::Transfer(Xfer::Stor(p, b, a), _, plan) => {
+            format!("{} {p} {} {plan:?}", if *a { "APPE" } else { "STOR" }, describe(&Some(b.clone())))
+        }
+        other => format!("{other:?}").chars().take(80).collect(),
+    }
+}
+
+/// Parses the port of a 227 or 229 reply.
+pub fn passive_port(text: &[u8]) -> Option<u16> {
+    let s = String::from_utf8_lossy(text);
+    if let Some(i) = s.find("(|||") {
+        let rest = s.get(i + 4..)?;
+        return rest.get(..rest.find('|')?)?.parse().ok();
+    }
+    let inner = s.get(s.find('(')? + 1..s.find(')')?)?;
+    let n: Vec<u16> = inner
+        .split(',')
+        .map(|x| x.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    match n.as_slice() {
+        [_, _, _, _, hi, lo] => Some(hi * 256 + lo),
+        _ => None,
+    }
+}
+
+/// Contents of a client's initial files and the public files.
+pub fn initial(rng: &mut Source) -> Content {
+    if rng.chance(400) {
+        None
+    } else {
+        let n = rng.range_usize(0, 4000);
+        Some(rng.fill(n))
+    }
+}
+
+impl Client {
+    /// The server lost power: the client's connections are gone.
+    pub fn power_cut(&mut self) {
+        if self.finished() {
+            if matches!(self.phase, Phase::Silent) {
+                self.phase = Phase::Done;
+                self.ctrl = None;
+            }
+            return;
+        }
+        // `lost` needs a context; the run's next step sees the reset
+        // connection and handles it like any other.
+    }
+}
