@@ -19,6 +19,10 @@ pub const FILES: usize = 4;
 /// Read-only files everyone may download: `/pub/p<i>`.
 pub const PUB_FILES: usize = 3;
 
+/// How long the server may try to send a goodbye (421) to a client that
+/// does not read it before it closes anyway (the engine's grace time).
+pub const GOODBYE_GRACE_MS: u64 = 5_000;
+
 /// How long a client waits for a reply before it calls the server hung.
 pub const REPLY_DEADLINE_MS: u64 = 60_000;
 
@@ -163,6 +167,8 @@ pub struct Client {
     inbox: Vec<u8>,
     logged_in: bool,
     last_code: u16,
+    /// When the last reply (or the connection) came, in ms.
+    last_reply_at: u64,
     /// The port of the last 227 or 229 reply.
     last_port: Option<u16>,
     ops_left: u32,
@@ -197,6 +203,7 @@ impl Client {
             inbox: Vec::new(),
             logged_in: false,
             last_code: 0,
+            last_reply_at: 0,
             last_port: None,
             ops_left: u32::try_from(rng.range(1, 14)).unwrap_or(1),
             retries_left: u32::try_from(rng.range(2, 12)).unwrap_or(2),
@@ -270,6 +277,7 @@ impl Client {
         self.inbox.clear();
         self.logged_in = false;
         self.last_code = 0;
+        self.last_reply_at = cx.now;
         match cx.stack.connect(self.ip, to) {
             Some(c) => {
                 self.log(cx, format!("connects from {} (conn {c})", self.ip));
@@ -328,9 +336,10 @@ impl Client {
                 }
             }
         }
-        if cx.stack.at_eof(c) && self.inbox.is_empty() {
+        if cx.stack.at_eof(c) {
             let reset = cx.stack.is_reset(c);
             let orderly = !cx.stack.faulted(c);
+            let greeting = matches!(self.phase, Phase::Greeting(_));
             self.log(
                 cx,
                 if reset {
@@ -339,7 +348,17 @@ impl Client {
                     "control connection closed by the server"
                 },
             );
-            if orderly && !matches!(self.last_code, 221 | 421 | 530) {
+            if !self.inbox.is_empty() {
+                // The server gives up on a goodbye the client does not read
+                // (after a grace time), and sends the refusal of a
+                // connection it has no room for once, best effort.
+                let text = show(&self.inbox, 80);
+                self.log(cx, format!("closed in the middle of a reply: {text}"));
+            } else if orderly
+                && !greeting
+                && !matches!(self.last_code, 221 | 421 | 530)
+                && cx.now.saturating_sub(self.last_reply_at) < GOODBYE_GRACE_MS
+            {
                 let last = self.last_code;
                 return cx.fail(format!(
                     "c{}: the server closed the control connection without a goodbye (last reply {last})",
@@ -405,6 +424,7 @@ impl Client {
     fn on_reply(&mut self, cx: &mut Ctx<'_>, r: Reply) {
         self.log(cx, format!("< {}", show(&r.text, 120).trim_end_matches("\\r\\n")));
         self.last_code = r.code;
+        self.last_reply_at = cx.now;
         if matches!(r.code, 227 | 229) {
             self.last_port = passive_port(&r.text);
         }
@@ -604,8 +624,8 @@ impl Client {
             }
             let rest = cx.stack.recv(data.conn, usize::MAX);
             data.got.extend_from_slice(&rest);
-            if data.reset {
-                return;
+            if data.reset && matches!(xfer, Xfer::Retr(..)) {
+                return; // what the reset threw away is unknown
             }
             match &xfer {
                 Xfer::Retr(path, from) => {
@@ -702,7 +722,7 @@ impl Client {
             return;
         }
         match plan {
-            Plan::Reset if cx.chance(200) => {
+            Plan::Reset if !data.closed && cx.chance(200) => {
                 cx.log(format!("c{id} resets the data connection"));
                 cx.stack.reset(data.conn);
                 data.reset = true;

@@ -111,6 +111,21 @@ pub struct SimClock {
     wall: Cell<Option<u64>>,
 }
 
+impl SimClock {
+    /// A clock at `now_ms`, whose wall clock reads `wall` seconds then.
+    pub fn new(now_ms: u64, wall: Option<u64>) -> SimClock {
+        SimClock {
+            now: Cell::new(now_ms),
+            wall: Cell::new(wall),
+        }
+    }
+
+    /// Moves the monotonic clock forward.
+    pub fn advance(&self, ms: u64) {
+        self.now.set(self.now.get() + ms);
+    }
+}
+
 impl Clock for SimClock {
     fn now(&self) -> Instant {
         Instant(self.now.get())
@@ -174,7 +189,7 @@ impl Scenario {
             NetFaults {
                 would_block: r.range(0, 300),
                 storm: r.range(0, 100),
-                storm_len: r.range(1, 60),
+                storm_len: r.range(1, 20),
                 partial: r.range(0, 500),
                 socket_fails: r.range(0, 20),
             }
@@ -183,6 +198,7 @@ impl Scenario {
             error: if quiet || r.chance(400) { 0 } else { r.range(1, 40) },
             partial: r.range(0, 300),
             drop_last_chunk: options.plant_bug,
+            fail_on: None,
         };
         let lo = u16::try_from(r.range(50_000, 50_100)).unwrap_or(50_000);
         let span = u16::try_from(r.range(0, 12)).unwrap_or(0);
@@ -478,7 +494,9 @@ impl World {
             }
             self.steps += 1;
             self.trace.borrow_mut().now = self.clock.now.get();
+            // Checked before the server runs the commands sent since.
             let checks = self.clients_step(fs);
+            self.check_storage(fs.inner(), &checks, "after a reply");
             if self.failure.is_some() {
                 return EpochEnd::Failed;
             }
@@ -490,7 +508,6 @@ impl World {
                 self.log("the power fails (a block write was refused)");
                 return EpochEnd::PowerCut;
             }
-            self.check_storage(fs.inner(), &checks, "after a reply");
             if self.clients.iter().all(Client::finished) {
                 return self.wind_down(&mut server, fs);
             }
@@ -553,7 +570,7 @@ impl World {
     /// jumps now and then.
     fn advance(&mut self, busy: bool) {
         let mut r = self.rng.borrow_mut();
-        let dt = match r.weighted(&[30, 50, 18, 2]) {
+        let dt = match r.weighted(&[300, 500, 197, 3]) {
             0 if busy => 0,
             0 | 1 => r.range(1, 20),
             2 => r.range(50, 1_500),

@@ -123,8 +123,8 @@ pub enum Cmd {
     Malformed,
 }
 
-/// Codes that end a transfer's command after its `150`.
-pub const TRANSFER_END: &[u16] = &[226, 425, 426, 450, 451, 452, 550, 552, 553, 554];
+/// Codes that end a transfer's command after its `150` (or refuse it).
+pub const TRANSFER_END: &[u16] = &[226, 425, 426, 450, 451, 452, 504, 550, 552, 553, 554];
 
 impl Cmd {
     /// Whether the command needs a login (else 530).
@@ -149,7 +149,7 @@ impl Cmd {
         match self {
             Cmd::User => &[331, 230, 530, 501],
             Cmd::Pass => &[230, 530, 503],
-            Cmd::Cwd => &[250, 550, 501, 451],
+            Cmd::Cwd => &[250, 451, 452, 501, 504, 550, 553],
             Cmd::Pwd => &[257],
             Cmd::Type => &[200, 501, 504],
             Cmd::Noop => &[200],
@@ -158,11 +158,12 @@ impl Cmd {
             Cmd::Epsv => &[229, 425],
             Cmd::List | Cmd::Retr | Cmd::Stor => TRANSFER_END,
             Cmd::Rest => &[350, 501, 554],
-            Cmd::Rnfr => &[350, 450, 451, 550, 553],
-            Cmd::Rnto => &[250, 451, 452, 503, 550, 553],
-            Cmd::Dele => &[250, 450, 451, 550],
-            Cmd::Mkd => &[257, 451, 452, 550, 553],
-            Cmd::Rmd => &[250, 451, 550],
+            // Any storage error maps to 451, 452, 504, 550 or 553.
+            Cmd::Rnfr => &[350, 450, 451, 452, 504, 550, 553],
+            Cmd::Rnto => &[250, 451, 452, 503, 504, 550, 553],
+            Cmd::Dele => &[250, 450, 451, 452, 504, 550, 553],
+            Cmd::Mkd => &[257, 451, 452, 504, 550, 553],
+            Cmd::Rmd => &[250, 451, 452, 504, 550, 553],
             Cmd::Abor => &[225, 226],
             Cmd::Quit => &[221],
             Cmd::Malformed => &[200, 250, 500, 501, 502, 503, 530, 550, 553],

@@ -405,6 +405,9 @@ pub struct FsFaults {
     /// A planted bug, to show the checks can fail: every file written
     /// loses its last written chunk at close, silently.
     pub drop_last_chunk: bool,
+    /// A targeted fault for scripted tests: every call named `.0` (e.g.
+    /// "metadata") on the path `.1` fails with `.2`.
+    pub fail_on: Option<(&'static str, &'static [u8], ErrorKind)>,
 }
 
 /// What the [`FaultFs`] of a run shares with its files.
@@ -420,6 +423,14 @@ struct Shared_ {
 impl Shared_ {
     /// An error to inject into `op` on `path`, if this call fails.
     fn inject(&self, op: &str, path: &[u8], kinds: &[ErrorKind]) -> Result<(), FsError> {
+        if let Some((o, p, kind)) = self.faults.fail_on {
+            if o == op && p == path {
+                self.trace
+                    .borrow_mut()
+                    .log(format!("fs: {op} {} -> {kind:?} (targeted)", show(path, 60)));
+                return Err(FsError(kind));
+            }
+        }
         let mut rng = self.rng.borrow_mut();
         if !rng.chance(self.faults.error) {
             return Ok(());
@@ -444,9 +455,10 @@ impl Shared_ {
     }
 }
 
+/// Errors of a device or a full volume. Never `NotFound` for a path that
+/// exists: a storage that lies about what exists cannot be served safely.
 const OPEN_ERRORS: &[ErrorKind] = &[
     ErrorKind::Io,
-    ErrorKind::NotFound,
     ErrorKind::PermissionDenied,
     ErrorKind::NoSpace,
     ErrorKind::Other,
