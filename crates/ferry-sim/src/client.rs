@@ -1004,16 +1004,20 @@ pub fn initial(rng: &mut Source) -> Content {
 }
 
 impl Client {
-    /// The server lost power: the client's connections are gone.
-    pub fn power_cut(&mut self) {
-        if self.finished() {
-            if matches!(self.phase, Phase::Silent) {
-                self.phase = Phase::Done;
+    /// The server lost power: the client's connections are gone, and what
+    /// it was doing has an unknown outcome.
+    pub fn power_cut(&mut self, cx: &mut Ctx<'_>) {
+        match self.phase {
+            Phase::Done => {}
+            Phase::Silent => {
                 self.ctrl = None;
+                self.phase = Phase::Done;
             }
-            return;
+            _ if self.ctrl.is_some() => {
+                self.log(cx, "loses its connections to the power cut");
+                self.lost(cx);
+            }
+            _ => {}
         }
-        // `lost` needs a context; the run's next step sees the reset
-        // connection and handles it like any other.
     }
 }

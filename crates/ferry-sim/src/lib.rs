@@ -415,7 +415,7 @@ impl World {
         let mut disk = storage.into_inner().into_inner();
         let mut cuts_left = self.scenario.power_cuts;
         loop {
-            let budget = (cuts_left > 0).then(|| self.rng.borrow_mut().range(10, 4_000));
+            let budget = (cuts_left > 0).then(|| self.rng.borrow_mut().range(5, 600));
             let Ok(ram) = RamDisk::new(disk, BLOCK) else {
                 return self.fail("RAM disk geometry".into());
             };
@@ -449,8 +449,19 @@ impl World {
                     cuts_left = cuts_left.saturating_sub(1);
                     self.log("POWER CUT: the device restarts; every connection is gone");
                     self.stack.power_cut();
+                    let mut checks = Vec::new();
+                    let now = self.clock.now.get();
                     for c in &mut self.clients {
-                        c.power_cut();
+                        let mut cx = Ctx {
+                            stack: &mut self.stack,
+                            rng: &self.rng,
+                            trace: &self.trace,
+                            model: &mut self.model,
+                            now,
+                            checks: &mut checks,
+                            failure: &mut self.failure,
+                        };
+                        c.power_cut(&mut cx);
                     }
                 }
                 Ok(_) => return,
