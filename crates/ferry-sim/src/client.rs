@@ -128,6 +128,8 @@ pub struct Ctx<'a> {
     pub model: &'a mut Model,
     /// The simulated time (ms).
     pub now: u64,
+    /// The server's idle timeout (ms).
+    pub idle_ms: u64,
     /// Paths to read straight from storage and check, after this step.
     pub checks: &'a mut Vec<String>,
     /// The first invariant broken, if any.
@@ -169,6 +171,8 @@ pub struct Client {
     last_code: u16,
     /// When the last reply (or the connection) came, in ms.
     last_reply_at: u64,
+    /// When the client last sent a command, in ms.
+    last_sent_at: u64,
     /// The port of the last 227 or 229 reply.
     last_port: Option<u16>,
     ops_left: u32,
@@ -204,8 +208,9 @@ impl Client {
             logged_in: false,
             last_code: 0,
             last_reply_at: 0,
+            last_sent_at: 0,
             last_port: None,
-            ops_left: u32::try_from(rng.range(1, 14)).unwrap_or(1),
+            ops_left: u32::try_from(rng.range(1, 30)).unwrap_or(1),
             retries_left: u32::try_from(rng.range(2, 12)).unwrap_or(2),
             phase: Phase::Offline(start),
         }
@@ -244,6 +249,7 @@ impl Client {
 
     fn send_line(&mut self, cx: &mut Ctx<'_>, line: &str) {
         self.log(cx, format!("> {line}"));
+        self.last_sent_at = cx.now;
         if let Some(c) = self.ctrl {
             let mut bytes = line.as_bytes().to_vec();
             bytes.extend_from_slice(b"\r\n");
@@ -278,6 +284,7 @@ impl Client {
         self.logged_in = false;
         self.last_code = 0;
         self.last_reply_at = cx.now;
+        self.last_sent_at = cx.now;
         match cx.stack.connect(self.ip, to) {
             Some(c) => {
                 self.log(cx, format!("connects from {} (conn {c})", self.ip));
@@ -321,6 +328,8 @@ impl Client {
         };
         let bytes = cx.stack.recv(c, max);
         self.inbox.extend_from_slice(&bytes);
+        // Commands sent in answer to these replies came after the close.
+        let sent_before = self.last_sent_at;
         loop {
             match reply::take(&mut self.inbox) {
                 Ok(Some(r)) => {
@@ -358,6 +367,7 @@ impl Client {
                 && !greeting
                 && !matches!(self.last_code, 221 | 421 | 530)
                 && cx.now.saturating_sub(self.last_reply_at) < GOODBYE_GRACE_MS
+                && cx.now.saturating_sub(sent_before) < cx.idle_ms
             {
                 let last = self.last_code;
                 return cx.fail(format!(
@@ -527,6 +537,7 @@ impl Client {
             _ => {}
         }
         if let Some((cmd, line)) = next {
+            self.last_sent_at = cx.now;
             run.waits.push_back((cmd, line.clone()));
             cx.log(format!("c{id} > {line}"));
             if let Some(c) = ctrl {
@@ -590,6 +601,7 @@ impl Client {
             Xfer::Stor(path, _, false) => vec![(Cmd::Stor, format!("STOR {path}"))],
             Xfer::Stor(path, _, true) => vec![(Cmd::Stor, format!("APPE {path}"))],
         };
+        self.last_sent_at = cx.now;
         for (cmd, line) in lines {
             run.waits.push_back((cmd, line.clone()));
             cx.log(format!("c{id} > {line}"));
@@ -730,6 +742,7 @@ impl Client {
             }
             Plan::Abort if !run.aborted && cx.chance(200) => {
                 run.aborted = true;
+                self.last_sent_at = cx.now;
                 run.waits.push_back((Cmd::Abor, "ABOR".into()));
                 cx.log(format!("c{id} > ABOR"));
                 if let Some(c) = ctrl {

@@ -214,7 +214,7 @@ impl Scenario {
         Scenario {
             backend,
             clients,
-            floods: r.range_usize(0, clients.min(6)),
+            floods: r.range_usize(0, (clients / 3).min(6)),
             net,
             fs,
             capacity: r.range_usize(2_000, 200_000),
@@ -415,7 +415,7 @@ impl World {
         let mut disk = storage.into_inner().into_inner();
         let mut cuts_left = self.scenario.power_cuts;
         loop {
-            let budget = (cuts_left > 0).then(|| self.rng.borrow_mut().range(5, 600));
+            let budget = (cuts_left > 0).then(|| self.rng.borrow_mut().range(1, 100));
             let Ok(ram) = RamDisk::new(disk, BLOCK) else {
                 return self.fail("RAM disk geometry".into());
             };
@@ -440,7 +440,12 @@ impl World {
                 let mut fs = self.fault_fs(lfs);
                 self.epoch(&mut fs)
             });
-            disk = storage.into_inner().inner.into_inner().into_inner();
+            let device = storage.into_inner();
+            self.log(format!(
+                "littlefs epoch over: {} block writes (budget {budget:?})",
+                device.inner.writes()
+            ));
+            disk = device.inner.into_inner().into_inner();
             match end {
                 Err(e) => {
                     return self.fail(format!("the littlefs volume does not mount after a power cut: {e:?}"));
@@ -458,6 +463,7 @@ impl World {
                             trace: &self.trace,
                             model: &mut self.model,
                             now,
+                            idle_ms: self.scenario.config.idle_timeout_ms,
                             checks: &mut checks,
                             failure: &mut self.failure,
                         };
@@ -537,6 +543,7 @@ impl World {
                 trace: &self.trace,
                 model: &mut self.model,
                 now,
+                idle_ms: self.scenario.config.idle_timeout_ms,
                 checks: &mut checks,
                 failure: &mut self.failure,
             };
