@@ -8,7 +8,7 @@ use std::time::Instant;
 use ferry_sim::{run_seed, Options};
 
 /// Seeds `cargo xtask sim` runs unless told otherwise.
-const DEFAULT_SEEDS: u64 = 300;
+const DEFAULT_SEEDS: u64 = 2000;
 /// Trace lines printed for a failure in a many-seed run (its tail).
 const TAIL: usize = 150;
 
