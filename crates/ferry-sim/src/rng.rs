@@ -10,7 +10,8 @@
 pub enum Source {
     /// SplitMix64 from a seed: small, fast, and good enough to spread choices.
     Seeded(u64),
-    /// A fuzzer's bytes, eight per draw; zeros once they run out.
+    /// A fuzzer's bytes, eight per draw; once they run out, the seed they
+    /// hash to.
     Bytes {
         /// The input.
         data: Vec<u8>,
@@ -44,6 +45,15 @@ impl Source {
                 z ^ (z >> 31)
             }
             Source::Bytes { data, pos } => {
+                if *pos >= data.len() {
+                    // Used up: go on as the seed the bytes hash to, so the
+                    // rest of the run is as varied as any seed's.
+                    let hash = data.iter().fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
+                        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01B3)
+                    });
+                    *self = Source::Seeded(hash);
+                    return self.next_u64();
+                }
                 let mut v = [0u8; 8];
                 for b in v.iter_mut() {
                     *b = data.get(*pos).copied().unwrap_or(0);
