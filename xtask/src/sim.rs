@@ -19,7 +19,15 @@ pub fn run(args: &[&str]) -> Result<(), Failure> {
     header(&format!("simulation: ferry-sim {}", rest.join(" ")));
     cmd::run(
         cmd::cargo()
-            .args(["run", "--quiet", "--release", "--locked", "-p", "ferry-sim", "--"])
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "--locked",
+                "-p",
+                "ferry-sim",
+                "--",
+            ])
             .args(&rest),
     )
 }

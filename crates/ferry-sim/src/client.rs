@@ -321,11 +321,7 @@ impl Client {
             return;
         }
         // A slow reader now and then: the server's sends block.
-        let max = if cx.chance(100) {
-            0
-        } else {
-            cx.range(1, 4096)
-        };
+        let max = if cx.chance(100) { 0 } else { cx.range(1, 4096) };
         let bytes = cx.stack.recv(c, max);
         self.inbox.extend_from_slice(&bytes);
         // Commands sent in answer to these replies came after the close.
@@ -432,7 +428,10 @@ impl Client {
     }
 
     fn on_reply(&mut self, cx: &mut Ctx<'_>, r: Reply) {
-        self.log(cx, format!("< {}", show(&r.text, 120).trim_end_matches("\\r\\n")));
+        self.log(
+            cx,
+            format!("< {}", show(&r.text, 120).trim_end_matches("\\r\\n")),
+        );
         self.last_code = r.code;
         self.last_reply_at = cx.now;
         if matches!(r.code, 227 | 229) {
@@ -577,7 +576,9 @@ impl Client {
             let to = SocketAddr::new(IpAddr::V4(SERVER_IP), port);
             match cx.stack.connect(ip, to) {
                 Some(conn) => {
-                    cx.log(format!("c{id} data connection from {ip} to port {port} (conn {conn})"));
+                    cx.log(format!(
+                        "c{id} data connection from {ip} to port {port} (conn {conn})"
+                    ));
                     run.data = Some(Data {
                         conn,
                         got: Vec::new(),
@@ -852,7 +853,11 @@ impl Client {
             }
             1 => {
                 let verb = ["LIST", "NLST", "MLSD"][r.range_usize(0, 2)];
-                let dir = if r.chance(700) { dir_of(id) } else { "/pub".into() };
+                let dir = if r.chance(700) {
+                    dir_of(id)
+                } else {
+                    "/pub".into()
+                };
                 let epsv = r.chance(500);
                 Op::Transfer(Xfer::List(verb, dir), epsv, plan(r))
             }
@@ -982,7 +987,11 @@ fn malformed(r: &mut Source) -> Vec<u8> {
 fn short(op: &Op) -> String {
     match op {
         Op::Transfer(Xfer::Stor(p, b, a), _, plan) => {
-            format!("{} {p} {} {plan:?}", if *a { "APPE" } else { "STOR" }, describe(&Some(b.clone())))
+            format!(
+                "{} {p} {} {plan:?}",
+                if *a { "APPE" } else { "STOR" },
+                describe(&Some(b.clone()))
+            )
         }
         other => format!("{other:?}").chars().take(80).collect(),
     }

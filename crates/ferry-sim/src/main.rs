@@ -73,7 +73,9 @@ fn main() -> ExitCode {
             println!("scenario: {}", out.scenario);
             let skip = out.trace.len().saturating_sub(TAIL);
             if skip > 0 {
-                println!("... ({skip} earlier trace lines; `cargo xtask sim --seed {seed}` prints all)");
+                println!(
+                    "... ({skip} earlier trace lines; `cargo xtask sim --seed {seed}` prints all)"
+                );
             }
             for line in out.trace.iter().skip(skip) {
                 println!("{line}");

@@ -344,7 +344,11 @@ impl TcpClientStack for SimStack {
         Ok(SimSocket(id))
     }
 
-    fn connect(&mut self, _socket: &mut SimSocket, _remote: SocketAddr) -> nb::Result<(), SimError> {
+    fn connect(
+        &mut self,
+        _socket: &mut SimSocket,
+        _remote: SocketAddr,
+    ) -> nb::Result<(), SimError> {
         // The simulated clients use passive mode only: nobody listens.
         Err(nb::Error::Other(other("connection refused")))
     }
@@ -377,7 +381,11 @@ impl TcpClientStack for SimStack {
         Ok(n)
     }
 
-    fn receive(&mut self, socket: &mut SimSocket, buffer: &mut [u8]) -> nb::Result<usize, SimError> {
+    fn receive(
+        &mut self,
+        socket: &mut SimSocket,
+        buffer: &mut [u8],
+    ) -> nb::Result<usize, SimError> {
         let id = self.connected(socket)?;
         let Some(c) = self.conn(id) else {
             return Err(nb::Error::Other(other("no connection")));

@@ -42,13 +42,19 @@ pub fn take(inbox: &mut Vec<u8>) -> Result<Option<Reply>, String> {
         match (code, head) {
             (None, Some((c, false))) => {
                 let reply = inbox.drain(..start + lf + 1).collect();
-                return Ok(Some(Reply { code: c, text: reply }));
+                return Ok(Some(Reply {
+                    code: c,
+                    text: reply,
+                }));
             }
             (None, Some((c, true))) => code = Some(c),
             (None, None) => return Err("a reply line that does not start with a code".into()),
             (Some(c), Some((d, false))) if c == d => {
                 let reply = inbox.drain(..start + lf + 1).collect();
-                return Ok(Some(Reply { code: c, text: reply }));
+                return Ok(Some(Reply {
+                    code: c,
+                    text: reply,
+                }));
             }
             (Some(_), _) => {}
         }

@@ -425,9 +425,10 @@ impl Shared_ {
     fn inject(&self, op: &str, path: &[u8], kinds: &[ErrorKind]) -> Result<(), FsError> {
         if let Some((o, p, kind)) = self.faults.fail_on {
             if o == op && p == path {
-                self.trace
-                    .borrow_mut()
-                    .log(format!("fs: {op} {} -> {kind:?} (targeted)", show(path, 60)));
+                self.trace.borrow_mut().log(format!(
+                    "fs: {op} {} -> {kind:?} (targeted)",
+                    show(path, 60)
+                ));
                 return Err(FsError(kind));
             }
         }
@@ -485,7 +486,9 @@ pub struct FaultFile<T> {
 
 impl<T> Drop for FaultFile<T> {
     fn drop(&mut self) {
-        self.shared.open.set(self.shared.open.get().saturating_sub(1));
+        self.shared
+            .open
+            .set(self.shared.open.get().saturating_sub(1));
     }
 }
 
@@ -630,7 +633,11 @@ impl<F: FileSystem> FileSystem for FaultFs<'_, F> {
         conv(self.inner.open_dir(path))
     }
 
-    fn read_dir(&mut self, dir: &mut Self::Dir, name: &mut [u8]) -> Result<Option<DirEntry>, FsError> {
+    fn read_dir(
+        &mut self,
+        dir: &mut Self::Dir,
+        name: &mut [u8],
+    ) -> Result<Option<DirEntry>, FsError> {
         self.inject("read_dir", b"", IO_ERRORS)?;
         conv(self.inner.read_dir(dir, name))
     }

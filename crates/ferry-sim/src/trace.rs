@@ -17,8 +17,12 @@ impl Trace {
     /// Adds a line at the current time.
     pub fn log(&mut self, line: impl AsRef<str>) {
         let now = self.now;
-        self.lines
-            .push(format!("{:>4}.{:03} {}", now / 1000, now % 1000, line.as_ref()));
+        self.lines.push(format!(
+            "{:>4}.{:03} {}",
+            now / 1000,
+            now % 1000,
+            line.as_ref()
+        ));
     }
 }
 

@@ -108,7 +108,9 @@ fn stor_over_a_file_whose_metadata_fails_leaves_it_whole() {
         fail_on: Some(("metadata", b"/f", ErrorKind::Io)),
         ..FsFaults::default()
     };
-    let mut rig = Rig::new(faults, |mem| write_file(mem, b"/f", b"old contents").unwrap());
+    let mut rig = Rig::new(faults, |mem| {
+        write_file(mem, b"/f", b"old contents").unwrap()
+    });
     let (data, reply) = rig.transfer("STOR f");
     assert!(reply.starts_with("451 "), "{reply:?}");
     rig.stack.send(data, b"new");
