@@ -18,6 +18,8 @@ use crate::trace::{show, SharedTrace};
 pub const FILES: usize = 4;
 /// Read-only files everyone may download: `/pub/p<i>`.
 pub const PUB_FILES: usize = 3;
+/// Files every client may write: `/shared/s<i>` (not in the model).
+pub const SHARED_FILES: usize = 3;
 
 /// How long the server may try to send a goodbye (421) to a client that
 /// does not read it before it closes anyway (the engine's grace time).
@@ -75,6 +77,20 @@ enum Xfer {
     Retr(String, usize),
     /// STOR, or APPE.
     Stor(String, Vec<u8>, bool),
+    /// REST and STOR: writes in place from an offset.
+    StorAt(String, Vec<u8>, usize),
+    /// STOU: a new file whose name the server picks.
+    Stou(Vec<u8>),
+}
+
+impl Xfer {
+    /// The bytes an upload sends.
+    fn upload(&self) -> Option<&[u8]> {
+        match self {
+            Xfer::Stor(_, b, _) | Xfer::StorAt(_, b, _) | Xfer::Stou(b) => Some(b),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +101,8 @@ enum Op {
     /// A malformed line, then SYST as a sentinel.
     Malformed(Vec<u8>),
     Rename(String, String),
+    /// A command on one path whose reply the model checks (DELE, SIZE...).
+    OnPath(Cmd, &'static str, String),
     Transfer(Xfer, bool, Plan),
     /// PASV or EPSV, and then no data connection at all.
     PasvOnly(bool),
@@ -114,6 +132,20 @@ struct Run {
     aborted: bool,
     /// The transfer's final reply arrived (code).
     ended: Option<u16>,
+    /// Paths under this directory go out relative to it (the client's
+    /// working directory).
+    strip: Option<String>,
+}
+
+/// A path as the client sends it: relative to `strip` when that is set.
+fn wire(path: &str, strip: &Option<String>) -> String {
+    match strip {
+        Some(dir) => path
+            .strip_prefix(dir.as_str())
+            .and_then(|p| p.strip_prefix('/'))
+            .map_or_else(|| path.to_string(), str::to_string),
+        None => path.to_string(),
+    }
 }
 
 /// Everything a client's step uses besides itself.
@@ -175,18 +207,26 @@ pub struct Client {
     last_sent_at: u64,
     /// The port of the last 227 or 229 reply.
     last_port: Option<u16>,
+    /// The working directory, as the client believes it is.
+    cwd: String,
+    /// TYPE A is in effect (contents are converted: not checked).
+    ascii: bool,
+    /// What the next transfer pipelines behind its command: 0 nothing,
+    /// 1 NOOP, 2 PWD.
+    pipeline: u8,
     ops_left: u32,
     retries_left: u32,
     phase: Phase,
 }
 
-fn dir_of(id: usize) -> String {
-    format!("/c{id}")
-}
-
 /// The path of a client's file `i`.
 pub fn file_path(id: usize, i: usize) -> String {
     format!("/c{id}/f{i}")
+}
+
+/// The path of shared file `i`.
+pub fn shared_path(i: usize) -> String {
+    format!("/shared/s{i}")
 }
 
 /// The path of public file `i`.
@@ -210,6 +250,9 @@ impl Client {
             last_reply_at: 0,
             last_sent_at: 0,
             last_port: None,
+            cwd: "/".into(),
+            ascii: false,
+            pipeline: 0,
             ops_left: u32::try_from(rng.range(1, 30)).unwrap_or(1),
             retries_left: u32::try_from(rng.range(2, 12)).unwrap_or(2),
             phase: Phase::Offline(start),
@@ -285,6 +328,8 @@ impl Client {
         self.last_code = 0;
         self.last_reply_at = cx.now;
         self.last_sent_at = cx.now;
+        self.cwd = "/".into();
+        self.ascii = false;
         match cx.stack.connect(self.ip, to) {
             Some(c) => {
                 self.log(cx, format!("connects from {} (conn {c})", self.ip));
@@ -402,22 +447,18 @@ impl Client {
         match &run.op {
             Op::Transfer(Xfer::Stor(path, data, append), _, _) if run.ended.is_none() => {
                 let old = cx.model.get(path);
-                let new = if *append || !old.surely_exists() {
+                let new = if *append || self.ascii || !old.surely_exists() {
                     Expect::Unknown
                 } else {
                     old.or(Some(data.clone()))
                 };
                 cx.model.set(path, new);
             }
-            Op::Simple(cmds) => {
-                for (line, cmd) in cmds {
-                    if *cmd == Cmd::Dele {
-                        let path = line.trim_start_matches("DELE ");
-                        let e = cx.model.get(path).or(None);
-                        cx.model.set(path, e);
-                    }
-                }
+            Op::OnPath(Cmd::Dele, _, path) => {
+                let e = cx.model.get(path).or(None);
+                cx.model.set(path, e);
             }
+            Op::Transfer(Xfer::StorAt(path, ..), _, _) => cx.model.set(path, Expect::Unknown),
             Op::Rename(from, to) => {
                 let e = cx.model.get(from).or(None);
                 cx.model.set(from, e);
@@ -450,6 +491,16 @@ impl Client {
         match &mut self.phase {
             Phase::Busy(run) => {
                 run.since = cx.now;
+                // An urgent command pipelined behind a running transfer
+                // (NOOP) is answered before the transfer ends.
+                let overtakes = run.started
+                    && r.code == 200
+                    && run.waits.front().is_some_and(|w| w.0.is_transfer())
+                    && run.waits.get(1).is_some_and(|w| w.0 == Cmd::Noop);
+                if overtakes {
+                    run.waits.remove(1);
+                    return;
+                }
                 let Some((cmd, line)) = run.waits.front().cloned() else {
                     return cx.fail(format!("c{}: unsolicited reply {}", self.id, r.code));
                 };
@@ -481,7 +532,7 @@ impl Client {
                         ));
                     }
                     run.waits.pop_front();
-                    self.on_final(cx, cmd, r.code);
+                    self.on_final(cx, cmd, &line, &r);
                 }
                 if let Phase::Busy(run) = &self.phase {
                     if run.waits.is_empty() {
@@ -498,30 +549,72 @@ impl Client {
         }
     }
 
-    /// A final reply to `cmd` arrived: moves the action on.
-    fn on_final(&mut self, cx: &mut Ctx<'_>, cmd: Cmd, code: u16) {
-        let (id, ctrl) = (self.id, self.ctrl);
+    /// A final reply to `cmd` (sent as `line`) arrived: moves the action on
+    /// and checks what the model can tell.
+    fn on_final(&mut self, cx: &mut Ctx<'_>, cmd: Cmd, line: &str, r: &Reply) {
+        let (id, ctrl, code) = (self.id, self.ctrl, r.code);
         let Phase::Busy(run) = &mut self.phase else {
             return;
         };
         let mut passive = false;
         let mut ended = false;
         let mut next: Option<(Cmd, String)> = None;
+        let text = String::from_utf8_lossy(&r.text).into_owned();
         match (&run.op, cmd) {
             (Op::Login(ok), Cmd::User) if code == 331 => {
                 let pass = if *ok { "p" } else { "wrong" };
                 next = Some((Cmd::Pass, format!("PASS {pass}")));
             }
             (Op::Login(_), Cmd::User | Cmd::Pass) => self.logged_in = code == 230,
-            (Op::Simple(cmds), Cmd::Dele) if code == 250 => {
-                for (line, c) in cmds {
-                    if let (Cmd::Dele, Some(path)) = (c, line.strip_prefix("DELE ")) {
-                        cx.model.set(path, Expect::exactly(None));
+            (_, Cmd::Rein) => {
+                self.logged_in = false;
+                self.cwd = "/".into();
+                self.ascii = false;
+            }
+            (_, Cmd::Type) if code == 200 => self.ascii = line.ends_with('A'),
+            (_, Cmd::Cwd) if code == 250 => {
+                self.cwd = match line.strip_prefix("CWD ") {
+                    Some(dir) => dir.to_string(),
+                    None => match self.cwd.rfind('/') {
+                        Some(0) | None => "/".into(),
+                        Some(i) => self.cwd.get(..i).unwrap_or("/").to_string(),
+                    },
+                };
+            }
+            (_, Cmd::Pwd) if code == 257 => {
+                let quoted = format!("\"{}\"", self.cwd);
+                if !text.contains(&quoted) {
+                    return cx.fail(format!(
+                        "c{id}: PWD says {}, the client is in {quoted}",
+                        text.trim_end()
+                    ));
+                }
+            }
+            (Op::Simple(_), Cmd::Retr) if code == 226 => {
+                return cx.fail(format!(
+                    "c{id}: 226 for an active-mode transfer whose connection was refused"
+                ));
+            }
+            (Op::OnPath(Cmd::Dele, _, path), Cmd::Dele) if code == 250 => {
+                cx.model.set(path, Expect::exactly(None));
+            }
+            (Op::OnPath(Cmd::Size, _, path), Cmd::Size) if code == 213 && !self.ascii => {
+                let size: Option<usize> = text.get(4..).and_then(|t| t.trim().parse().ok());
+                if let (Some(size), Expect::OneOf(options)) = (size, cx.model.get(path)) {
+                    if !options
+                        .iter()
+                        .any(|c| c.as_ref().map(Vec::len) == Some(size))
+                    {
+                        let lens: Vec<Option<usize>> =
+                            options.iter().map(|c| c.as_ref().map(Vec::len)).collect();
+                        return cx.fail(format!(
+                            "c{id}: SIZE {path} says {size}; the model allows {lens:?} (None: absent)"
+                        ));
                     }
                 }
             }
             (Op::Rename(_, to), Cmd::Rnfr) if code == 350 => {
-                next = Some((Cmd::Rnto, format!("RNTO {to}")));
+                next = Some((Cmd::Rnto, format!("RNTO {}", wire(to, &run.strip))));
             }
             (Op::Rename(from, to), Cmd::Rnto) if code == 250 && from != to => {
                 let moved = cx.model.get(from);
@@ -592,16 +685,29 @@ impl Client {
         } else {
             cx.log(format!("c{id} never opens the data connection"));
         }
-        let lines: Vec<(Cmd, String)> = match xfer {
-            Xfer::List(verb, dir) => vec![(Cmd::List, format!("{verb} {dir}"))],
-            Xfer::Retr(path, 0) => vec![(Cmd::Retr, format!("RETR {path}"))],
+        let w = |p: &str| wire(p, &run.strip);
+        let mut lines: Vec<(Cmd, String)> = match xfer {
+            Xfer::List(verb, dir) => vec![(Cmd::List, format!("{verb} {}", w(dir)))],
+            Xfer::Retr(path, 0) => vec![(Cmd::Retr, format!("RETR {}", w(path)))],
             Xfer::Retr(path, rest) => vec![
                 (Cmd::Rest, format!("REST {rest}")),
-                (Cmd::Retr, format!("RETR {path}")),
+                (Cmd::Retr, format!("RETR {}", w(path))),
             ],
-            Xfer::Stor(path, _, false) => vec![(Cmd::Stor, format!("STOR {path}"))],
-            Xfer::Stor(path, _, true) => vec![(Cmd::Stor, format!("APPE {path}"))],
+            Xfer::Stor(path, _, false) => vec![(Cmd::Stor, format!("STOR {}", w(path)))],
+            Xfer::Stor(path, _, true) => vec![(Cmd::Stor, format!("APPE {}", w(path)))],
+            Xfer::StorAt(path, _, at) => vec![
+                (Cmd::Rest, format!("REST {at}")),
+                (Cmd::Stor, format!("STOR {}", w(path))),
+            ],
+            Xfer::Stou(_) => vec![(Cmd::Stor, "STOU".into())],
         };
+        // Pipelined behind the transfer: NOOP is answered at once, PWD
+        // after the transfer's end.
+        match self.pipeline {
+            1 => lines.push((Cmd::Noop, "NOOP".into())),
+            2 => lines.push((Cmd::Pwd, "PWD".into())),
+            _ => {}
+        }
         self.last_sent_at = cx.now;
         for (cmd, line) in lines {
             run.waits.push_back((cmd, line.clone()));
@@ -614,7 +720,7 @@ impl Client {
 
     /// The transfer's final reply: check what moved against the model.
     fn on_transfer_end(&mut self, cx: &mut Ctx<'_>, code: u16) {
-        let id = self.id;
+        let (id, ascii) = (self.id, self.ascii);
         let Phase::Busy(run) = &mut self.phase else {
             return;
         };
@@ -640,7 +746,23 @@ impl Client {
             if data.reset && matches!(xfer, Xfer::Retr(..)) {
                 return; // what the reset threw away is unknown
             }
+            if let Some(bytes) = xfer.upload() {
+                if data.sent < bytes.len() || !data.closed {
+                    return cx.fail(format!(
+                        "c{id}: 226 for an upload the client had not finished ({} of {} bytes sent)",
+                        data.sent,
+                        bytes.len()
+                    ));
+                }
+            }
             match &xfer {
+                // TYPE A converts line ends: contents are not compared.
+                Xfer::Retr(..) | Xfer::Stor(..) | Xfer::StorAt(..) if ascii => {
+                    if let Xfer::Stor(path, ..) | Xfer::StorAt(path, ..) = &xfer {
+                        cx.model.set(path, Expect::Unknown);
+                    }
+                }
+                Xfer::StorAt(path, ..) => cx.model.set(path, Expect::Unknown),
                 Xfer::Retr(path, from) => {
                     let got = Some(data.got.clone());
                     if let Err(why) = cx.model.check(path, &got, *from) {
@@ -648,13 +770,6 @@ impl Client {
                     }
                 }
                 Xfer::Stor(path, bytes, append) => {
-                    if data.sent < bytes.len() || !data.closed {
-                        return cx.fail(format!(
-                            "c{id}: 226 for an upload the client had not finished ({} of {} bytes sent)",
-                            data.sent,
-                            bytes.len()
-                        ));
-                    }
                     let new = if *append {
                         match cx.model.get(path) {
                             Expect::OneOf(v) => Expect::OneOf(
@@ -674,8 +789,10 @@ impl Client {
                     cx.model.set(path, new);
                     cx.checks.push(path.clone());
                 }
-                Xfer::List(..) => {}
+                Xfer::List(..) | Xfer::Stou(_) => {}
             }
+        } else if let Xfer::StorAt(path, ..) = &xfer {
+            cx.model.set(path, Expect::Unknown);
         } else if let Xfer::Stor(path, _, append) = &xfer {
             // A replacing STOR that failed leaves the old file whole.
             let old = cx.model.get(path);
@@ -753,8 +870,8 @@ impl Client {
             }
             _ => {}
         }
-        match xfer {
-            Xfer::Stor(_, bytes, _) => {
+        match xfer.upload() {
+            Some(bytes) => {
                 if data.sent < bytes.len() {
                     let n = cx.range(1, 3000).min(bytes.len() - data.sent);
                     let chunk = bytes.get(data.sent..data.sent + n).unwrap_or(&[]);
@@ -770,7 +887,7 @@ impl Client {
                     data.closed = true;
                 }
             }
-            _ => {
+            None => {
                 let max = cx.range(0, 4096);
                 let got = cx.stack.recv(data.conn, max);
                 if !got.is_empty() {
@@ -827,9 +944,18 @@ impl Client {
 
     fn draw(&mut self, cx: &mut Ctx<'_>) -> Op {
         let id = self.id;
+        let own = format!("/c{id}");
         let mut guard = cx.rng.borrow_mut();
         let r = &mut *guard;
-        let file = |r: &mut Source| file_path(id, r.range_usize(0, FILES - 1));
+        // Mostly the client's own files; sometimes a shared one that other
+        // clients write too (the model does not follow those).
+        let file = |r: &mut Source| {
+            if r.chance(120) {
+                shared_path(r.range_usize(0, SHARED_FILES - 1))
+            } else {
+                file_path(id, r.range_usize(0, FILES - 1))
+            }
+        };
         let plan = |r: &mut Source| match r.weighted(&[80, 4, 3, 6, 7]) {
             0 => Plan::Normal,
             1 => Plan::Never,
@@ -837,15 +963,26 @@ impl Client {
             3 => Plan::Reset,
             _ => Plan::Abort,
         };
-        match r.weighted(&[10, 6, 22, 16, 5, 4, 5, 5, 5, 3, 4, 5, 2]) {
+        let upload_len = |r: &mut Source| match r.below(4) {
+            0 => r.range_usize(0, 10),
+            1 => r.range_usize(0, 600),
+            _ => r.range_usize(0, 9000),
+        };
+        self.pipeline = match r.below(10) {
+            0 => 1,
+            1 => 2,
+            _ => 0,
+        };
+        match r.weighted(&[10, 6, 22, 16, 5, 4, 5, 5, 5, 3, 4, 3, 2, 6, 4, 2, 2, 2, 1]) {
             0 => {
                 let cmds: Vec<(String, Cmd)> = (0..r.range(1, 4))
-                    .map(|_| match r.below(6) {
+                    .map(|_| match r.below(8) {
                         0 => ("NOOP".into(), Cmd::Noop),
                         1 => ("PWD".into(), Cmd::Pwd),
                         2 => ("TYPE I".into(), Cmd::Type),
-                        3 => (format!("CWD {}", dir_of(id)), Cmd::Cwd),
-                        4 => ("CWD /nowhere".into(), Cmd::Cwd),
+                        3 => ("TYPE A".into(), Cmd::Type),
+                        4 | 5 => (format!("CWD {own}"), Cmd::Cwd),
+                        6 => ("CWD /nowhere".into(), Cmd::Cwd),
                         _ => ("CDUP".into(), Cmd::Cwd),
                     })
                     .collect();
@@ -853,23 +990,17 @@ impl Client {
             }
             1 => {
                 let verb = ["LIST", "NLST", "MLSD"][r.range_usize(0, 2)];
-                let dir = if r.chance(700) {
-                    dir_of(id)
-                } else {
-                    "/pub".into()
+                let dir = match r.below(4) {
+                    0 => "/pub".into(),
+                    1 => "/shared".into(),
+                    _ => own,
                 };
-                let epsv = r.chance(500);
-                Op::Transfer(Xfer::List(verb, dir), epsv, plan(r))
+                Op::Transfer(Xfer::List(verb, dir), r.chance(500), plan(r))
             }
             2 => {
-                let len = match r.below(4) {
-                    0 => r.range_usize(0, 10),
-                    1 => r.range_usize(0, 600),
-                    _ => r.range_usize(0, 9000),
-                };
-                let bytes = r.fill(len);
-                let epsv = r.chance(500);
-                Op::Transfer(Xfer::Stor(file(r), bytes, false), epsv, plan(r))
+                let n = upload_len(r);
+                let bytes = r.fill(n);
+                Op::Transfer(Xfer::Stor(file(r), bytes, false), r.chance(500), plan(r))
             }
             3 => {
                 let path = if r.chance(300) {
@@ -877,8 +1008,7 @@ impl Client {
                 } else {
                     file(r)
                 };
-                let epsv = r.chance(500);
-                Op::Transfer(Xfer::Retr(path, 0), epsv, plan(r))
+                Op::Transfer(Xfer::Retr(path, 0), r.chance(500), plan(r))
             }
             4 => {
                 let n = r.range_usize(0, 2000);
@@ -894,10 +1024,18 @@ impl Client {
                 let rest = r.range_usize(1, 3000);
                 Op::Transfer(Xfer::Retr(path, rest), r.chance(500), plan(r))
             }
-            6 => Op::Rename(file(r), file(r)),
-            7 => Op::Simple(vec![(format!("DELE {}", file(r)), Cmd::Dele)]),
+            6 => {
+                let from = file(r);
+                let to = if from.starts_with("/shared/") {
+                    shared_path(r.range_usize(0, SHARED_FILES - 1))
+                } else {
+                    file_path(id, r.range_usize(0, FILES - 1))
+                };
+                Op::Rename(from, to)
+            }
+            7 => Op::OnPath(Cmd::Dele, "DELE", file(r)),
             8 => {
-                let d = format!("{}/d{}", dir_of(id), r.below(2));
+                let d = format!("{own}/d{}", r.below(2));
                 if r.chance(500) {
                     Op::Simple(vec![(format!("MKD {d}"), Cmd::Mkd)])
                 } else {
@@ -907,11 +1045,48 @@ impl Client {
             9 => Op::PasvOnly(r.chance(500)),
             10 => Op::Malformed(malformed(r)),
             11 => Op::Simple(vec![("ABOR".into(), Cmd::Abor)]),
-            _ => Op::Simple(vec![("SYST".into(), Cmd::Syst)]),
+            12 => Op::Simple(vec![("SYST".into(), Cmd::Syst)]),
+            13 => Op::OnPath(Cmd::Size, "SIZE", file(r)),
+            14 => match r.below(7) {
+                0 => Op::Simple(vec![("FEAT".into(), Cmd::Feat)]),
+                1 => Op::Simple(vec![("HELP".into(), Cmd::Help)]),
+                2 => Op::Simple(vec![("STAT".into(), Cmd::Stat)]),
+                3 => Op::Simple(vec![("OPTS UTF8 ON".into(), Cmd::Opts)]),
+                4 => Op::OnPath(Cmd::Mdtm, "MDTM", file(r)),
+                5 => Op::OnPath(Cmd::Mlst, "MLST", file(r)),
+                _ => Op::OnPath(Cmd::Site, "SITE CHMOD 644", file(r)),
+            },
+            15 => {
+                let n = upload_len(r);
+                let bytes = r.fill(n);
+                let at = r.range_usize(1, 5000);
+                Op::Transfer(Xfer::StorAt(file(r), bytes, at), r.chance(500), plan(r))
+            }
+            16 => {
+                let n = upload_len(r);
+                let bytes = r.fill(n);
+                Op::Transfer(Xfer::Stou(bytes), r.chance(500), plan(r))
+            }
+            17 => {
+                // Active mode: the simulated network refuses every connect.
+                let [a, b, c, d] = self.ip.octets();
+                let port = match r.below(5) {
+                    0 => format!("PORT {a},{b},{c},{d},195,80"),
+                    1 => format!("EPRT |1|{}|50000|", self.ip),
+                    2 => format!("PORT {a},{b},{c},{d},0,21"),
+                    3 => "PORT 10,9,9,9,195,80".into(),
+                    _ => "PORT 1,2,3".into(),
+                };
+                let retr = format!("RETR {}", pub_path(1));
+                Op::Simple(vec![(port, Cmd::Port), (retr, Cmd::Retr)])
+            }
+            _ => Op::Simple(vec![("REIN".into(), Cmd::Rein)]),
         }
     }
 
     fn start(&mut self, cx: &mut Ctx<'_>, op: Op) {
+        let own = format!("/c{}", self.id);
+        let strip = (self.cwd == own && cx.chance(600)).then_some(own);
         let mut run = Run {
             op: op.clone(),
             waits: VecDeque::new(),
@@ -920,6 +1095,7 @@ impl Client {
             started: false,
             aborted: false,
             ended: None,
+            strip,
         };
         let mut lines: Vec<(Cmd, String)> = Vec::new();
         match &op {
@@ -933,7 +1109,12 @@ impl Client {
                 run.waits.push_back((Cmd::Malformed, "(malformed)".into()));
                 lines.push((Cmd::Syst, "SYST".into()));
             }
-            Op::Rename(from, _) => lines.push((Cmd::Rnfr, format!("RNFR {from}"))),
+            Op::Rename(from, _) => {
+                lines.push((Cmd::Rnfr, format!("RNFR {}", wire(from, &run.strip))));
+            }
+            Op::OnPath(cmd, verb, path) => {
+                lines.push((*cmd, format!("{verb} {}", wire(path, &run.strip))));
+            }
             Op::Transfer(_, epsv, _) | Op::PasvOnly(epsv) => {
                 let (cmd, line) = if *epsv {
                     (Cmd::Epsv, "EPSV")

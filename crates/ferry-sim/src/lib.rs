@@ -363,6 +363,7 @@ impl World {
     fn setup<F: FileSystem>(&mut self, fs: &mut F) {
         let mut r = self.rng.borrow_mut();
         let _ = fs.create_dir(b"/pub");
+        let _ = fs.create_dir(b"/shared");
         for i in 0..client::PUB_FILES {
             let len = [0, 700, 3000].get(i).copied().unwrap_or(10);
             let data = r.fill(len);

@@ -127,6 +127,26 @@ pub enum Cmd {
     Quit,
     /// A malformed line: garbage, too long, or with CR/LF inside.
     Malformed,
+    /// SIZE
+    Size,
+    /// MDTM
+    Mdtm,
+    /// STAT without an argument
+    Stat,
+    /// FEAT
+    Feat,
+    /// HELP
+    Help,
+    /// OPTS
+    Opts,
+    /// MLST
+    Mlst,
+    /// SITE
+    Site,
+    /// PORT or EPRT
+    Port,
+    /// REIN
+    Rein,
 }
 
 /// Codes that end a transfer's command after its `150` (or refuse it).
@@ -137,7 +157,16 @@ impl Cmd {
     fn needs_login(self) -> bool {
         !matches!(
             self,
-            Cmd::User | Cmd::Pass | Cmd::Noop | Cmd::Syst | Cmd::Quit | Cmd::Malformed
+            Cmd::User
+                | Cmd::Pass
+                | Cmd::Noop
+                | Cmd::Syst
+                | Cmd::Quit
+                | Cmd::Malformed
+                | Cmd::Feat
+                | Cmd::Help
+                | Cmd::Opts
+                | Cmd::Stat
         )
     }
 
@@ -149,8 +178,9 @@ impl Cmd {
     /// The final reply codes this command may get (besides `421`, which
     /// any command may get when the server closes the connection).
     pub fn allowed(self, logged_in: bool) -> &'static [u16] {
+        // A line that does not parse gets 501 before any login check.
         if !logged_in && self.needs_login() {
-            return &[530];
+            return &[501, 530];
         }
         match self {
             Cmd::User => &[331, 230, 530, 501],
@@ -173,6 +203,14 @@ impl Cmd {
             Cmd::Abor => &[225, 226],
             Cmd::Quit => &[221],
             Cmd::Malformed => &[200, 250, 500, 501, 502, 503, 530, 550, 553],
+            Cmd::Size | Cmd::Mdtm | Cmd::Mlst => &[213, 250, 451, 452, 501, 504, 550, 553],
+            Cmd::Stat => &[211, 212, 213],
+            Cmd::Feat => &[211],
+            Cmd::Help => &[214],
+            Cmd::Opts => &[200, 501, 504],
+            Cmd::Site => &[200, 451, 452, 500, 501, 504, 550, 553],
+            Cmd::Port => &[200, 501, 504, 522],
+            Cmd::Rein => &[220],
         }
     }
 }

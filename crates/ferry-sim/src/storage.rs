@@ -144,14 +144,11 @@ impl Write for MemFile {
             (t.used(), t.capacity)
         };
         let mut data = self.data.borrow_mut();
-        let end = self.pos + buf.len();
-        let growth = end.saturating_sub(data.len());
+        // The file may grow to its length plus the room left (a write past
+        // the end fills the gap with zeros).
         let room = capacity.saturating_sub(used);
-        let n = if growth > room {
-            buf.len() - (growth - room)
-        } else {
-            buf.len()
-        };
+        let limit = data.len() + room;
+        let n = buf.len().min(limit.saturating_sub(self.pos));
         if n == 0 {
             return Err(FsError(ErrorKind::NoSpace));
         }
