@@ -789,6 +789,11 @@ impl Client {
                     cx.model.set(path, new);
                     cx.checks.push(path.clone());
                 }
+                Xfer::List(verb, dir) if !data.reset => {
+                    if let Err(why) = check_listing(cx.model, id, verb, dir, &data.got) {
+                        cx.fail(format!("c{id}: {verb} {dir} got 226 but {why}"));
+                    }
+                }
                 Xfer::List(..) | Xfer::Stou(_) => {}
             }
         } else if let Xfer::StorAt(path, ..) = &xfer {
@@ -1140,6 +1145,50 @@ impl Client {
         }
         self.phase = Phase::Busy(Box::new(run));
     }
+}
+
+/// Checks a complete listing of `dir`: CR LF lines, no upload's temporary
+/// name, and in the client's own directory each file the model knows
+/// listed exactly when it exists.
+fn check_listing(model: &Model, id: usize, verb: &str, dir: &str, got: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(got);
+    if !text.is_empty() && !text.ends_with("\r\n") {
+        return Err(format!("the listing does not end in CR LF: {}", show(got, 200)));
+    }
+    let mut names = Vec::new();
+    for line in text.split_terminator("\r\n") {
+        if line.contains('\n') || line.contains('\r') {
+            return Err(format!("a listing line holds a bare CR or LF: {line:?}"));
+        }
+        let name = match verb {
+            "MLSD" => line.rsplit_once("; ").map_or(line, |(_, n)| n),
+            "LIST" => line.rsplit(' ').next().unwrap_or(line),
+            _ => line.rsplit('/').next().unwrap_or(line),
+        };
+        if name.ends_with(".ferry-part") {
+            return Err(format!("it shows a temporary upload: {line:?}"));
+        }
+        names.push(name.to_string());
+    }
+    if dir != format!("/c{id}") {
+        return Ok(());
+    }
+    for i in 0..FILES {
+        let path = file_path(id, i);
+        let listed = names.iter().any(|n| *n == format!("f{i}"));
+        if let Expect::OneOf(options) = model.get(&path) {
+            let exists = options.iter().all(Option::is_some);
+            let absent = options.iter().all(Option::is_none);
+            if (exists && !listed) || (absent && listed) {
+                return Err(format!(
+                    "{path} is {}listed, and the model says it {}: {names:?}",
+                    if listed { "" } else { "not " },
+                    if exists { "exists" } else { "does not exist" }
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A malformed command line, ending in CR LF.
