@@ -135,6 +135,8 @@ struct Run {
     /// Paths under this directory go out relative to it (the client's
     /// working directory).
     strip: Option<String>,
+    /// QUIT was pipelined behind the transfer: the client leaves after it.
+    quit: bool,
 }
 
 /// A path as the client sends it: relative to `strip` when that is set.
@@ -212,7 +214,7 @@ pub struct Client {
     /// TYPE A is in effect (contents are converted: not checked).
     ascii: bool,
     /// What the next transfer pipelines behind its command: 0 nothing,
-    /// 1 NOOP, 2 PWD.
+    /// 1 NOOP, 2 PWD, 3 STAT, 4 QUIT.
     pipeline: u8,
     ops_left: u32,
     retries_left: u32,
@@ -494,9 +496,12 @@ impl Client {
                 // An urgent command pipelined behind a running transfer
                 // (NOOP) is answered before the transfer ends.
                 let overtakes = run.started
-                    && r.code == 200
                     && run.waits.front().is_some_and(|w| w.0.is_transfer())
-                    && run.waits.get(1).is_some_and(|w| w.0 == Cmd::Noop);
+                    && run.waits.get(1).is_some_and(|w| match w.0 {
+                        Cmd::Noop => r.code == 200,
+                        Cmd::Stat => (211..=213).contains(&r.code),
+                        _ => false,
+                    });
                 if overtakes {
                     run.waits.remove(1);
                     return;
@@ -706,6 +711,12 @@ impl Client {
         match self.pipeline {
             1 => lines.push((Cmd::Noop, "NOOP".into())),
             2 => lines.push((Cmd::Pwd, "PWD".into())),
+            3 => lines.push((Cmd::Stat, "STAT".into())),
+            4 => {
+                // RFC 959: QUIT during a transfer is answered after it.
+                lines.push((Cmd::Quit, "QUIT".into()));
+                run.quit = true;
+            }
             _ => {}
         }
         self.last_sent_at = cx.now;
@@ -817,7 +828,8 @@ impl Client {
         if let Some(d) = &run.data {
             cx.stack.close(d.conn, true);
         }
-        if let Op::Quit(_) = run.op {
+        if matches!(run.op, Op::Quit(_)) || run.quit {
+            self.ops_left = 0;
             if let Some(c) = self.ctrl.take() {
                 cx.stack.close(c, true);
             }
@@ -863,7 +875,7 @@ impl Client {
                 data.reset = true;
                 return;
             }
-            Plan::Abort if !run.aborted && cx.chance(200) => {
+            Plan::Abort if !run.aborted && !run.quit && cx.chance(200) => {
                 run.aborted = true;
                 self.last_sent_at = cx.now;
                 run.waits.push_back((Cmd::Abor, "ABOR".into()));
@@ -973,9 +985,8 @@ impl Client {
             1 => r.range_usize(0, 600),
             _ => r.range_usize(0, 9000),
         };
-        self.pipeline = match r.below(10) {
-            0 => 1,
-            1 => 2,
+        self.pipeline = match r.below(16) {
+            n @ 1..=4 => n as u8,
             _ => 0,
         };
         match r.weighted(&[10, 6, 22, 16, 5, 4, 5, 5, 5, 3, 4, 3, 2, 6, 4, 2, 2, 2, 1]) {
@@ -1101,6 +1112,7 @@ impl Client {
             aborted: false,
             ended: None,
             strip,
+            quit: false,
         };
         let mut lines: Vec<(Cmd, String)> = Vec::new();
         match &op {
