@@ -470,21 +470,7 @@ impl World {
                     cuts_left = cuts_left.saturating_sub(1);
                     self.log("POWER CUT: the device restarts; every connection is gone");
                     self.stack.power_cut();
-                    let mut checks = Vec::new();
-                    let now = self.clock.now.get();
-                    for c in &mut self.clients {
-                        let mut cx = Ctx {
-                            stack: &mut self.stack,
-                            rng: &self.rng,
-                            trace: &self.trace,
-                            model: &mut self.model,
-                            now,
-                            idle_ms: self.scenario.config.idle_timeout_ms,
-                            checks: &mut checks,
-                            failure: &mut self.failure,
-                        };
-                        c.power_cut(&mut cx);
-                    }
+                    self.each_client(Client::power_cut);
                 }
                 Ok(_) => return,
             }
@@ -528,7 +514,7 @@ impl World {
             self.steps += 1;
             self.trace.borrow_mut().now = self.clock.now.get();
             // Checked before the server runs the commands sent since.
-            let checks = self.clients_step(fs);
+            let checks = self.each_client(Client::step);
             self.check_storage(fs.inner(), &checks, "after a reply");
             if self.failure.is_some() {
                 return EpochEnd::Failed;
@@ -548,8 +534,9 @@ impl World {
         }
     }
 
-    /// Every client takes a step; returns the paths to check in storage.
-    fn clients_step<F: FileSystem>(&mut self, _fs: &mut FaultFs<'_, F>) -> Vec<String> {
+    /// Runs `f` on every client in turn (until an invariant breaks);
+    /// returns the paths they ask to check in storage.
+    fn each_client(&mut self, mut f: impl FnMut(&mut Client, &mut Ctx<'_>)) -> Vec<String> {
         let mut checks = Vec::new();
         let now = self.clock.now.get();
         for c in &mut self.clients {
@@ -563,7 +550,7 @@ impl World {
                 checks: &mut checks,
                 failure: &mut self.failure,
             };
-            c.step(&mut cx);
+            f(c, &mut cx);
             if self.failure.is_some() {
                 break;
             }
