@@ -162,8 +162,6 @@ pub struct Ctx<'a> {
     pub model: &'a mut Model,
     /// The simulated time (ms).
     pub now: u64,
-    /// The server's idle timeout (ms).
-    pub idle_ms: u64,
     /// Paths to read straight from storage and check, after this step.
     pub checks: &'a mut Vec<String>,
     /// The first invariant broken, if any.
@@ -203,8 +201,6 @@ pub struct Client {
     inbox: Vec<u8>,
     logged_in: bool,
     last_code: u16,
-    /// When the last reply (or the connection) came, in ms.
-    last_reply_at: u64,
     /// When the client last sent a command, in ms.
     last_sent_at: u64,
     /// The port of the last 227 or 229 reply.
@@ -249,7 +245,6 @@ impl Client {
             inbox: Vec::new(),
             logged_in: false,
             last_code: 0,
-            last_reply_at: 0,
             last_sent_at: 0,
             last_port: None,
             cwd: "/".into(),
@@ -328,7 +323,6 @@ impl Client {
         self.inbox.clear();
         self.logged_in = false;
         self.last_code = 0;
-        self.last_reply_at = cx.now;
         self.last_sent_at = cx.now;
         self.cwd = "/".into();
         self.ascii = false;
@@ -409,8 +403,11 @@ impl Client {
             } else if orderly
                 && !greeting
                 && !matches!(self.last_code, 221 | 421 | 530)
-                && cx.now.saturating_sub(self.last_reply_at) < GOODBYE_GRACE_MS
-                && cx.now.saturating_sub(sent_before) < cx.idle_ms
+                // A goodbye is lost only when the server's sends blocked and
+                // its grace time, which starts no earlier than the client's
+                // last command, ran out.
+                && (!cx.stack.send_blocked(c)
+                    || cx.now.saturating_sub(sent_before) < GOODBYE_GRACE_MS)
             {
                 let last = self.last_code;
                 return cx.fail(format!(
@@ -476,7 +473,6 @@ impl Client {
             format!("< {}", show(&r.text, 120).trim_end_matches("\\r\\n")),
         );
         self.last_code = r.code;
-        self.last_reply_at = cx.now;
         if matches!(r.code, 227 | 229) {
             self.last_port = passive_port(&r.text);
         }
@@ -1162,10 +1158,19 @@ impl Client {
 /// Checks a complete listing of `dir`: CR LF lines, no upload's temporary
 /// name, and in the client's own directory each file the model knows
 /// listed exactly when it exists.
-fn check_listing(model: &Model, id: usize, verb: &str, dir: &str, got: &[u8]) -> Result<(), String> {
+fn check_listing(
+    model: &Model,
+    id: usize,
+    verb: &str,
+    dir: &str,
+    got: &[u8],
+) -> Result<(), String> {
     let text = String::from_utf8_lossy(got);
     if !text.is_empty() && !text.ends_with("\r\n") {
-        return Err(format!("the listing does not end in CR LF: {}", show(got, 200)));
+        return Err(format!(
+            "the listing does not end in CR LF: {}",
+            show(got, 200)
+        ));
     }
     let mut names = Vec::new();
     for line in text.split_terminator("\r\n") {

@@ -546,7 +546,6 @@ impl World {
                 trace: &self.trace,
                 model: &mut self.model,
                 now,
-                idle_ms: self.scenario.config.idle_timeout_ms,
                 checks: &mut checks,
                 failure: &mut self.failure,
             };

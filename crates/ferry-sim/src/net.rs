@@ -101,6 +101,9 @@ pub struct Conn {
     window: usize,
     /// Calls left in a `WouldBlock` storm.
     storm: u64,
+    /// The server's last `send` on it moved less than it offered (so
+    /// bytes may have been left unsent when it closed).
+    pub send_blocked: bool,
     /// Something other than an orderly exchange happened to it (a reset,
     /// a client that closed or went silent, a power cut): the server may
     /// then close it without a goodbye.
@@ -183,6 +186,7 @@ impl SimStack {
             server_closed: false,
             window,
             storm: 0,
+            send_blocked: false,
             faulted: false,
         });
         let id = self.conns.len() - 1;
@@ -228,6 +232,11 @@ impl SimStack {
     /// Whether the server closed its end.
     pub fn server_closed(&self, id: ConnId) -> bool {
         self.conn(id).is_none_or(|c| c.server_closed)
+    }
+
+    /// Whether the server's last send on it moved less than it offered.
+    pub fn send_blocked(&self, id: ConnId) -> bool {
+        self.conn(id).is_some_and(|c| c.send_blocked)
     }
 
     /// Whether something other than an orderly exchange happened to it.
@@ -372,11 +381,15 @@ impl TcpClientStack for SimStack {
         }
         let space = c.window.saturating_sub(c.to_client.len());
         if space == 0 || self.blocks(id) {
+            if let Some(c) = self.conn_mut(id) {
+                c.send_blocked = true;
+            }
             return Err(nb::Error::WouldBlock);
         }
         let n = self.part(space.min(buffer.len()));
         if let Some(c) = self.conn_mut(id) {
             c.to_client.extend(buffer.iter().take(n).copied());
+            c.send_blocked = n < buffer.len();
         }
         Ok(n)
     }
