@@ -63,6 +63,9 @@ enum Plan {
     Never,
     /// Connects from another address (the server must refuse it).
     WrongIp,
+    /// Someone else connects first from another address, then the client:
+    /// the transfer goes to the client, nothing to the other.
+    Thief,
     /// Resets the data connection part way.
     Reset,
     /// Sends ABOR part way.
@@ -95,7 +98,9 @@ impl Xfer {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Login(bool),
+    /// USER and PASS (the right password or not; PASS pipelined behind
+    /// USER or sent after the 331).
+    Login(bool, bool),
     /// One or more simple commands, sent at once (pipelined).
     Simple(Vec<(String, Cmd)>),
     /// A malformed line, then SYST as a sentinel.
@@ -137,6 +142,8 @@ struct Run {
     strip: Option<String>,
     /// QUIT was pipelined behind the transfer: the client leaves after it.
     quit: bool,
+    /// Another host's connection to the passive port ([`Plan::Thief`]).
+    thief: Option<ConnId>,
 }
 
 /// A path as the client sends it: relative to `strip` when that is set.
@@ -562,11 +569,11 @@ impl Client {
         let mut next: Option<(Cmd, String)> = None;
         let text = String::from_utf8_lossy(&r.text).into_owned();
         match (&run.op, cmd) {
-            (Op::Login(ok), Cmd::User) if code == 331 => {
+            (Op::Login(ok, false), Cmd::User) if code == 331 => {
                 let pass = if *ok { "p" } else { "wrong" };
                 next = Some((Cmd::Pass, format!("PASS {pass}")));
             }
-            (Op::Login(_), Cmd::User | Cmd::Pass) => self.logged_in = code == 230,
+            (Op::Login(..), Cmd::User | Cmd::Pass) => self.logged_in = code == 230,
             (_, Cmd::Rein) => {
                 self.logged_in = false;
                 self.cwd = "/".into();
@@ -661,6 +668,11 @@ impl Client {
         let Some(port) = self.last_port.take() else {
             return cx.fail(format!("c{id}: cannot parse the passive reply"));
         };
+        if *plan == Plan::Thief {
+            let to = SocketAddr::new(IpAddr::V4(SERVER_IP), port);
+            run.thief = cx.stack.connect(Ipv4Addr::new(10, 9, 9, 8), to);
+            cx.log(format!("c{id} another host connects first to port {port}"));
+        }
         let from = match plan {
             Plan::Never => None,
             Plan::WrongIp => Some(Ipv4Addr::new(10, 9, 9, 9)),
@@ -824,6 +836,17 @@ impl Client {
         if let Some(d) = &run.data {
             cx.stack.close(d.conn, true);
         }
+        if let Some(t) = run.thief {
+            let stolen = cx.stack.recv(t, usize::MAX);
+            cx.stack.close(t, false);
+            if !stolen.is_empty() {
+                return cx.fail(format!(
+                    "c{}: {} bytes of a transfer went to another host's connection",
+                    self.id,
+                    stolen.len()
+                ));
+            }
+        }
         if matches!(run.op, Op::Quit(_)) || run.quit {
             self.ops_left = 0;
             if let Some(c) = self.ctrl.take() {
@@ -918,7 +941,7 @@ impl Client {
         }
         self.ops_left -= 1;
         let op = if !self.logged_in && (self.last_code == 220 || cx.chance(300)) {
-            Op::Login(!cx.chance(120))
+            Op::Login(!cx.chance(120), cx.chance(300))
         } else {
             self.draw(cx)
         };
@@ -969,11 +992,12 @@ impl Client {
                 file_path(id, r.range_usize(0, FILES - 1))
             }
         };
-        let plan = |r: &mut Source| match r.weighted(&[80, 4, 3, 6, 7]) {
+        let plan = |r: &mut Source| match r.weighted(&[80, 4, 3, 3, 6, 7]) {
             0 => Plan::Normal,
             1 => Plan::Never,
             2 => Plan::WrongIp,
-            3 => Plan::Reset,
+            3 => Plan::Thief,
+            4 => Plan::Reset,
             _ => Plan::Abort,
         };
         let upload_len = |r: &mut Source| match r.below(4) {
@@ -1109,10 +1133,17 @@ impl Client {
             ended: None,
             strip,
             quit: false,
+            thief: None,
         };
         let mut lines: Vec<(Cmd, String)> = Vec::new();
         match &op {
-            Op::Login(_) => lines.push((Cmd::User, format!("USER {}", self.user))),
+            Op::Login(ok, pipelined) => {
+                lines.push((Cmd::User, format!("USER {}", self.user)));
+                if *pipelined {
+                    let pass = if *ok { "p" } else { "wrong" };
+                    lines.push((Cmd::Pass, format!("PASS {pass}")));
+                }
+            }
             Op::Simple(cmds) => lines.extend(cmds.iter().map(|(l, c)| (*c, l.clone()))),
             Op::Malformed(bytes) => {
                 self.log(cx, format!("> (malformed) {}", show(bytes, 80)));
