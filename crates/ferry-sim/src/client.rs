@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::model::{describe, Content, Expect, Model};
 use crate::net::{ConnId, SimStack, CONTROL_PORT, SERVER_IP};
+use crate::observe::Seen;
 use crate::reply::{self, Cmd, Reply};
 use crate::rng::{Shared, Source};
 use crate::trace::{show, SharedTrace};
@@ -169,6 +170,8 @@ pub struct Ctx<'a> {
     pub model: &'a mut Model,
     /// The simulated time (ms).
     pub now: u64,
+    /// What the server reported through its observer.
+    pub seen: &'a Seen,
     /// Paths to read straight from storage and check, after this step.
     pub checks: &'a mut Vec<String>,
     /// The first invariant broken, if any.
@@ -208,8 +211,6 @@ pub struct Client {
     inbox: Vec<u8>,
     logged_in: bool,
     last_code: u16,
-    /// When the client last sent a command, in ms.
-    last_sent_at: u64,
     /// The port of the last 227 or 229 reply.
     last_port: Option<u16>,
     /// The working directory, as the client believes it is.
@@ -252,7 +253,6 @@ impl Client {
             inbox: Vec::new(),
             logged_in: false,
             last_code: 0,
-            last_sent_at: 0,
             last_port: None,
             cwd: "/".into(),
             ascii: false,
@@ -296,7 +296,6 @@ impl Client {
 
     fn send_line(&mut self, cx: &mut Ctx<'_>, line: &str) {
         self.log(cx, format!("> {line}"));
-        self.last_sent_at = cx.now;
         if let Some(c) = self.ctrl {
             let mut bytes = line.as_bytes().to_vec();
             bytes.extend_from_slice(b"\r\n");
@@ -330,7 +329,6 @@ impl Client {
         self.inbox.clear();
         self.logged_in = false;
         self.last_code = 0;
-        self.last_sent_at = cx.now;
         self.cwd = "/".into();
         self.ascii = false;
         match cx.stack.connect(self.ip, to) {
@@ -372,8 +370,6 @@ impl Client {
         let max = if cx.chance(100) { 0 } else { cx.range(1, 4096) };
         let bytes = cx.stack.recv(c, max);
         self.inbox.extend_from_slice(&bytes);
-        // Commands sent in answer to these replies came after the close.
-        let sent_before = self.last_sent_at;
         loop {
             match reply::take(&mut self.inbox) {
                 Ok(Some(r)) => {
@@ -411,10 +407,11 @@ impl Client {
                 && !greeting
                 && !matches!(self.last_code, 221 | 421 | 530)
                 // A goodbye is lost only when the server's sends blocked and
-                // its grace time, which starts no earlier than the client's
-                // last command, ran out.
+                // its grace time, which starts no earlier than the last
+                // command the server took from this connection, ran out.
                 && (!cx.stack.send_blocked(c)
-                    || cx.now.saturating_sub(sent_before) < GOODBYE_GRACE_MS)
+                    || cx.now.saturating_sub(cx.seen.last_command(cx.stack.peer(c)))
+                        < GOODBYE_GRACE_MS)
             {
                 let last = self.last_code;
                 return cx.fail(format!(
@@ -637,7 +634,6 @@ impl Client {
             _ => {}
         }
         if let Some((cmd, line)) = next {
-            self.last_sent_at = cx.now;
             run.waits.push_back((cmd, line.clone()));
             cx.log(format!("c{id} > {line}"));
             if let Some(c) = ctrl {
@@ -727,7 +723,6 @@ impl Client {
             }
             _ => {}
         }
-        self.last_sent_at = cx.now;
         for (cmd, line) in lines {
             run.waits.push_back((cmd, line.clone()));
             cx.log(format!("c{id} > {line}"));
@@ -896,7 +891,6 @@ impl Client {
             }
             Plan::Abort if !run.aborted && !run.quit && cx.chance(200) => {
                 run.aborted = true;
-                self.last_sent_at = cx.now;
                 run.waits.push_back((Cmd::Abor, "ABOR".into()));
                 cx.log(format!("c{id} > ABOR"));
                 if let Some(c) = ctrl {

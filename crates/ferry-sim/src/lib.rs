@@ -21,6 +21,7 @@
 pub mod client;
 pub mod model;
 pub mod net;
+pub mod observe;
 pub mod reply;
 pub mod rng;
 pub mod storage;
@@ -40,6 +41,7 @@ use ferry_net::{Clock, Instant};
 use client::{Client, Ctx, Kind};
 use model::{Expect, Model};
 use net::{NetFaults, SimStack, CONTROL_PORT};
+use observe::{Seen, TraceObserver};
 use rng::{Shared, Source};
 use storage::{FaultFs, FsFaults, MemFs};
 use trace::{SharedTrace, Trace};
@@ -282,6 +284,8 @@ struct World {
     scenario: Scenario,
     /// Raised by the littlefs device when the power fails.
     power_cut: Rc<Cell<bool>>,
+    /// What the server reported through its observer.
+    seen: Seen,
 }
 
 /// Runs one scenario drawn from `source`.
@@ -323,6 +327,7 @@ pub fn run(source: Source, options: &Options) -> Outcome {
         options: *options,
         scenario,
         power_cut: Rc::new(Cell::new(false)),
+        seen: Seen::default(),
     };
     match world.scenario.backend {
         Backend::Memory => {
@@ -546,6 +551,7 @@ impl World {
                 trace: &self.trace,
                 model: &mut self.model,
                 now,
+                seen: &self.seen,
                 checks: &mut checks,
                 failure: &mut self.failure,
             };
@@ -566,8 +572,19 @@ impl World {
     ) -> Option<bool> {
         let mut busy = false;
         for _ in 0..POLLS_PER_STEP {
+            let mut observer = TraceObserver {
+                trace: &self.trace,
+                seen: &mut self.seen,
+                now: self.clock.now.get(),
+            };
             let polled = catch_unwind(AssertUnwindSafe(|| {
-                server.poll(&mut self.stack, fs, &mut self.auth, &self.clock, &mut ())
+                server.poll(
+                    &mut self.stack,
+                    fs,
+                    &mut self.auth,
+                    &self.clock,
+                    &mut observer,
+                )
             }));
             match polled {
                 Ok(p) if p.busy => busy = true,

@@ -217,6 +217,11 @@ impl SimStack {
         }
     }
 
+    /// The client's address of a connection (as the server sees its peer).
+    pub fn peer(&self, id: ConnId) -> Option<SocketAddr> {
+        self.conn(id).map(|c| c.client)
+    }
+
     /// Whether the client has read everything and the server closed (or the
     /// connection was reset).
     pub fn at_eof(&self, id: ConnId) -> bool {
