@@ -73,6 +73,17 @@ enum Plan {
     Abort,
 }
 
+/// How a transfer's data connection is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// PASV: the client connects to the port in the 227 reply.
+    Pasv,
+    /// EPSV: the client connects to the port in the 229 reply.
+    Epsv,
+    /// PORT or EPRT: the server connects to the client.
+    Port,
+}
+
 #[derive(Debug, Clone)]
 enum Xfer {
     /// LIST, NLST or MLSD of a directory.
@@ -109,7 +120,7 @@ enum Op {
     Rename(String, String),
     /// A command on one path whose reply the model checks (DELE, SIZE...).
     OnPath(Cmd, &'static str, String),
-    Transfer(Xfer, bool, Plan),
+    Transfer(Xfer, Mode, Plan),
     /// PASV or EPSV, and then no data connection at all.
     PasvOnly(bool),
     Quit(bool),
@@ -145,6 +156,44 @@ struct Run {
     quit: bool,
     /// Another host's connection to the passive port ([`Plan::Thief`]).
     thief: Option<ConnId>,
+    /// Where the client listens for the server's active connection.
+    listen: Option<SocketAddr>,
+}
+
+impl Run {
+    /// Takes the server's active connection once it has come.
+    fn accept_active(&mut self, cx: &mut Ctx<'_>, id: usize) {
+        let Some(addr) = self.listen else { return };
+        if self.data.is_some() {
+            return;
+        }
+        if let Some(conn) = cx.stack.client_accept(addr) {
+            cx.log(format!(
+                "c{id} takes the server's data connection to {addr} (conn {conn})"
+            ));
+            self.data = Some(Data {
+                conn,
+                got: Vec::new(),
+                sent: 0,
+                closed: false,
+                reset: false,
+            });
+        }
+    }
+
+    /// The client's side of the data connection goes (and its listener).
+    fn close_data(&mut self, cx: &mut Ctx<'_>, orderly: bool) {
+        if let Some(d) = &self.data {
+            if orderly {
+                cx.stack.close(d.conn, true);
+            } else {
+                cx.stack.reset(d.conn);
+            }
+        }
+        if let Some(addr) = self.listen.take() {
+            cx.stack.client_unlisten(addr);
+        }
+    }
 }
 
 /// A path as the client sends it: relative to `strip` when that is set.
@@ -217,6 +266,8 @@ pub struct Client {
     cwd: String,
     /// TYPE A is in effect (contents are converted: not checked).
     ascii: bool,
+    /// Active-mode listeners opened so far (for their ports).
+    active_seq: u16,
     /// What the next transfer pipelines behind its command: 0 nothing,
     /// 1 NOOP, 2 PWD, 3 STAT, 4 QUIT.
     pipeline: u8,
@@ -257,6 +308,7 @@ impl Client {
             cwd: "/".into(),
             ascii: false,
             pipeline: 0,
+            active_seq: 0,
             ops_left: u32::try_from(rng.range(1, 30)).unwrap_or(1),
             retries_left: u32::try_from(rng.range(2, 12)).unwrap_or(2),
             phase: Phase::Offline(start),
@@ -429,9 +481,8 @@ impl Client {
             if run.ended.is_none() || !run.waits.is_empty() {
                 self.unknown_outcome(cx, &run);
             }
-            if let Some(d) = &run.data {
-                cx.stack.reset(d.conn);
-            }
+            let mut run = run;
+            run.close_data(cx, false);
         }
         if let Some(c) = self.ctrl.take() {
             cx.stack.close(c, true);
@@ -626,7 +677,8 @@ impl Client {
                 cx.model.set(to, moved);
                 cx.model.set(from, Expect::exactly(None));
             }
-            (Op::Transfer(..) | Op::PasvOnly(_), Cmd::Pasv | Cmd::Epsv) => passive = true,
+            (Op::Transfer(..) | Op::PasvOnly(_), Cmd::Pasv | Cmd::Epsv)
+            | (Op::Transfer(..), Cmd::Port) => passive = true,
             (Op::Transfer(..), Cmd::List | Cmd::Retr | Cmd::Stor) => {
                 run.ended = Some(code);
                 ended = true;
@@ -648,21 +700,40 @@ impl Client {
         }
     }
 
-    /// PASV/EPSV answered: connect the data connection as planned and send
-    /// the transfer command.
+    /// PASV/EPSV (or PORT/EPRT) answered: connect the data connection as
+    /// planned and send the transfer command.
     fn on_passive(&mut self, cx: &mut Ctx<'_>, code: u16) {
         let id = self.id;
         let Phase::Busy(run) = &mut self.phase else {
             return;
         };
-        let Op::Transfer(xfer, _, plan) = &run.op else {
+        if !matches!(run.op, Op::Transfer(..)) {
             return; // PasvOnly: nothing more
-        };
-        if !matches!(code, 227 | 229) {
+        }
+        if !matches!(code, 200 | 227 | 229) {
             return;
         }
-        let Some(port) = self.last_port.take() else {
+        let port = if run.listen.is_some() {
+            None // active: the server connects
+        } else if let Some(port) = self.last_port.take() {
+            Some(port)
+        } else {
             return cx.fail(format!("c{id}: cannot parse the passive reply"));
+        };
+        if let Some(port) = port {
+            self.connect_passive(cx, port);
+        }
+        self.send_transfer(cx);
+    }
+
+    /// Connects to the passive port as the transfer's plan says.
+    fn connect_passive(&mut self, cx: &mut Ctx<'_>, port: u16) {
+        let id = self.id;
+        let Phase::Busy(run) = &mut self.phase else {
+            return;
+        };
+        let Op::Transfer(_, _, plan) = &run.op else {
+            return;
         };
         if *plan == Plan::Thief {
             let to = SocketAddr::new(IpAddr::V4(SERVER_IP), port);
@@ -694,6 +765,17 @@ impl Client {
         } else {
             cx.log(format!("c{id} never opens the data connection"));
         }
+    }
+
+    /// Sends the transfer command (and what is pipelined behind it).
+    fn send_transfer(&mut self, cx: &mut Ctx<'_>) {
+        let id = self.id;
+        let Phase::Busy(run) = &mut self.phase else {
+            return;
+        };
+        let Op::Transfer(xfer, _, _) = &run.op else {
+            return;
+        };
         let w = |p: &str| wire(p, &run.strip);
         let mut lines: Vec<(Cmd, String)> = match xfer {
             Xfer::List(verb, dir) => vec![(Cmd::List, format!("{verb} {}", w(dir)))],
@@ -738,6 +820,7 @@ impl Client {
         let Phase::Busy(run) = &mut self.phase else {
             return;
         };
+        run.accept_active(cx, id);
         let Op::Transfer(xfer, _, plan) = run.op.clone() else {
             return;
         };
@@ -828,9 +911,8 @@ impl Client {
         let Phase::Busy(run) = std::mem::replace(&mut self.phase, Phase::Ready) else {
             return;
         };
-        if let Some(d) = &run.data {
-            cx.stack.close(d.conn, true);
-        }
+        let mut run = run;
+        run.close_data(cx, true);
         if let Some(t) = run.thief {
             let stolen = cx.stack.recv(t, usize::MAX);
             cx.stack.close(t, false);
@@ -873,6 +955,7 @@ impl Client {
                 return;
             }
         }
+        run.accept_active(cx, id);
         let Op::Transfer(xfer, _, plan) = &run.op else {
             return;
         };
@@ -937,7 +1020,13 @@ impl Client {
         let op = if !self.logged_in && (self.last_code == 220 || cx.chance(300)) {
             Op::Login(!cx.chance(120), cx.chance(300))
         } else {
-            self.draw(cx)
+            match self.draw(cx) {
+                // Nobody else can take an active connection.
+                Op::Transfer(x, Mode::Port, Plan::WrongIp | Plan::Thief) => {
+                    Op::Transfer(x, Mode::Port, Plan::Normal)
+                }
+                op => op,
+            }
         };
         self.start(cx, op);
     }
@@ -994,6 +1083,11 @@ impl Client {
             4 => Plan::Reset,
             _ => Plan::Abort,
         };
+        let mode = |r: &mut Source| match r.weighted(&[45, 45, 10]) {
+            0 => Mode::Pasv,
+            1 => Mode::Epsv,
+            _ => Mode::Port,
+        };
         let upload_len = |r: &mut Source| match r.below(4) {
             0 => r.range_usize(0, 10),
             1 => r.range_usize(0, 600),
@@ -1025,12 +1119,12 @@ impl Client {
                     1 => "/shared".into(),
                     _ => own,
                 };
-                Op::Transfer(Xfer::List(verb, dir), r.chance(500), plan(r))
+                Op::Transfer(Xfer::List(verb, dir), mode(r), plan(r))
             }
             2 => {
                 let n = upload_len(r);
                 let bytes = r.fill(n);
-                Op::Transfer(Xfer::Stor(file(r), bytes, false), r.chance(500), plan(r))
+                Op::Transfer(Xfer::Stor(file(r), bytes, false), mode(r), plan(r))
             }
             3 => {
                 let path = if r.chance(300) {
@@ -1038,12 +1132,12 @@ impl Client {
                 } else {
                     file(r)
                 };
-                Op::Transfer(Xfer::Retr(path, 0), r.chance(500), plan(r))
+                Op::Transfer(Xfer::Retr(path, 0), mode(r), plan(r))
             }
             4 => {
                 let n = r.range_usize(0, 2000);
                 let bytes = r.fill(n);
-                Op::Transfer(Xfer::Stor(file(r), bytes, true), r.chance(500), plan(r))
+                Op::Transfer(Xfer::Stor(file(r), bytes, true), mode(r), plan(r))
             }
             5 => {
                 let path = if r.chance(500) {
@@ -1052,7 +1146,7 @@ impl Client {
                     file(r)
                 };
                 let rest = r.range_usize(1, 3000);
-                Op::Transfer(Xfer::Retr(path, rest), r.chance(500), plan(r))
+                Op::Transfer(Xfer::Retr(path, rest), mode(r), plan(r))
             }
             6 => {
                 let from = file(r);
@@ -1090,12 +1184,12 @@ impl Client {
                 let n = upload_len(r);
                 let bytes = r.fill(n);
                 let at = r.range_usize(1, 5000);
-                Op::Transfer(Xfer::StorAt(file(r), bytes, at), r.chance(500), plan(r))
+                Op::Transfer(Xfer::StorAt(file(r), bytes, at), mode(r), plan(r))
             }
             16 => {
                 let n = upload_len(r);
                 let bytes = r.fill(n);
-                Op::Transfer(Xfer::Stou(bytes), r.chance(500), plan(r))
+                Op::Transfer(Xfer::Stou(bytes), mode(r), plan(r))
             }
             17 => {
                 // Active mode: the simulated network refuses every connect.
@@ -1128,6 +1222,7 @@ impl Client {
             strip,
             quit: false,
             thief: None,
+            listen: None,
         };
         let mut lines: Vec<(Cmd, String)> = Vec::new();
         match &op {
@@ -1153,7 +1248,32 @@ impl Client {
             Op::OnPath(cmd, verb, path) => {
                 lines.push((*cmd, format!("{verb} {}", wire(path, &run.strip))));
             }
-            Op::Transfer(_, epsv, _) | Op::PasvOnly(epsv) => {
+            Op::Transfer(_, Mode::Port, plan) => {
+                // A port of the client's own (unique per client).
+                self.active_seq = self.active_seq.wrapping_add(1);
+                let port = 40_000 + (self.id as u16 % 250) * 100 + self.active_seq % 100;
+                let addr = SocketAddr::new(IpAddr::V4(self.ip), port);
+                if *plan != Plan::Never {
+                    cx.stack.client_listen(addr);
+                }
+                run.listen = Some(addr);
+                let [a, b, c, d] = self.ip.octets();
+                let line = if cx.chance(500) {
+                    format!("PORT {a},{b},{c},{d},{},{}", port >> 8, port & 0xff)
+                } else {
+                    format!("EPRT |1|{}|{port}|", self.ip)
+                };
+                lines.push((Cmd::Port, line));
+            }
+            Op::Transfer(_, mode, _) => {
+                let (cmd, line) = if *mode == Mode::Epsv {
+                    (Cmd::Epsv, "EPSV")
+                } else {
+                    (Cmd::Pasv, "PASV")
+                };
+                lines.push((cmd, line.into()));
+            }
+            Op::PasvOnly(epsv) => {
                 let (cmd, line) = if *epsv {
                     (Cmd::Epsv, "EPSV")
                 } else {

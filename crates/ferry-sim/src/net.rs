@@ -77,6 +77,9 @@ enum SockState {
         addr: SocketAddr,
         backlog: VecDeque<ConnId>,
     },
+    /// An active open (PORT/EPRT) to a client that listens: established
+    /// on a later `connect` call.
+    Connecting(ConnId),
     Connected(ConnId),
 }
 
@@ -121,6 +124,9 @@ pub struct SimStack {
     next_sock: u32,
     conns: Vec<Conn>,
     next_port: u16,
+    /// Addresses clients listen on for active-mode data connections, with
+    /// the connections the server made there and the client has not taken.
+    client_listeners: BTreeMap<SocketAddr, VecDeque<ConnId>>,
 }
 
 impl SimStack {
@@ -134,6 +140,7 @@ impl SimStack {
             next_sock: 1,
             conns: Vec::new(),
             next_port: 30_000,
+            client_listeners: BTreeMap::new(),
         }
     }
 
@@ -174,10 +181,19 @@ impl SimStack {
             _ => None,
         })?;
         self.next_port = self.next_port.checked_add(1).unwrap_or(30_000);
+        let id = self.new_conn(to, SocketAddr::new(IpAddr::V4(ip), self.next_port));
+        if let Some(SockState::Listening { backlog, .. }) = self.socks.get_mut(&sock) {
+            backlog.push_back(id);
+        }
+        Some(id)
+    }
+
+    /// A new connection between `server_local` and the client at `client`.
+    fn new_conn(&mut self, server_local: SocketAddr, client: SocketAddr) -> ConnId {
         let window = self.rng.borrow_mut().range_usize(1, 8192);
         self.conns.push(Conn {
-            server_local: to,
-            client: SocketAddr::new(IpAddr::V4(ip), self.next_port),
+            server_local,
+            client,
             to_server: VecDeque::new(),
             to_client: VecDeque::new(),
             client_fin: false,
@@ -189,11 +205,25 @@ impl SimStack {
             send_blocked: false,
             faulted: false,
         });
-        let id = self.conns.len() - 1;
-        if let Some(SockState::Listening { backlog, .. }) = self.socks.get_mut(&sock) {
-            backlog.push_back(id);
+        self.conns.len() - 1
+    }
+
+    /// A client listens on `addr` for the server's active connection.
+    pub fn client_listen(&mut self, addr: SocketAddr) {
+        self.client_listeners.entry(addr).or_default();
+    }
+
+    /// Takes a connection the server made to the client's `addr`.
+    pub fn client_accept(&mut self, addr: SocketAddr) -> Option<ConnId> {
+        self.client_listeners.get_mut(&addr)?.pop_front()
+    }
+
+    /// The client stops listening on `addr`; connections it did not take
+    /// are reset.
+    pub fn client_unlisten(&mut self, addr: SocketAddr) {
+        for c in self.client_listeners.remove(&addr).unwrap_or_default() {
+            self.reset(c);
         }
-        Some(id)
     }
 
     /// The client sends bytes (dropped if the connection is reset or the
@@ -303,6 +333,7 @@ impl SimStack {
     fn connected(&mut self, socket: &SimSocket) -> nb::Result<ConnId, SimError> {
         match self.state(socket)? {
             SockState::Connected(c) => Ok(*c),
+            SockState::Connecting(_) => Err(nb::Error::WouldBlock),
             _ => Err(nb::Error::Other(other("not connected"))),
         }
     }
@@ -358,13 +389,38 @@ impl TcpClientStack for SimStack {
         Ok(SimSocket(id))
     }
 
-    fn connect(
-        &mut self,
-        _socket: &mut SimSocket,
-        _remote: SocketAddr,
-    ) -> nb::Result<(), SimError> {
-        // The simulated clients use passive mode only: nobody listens.
-        Err(nb::Error::Other(other("connection refused")))
+    fn connect(&mut self, socket: &mut SimSocket, remote: SocketAddr) -> nb::Result<(), SimError> {
+        match self.state(socket)? {
+            SockState::Fresh => {
+                if !self.client_listeners.contains_key(&remote) {
+                    return Err(nb::Error::Other(other("connection refused")));
+                }
+                let local = SocketAddr::new(IpAddr::V4(SERVER_IP), 20);
+                let c = self.new_conn(local, remote);
+                if let Some(q) = self.client_listeners.get_mut(&remote) {
+                    q.push_back(c);
+                }
+                if let Ok(state) = self.state(socket) {
+                    *state = SockState::Connecting(c);
+                }
+                Err(nb::Error::WouldBlock)
+            }
+            SockState::Connecting(c) => {
+                let c = *c;
+                if self.blocks(c) {
+                    return Err(nb::Error::WouldBlock);
+                }
+                if self.is_reset(c) {
+                    return Err(nb::Error::Other(other("connection refused")));
+                }
+                if let Ok(state) = self.state(socket) {
+                    *state = SockState::Connected(c);
+                }
+                Ok(())
+            }
+            SockState::Connected(_) => Ok(()),
+            _ => Err(nb::Error::Other(other("connect on a bound socket"))),
+        }
     }
 
     fn send(&mut self, socket: &mut SimSocket, buffer: &[u8]) -> nb::Result<usize, SimError> {
@@ -440,7 +496,7 @@ impl TcpClientStack for SimStack {
             .remove(&socket.0)
             .ok_or_else(|| other("double close"))?;
         let closed: Vec<ConnId> = match state {
-            SockState::Connected(c) => vec![c],
+            SockState::Connected(c) | SockState::Connecting(c) => vec![c],
             // Connections never accepted are reset with their listener.
             SockState::Listening { backlog, .. } => backlog.into_iter().collect(),
             _ => Vec::new(),
@@ -524,7 +580,7 @@ impl TcpLocalAddr for SimStack {
             .ok_or_else(|| other("closed socket handle"))?
         {
             SockState::Bound(a) | SockState::Listening { addr: a, .. } => Ok(*a),
-            SockState::Connected(c) => self
+            SockState::Connected(c) | SockState::Connecting(c) => self
                 .conn(*c)
                 .map(|c| c.server_local)
                 .ok_or_else(|| other("no connection")),
