@@ -14,6 +14,7 @@ use crate::observe::Seen;
 use crate::reply::{self, Cmd, Reply};
 use crate::rng::{Shared, Source};
 use crate::trace::{show, SharedTrace};
+use ferry_core::Config;
 
 /// Files each client owns, in its own directory `/c<id>`.
 pub const FILES: usize = 4;
@@ -158,6 +159,8 @@ struct Run {
     thief: Option<ConnId>,
     /// Where the client listens for the server's active connection.
     listen: Option<SocketAddr>,
+    /// When PASS was sent.
+    since_pass: u64,
 }
 
 impl Run {
@@ -221,6 +224,8 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// What the server reported through its observer.
     pub seen: &'a Seen,
+    /// The server's settings (for its timeouts).
+    pub config: &'a Config,
     /// Paths to read straight from storage and check, after this step.
     pub checks: &'a mut Vec<String>,
     /// The first invariant broken, if any.
@@ -531,6 +536,19 @@ impl Client {
         if matches!(r.code, 227 | 229) {
             self.last_port = passive_port(&r.text);
         }
+        if r.code == 421 && r.text.starts_with(b"421 Idle timeout") {
+            // Sent once the session was idle that long since its last command.
+            let idle = cx.now.saturating_sub(
+                cx.seen
+                    .last_command(self.ctrl.and_then(|c| cx.stack.peer(c))),
+            );
+            if idle < cx.config.idle_timeout_ms {
+                return cx.fail(format!(
+                    "c{}: idle timeout after {idle} ms; the limit is {} ms",
+                    self.id, cx.config.idle_timeout_ms
+                ));
+            }
+        }
         if r.code == 421 {
             // The server is closing: whatever runs has an unknown outcome.
             self.log(cx, "server said 421: leaves");
@@ -621,6 +639,17 @@ impl Client {
                 let pass = if *ok { "p" } else { "wrong" };
                 next = Some((Cmd::Pass, format!("PASS {pass}")));
             }
+            (Op::Login(..), Cmd::Pass) if code == 530 => {
+                // A failed login is answered only after the delay.
+                let waited = cx.now.saturating_sub(run.since_pass);
+                if waited < cx.config.login_fail_delay_ms {
+                    return cx.fail(format!(
+                        "c{id}: 530 for a wrong password after {waited} ms; the delay is {} ms",
+                        cx.config.login_fail_delay_ms
+                    ));
+                }
+                self.logged_in = false;
+            }
             (Op::Login(..), Cmd::User | Cmd::Pass) => self.logged_in = code == 230,
             (_, Cmd::Rein) => {
                 self.logged_in = false;
@@ -686,6 +715,7 @@ impl Client {
             _ => {}
         }
         if let Some((cmd, line)) = next {
+            run.since_pass = cx.now;
             run.waits.push_back((cmd, line.clone()));
             cx.log(format!("c{id} > {line}"));
             if let Some(c) = ctrl {
@@ -1223,6 +1253,7 @@ impl Client {
             quit: false,
             thief: None,
             listen: None,
+            since_pass: cx.now,
         };
         let mut lines: Vec<(Cmd, String)> = Vec::new();
         match &op {

@@ -552,6 +552,7 @@ impl World {
                 model: &mut self.model,
                 now,
                 seen: &self.seen,
+                config: &self.scenario.config,
                 checks: &mut checks,
                 failure: &mut self.failure,
             };
