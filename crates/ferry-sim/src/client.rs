@@ -1296,21 +1296,11 @@ impl Client {
                 };
                 lines.push((Cmd::Port, line));
             }
-            Op::Transfer(_, mode, _) => {
-                let (cmd, line) = if *mode == Mode::Epsv {
-                    (Cmd::Epsv, "EPSV")
-                } else {
-                    (Cmd::Pasv, "PASV")
-                };
-                lines.push((cmd, line.into()));
+            Op::Transfer(_, Mode::Epsv, _) | Op::PasvOnly(true) => {
+                lines.push((Cmd::Epsv, "EPSV".into()));
             }
-            Op::PasvOnly(epsv) => {
-                let (cmd, line) = if *epsv {
-                    (Cmd::Epsv, "EPSV")
-                } else {
-                    (Cmd::Pasv, "PASV")
-                };
-                lines.push((cmd, line.into()));
+            Op::Transfer(_, Mode::Pasv, _) | Op::PasvOnly(false) => {
+                lines.push((Cmd::Pasv, "PASV".into()));
             }
             Op::Quit(_) => lines.push((Cmd::Quit, "QUIT".into())),
         }
