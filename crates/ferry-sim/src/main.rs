@@ -1,7 +1,8 @@
-//! `ferry-sim --seeds N [--seed S] [--first F] [--verbose]`: runs the
-//! simulation for N seeds (F, F+1, ...), or replays seed S with its whole
-//! trace; prints `N seeds`, each failure with its seed and trace, and exits
-//! 1 on any failure.
+//! `ferry-sim --seeds N [--seed S] [--first F] [--verbose] [--plant-bug]`:
+//! runs the simulation for N seeds (F, F+1, ...), or replays seed S with its
+//! whole trace; prints `N seeds`, each failure with its seed and trace, and
+//! exits 1 on any failure. `--plant-bug` serves storage that loses the last
+//! chunk of every written file, to see what a failure looks like.
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
     let mut first = 0u64;
     let mut one = None;
     let mut verbose = false;
+    let mut options = Options::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num = || it.next().and_then(|v| v.parse::<u64>().ok());
@@ -35,10 +37,10 @@ fn main() -> ExitCode {
                 None => return usage(),
             },
             "--verbose" | "-v" => verbose = true,
+            "--plant-bug" => options.plant_bug = true,
             _ => return usage(),
         }
     }
-    let options = Options::default();
     // A panic in the engine is caught and reported as a failure; its
     // message goes to the report, not to stderr.
     std::panic::set_hook(Box::new(|_| {}));
@@ -60,6 +62,11 @@ fn main() -> ExitCode {
             }
         };
     }
+    let planted = if options.plant_bug {
+        " --plant-bug"
+    } else {
+        ""
+    };
     let mut failures = Vec::new();
     let mut steps = 0;
     for seed in first..first + seeds {
@@ -91,7 +98,7 @@ fn main() -> ExitCode {
         failures.len()
     );
     for (seed, why) in &failures {
-        println!("  seed {seed}: {why}  (replay: cargo xtask sim --seed {seed})");
+        println!("  seed {seed}: {why}  (replay: cargo xtask sim --seed {seed}{planted})");
     }
     if failures.is_empty() {
         ExitCode::SUCCESS
@@ -101,6 +108,6 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: ferry-sim [--seeds N] [--first F] [--seed S] [--verbose]");
+    eprintln!("usage: ferry-sim [--seeds N] [--first F] [--seed S] [--verbose] [--plant-bug]");
     ExitCode::from(2)
 }
