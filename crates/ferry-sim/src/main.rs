@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             let skip = out.trace.len().saturating_sub(TAIL);
             if skip > 0 {
                 println!(
-                    "... ({skip} earlier trace lines; `cargo xtask sim --seed {seed}` prints all)"
+                    "... ({skip} earlier trace lines; `cargo xtask sim --seed {seed}{planted}` prints all)"
                 );
             }
             for line in out.trace.iter().skip(skip) {
