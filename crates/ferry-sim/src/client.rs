@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::model::{describe, Content, Expect, Model};
+use crate::model::{describe, from_crlf, to_crlf, Content, Expect, Model};
 use crate::net::{ConnId, SimStack, CONTROL_PORT, SERVER_IP};
 use crate::observe::Seen;
 use crate::reply::{self, Cmd, Reply};
@@ -506,8 +506,10 @@ impl Client {
         match &run.op {
             Op::Transfer(Xfer::Stor(path, data, append), _, _) if run.ended.is_none() => {
                 let old = cx.model.get(path);
-                let new = if *append || self.ascii || !old.surely_exists() {
+                let new = if *append || !old.surely_exists() {
                     Expect::Unknown
+                } else if self.ascii {
+                    old.or(Some(from_crlf(data)))
                 } else {
                     old.or(Some(data.clone()))
                 };
@@ -884,19 +886,25 @@ impl Client {
             }
             match &xfer {
                 // TYPE A converts line ends: contents are not compared.
-                Xfer::Retr(..) | Xfer::Stor(..) | Xfer::StorAt(..) if ascii => {
-                    if let Xfer::Stor(path, ..) | Xfer::StorAt(path, ..) = &xfer {
-                        cx.model.set(path, Expect::Unknown);
-                    }
-                }
+                // TYPE A from an offset: the offset counts stored bytes.
+                Xfer::Retr(_, from) if ascii && *from > 0 => {}
                 Xfer::StorAt(path, ..) => cx.model.set(path, Expect::Unknown),
                 Xfer::Retr(path, from) => {
                     let got = Some(data.got.clone());
-                    if let Err(why) = cx.model.check(path, &got, *from) {
-                        cx.fail(format!("c{id}: RETR got 226 but {why}"));
+                    let checked = if ascii {
+                        cx.model.check_as(path, &got, 0, to_crlf)
+                    } else {
+                        cx.model.check(path, &got, *from)
+                    };
+                    if let Err(why) = checked {
+                        let mode = if ascii { " (TYPE A)" } else { "" };
+                        cx.fail(format!("c{id}: RETR{mode} got 226 but {why}"));
                     }
                 }
-                Xfer::Stor(path, bytes, append) => {
+                Xfer::Stor(path, sent, append) => {
+                    // TYPE A stores CR LF as LF.
+                    let stored = if ascii { from_crlf(sent) } else { sent.clone() };
+                    let bytes = &stored;
                     let new = if *append {
                         match cx.model.get(path) {
                             Expect::OneOf(v) => Expect::OneOf(
@@ -1123,6 +1131,15 @@ impl Client {
             1 => r.range_usize(0, 600),
             _ => r.range_usize(0, 9000),
         };
+        // Random bytes, or text full of line ends (CR LF, LF, lone CR) to
+        // exercise TYPE A's conversions across chunk boundaries.
+        let payload = |r: &mut Source, n: usize| {
+            if r.chance(300) {
+                (0..n).map(|_| b"ab\r\n\n\r"[r.range_usize(0, 5)]).collect()
+            } else {
+                r.fill(n)
+            }
+        };
         self.pipeline = match r.below(16) {
             n @ 1..=4 => n as u8,
             _ => 0,
@@ -1153,7 +1170,7 @@ impl Client {
             }
             2 => {
                 let n = upload_len(r);
-                let bytes = r.fill(n);
+                let bytes = payload(r, n);
                 Op::Transfer(Xfer::Stor(file(r), bytes, false), mode(r), plan(r))
             }
             3 => {
@@ -1166,7 +1183,7 @@ impl Client {
             }
             4 => {
                 let n = r.range_usize(0, 2000);
-                let bytes = r.fill(n);
+                let bytes = payload(r, n);
                 Op::Transfer(Xfer::Stor(file(r), bytes, true), mode(r), plan(r))
             }
             5 => {
@@ -1212,13 +1229,13 @@ impl Client {
             },
             15 => {
                 let n = upload_len(r);
-                let bytes = r.fill(n);
+                let bytes = payload(r, n);
                 let at = r.range_usize(1, 5000);
                 Op::Transfer(Xfer::StorAt(file(r), bytes, at), mode(r), plan(r))
             }
             16 => {
                 let n = upload_len(r);
-                let bytes = r.fill(n);
+                let bytes = payload(r, n);
                 Op::Transfer(Xfer::Stou(bytes), mode(r), plan(r))
             }
             17 => {

@@ -79,12 +79,24 @@ impl Model {
     /// Checks that `path` holding `actual` (read from offset `from`) is
     /// allowed; narrows the path to it when read whole.
     pub fn check(&mut self, path: &str, actual: &Content, from: usize) -> Result<(), String> {
+        self.check_as(path, actual, from, |c| c.to_vec())
+    }
+
+    /// Like [`Model::check`], with each possible content seen through
+    /// `view` first (e.g. the line-end conversion of a TYPE A download).
+    pub fn check_as(
+        &mut self,
+        path: &str,
+        actual: &Content,
+        from: usize,
+        view: impl Fn(&[u8]) -> Vec<u8>,
+    ) -> Result<(), String> {
         let expect = self.get(path);
         let Expect::OneOf(options) = expect else {
             return Ok(());
         };
         let matches = |c: &Content| match (c, actual) {
-            (Some(c), Some(a)) => c.get(from..).unwrap_or(&[]) == a.as_slice(),
+            (Some(c), Some(a)) => view(c.get(from..).unwrap_or(&[])) == a.as_slice(),
             (None, None) => true,
             _ => false,
         };
@@ -110,5 +122,45 @@ pub fn describe(c: &Content) -> String {
     match c {
         None => "nothing (absent)".into(),
         Some(b) => format!("{} bytes \"{}\"", b.len(), show(b, 16)),
+    }
+}
+
+/// LF to CR LF, as a TYPE A download sends a file: an LF already after a
+/// CR stays as it is.
+pub fn to_crlf(src: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(src.len() + src.len() / 8);
+    let mut prev = 0u8;
+    for &b in src {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+/// CR LF to LF, as a TYPE A upload stores what it receives: a CR not
+/// followed by LF (also one at the very end) is data and stays.
+pub fn from_crlf(src: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(src.len());
+    let mut bytes = src.iter().peekable();
+    while let Some(&b) = bytes.next() {
+        if b == b'\r' && bytes.peek() == Some(&&b'\n') {
+            continue;
+        }
+        out.push(b);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_end_conversions() {
+        assert_eq!(to_crlf(b"a\nb\r\nc\r"), b"a\r\nb\r\nc\r");
+        assert_eq!(from_crlf(b"a\r\nb\r\r\nc\r"), b"a\nb\r\nc\r");
     }
 }
