@@ -12,6 +12,7 @@ mod firmware;
 mod fuzz;
 mod qemu;
 mod setup;
+mod sim;
 mod size;
 mod test;
 
@@ -58,6 +59,12 @@ commands:
                   certificate and RNG)
   fuzz [--time SECS] [TARGET...]
                   run each cargo-fuzz target in fuzz/ (default 60 s each)
+  sim [--seeds N] [--first F] [--seed S] [--verbose]
+                  the deterministic simulation of the whole engine under
+                  network, storage, power and clock faults (crates/ferry-sim):
+                  N seeds from F (default 2000 from 0), or replay seed S with
+                  its whole trace; fails on any broken invariant
+                  (docs/ROBUSTNESS.md)
 
 environment:
   CI=true         a missing tool fails the step instead of skipping it
@@ -89,6 +96,7 @@ fn main() -> ExitCode {
             None => return bad_command_line(&args),
         },
         ["fuzz", rest @ ..] => fuzz::run(rest),
+        ["sim", rest @ ..] => sim::run(rest),
         ["qemu", rest @ ..] => qemu::run(rest),
         ["help" | "-h" | "--help"] => {
             print!("{USAGE}");

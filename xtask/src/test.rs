@@ -87,6 +87,12 @@ pub fn run(quick: bool) -> Result<(), Failure> {
     // The emftp profile: tests/profiles.rs expects 502 for every left-out command.
     cmd::run(cmd::cargo().arg("test").args(EMFTP))?;
 
+    header(&format!(
+        "simulation: {} fixed seeds (cargo xtask sim)",
+        crate::sim::DEFAULT_SEEDS
+    ));
+    crate::sim::run(&[])?;
+
     if !quick {
         header(&format!(
             "ferry-core for {THUMB_TARGET} (Cortex-M3, no_std)"

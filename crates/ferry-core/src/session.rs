@@ -1335,7 +1335,13 @@ impl<F: FileSystem> Session<F> {
                 return Action::None;
             }
             Ok(_) => true,
-            Err(_) => false,
+            Err(e) if e.fs_kind() == ErrorKind::NotFound => false,
+            // Not knowing whether the target exists, an upload could write
+            // over it in place and destroy it on failure: refuse instead.
+            Err(e) => {
+                self.reply_fs(e.fs_kind());
+                return Action::None;
+            }
         };
         if !self.data_ready(ctx.config) {
             return Action::None;
