@@ -127,10 +127,9 @@ impl Observer for LogObserver {
                 eprintln!("[{session}] {peer} connected");
             }
             Event::Refused { peer } => eprintln!("{peer} refused with 421 (limit reached)"),
-            Event::Evicted { session } => eprintln!(
-                "[{session}] {} evicted: not logged in, room needed",
-                self.peer(session)
-            ),
+            Event::Evicted { session } => {
+                eprintln!("[{session}] {} closed to make room", self.peer(session))
+            }
             Event::Command { session, line } => {
                 if self.verbose {
                     eprintln!(

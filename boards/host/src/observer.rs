@@ -61,7 +61,7 @@ impl Observer for LogObserver {
                 warn!(
                     session,
                     peer = %self.peer(session),
-                    "evicted with 421: the table was full and it had not logged in"
+                    "closed to make room: the table was full and it had not logged in or was leaving"
                 )
             }
             Event::Command { session, line } => {

@@ -92,7 +92,7 @@ impl<const S: usize> Observer for LogObserver<S> {
             }
             Event::Refused { peer } => log!("{peer} refused with 421 (limit reached)"),
             Event::Evicted { session } => {
-                log!("[{session}] {} evicted: not logged in, room needed", self.peer(session))
+                log!("[{session}] {} closed to make room", self.peer(session))
             }
             Event::Command { session, line } => {
                 if self.verbose {

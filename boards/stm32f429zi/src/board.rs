@@ -58,7 +58,7 @@ impl Observer for RttObserver {
             Event::Connected { session, peer } => rprintln!("[{}] {} connected", session, peer),
             Event::Refused { peer } => rprintln!("{} refused with 421 (limit reached)", peer),
             Event::Evicted { session } => {
-                rprintln!("[{}] evicted: not logged in, room needed", session)
+                rprintln!("[{}] closed to make room", session)
             }
             Event::Command { .. } => {}
             Event::Login { session, user, ok } => rprintln!(

@@ -47,8 +47,10 @@ pub enum Event<'a> {
         /// The client's address.
         peer: SocketAddr,
     },
-    /// A session that had not logged in was closed with 421 to make room
-    /// for a new connection (the table was full); `Disconnected` follows.
+    /// A session was closed to make room for a new connection: one that
+    /// had not logged in (with 421, the table being full), or one that was
+    /// only sending its goodbye (which may be cut short); `Disconnected`
+    /// follows.
     Evicted {
         /// Session slot.
         session: usize,
@@ -475,12 +477,16 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
         observer.event(Event::Refused { peer });
         return;
     };
-    if let Some(old) = slot.ctrl.take() {
-        // Its goodbye as far as it goes, or the eviction's 421.
-        let text: &[u8] = if slot.session.closing {
-            slot.session.out.pending()
+    if let Some(mut old) = slot.ctrl.take() {
+        // What it was sending first (a goodbye, or a reply cut in the
+        // middle, which must not run into the 421), then the eviction's
+        // 421 if that went out whole.
+        observer.event(Event::Evicted { session: i });
+        let pending = slot.session.out.pending();
+        let whole = pending.is_empty() || stack.send(&mut old, pending).ok() == Some(pending.len());
+        let text: &[u8] = if slot.session.closing || !whole {
+            b""
         } else {
-            observer.event(Event::Evicted { session: i });
             b"421 Server full; closing a connection not logged in.\r\n"
         };
         send_and_close(stack, old, text);
@@ -530,11 +536,13 @@ fn victim<T, F: FileSystem>(slots: &[Slot<T, F>]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// Sends what of `text` the socket takes at once, and closes it.
+/// Sends what of `text` the socket takes at once (if any), and closes it.
 // Size: the refusal and the eviction share it.
 #[inline(never)]
 fn send_and_close<S: SecureStack>(stack: &mut S, mut sock: S::TcpSocket, text: &[u8]) {
-    let _ = stack.send(&mut sock, text);
+    if !text.is_empty() {
+        let _ = stack.send(&mut sock, text);
+    }
     let _ = stack.close(sock);
 }
 

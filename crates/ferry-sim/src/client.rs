@@ -463,6 +463,8 @@ impl Client {
             } else if orderly
                 && !greeting
                 && !matches!(self.last_code, 221 | 421 | 530)
+                // An evicted session's 421 is sent once, best effort.
+                && !cx.seen.evicted(cx.stack.peer(c))
                 // A goodbye is lost only when the server's sends blocked and
                 // its grace time, which starts no earlier than the last
                 // command the server took from this connection, ran out.
@@ -644,7 +646,7 @@ impl Client {
             (Op::Login(..), Cmd::Pass) if code == 530 => {
                 // A failed login is answered only after the delay.
                 let waited = cx.now.saturating_sub(run.since_pass);
-                if waited < cx.config.login_fail_delay_ms {
+                if waited < u64::from(cx.config.login_fail_delay_ms) {
                     return cx.fail(format!(
                         "c{id}: 530 for a wrong password after {waited} ms; the delay is {} ms",
                         cx.config.login_fail_delay_ms

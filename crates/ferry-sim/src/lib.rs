@@ -28,6 +28,7 @@ pub mod storage;
 pub mod trace;
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -137,9 +138,18 @@ impl Clock for SimClock {
     }
 }
 
-/// Users: "u"/"p" may do everything, "ro"/"p" only read.
+/// Users: "u"/"p" may do everything, "ro"/"p" only read. With `slow`,
+/// every check answers `Pending` and its result comes after 1–40 calls of
+/// `poll_login`, as from a host that hashes passwords on a worker thread.
 #[derive(Debug, Default)]
-pub struct SimAuth;
+pub struct SimAuth {
+    /// Checks answer later.
+    pub slow: bool,
+    /// Pending results by session slot, with the polls they still wait.
+    pending: BTreeMap<usize, (Result<User, AuthError>, u32)>,
+    /// Checks begun (makes the waits vary, deterministically).
+    begun: u32,
+}
 
 impl Authenticator for SimAuth {
     fn authenticate(
@@ -160,6 +170,31 @@ impl Authenticator for SimAuth {
             _ => Err(AuthError::Invalid),
         }
     }
+    fn begin_login(
+        &mut self,
+        slot: usize,
+        user: &[u8],
+        password: &[u8],
+        peer: IpAddr,
+    ) -> Result<User, AuthError> {
+        let result = self.authenticate(user, password, peer);
+        if !self.slow {
+            return result;
+        }
+        self.begun = self.begun.wrapping_add(1);
+        self.pending.insert(slot, (result, self.begun % 40 + 1));
+        Err(AuthError::Pending)
+    }
+    fn poll_login(&mut self, slot: usize) -> Option<Result<User, AuthError>> {
+        match self.pending.get_mut(&slot) {
+            Some((_, left)) if *left > 1 => {
+                *left -= 1;
+                None
+            }
+            Some(_) => self.pending.remove(&slot).map(|(r, _)| r),
+            None => Some(Err(AuthError::Invalid)),
+        }
+    }
     fn home(&self, _user: &User) -> &[u8] {
         b"/"
     }
@@ -175,6 +210,8 @@ struct Scenario {
     fs: FsFaults,
     capacity: usize,
     power_cuts: u32,
+    /// Password checks answer `Pending` (see [`SimAuth`]).
+    slow_auth: bool,
     config: Config,
 }
 
@@ -217,7 +254,8 @@ impl Scenario {
             max_per_ip: u16::try_from(r.below(4)).unwrap_or(0),
             idle_timeout_ms: r.range(3_000, 20_000),
             data_timeout_ms: r.range(1_000, 6_000),
-            login_fail_delay_ms: r.range(0, 1_000),
+            login_fail_delay_ms: u32::try_from(r.range(0, 1_000)).unwrap_or(0),
+            login_timeout_ms: u32::try_from(r.range(2_000, 30_000)).unwrap_or(10_000),
             max_login_failures: u8::try_from(r.range(1, 4)).unwrap_or(3),
             passive_ports: (lo, lo + span),
             ..Config::default()
@@ -233,13 +271,14 @@ impl Scenario {
                 Backend::Memory => 0,
                 Backend::Littlefs => u32::try_from(r.range(0, 2)).unwrap_or(0),
             },
+            slow_auth: r.chance(500),
             config,
         }
     }
 
     fn describe(&self) -> String {
         format!(
-            "{:?} storage, {} clients ({} flooding), net {:?}, fs {:?}, capacity {} B, {} power cut(s), idle {} ms, data {} ms, login delay {} ms, max/ip {}, passive ports {:?}",
+            "{:?} storage, {} clients ({} flooding), net {:?}, fs {:?}, capacity {} B, {} power cut(s), idle {} ms, data {} ms, login delay {} ms, login timeout {} ms, max/ip {}, passive ports {:?}, slow password checks: {}",
             self.backend,
             self.clients,
             self.floods,
@@ -250,8 +289,10 @@ impl Scenario {
             self.config.idle_timeout_ms,
             self.config.data_timeout_ms,
             self.config.login_fail_delay_ms,
+            self.config.login_timeout_ms,
             self.config.max_per_ip,
-            self.config.passive_ports
+            self.config.passive_ports,
+            self.slow_auth
         )
     }
 }
@@ -319,7 +360,10 @@ pub fn run(source: Source, options: &Options) -> Outcome {
             now: Cell::new(1_000),
             wall: Cell::new(wall),
         },
-        auth: SimAuth,
+        auth: SimAuth {
+            slow: scenario.slow_auth,
+            ..SimAuth::default()
+        },
         clients,
         model: Model::default(),
         failure: None,
@@ -636,7 +680,11 @@ impl World {
     ) -> EpochEnd {
         self.log("every client is finished: waiting out the timeouts");
         let c = self.scenario.config;
-        let wait = c.idle_timeout_ms + c.data_timeout_ms + c.login_fail_delay_ms + 10_000;
+        let wait = c.idle_timeout_ms
+            + c.data_timeout_ms
+            + u64::from(c.login_fail_delay_ms)
+            + u64::from(c.login_timeout_ms)
+            + 10_000;
         let mut waited = 0;
         while waited <= wait {
             self.trace.borrow_mut().now = self.clock.now.get();

@@ -3,7 +3,7 @@
 //! time of the last command it took from each peer, which bounds when it
 //! may give up on a goodbye.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use ferry_core::server::{Event, Observer};
@@ -17,6 +17,9 @@ pub struct Seen {
     slots: BTreeMap<usize, SocketAddr>,
     /// When the server last took a command from (or accepted) each peer.
     last_command: BTreeMap<SocketAddr, u64>,
+    /// Peers whose session the server evicted to make room (its 421 is
+    /// sent once, best effort, like a refusal's).
+    evicted: BTreeSet<SocketAddr>,
 }
 
 impl Seen {
@@ -25,6 +28,11 @@ impl Seen {
     pub fn last_command(&self, peer: Option<SocketAddr>) -> u64 {
         peer.and_then(|p| self.last_command.get(&p).copied())
             .unwrap_or(0)
+    }
+
+    /// Whether the server evicted `peer`'s session.
+    pub fn evicted(&self, peer: Option<SocketAddr>) -> bool {
+        peer.is_some_and(|p| self.evicted.contains(&p))
     }
 }
 
@@ -71,6 +79,12 @@ impl Observer for TraceObserver<'_> {
                 show(path, 60),
                 if ok { "done" } else { "failed" }
             ),
+            Event::Evicted { session } => {
+                if let Some(peer) = self.seen.slots.get(&session) {
+                    self.seen.evicted.insert(*peer);
+                }
+                format!("server: slot {session} evicted (table full, not logged in)")
+            }
             Event::Disconnected { session } => {
                 self.seen.slots.remove(&session);
                 format!("server: slot {session} closed")

@@ -62,7 +62,7 @@ impl Rig {
             let p = self.server.poll(
                 &mut self.stack,
                 &mut self.fs,
-                &mut SimAuth,
+                &mut SimAuth::default(),
                 &self.clock,
                 &mut (),
             );
