@@ -666,12 +666,13 @@ fn toolchain() -> String {
 
 /// The commit measured, and whether the work tree had changes.
 fn commit(root: &Path) -> String {
-    let commit = cmd::output(
-        Command::new("git")
-            .current_dir(root)
-            .args(["rev-parse", "--short", "HEAD"]),
-    )
-    .unwrap_or_else(|| "unknown".into());
+    let commit =
+        cmd::output(
+            Command::new("git")
+                .current_dir(root)
+                .args(["rev-parse", "--short", "HEAD"]),
+        )
+        .unwrap_or_else(|| "unknown".into());
     let dirty = Command::new("git")
         .current_dir(root)
         .args(["diff", "--quiet", "HEAD", "--"])

@@ -197,12 +197,8 @@ fn start() -> Board {
     };
 
     let sio = Sio::new(dp.SIO);
-    let pins = rp2040_hal::gpio::Pins::new(
-        dp.IO_BANK0,
-        dp.PADS_BANK0,
-        sio.gpio_bank0,
-        &mut dp.RESETS,
-    );
+    let pins =
+        rp2040_hal::gpio::Pins::new(dp.IO_BANK0, dp.PADS_BANK0, sio.gpio_bank0, &mut dp.RESETS);
     let led: Led = pins.gpio25.into_push_pull_output_in_state(PinState::Low);
     let started = w5500::start(
         w5500::Peripherals {

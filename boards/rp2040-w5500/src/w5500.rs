@@ -18,7 +18,9 @@ use ferry_net::w5500_stack::{W5500Config, W5500Error, W5500Stack};
 use ferry_net::{Instant, Ipv4Addr};
 use rp2040_hal::fugit::RateExtU32;
 use rp2040_hal::gpio::bank0::{Gpio16, Gpio17, Gpio18, Gpio19, Gpio20, Gpio21};
-use rp2040_hal::gpio::{FunctionSioInput, FunctionSpi, Pin, PullDown, PullUp};
+use rp2040_hal::gpio::{
+    FunctionNull, FunctionSioInput, FunctionSioOutput, FunctionSpi, Pin, PinState, PullDown, PullUp,
+};
 use rp2040_hal::pac::{RESETS, SPI0};
 use rp2040_hal::spi::{Enabled, Spi};
 use rp2040_hal::Timer;
@@ -55,7 +57,7 @@ type Miso = Pin<Gpio16, FunctionSpi, PullDown>;
 type Sck = Pin<Gpio18, FunctionSpi, PullDown>;
 type Mosi = Pin<Gpio19, FunctionSpi, PullDown>;
 type Bus = Spi<Enabled, SPI0, (Mosi, Miso, Sck)>;
-type ChipSelect = Pin<Gpio17, rp2040_hal::gpio::FunctionSioOutput, PullDown>;
+type ChipSelect = Pin<Gpio17, FunctionSioOutput, PullDown>;
 /// An embedded-hal 1.0 `SpiDevice` (the bus with its chip select) over the
 /// HAL's `SpiBus`; the timer serves the device's in-transaction delays
 /// (`w5500-ll` issues none today).
@@ -88,17 +90,17 @@ pub struct Peripherals {
     /// The SPI peripheral.
     pub spi: SPI0,
     /// MISO.
-    pub miso: Pin<Gpio16, rp2040_hal::gpio::FunctionNull, PullDown>,
+    pub miso: Pin<Gpio16, FunctionNull, PullDown>,
     /// CSn.
-    pub cs: Pin<Gpio17, rp2040_hal::gpio::FunctionNull, PullDown>,
+    pub cs: Pin<Gpio17, FunctionNull, PullDown>,
     /// SCK.
-    pub sck: Pin<Gpio18, rp2040_hal::gpio::FunctionNull, PullDown>,
+    pub sck: Pin<Gpio18, FunctionNull, PullDown>,
     /// MOSI.
-    pub mosi: Pin<Gpio19, rp2040_hal::gpio::FunctionNull, PullDown>,
+    pub mosi: Pin<Gpio19, FunctionNull, PullDown>,
     /// RSTn.
-    pub reset: Pin<Gpio20, rp2040_hal::gpio::FunctionNull, PullDown>,
+    pub reset: Pin<Gpio20, FunctionNull, PullDown>,
     /// INTn (an input with its pull-up; unused, see the module docs).
-    pub int: Pin<Gpio21, rp2040_hal::gpio::FunctionNull, PullDown>,
+    pub int: Pin<Gpio21, FunctionNull, PullDown>,
     /// The microsecond timer, for delays.
     pub timer: Timer,
     /// The peripheral clock's rate in Hz (SPI0's).
@@ -128,10 +130,8 @@ pub fn start(
         SPI_HZ.Hz(),
         w5500_ll::eh1::MODE,
     );
-    let cs: ChipSelect = p.cs.into_push_pull_output_in_state(rp2040_hal::gpio::PinState::High);
-    let mut reset = p
-        .reset
-        .into_push_pull_output_in_state(rp2040_hal::gpio::PinState::High);
+    let cs: ChipSelect = p.cs.into_push_pull_output_in_state(PinState::High);
+    let mut reset = p.reset.into_push_pull_output_in_state(PinState::High);
     let _int: Pin<Gpio21, FunctionSioInput, PullUp> = p.int.reconfigure();
     let mut delay = p.timer;
     // RSTn low for 1 ms, then 2 ms for the chip's PLL to lock. The pin then
