@@ -81,56 +81,35 @@ pub struct Addressing {
     pub mac: [u8; 6],
 }
 
-/// The stack's words of `FIRMWARE_RAM` (see there).
-pub struct StackRam {
-    /// Sockets in the pool (the W5500: its hardware sockets).
-    pub pool: u32,
-    /// Sockets one more session needs.
-    pub sockets_per_session: u32,
-    /// Each socket's receive buffer in the MCU's RAM (0: in the chip).
-    pub socket_rx: u32,
-    /// Each socket's transmit buffer in the MCU's RAM (0: in the chip).
-    pub socket_tx: u32,
-    /// Each socket's slot in the stack (0: none).
-    pub socket_slot: u32,
-    /// `size_of` the stack adapter.
-    pub adapter: u32,
-    /// `size_of` the stack adapter with one more session's sockets.
-    pub adapter_one_more: u32,
-    /// The NIC driver with its rings (0: none outside the adapter).
-    pub nic: u32,
-}
-
 /// What `cargo xtask size` reads out of the ELF file: the same layout as
 /// the other firmware's `FIRMWARE_RAM` (sessions, transfer buffer, server
-/// for `SESSIONS` and one more, pool, sockets per session, socket buffers,
-/// socket slot, stack adapter and the adapter with one more session's
-/// sockets, RAM disk (0: none), NIC driver (0: none), stack window (0: not
-/// measured), littlefs's state of one open file, marker).
+/// for `SESSIONS` and one more, pool, sockets per session, socket rx and
+/// tx buffers and slot, stack adapter and the adapter with one more
+/// session's sockets, RAM disk, NIC driver, stack window (not measured),
+/// littlefs's state of one open file, marker). The sockets and their
+/// buffers are in the W5500, so the MCU's RAM holds only the adapter's
+/// tables (the SPI driver inside them), the same for one more session.
 #[no_mangle]
 #[used]
-pub static FIRMWARE_RAM: [u32; 16] = {
-    let ram = w5500::RAM;
-    [
-        SESSIONS as u32,
-        TRANSFER_BUFFER as u32,
-        size_of::<FtpServer>() as u32,
-        size_of::<Server<Stack, Fs, { SESSIONS + 1 }, TRANSFER_BUFFER>>() as u32,
-        ram.pool,
-        ram.sockets_per_session,
-        ram.socket_rx,
-        ram.socket_tx,
-        ram.socket_slot,
-        ram.adapter,
-        ram.adapter_one_more,
-        0,
-        ram.nic,
-        0,
-        (size_of::<FileSlots<storage::Disk, { SESSIONS + 1 }>>()
-            - size_of::<FileSlots<storage::Disk, SESSIONS>>()) as u32,
-        0x4645_5252,
-    ]
-};
+pub static FIRMWARE_RAM: [u32; 16] = [
+    SESSIONS as u32,
+    TRANSFER_BUFFER as u32,
+    size_of::<FtpServer>() as u32,
+    size_of::<Server<Stack, Fs, { SESSIONS + 1 }, TRANSFER_BUFFER>>() as u32,
+    w5500::HW_SOCKETS as u32,
+    w5500::SOCKETS_PER_SESSION as u32,
+    0,
+    0,
+    0,
+    size_of::<Stack>() as u32,
+    size_of::<Stack>() as u32,
+    0,
+    0,
+    0,
+    (size_of::<FileSlots<storage::Disk, { SESSIONS + 1 }>>()
+        - size_of::<FileSlots<storage::Disk, SESSIONS>>()) as u32,
+    0x4645_5252,
+];
 
 /// What start-up hands the serving loop: everything lives in `static`s.
 struct Board {

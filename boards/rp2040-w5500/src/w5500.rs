@@ -11,8 +11,6 @@
 //! millisecond tick instead of sleeping until INTn falls. Unmasking the
 //! socket interrupts (SIMR, through `W5500Stack::chip_mut`) and a GPIO
 //! interrupt on GP21's falling edge would let the core sleep longer.
-use core::mem::size_of;
-
 use embedded_hal_bus::spi::ExclusiveDevice;
 use ferry_net::w5500_stack::{W5500Config, W5500Error, W5500Stack};
 use ferry_net::{Instant, Ipv4Addr};
@@ -29,7 +27,7 @@ use static_cell::StaticCell;
 use w5500_ll::eh1::vdm::W5500;
 use w5500_ll::Registers;
 
-use crate::{Addressing, StackRam};
+use crate::Addressing;
 
 /// What the start-up log calls this stack.
 pub const NAME: &str = "W5500 on SPI0";
@@ -43,9 +41,9 @@ pub const NAME: &str = "W5500 on SPI0";
 /// client connects (`W5500Config`'s docs have the whole budget).
 pub const SESSIONS: usize = 2;
 /// Sockets a session holds while it transfers: control and data.
-const SOCKETS_PER_SESSION: usize = 2;
+pub const SOCKETS_PER_SESSION: usize = 2;
 /// The chip's hardware sockets.
-const HW_SOCKETS: usize = 8;
+pub const HW_SOCKETS: usize = 8;
 /// Sockets each listening port keeps in LISTEN: the chip has no accept
 /// queue, so a second client connecting at once needs a second socket.
 const BACKLOG: u8 = 2;
@@ -69,20 +67,6 @@ type Chip = W5500<Device>;
 pub type Stack = W5500Stack<Chip>;
 
 static STACK: StaticCell<Stack> = StaticCell::new();
-
-/// This stack's words of `FIRMWARE_RAM`: the sockets and their buffers are
-/// in the chip, so the MCU's RAM holds only the adapter's tables (the SPI
-/// driver inside them); one more session costs no adapter RAM.
-pub const RAM: StackRam = StackRam {
-    pool: HW_SOCKETS as u32,
-    sockets_per_session: SOCKETS_PER_SESSION as u32,
-    socket_rx: 0,
-    socket_tx: 0,
-    socket_slot: 0,
-    adapter: size_of::<Stack>() as u32,
-    adapter_one_more: size_of::<Stack>() as u32,
-    nic: 0,
-};
 
 /// What this stack takes from the chip: SPI0, its pins, CSn, RSTn and
 /// INTn, and the timer for the reset pulse.
