@@ -754,6 +754,29 @@ mod tests {
     }
 
     #[test]
+    fn every_measured_board_is_a_package_with_its_target() {
+        let root = crate::cmd::root();
+        for board in MEASURED {
+            let config = std::fs::read_to_string(root.join(board.dir).join(".cargo/config.toml"))
+                .unwrap_or_else(|e| panic!("{}: {e}", board.dir));
+            assert!(
+                config.contains(&format!("target = \"{}\"", board.target)),
+                "{}: .cargo/config.toml does not build for {}",
+                board.dir,
+                board.target
+            );
+            let manifest =
+                std::fs::read_to_string(root.join(board.dir).join("Cargo.toml")).unwrap();
+            assert!(
+                manifest.contains(&format!("name = \"{}\"", board.bin)),
+                "{}: no binary {}",
+                board.dir,
+                board.bin
+            );
+        }
+    }
+
+    #[test]
     fn profiles() {
         for profile in Profile::ALL {
             assert_eq!(Profile::parse(profile.name()), Some(profile));

@@ -1055,6 +1055,9 @@ mod tests {
         assert_eq!(Options::parse(&[]), Some(Options::default()));
         let all = Options::parse(&["--check", "--ratchet", "--features-cost"]).unwrap();
         assert!(all.check && all.ratchet && all.features_cost);
+        assert!(!all.firmware_only);
+        let firmware = Options::parse(&["--firmware"]).unwrap();
+        assert!(firmware.firmware_only && !firmware.check);
         assert_eq!(Options::parse(&["--bogus"]), None);
     }
 
