@@ -1,6 +1,6 @@
 //! Firmware packages (`boards/qemu-mps2-an385`, `boards/stm32f429zi` with
-//! either of its stacks): building them with Debian's toolchain, and
-//! measuring their images for `cargo xtask size`.
+//! either of its stacks, `boards/rp2040-w5500`): building them with
+//! Debian's toolchain, and measuring their images for `cargo xtask size`.
 //!
 //! Each package lies outside the host workspace with its own
 //! `.cargo/config.toml` (target, linker, `build-std`) and `Cargo.lock`, so
@@ -129,6 +129,17 @@ pub const STM32F429ZI_W5500: Firmware = Firmware {
     title: "NUCLEO-F429ZI + W5500 (Cortex-M4F)",
     features: Some("stack-w5500,storage-flash"),
     ..STM32F429ZI
+};
+
+/// The WIZnet W5500-EVB-Pico (RP2040, Cortex-M0+, with a W5500 on SPI0):
+/// TCP/IP in the chip, littlefs on the QSPI flash. One feature set, so
+/// `cargo xtask test` builds it once.
+pub const RP2040_W5500: Firmware = Firmware {
+    title: "W5500-EVB-Pico (RP2040, Cortex-M0+)",
+    dir: "boards/rp2040-w5500",
+    target: "thumbv6m-none-eabi",
+    bin: "ferry-rp2040-w5500",
+    features: None,
 };
 
 /// The STM32 board's feature sets (one stack, one storage), each built by
@@ -287,7 +298,9 @@ impl Image {
 }
 
 /// Sections counted as flash, and whether they also take RAM.
-const FLASH_SECTIONS: &[&str] = &[".vector_table", ".text", ".rodata", ".data"];
+/// (`.boot2`: the RP2040's second-stage boot loader, ahead of the vector
+/// table.)
+const FLASH_SECTIONS: &[&str] = &[".boot2", ".vector_table", ".text", ".rodata", ".data"];
 /// Sections that take RAM.
 const RAM_SECTIONS: &[&str] = &[".data", ".bss", ".uninit"];
 
@@ -346,9 +359,15 @@ fn owner(name: &str) -> String {
     "-".into()
 }
 
-/// The firmware images `cargo xtask size` measures: the QEMU board, and the
-/// real one with each of its stacks (each with its `features`).
-pub const MEASURED: [Firmware; 3] = [QEMU_MPS2_AN385, STM32F429ZI, STM32F429ZI_W5500];
+/// The firmware images `cargo xtask size` measures: the QEMU board, the
+/// STM32 one with each of its stacks (each with its `features`), and the
+/// RP2040 one.
+pub const MEASURED: [Firmware; 4] = [
+    QEMU_MPS2_AN385,
+    STM32F429ZI,
+    STM32F429ZI_W5500,
+    RP2040_W5500,
+];
 
 /// The published figures Ferry is set beside (ROM; RAM where published).
 pub const PEERS: &str = "\
@@ -732,6 +751,29 @@ mod tests {
         }
         let measured = STM32F429ZI_W5500.features.unwrap();
         assert!(STM32_FEATURE_SETS.contains(&measured));
+    }
+
+    #[test]
+    fn every_measured_board_is_a_package_with_its_target() {
+        let root = crate::cmd::root();
+        for board in MEASURED {
+            let config = std::fs::read_to_string(root.join(board.dir).join(".cargo/config.toml"))
+                .unwrap_or_else(|e| panic!("{}: {e}", board.dir));
+            assert!(
+                config.contains(&format!("target = \"{}\"", board.target)),
+                "{}: .cargo/config.toml does not build for {}",
+                board.dir,
+                board.target
+            );
+            let manifest =
+                std::fs::read_to_string(root.join(board.dir).join("Cargo.toml")).unwrap();
+            assert!(
+                manifest.contains(&format!("name = \"{}\"", board.bin)),
+                "{}: no binary {}",
+                board.dir,
+                board.bin
+            );
+        }
     }
 
     #[test]

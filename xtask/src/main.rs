@@ -27,9 +27,10 @@ commands:
   test [--quick]  docs check, fmt, clippy, unit tests, Cortex-M3 build of
                   ferry-core, the size budget (size --check), ferryd release
                   build, integration tests, the Cortex-M3 firmware in QEMU
-                  against real clients, the STM32 board's builds; --quick
-                  skips fmt, clippy and the firmware and Cortex-M3 builds
-  size [--check] [--ratchet] [--features-cost] [--tls]
+                  against real clients, the STM32 and RP2040 boards'
+                  builds; --quick skips fmt, clippy and the firmware and
+                  Cortex-M3 builds
+  size [--check] [--ratchet] [--features-cost] [--tls] [--firmware]
                   ROM, RAM and stack of ferry-core on a Cortex-M3 (thumbv7m)
                   in the emftp and default profiles at opt-level \"z\" and
                   \"s\" (stack: a scripted session in QEMU), and of the
@@ -39,7 +40,9 @@ commands:
                   figure over its limit; --ratchet: lower the limits to the
                   figures measured; --features-cost: what each ferry-core
                   feature adds; --tls: only the TLS layer (ROM on a
-                  Cortex-M4F, RAM per connection in QEMU) against its budget
+                  Cortex-M4F, RAM per connection in QEMU) against its budget;
+                  --firmware: only the firmware images (their section of
+                  docs/BENCHMARKS.md)
   bench [--quick] [--write]
                   ferryd (release build) beside pyftpdlib and vsftpd on
                   loopback: RETR and STOR of 256 MiB with curl, small files

@@ -258,6 +258,9 @@ pub struct Options {
     pub features_cost: bool,
     /// Only the TLS layer (`--tls`): measure it and check its budget.
     pub tls_only: bool,
+    /// Only the firmware images (`--firmware`): measure them and update
+    /// docs/BENCHMARKS.md's firmware section.
+    pub firmware_only: bool,
 }
 
 impl Options {
@@ -270,6 +273,7 @@ impl Options {
                 "--ratchet" => options.ratchet = true,
                 "--features-cost" => options.features_cost = true,
                 "--tls" => options.tls_only = true,
+                "--firmware" => options.firmware_only = true,
                 _ => return None,
             }
         }
@@ -296,6 +300,9 @@ pub fn run(options: Options) -> Result<(), Failure> {
     if options.tls_only {
         return tls::check(&root);
     }
+    if options.firmware_only {
+        return firmware_sizes(&root, &firmware_provenance(&root, &toolchain()));
+    }
     if options.check && !options.ratchet && !options.features_cost {
         return check(&root);
     }
@@ -309,9 +316,7 @@ pub fn run(options: Options) -> Result<(), Failure> {
         None
     };
 
-    let toolchain = cmd::output(Command::new(cmd::DEBIAN_RUSTC).arg("--version"))
-        .map(|v| v.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "rustc".into());
+    let toolchain = toolchain();
     for profile in PROFILES {
         let z = find(&builds, profile, "z")?;
         let s = find(&builds, profile, "s")?;
@@ -339,23 +344,7 @@ pub fn run(options: Options) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    let commit =
-        cmd::output(
-            Command::new("git")
-                .current_dir(&root)
-                .args(["rev-parse", "--short", "HEAD"]),
-        )
-        .unwrap_or_else(|| "unknown".into());
-    let dirty = Command::new("git")
-        .current_dir(&root)
-        .args(["diff", "--quiet", "HEAD", "--"])
-        .status()
-        .is_ok_and(|status| status.code() == Some(1));
-    let commit = if dirty {
-        format!("{commit} with uncommitted changes")
-    } else {
-        commit
-    };
+    let commit = commit(&root);
     let provenance = format!(
         "Measured by `cargo xtask size` on {} (commit {commit}, {toolchain} from Debian), \
          for {THUMB_TARGET} (Cortex-M3).",
@@ -390,13 +379,7 @@ pub fn run(options: Options) -> Result<(), Failure> {
     )
     .err();
 
-    let provenance = format!(
-        "Measured by `cargo xtask size` on {} (commit {commit}, {toolchain} from Debian): \
-         release builds, LTO, one codegen unit, `panic = \"abort\"`, default features \
-         (the W5500 row: `stack-w5500,storage-flash`).",
-        today()
-    );
-    firmware_sizes(&root, &provenance)?;
+    firmware_sizes(&root, &firmware_provenance(&root, &toolchain))?;
     match over_budget.or(tls_over) {
         Some(failure) => Err(failure),
         None => Ok(()),
@@ -672,6 +655,45 @@ fn features_section(costs: &FeatureCosts, provenance: &str) -> String {
         };
     }
     out
+}
+
+/// Debian's rustc and its version (`rustc 1.96.0`).
+fn toolchain() -> String {
+    cmd::output(Command::new(cmd::DEBIAN_RUSTC).arg("--version"))
+        .map(|v| v.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "rustc".into())
+}
+
+/// The commit measured, and whether the work tree had changes.
+fn commit(root: &Path) -> String {
+    let commit =
+        cmd::output(
+            Command::new("git")
+                .current_dir(root)
+                .args(["rev-parse", "--short", "HEAD"]),
+        )
+        .unwrap_or_else(|| "unknown".into());
+    let dirty = Command::new("git")
+        .current_dir(root)
+        .args(["diff", "--quiet", "HEAD", "--"])
+        .status()
+        .is_ok_and(|status| status.code() == Some(1));
+    if dirty {
+        format!("{commit} with uncommitted changes")
+    } else {
+        commit
+    }
+}
+
+/// The first line of docs/BENCHMARKS.md's firmware section.
+fn firmware_provenance(root: &Path, toolchain: &str) -> String {
+    format!(
+        "Measured by `cargo xtask size` on {} (commit {}, {toolchain} from Debian): \
+         release builds, LTO, one codegen unit, `panic = \"abort\"`, default features \
+         (the NUCLEO-F429ZI + W5500 row: `stack-w5500,storage-flash`).",
+        today(),
+        commit(root)
+    )
 }
 
 /// The firmware images at both opt-levels: flash, RAM and whose bytes they
@@ -1033,6 +1055,9 @@ mod tests {
         assert_eq!(Options::parse(&[]), Some(Options::default()));
         let all = Options::parse(&["--check", "--ratchet", "--features-cost"]).unwrap();
         assert!(all.check && all.ratchet && all.features_cost);
+        assert!(!all.firmware_only);
+        let firmware = Options::parse(&["--firmware"]).unwrap();
+        assert!(firmware.firmware_only && !firmware.check);
         assert_eq!(Options::parse(&["--bogus"]), None);
     }
 

@@ -5,7 +5,7 @@
 //! at the end, unless `CI=true`, where it fails: CI must never pass by
 //! running less. `--quick` leaves out fmt, clippy and the Cortex-M3 builds
 //! (with them the firmware steps: the QEMU firmware test and the STM32
-//! board's builds).
+//! and RP2040 boards' builds).
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -237,6 +237,11 @@ pub fn run(quick: bool) -> Result<(), Failure> {
                     &certificate,
                 )?;
             }
+        }
+
+        header(&format!("firmware: {} build", firmware::RP2040_W5500.title));
+        if skips.check("RP2040 firmware build", firmware::missing())? {
+            firmware::build(&root, &firmware::RP2040_W5500, None, None)?;
         }
     }
 
