@@ -232,6 +232,11 @@ pub fn run(quick: bool) -> Result<(), Failure> {
                 )?;
             }
         }
+
+        header(&format!("firmware: {} build", firmware::ESP32C3.title));
+        if skips.check("ESP32-C3 firmware build", firmware::missing())? {
+            firmware::build(&root, &firmware::ESP32C3, None, None)?;
+        }
     }
 
     println!();

@@ -24,10 +24,10 @@ mod user;
 
 #[cfg(feature = "embassy-net-driver")]
 mod driver_device;
-#[cfg(feature = "littlefs")]
-mod storage;
 #[cfg(feature = "smoltcp")]
 mod sockets;
+#[cfg(feature = "littlefs")]
+mod storage;
 
 pub use log::LogObserver;
 pub use user::FixedUser;

@@ -28,11 +28,15 @@ impl Observer for LogObserver {
     fn event(&mut self, event: Event<'_>) {
         let print = self.print;
         match event {
-            Event::Connected { session, peer } => print(format_args!("[{session}] {peer} connected")),
-            Event::Refused { peer } => print(format_args!("{peer} refused with 421 (limit reached)")),
-            Event::Evicted { session } => {
-                print(format_args!("[{session}] evicted: not logged in, room needed"))
+            Event::Connected { session, peer } => {
+                print(format_args!("[{session}] {peer} connected"))
             }
+            Event::Refused { peer } => {
+                print(format_args!("{peer} refused with 421 (limit reached)"))
+            }
+            Event::Evicted { session } => print(format_args!(
+                "[{session}] evicted: not logged in, room needed"
+            )),
             Event::Command { .. } => {}
             Event::Login { session, user, ok } => print(format_args!(
                 "[{session}] login {} {}",
