@@ -1,6 +1,7 @@
 //! Firmware packages (`boards/qemu-mps2-an385`, `boards/stm32f429zi` with
-//! either of its stacks, `boards/rp2040-w5500`): building them with
-//! Debian's toolchain, and measuring their images for `cargo xtask size`.
+//! either of its stacks, `boards/rp2040-w5500`, `boards/esp32c3`):
+//! building them with Debian's toolchain, and measuring their images for
+//! `cargo xtask size`.
 //!
 //! Each package lies outside the host workspace with its own
 //! `.cargo/config.toml` (target, linker, `build-std`) and `Cargo.lock`, so
@@ -28,6 +29,9 @@ pub struct Firmware {
     /// The cargo features `cargo xtask size` builds it with (`None`: its
     /// default features).
     pub features: Option<&'static str>,
+    /// Environment variables every build of it needs (build-time
+    /// configuration without a default, given dummy values here).
+    pub env: &'static [(&'static str, &'static str)],
 }
 
 /// The Cortex-M3 firmware that `cargo xtask qemu` boots.
@@ -37,6 +41,7 @@ pub const QEMU_MPS2_AN385: Firmware = Firmware {
     target: "thumbv7m-none-eabi",
     bin: "ferry-qemu-mps2-an385",
     features: None,
+    env: &[],
 };
 
 /// The engine's protocol profiles the QEMU firmware is built and tested in
@@ -121,6 +126,7 @@ pub const STM32F429ZI: Firmware = Firmware {
     target: "thumbv7em-none-eabihf",
     bin: "ferry-stm32f429zi",
     features: None,
+    env: &[],
 };
 
 /// The same board with a WIZnet W5500 on SPI (TCP/IP in the chip, none in
@@ -140,6 +146,24 @@ pub const RP2040_W5500: Firmware = Firmware {
     target: "thumbv6m-none-eabi",
     bin: "ferry-rp2040-w5500",
     features: None,
+    env: &[],
+};
+
+/// The ESP32-C3 over Wi-Fi (esp-hal, esp-radio, smoltcp, littlefs on a
+/// flash partition). Its Wi-Fi and FTP credentials are build-time
+/// environment variables with no default: CI and `cargo xtask size` give
+/// it dummy ones (the image joins no network with them).
+pub const ESP32C3: Firmware = Firmware {
+    title: "ESP32-C3 over Wi-Fi (RISC-V)",
+    dir: "boards/esp32c3",
+    target: "riscv32imc-unknown-none-elf",
+    bin: "ferry-esp32c3",
+    features: None,
+    env: &[
+        ("FERRY_WIFI_SSID", "ferry-ci"),
+        ("FERRY_WIFI_PASSWORD", "not-a-secret"),
+        ("FERRY_PASSWORD", "not-a-secret"),
+    ],
 };
 
 /// The STM32 board's feature sets (one stack, one storage), each built by
@@ -184,6 +208,14 @@ pub fn missing() -> Option<String> {
     }
     if !Path::new("/usr/lib/arm-none-eabi/include/string.h").is_file() {
         missing.push("newlib's headers (Debian package libnewlib-arm-none-eabi)".to_string());
+    }
+    // The ESP32-C3's littlefs: clang compiles it for riscv32 with newlib's
+    // target-neutral headers (boards/esp32c3/.cargo/config.toml).
+    if find_program("clang").is_none() {
+        missing.push("clang (Debian package clang)".to_string());
+    }
+    if !Path::new("/usr/include/newlib/string.h").is_file() {
+        missing.push("newlib's generic headers (Debian package libnewlib-dev)".to_string());
     }
     if !libclang_installed() {
         missing.push("libclang (Debian package libclang-dev)".to_string());
@@ -264,6 +296,9 @@ pub fn build_with_env(
         }
     }
     cargo.arg("--target-dir").arg(&target_dir);
+    for (name, value) in firmware.env {
+        cargo.env(name, value);
+    }
     for (name, value) in env {
         cargo.env(name, value);
     }
@@ -297,12 +332,36 @@ impl Image {
     }
 }
 
-/// Sections counted as flash, and whether they also take RAM.
-/// (`.boot2`: the RP2040's second-stage boot loader, ahead of the vector
-/// table.)
-const FLASH_SECTIONS: &[&str] = &[".boot2", ".vector_table", ".text", ".rodata", ".data"];
-/// Sections that take RAM.
-const RAM_SECTIONS: &[&str] = &[".data", ".bss", ".uninit"];
+/// Sections counted as flash, and whether they also take RAM. RP2040
+/// (`.boot2`: its second-stage boot loader, ahead of the vector table),
+/// Cortex-M
+/// (cortex-m-rt) and ESP32-C3 (esp-hal: code run from RAM in `.trap` and
+/// `.rwtext*`, the Wi-Fi driver's own sections, the app descriptor) names;
+/// a section an image lacks counts 0.
+const FLASH_SECTIONS: &[&str] = &[
+    ".boot2",
+    ".vector_table",
+    ".text",
+    ".rodata",
+    ".data",
+    ".trap",
+    ".rwtext",
+    ".rwtext.wifi",
+    ".data.wifi",
+    ".rodata.wifi",
+    ".flash.appdesc",
+];
+/// Sections that take RAM. On the ESP32-C3, `.rwdata_dummy` is the data
+/// RAM that the code in `.rwtext` occupies (one SRAM, two buses); the heap
+/// in the ROM bootloader's reclaimed RAM (`.dram2_uninit`) is not counted.
+const RAM_SECTIONS: &[&str] = &[
+    ".data",
+    ".bss",
+    ".uninit",
+    ".data.wifi",
+    ".rwdata_dummy",
+    ".noinit",
+];
 
 /// Measures the firmware image at `path`.
 pub fn measure(path: &Path) -> Result<Image, Failure> {
@@ -360,13 +419,14 @@ fn owner(name: &str) -> String {
 }
 
 /// The firmware images `cargo xtask size` measures: the QEMU board, the
-/// STM32 one with each of its stacks (each with its `features`), and the
-/// RP2040 one.
-pub const MEASURED: [Firmware; 4] = [
+/// STM32 one with each of its stacks (each with its `features`), the
+/// RP2040 one and the ESP32-C3.
+pub const MEASURED: [Firmware; 5] = [
     QEMU_MPS2_AN385,
     STM32F429ZI,
     STM32F429ZI_W5500,
     RP2040_W5500,
+    ESP32C3,
 ];
 
 /// The published figures Ferry is set beside (ROM; RAM where published).
@@ -773,6 +833,27 @@ mod tests {
                 board.dir,
                 board.bin
             );
+        }
+    }
+
+    #[test]
+    fn esp32c3_builds_get_every_variable_the_board_requires() {
+        // `env!` has no default (`option_env!` has): each such FERRY_
+        // variable must be among the ones CI builds pass.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../boards/esp32c3/src");
+        let mut required = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for (i, _) in text.match_indices("env!(\"FERRY_") {
+                if !text[..i].ends_with("option_") {
+                    let name = text[i + 6..].split('"').next().unwrap();
+                    required.push(name.to_string());
+                }
+            }
+        }
+        assert!(required.iter().any(|r| r == "FERRY_WIFI_SSID"));
+        for name in &required {
+            assert!(ESP32C3.env.iter().any(|(n, _)| n == name), "{name}");
         }
     }
 

@@ -39,6 +39,10 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // test); littlefs's C code needs newlib's headers on bare metal.
     "qemu-system-arm",
     "libnewlib-arm-none-eabi",
+    // The ESP32-C3 board's littlefs: clang (above) with newlib's generic
+    // headers (libnewlib-arm-none-eabi brings them too; named here since
+    // that board relies on them).
+    "libnewlib-dev",
     // A peer server of `cargo xtask bench`.
     "vsftpd",
 ];

@@ -243,6 +243,11 @@ pub fn run(quick: bool) -> Result<(), Failure> {
         if skips.check("RP2040 firmware build", firmware::missing())? {
             firmware::build(&root, &firmware::RP2040_W5500, None, None)?;
         }
+
+        header(&format!("firmware: {} build", firmware::ESP32C3.title));
+        if skips.check("ESP32-C3 firmware build", firmware::missing())? {
+            firmware::build(&root, &firmware::ESP32C3, None, None)?;
+        }
     }
 
     println!();

@@ -1,0 +1,67 @@
+//! What Ferry's firmware boards share, so that a board is only its
+//! hardware bring-up, its stack and storage choice, and its poll loop.
+//!
+//! - [`FixedUser`]: one user with every permission, its password compared
+//!   in constant time (a board's login from build-time configuration).
+//! - [`LogObserver`]: the engine's events as one log line each, through
+//!   whatever print function the board has (UART, RTT, semihosting).
+//! - [`parse_ipv4_cidr`]: `A.B.C.D/P` from build-time configuration.
+//! - `littlefs` feature: [`mount_or_format`], a littlefs volume on a
+//!   board's block device, mounted for the whole run.
+//! - `smoltcp` feature: [`add_sockets`], a `SmoltcpStack`'s pool from
+//!   static buffers.
+//! - `embassy-net-driver` feature: [`DriverDevice`], a smoltcp device over
+//!   an `embassy-net-driver` 0.2 driver (esp-radio's Wi-Fi, cyw43, ...),
+//!   polled without an executor.
+//!
+//! Architecture invariant: nothing here speaks FTP; that is the engine's
+//! (`ferry-core`). No heap, no `unsafe`, no hardware access.
+#![no_std]
+#![forbid(unsafe_code)]
+
+mod log;
+mod user;
+
+#[cfg(feature = "embassy-net-driver")]
+mod driver_device;
+#[cfg(feature = "smoltcp")]
+mod sockets;
+#[cfg(feature = "littlefs")]
+mod storage;
+
+pub use log::LogObserver;
+pub use user::FixedUser;
+
+#[cfg(feature = "embassy-net-driver")]
+pub use driver_device::{DriverDevice, DriverRxToken, DriverTxToken};
+#[cfg(feature = "smoltcp")]
+pub use sockets::add_sockets;
+#[cfg(feature = "littlefs")]
+pub use storage::{mount_or_format, Mounted};
+
+use core::net::Ipv4Addr;
+
+/// `A.B.C.D/P` (an address and its prefix length, at most 32), as a board
+/// takes it from the environment at build time (`FERRY_IP`).
+pub fn parse_ipv4_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
+    let (ip, prefix) = text.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok()?;
+    (prefix <= 32).then_some(())?;
+    Some((ip.parse().ok()?, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr() {
+        assert_eq!(
+            parse_ipv4_cidr("192.168.1.50/24"),
+            Some((Ipv4Addr::new(192, 168, 1, 50), 24))
+        );
+        assert_eq!(parse_ipv4_cidr("10.0.0.1/33"), None);
+        assert_eq!(parse_ipv4_cidr("10.0.0.1"), None);
+        assert_eq!(parse_ipv4_cidr("10.0.0/8"), None);
+    }
+}
