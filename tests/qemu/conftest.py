@@ -56,7 +56,7 @@ unavailable, need_tool = suite("firmware test")
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
-USER = "ferry"          # the firmware's fixed user (board.rs)
+USER = "ferry"          # the firmware's fixed user (USER in its src/main.rs)
 PASSWORD = "ferry"
 FIRMWARE_IP = "10.0.2.15"
 HOST_SIDE_IP = "10.0.2.2"

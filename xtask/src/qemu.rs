@@ -37,7 +37,7 @@ pub const FIRMWARE_IP: &str = "10.0.2.15";
 pub const HOST_SIDE_IP: &str = "10.0.2.2";
 /// The firmware's passive ports (its `PASSIVE_PORTS`).
 pub const PASSIVE_PORTS: (u16, u16) = (50000, 50007);
-/// The fixed user (the firmware's `board.rs`).
+/// The fixed user (`USER` in the firmware's `src/main.rs`).
 pub const USER: &str = "ferry";
 /// Its password.
 pub const PASSWORD: &str = "ferry";

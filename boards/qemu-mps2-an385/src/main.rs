@@ -2,7 +2,7 @@
 //!
 //! What runs: the LAN9118 Ethernet controller (`lan9118.rs`, polled) under
 //! smoltcp through Ferry's `SmoltcpStack`; littlefs on a RAM disk, formatted
-//! at boot; one fixed user (`board.rs`); the engine, `Server::poll`, called
+//! at boot; one fixed user; the engine, `Server::poll`, called
 //! from `main` with the core asleep in `WFI` between deadlines. No RTOS, no
 //! heap: every buffer is a `static` whose size is a constant below.
 //!
@@ -26,7 +26,6 @@
 #[cfg(feature = "tls")]
 extern crate alloc;
 
-mod board;
 mod boot_args;
 mod clock;
 mod lan9118;
@@ -39,18 +38,17 @@ use core::mem::{size_of, MaybeUninit};
 use core::net::{IpAddr, SocketAddr};
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
+use ferry_board::{FixedUser, LogObserver, VolumeCells};
 use ferry_core::server::Poll;
 use ferry_core::{Config, Server};
 use ferry_fs::block::RamDisk;
-use ferry_fs::littlefs::{self, FileSlots, LfsStorage, LittleFs};
+use ferry_fs::littlefs::{FileSlots, LfsStorage, LittleFs};
 use ferry_net::smoltcp_stack::{smol_instant, SmoltcpStack, StackConfig};
 use ferry_net::Clock;
-use littlefs2::fs::{Allocation, Filesystem};
 use smoltcp::iface::{Interface, SocketStorage};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use static_cell::{ConstStaticCell, StaticCell};
 
-use crate::board::{FixedUser, LogObserver, PASSWORD, USER};
 use crate::boot_args::BootArgs;
 use crate::clock::BoardClock;
 use crate::lan9118::{Frames, Lan9118};
@@ -82,8 +80,16 @@ const RAM_DISK: usize = BLOCK_SIZE * BLOCK_COUNT;
 const PASSIVE_PORTS: (u16, u16) = (50000, 50007);
 /// The FTP control port.
 const FTP_PORT: u16 = 21;
+/// The user name the firmware accepts.
+const USER: &str = "ferry";
+/// Its password. A fixed password in a firmware image is for a test rig
+/// only: a product keeps a salted hash in its configuration storage.
+const PASSWORD: &str = "ferry";
 
 type Disk = LfsStorage<RamDisk<&'static mut [u8]>, BLOCK_SIZE, BLOCK_COUNT>;
+/// The log of the engine's events: one line each over semihosting, with
+/// each session's peer.
+type Log = LogObserver<SESSIONS>;
 type Fs = LittleFs<'static, Disk, SESSIONS>;
 type Stack = SmoltcpStack<'static, POOL>;
 /// The stack the engine runs on: smoltcp, or TLS over it (`tls`).
@@ -109,16 +115,19 @@ static SOCKET_SLOTS: StaticCell<[SocketStorage<'static>; POOL]> = StaticCell::ne
 static NIC_FRAMES: ConstStaticCell<Frames> = ConstStaticCell::new(Frames::new());
 static NIC: StaticCell<Lan9118> = StaticCell::new();
 static STACK: StaticCell<Net> = StaticCell::new();
-static LFS_STORAGE: StaticCell<Disk> = StaticCell::new();
-static LFS_ALLOCATION: StaticCell<Allocation<Disk>> = StaticCell::new();
-static LFS: StaticCell<Filesystem<'static, Disk>> = StaticCell::new();
-/// littlefs's state of each open file: one per session (each has at most one).
-static LFS_FILES: StaticCell<FileSlots<Disk, SESSIONS>> = StaticCell::new();
+/// The littlefs volume on the RAM disk, with the state of each open file:
+/// one per session (each has at most one).
+static VOLUME: VolumeCells<RamDisk<&'static mut [u8]>, BLOCK_SIZE, BLOCK_COUNT, SESSIONS> =
+    VolumeCells::new();
 /// The engine, set up in place at start-up: cleared to zero bytes
 /// (`ZEROED_SERVER`, which compiles to a memset of the static), then
 /// `Server::reset`. `Server::new` would build the ~10 KB server on the
 /// stack and move it here: ~19 KB of start-up stack with its session slots.
 static SERVER: StaticCell<FtpServer> = StaticCell::new();
+/// The login and the event log, in `static`s rather than in `serve`'s
+/// frame, which every serving path's stack includes.
+static AUTH: ConstStaticCell<FixedUser> = ConstStaticCell::new(FixedUser::new(USER, PASSWORD));
+static OBSERVER: StaticCell<Log> = StaticCell::new();
 
 /// The server as all zero bytes, for [`SERVER`] until `Server::reset`
 /// writes every field.
@@ -165,11 +174,12 @@ pub static FIRMWARE_RAM: [u32; 16] = [
 
 /// What start-up hands the serving loop: everything lives in `static`s.
 struct Board {
-    args: BootArgs,
     nic: &'static mut Lan9118,
     stack: &'static mut Net,
     server: &'static mut FtpServer,
     fs: Fs,
+    auth: &'static mut FixedUser,
+    observer: &'static mut Log,
 }
 
 #[entry]
@@ -208,12 +218,14 @@ fn start() -> Board {
     let (nic, stack) = start_network(&args);
     let fs = mount();
     let server = start_server(&args, stack);
+    let observer = OBSERVER.init_with(|| Log::with_peers(semihosting::log).verbose(args.verbose));
     Board {
-        args,
         nic,
         stack,
         server,
         fs,
+        auth: AUTH.take(),
+        observer,
     }
 }
 
@@ -317,14 +329,9 @@ fn plain(net: &mut Net) -> &mut Stack {
 /// The socket pool: a TCP socket over each pair of buffers.
 #[inline(never)]
 fn add_sockets(stack: &mut Stack) {
-    let buffers = SOCKET_RX_BUFFERS
-        .take()
-        .iter_mut()
-        .zip(SOCKET_TX_BUFFERS.take());
-    for (rx, tx) in buffers {
-        if let Err(e) = stack.add_socket(&mut rx[..], &mut tx[..]) {
-            fail_with("socket pool", e);
-        }
+    let (rx, tx) = (SOCKET_RX_BUFFERS.take(), SOCKET_TX_BUFFERS.take());
+    if let Err(e) = ferry_board::add_sockets(stack, rx, tx) {
+        fail_with("socket pool", e);
     }
 }
 
@@ -371,21 +378,20 @@ fn start_server(args: &BootArgs, stack: &mut Net) -> &'static mut FtpServer {
 #[inline(never)]
 fn serve(board: Board) -> ! {
     let Board {
-        args,
         nic,
         stack,
         server,
         mut fs,
+        auth,
+        observer,
     } = board;
     let clock = BoardClock;
-    let mut auth = FixedUser;
-    let mut observer = LogObserver::<SESSIONS>::new(args.verbose);
     let mut sessions = 0;
     #[cfg(feature = "tls")]
     let mut was_quiet = true;
     loop {
         let moved = poll_network(plain(stack), nic, &clock);
-        let poll = poll_server(server, stack, &mut fs, &mut auth, &mut observer);
+        let poll = poll_server(server, stack, &mut fs, auth, observer);
         let now_sessions = server.session_count();
         if now_sessions == 0 && sessions > 0 {
             let stats = nic.stats();
@@ -482,7 +488,7 @@ fn poll_server(
     stack: &mut Net,
     fs: &mut Fs,
     auth: &mut FixedUser,
-    observer: &mut LogObserver<SESSIONS>,
+    observer: &mut Log,
 ) -> Poll {
     server.poll(stack, fs, auth, &BoardClock, observer)
 }
@@ -494,25 +500,16 @@ fn mount() -> Fs {
         Ok(disk) => disk,
         Err(e) => fail_with("RAM disk", e),
     };
-    let storage = match LfsStorage::new(disk) {
-        Ok(storage) => LFS_STORAGE.init(storage),
-        Err(e) => fail_with("littlefs storage", e),
-    };
-    if let Err(e) = littlefs::format(storage) {
-        fail_with("littlefs format", e);
-    }
-    let allocation = LFS_ALLOCATION.init_with(Allocation::new);
-    let volume = match Filesystem::mount(allocation, storage) {
-        Ok(volume) => LFS.init(volume),
-        Err(e) => fail_with("littlefs mount", e),
+    let fs = match VOLUME.mount(disk, true) {
+        Ok((fs, _formatted)) => fs,
+        Err(e) => fail_with("littlefs", e),
     };
     log!(
         "littlefs: {} blocks of {} bytes on a RAM disk, formatted",
         BLOCK_COUNT,
         BLOCK_SIZE
     );
-    let files = LFS_FILES.init_with(FileSlots::new);
-    LittleFs::new(volume, files).with_clock(clock::unix_seconds)
+    fs.with_clock(clock::unix_seconds)
 }
 
 /// ` (PASV names A.B.C.D)` when the passive address is overridden.

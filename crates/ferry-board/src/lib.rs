@@ -6,10 +6,13 @@
 //! - [`LogObserver`]: the engine's events as one log line each, through
 //!   whatever print function the board has (UART, RTT, semihosting).
 //! - [`parse_ipv4_cidr`]: `A.B.C.D/P` from build-time configuration.
-//! - `littlefs` feature: [`mount_or_format`], a littlefs volume on a
-//!   board's block device, mounted for the whole run.
+//! - `littlefs` feature: [`VolumeCells`], the `static`s of a littlefs
+//!   volume on a board's block device, mounted for the whole run
+//!   ([`mount_or_format`] for a board that keeps its own).
 //! - `smoltcp` feature: [`add_sockets`], a `SmoltcpStack`'s pool from
 //!   static buffers.
+//! - `w5500` feature: [`W5500Link`], a W5500 board's link and register
+//!   access watched and logged, and [`subnet_mask`] for its config.
 //! - `embassy-net-driver` feature: [`DriverDevice`], a smoltcp device over
 //!   an `embassy-net-driver` 0.2 driver (esp-radio's Wi-Fi, cyw43, ...),
 //!   polled without an executor.
@@ -28,6 +31,8 @@ mod driver_device;
 mod sockets;
 #[cfg(feature = "littlefs")]
 mod storage;
+#[cfg(feature = "w5500")]
+mod w5500;
 
 pub use log::LogObserver;
 pub use user::FixedUser;
@@ -37,7 +42,9 @@ pub use driver_device::{DriverDevice, DriverRxToken, DriverTxToken};
 #[cfg(feature = "smoltcp")]
 pub use sockets::add_sockets;
 #[cfg(feature = "littlefs")]
-pub use storage::{mount_or_format, Mounted};
+pub use storage::{mount_or_format, MountError, Mounted, VolumeCells};
+#[cfg(feature = "w5500")]
+pub use w5500::{subnet_mask, W5500Link};
 
 use core::net::Ipv4Addr;
 
