@@ -28,6 +28,7 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::SYST;
 use cortex_m_rt::{exception, ExceptionFrame};
 use embedded_hal::digital::OutputPin;
+use ferry_board::{FixedUser, LogObserver};
 use ferry_core::{Config, Server};
 use ferry_fs::littlefs::FileSlots;
 use ferry_net::Clock;
@@ -38,7 +39,7 @@ use rp2040_hal::{pac, Sio, Timer, Watchdog};
 use rtt_target::{rprintln, rtt_init_print};
 use static_cell::StaticCell;
 
-use crate::board::{BoardClock, FixedUser, RttObserver, DEFAULT_PASSWORD, USER};
+use crate::board::{BoardClock, DEFAULT_PASSWORD, PASSWORD, USER};
 use crate::storage::Fs;
 use crate::w5500::{Link, Stack, SESSIONS};
 
@@ -159,7 +160,7 @@ fn start() -> Board {
     );
 
     let mut flash = storage::QspiFlash::new(dp.XIP_SSI);
-    let (ip, prefix) = parse_cidr(option_env!("FERRY_IP").unwrap_or(DEFAULT_IP))
+    let (ip, prefix) = ferry_board::parse_ipv4_cidr(option_env!("FERRY_IP").unwrap_or(DEFAULT_IP))
         .unwrap_or_else(|| fail("FERRY_IP is not A.B.C.D/PREFIX"));
     let gateway: Option<Ipv4Addr> = match option_env!("FERRY_GATEWAY").unwrap_or(DEFAULT_GATEWAY) {
         "none" => None,
@@ -260,8 +261,8 @@ fn serve(board: Board) -> ! {
         clock,
         mut led,
     } = board;
-    let mut auth = FixedUser;
-    let mut observer = RttObserver;
+    let mut auth = FixedUser::new(USER, PASSWORD);
+    let mut observer = LogObserver::new(board::print_line);
     let mut next_link_check = clock.now();
     loop {
         let now = clock.now();
@@ -313,14 +314,6 @@ impl fmt::Display for Mac {
         let [a, b, c, d, e, g] = self.0;
         write!(f, "{a:02x}-{b:02x}-{c:02x}-{d:02x}-{e:02x}-{g:02x}")
     }
-}
-
-/// `A.B.C.D/P`.
-fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
-    let (ip, prefix) = text.split_once('/')?;
-    let prefix: u8 = prefix.parse().ok()?;
-    (prefix <= 32).then_some(())?;
-    Some((ip.parse().ok()?, prefix))
 }
 
 /// Logs a startup failure and stops.

@@ -10,11 +10,10 @@
 //! may fetch from flash meanwhile). A 4 KiB sector erase keeps the core
 //! there for ~45 ms (up to 400 ms); the W5500 keeps its connections alive
 //! by itself meanwhile.
+use ferry_board::{MountError, VolumeCells};
 use ferry_fs::block::{BlockDevice, BlockError};
-use ferry_fs::littlefs::{self, FileSlots, LfsError, LfsStorage, LittleFs};
-use littlefs2::fs::{Allocation, Filesystem};
+use ferry_fs::littlefs::{LfsStorage, LittleFs};
 use rp2040_hal::pac::XIP_SSI;
-use static_cell::StaticCell;
 
 use crate::w5500::SESSIONS;
 
@@ -34,37 +33,14 @@ pub type Disk = LfsStorage<QspiFlash, BLOCK_SIZE, BLOCK_COUNT>;
 /// The volume the server serves, with one open file per session.
 pub type Fs = LittleFs<'static, Disk, SESSIONS>;
 
-static STORAGE: StaticCell<Disk> = StaticCell::new();
-static ALLOCATION: StaticCell<Allocation<Disk>> = StaticCell::new();
-static VOLUME: StaticCell<Filesystem<'static, Disk>> = StaticCell::new();
-/// littlefs's state of each open file (a session has at most one open).
-static FILES: StaticCell<FileSlots<Disk, SESSIONS>> = StaticCell::new();
-
-/// Why the volume did not mount (the log shows it with `Debug`).
-#[derive(Debug)]
-#[allow(dead_code)] // the fields are read through `Debug` only
-pub enum StorageError {
-    /// The device's geometry does not fit littlefs's.
-    Geometry(BlockError),
-    /// littlefs failed to format or mount.
-    Littlefs(LfsError),
-}
+/// The volume and its open files, for the whole run.
+static VOLUME: VolumeCells<QspiFlash, BLOCK_SIZE, BLOCK_COUNT, SESSIONS> = VolumeCells::new();
 
 /// Mounts the volume on `device` for the whole run, formatting it first
-/// when it does not mount; whether it was formatted.
-pub fn mount(device: QspiFlash) -> Result<(Fs, bool), StorageError> {
-    let storage = STORAGE.init(LfsStorage::new(device).map_err(StorageError::Geometry)?);
-    let format = !Filesystem::is_mountable(storage);
-    if format {
-        littlefs::format(storage).map_err(StorageError::Littlefs)?;
-    }
-    let allocation = ALLOCATION.init_with(Allocation::new);
-    let volume = Filesystem::mount(allocation, storage)
-        .map_err(|e| StorageError::Littlefs(LfsError::from(e)))?;
-    let volume = VOLUME.init(volume);
-    // No wall clock on this board: littlefs stores no modification times.
-    let files = FILES.init_with(FileSlots::new);
-    Ok((LittleFs::new(volume, files), format))
+/// when it does not mount; whether it was formatted. No wall clock on this
+/// board: littlefs stores no modification times.
+pub fn mount(device: QspiFlash) -> Result<(Fs, bool), MountError> {
+    VOLUME.mount(device, false)
 }
 
 /// The second MiB of the QSPI flash. Programs only erased bytes correctly

@@ -12,6 +12,7 @@
 //! socket interrupts (SIMR, through `W5500Stack::chip_mut`) and a GPIO
 //! interrupt on GP21's falling edge would let the core sleep longer.
 use embedded_hal_bus::spi::ExclusiveDevice;
+use ferry_board::{subnet_mask, W5500Link};
 use ferry_net::w5500_stack::{W5500Config, W5500Error, W5500Stack};
 use ferry_net::{Instant, Ipv4Addr};
 use rp2040_hal::fugit::RateExtU32;
@@ -138,37 +139,19 @@ pub fn start(
         SPI_HZ / 1000,
         HW_SOCKETS
     );
-    Ok((
-        stack,
-        Link {
-            up: false,
-            failing: false,
-        },
-    ))
-}
-
-/// The mask of a `/prefix` network.
-fn subnet_mask(prefix: u8) -> Ipv4Addr {
-    let bits = u32::MAX
-        .checked_shl(32 - u32::from(prefix.min(32)))
-        .unwrap_or(0);
-    Ipv4Addr::from_bits(bits)
+    Ok((stack, Link(W5500Link::new(crate::board::print_line))))
 }
 
 /// What the board loop watches besides the stack: the link, and whether
-/// the SPI is failing (logged once per change, not every millisecond).
-pub struct Link {
-    up: bool,
-    failing: bool,
-}
+/// the SPI is failing (ferry-board's `W5500Link`, which logs each change
+/// once, not every millisecond).
+pub struct Link(W5500Link);
 
 impl Link {
     /// The adapter's part of the work (re-arming listeners, finishing
     /// closes); whether anything changed.
     pub fn poll(&mut self, stack: &mut Stack, now: Instant) -> bool {
-        let result = stack.poll(now);
-        self.note(&result);
-        result.unwrap_or(false)
+        self.0.poll(stack, now)
     }
 
     /// Without INTn, the chip's news is only found by looking: at the next
@@ -179,29 +162,6 @@ impl Link {
 
     /// Reads the chip's PHY link and logs a change; whether it is up.
     pub fn check(&mut self, stack: &mut Stack) -> bool {
-        let result = stack.link_up();
-        self.note(&result);
-        if let Ok(up) = result {
-            if up != self.up {
-                rprintln!("{}", if up { "link up" } else { "link down" });
-                self.up = up;
-            }
-        }
-        self.up
-    }
-
-    /// Logs the first failure of the chip's register access, and its end.
-    fn note<T>(&mut self, result: &Result<T, NetError>) {
-        match result {
-            Err(e) if !self.failing => {
-                rprintln!("W5500: {:?}", e);
-                self.failing = true;
-            }
-            Ok(_) if self.failing => {
-                rprintln!("W5500: answering again");
-                self.failing = false;
-            }
-            _ => {}
-        }
+        self.0.check(stack)
     }
 }

@@ -1,14 +1,13 @@
-//! The one fixed user, the log of the engine's events (RTT), and the
-//! millisecond clock (SysTick).
+//! The login, the log's print function (RTT), and the millisecond clock
+//! (SysTick). The user and the event log themselves are ferry-board's
+//! `FixedUser` and `LogObserver`.
 use core::cell::Cell;
-use core::net::IpAddr;
+use core::fmt;
 
 use cortex_m::interrupt::{self, Mutex};
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::SYST;
 use cortex_m_rt::exception;
-use ferry_core::server::{Event, Observer, TransferKind};
-use ferry_core::{AuthError, Authenticator, Permissions, User};
 use ferry_net::{Clock, Instant};
 use rtt_target::rprintln;
 
@@ -18,80 +17,9 @@ pub const USER: &str = "ferry";
 /// keeps a salted hash in its configuration storage instead).
 pub const PASSWORD: &str = "ferry";
 
-/// One user with every permission, whose home is the volume's root.
-pub struct FixedUser;
-
-impl Authenticator for FixedUser {
-    fn authenticate(
-        &mut self,
-        user: &[u8],
-        password: &[u8],
-        _peer: IpAddr,
-    ) -> Result<User, AuthError> {
-        // Compare every byte whatever the name: the timing tells nothing.
-        let expected = PASSWORD.as_bytes();
-        let mut diff = u8::from(expected.len() != password.len());
-        for (i, e) in expected.iter().enumerate() {
-            diff |= e ^ password.get(i).copied().unwrap_or(0);
-        }
-        if user == USER.as_bytes() && diff == 0 {
-            Ok(User {
-                id: 0,
-                permissions: Permissions::ALL,
-            })
-        } else {
-            Err(AuthError::Invalid)
-        }
-    }
-
-    fn home(&self, _user: &User) -> &[u8] {
-        b"/"
-    }
-}
-
-/// Logs the engine's events over RTT, one line each.
-pub struct RttObserver;
-
-impl Observer for RttObserver {
-    fn event(&mut self, event: Event<'_>) {
-        match event {
-            Event::Connected { session, peer } => rprintln!("[{}] {} connected", session, peer),
-            Event::Refused { peer } => rprintln!("{} refused with 421 (limit reached)", peer),
-            Event::Evicted { session } => {
-                rprintln!("[{}] closed to make room", session)
-            }
-            Event::Command { .. } => {}
-            Event::Login { session, user, ok } => rprintln!(
-                "[{}] login {} {}",
-                session,
-                user.escape_ascii(),
-                if ok { "ok" } else { "failed" }
-            ),
-            Event::Transfer {
-                session,
-                kind,
-                path,
-                bytes,
-                ok,
-            } => {
-                let kind = match kind {
-                    TransferKind::Download => "download",
-                    TransferKind::Upload => "upload",
-                    TransferKind::Append => "append",
-                    TransferKind::Listing => "listing",
-                };
-                rprintln!(
-                    "[{}] {} {} {} bytes {}",
-                    session,
-                    kind,
-                    path.escape_ascii(),
-                    bytes,
-                    if ok { "ok" } else { "failed" }
-                );
-            }
-            Event::Disconnected { session } => rprintln!("[{}] disconnected", session),
-        }
-    }
+/// Prints one line of the log over RTT (for `ferry_board::LogObserver`).
+pub fn print_line(args: fmt::Arguments<'_>) {
+    rprintln!("{}", args);
 }
 
 /// Milliseconds since [`start_clock`].

@@ -59,6 +59,7 @@ use core::mem::size_of;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
+use ferry_board::{FixedUser, LogObserver};
 use ferry_core::{Config, Server};
 use ferry_fs::littlefs::FileSlots;
 use ferry_net::Clock;
@@ -67,7 +68,7 @@ use static_cell::StaticCell;
 use stm32f4xx_hal::pac;
 use stm32f4xx_hal::prelude::*;
 
-use crate::board::{BoardClock, FixedUser, RttObserver, PASSWORD, USER};
+use crate::board::{BoardClock, PASSWORD, USER};
 use crate::stack::{Link, Stack, SESSIONS};
 use crate::storage::Fs;
 
@@ -195,7 +196,7 @@ fn start() -> Board {
         .require_pll48clk()
         .freeze();
     board::start_clock(&mut cp.SYST, clocks.hclk().raw());
-    let (ip, prefix) = parse_cidr(option_env!("FERRY_IP").unwrap_or(DEFAULT_IP))
+    let (ip, prefix) = ferry_board::parse_ipv4_cidr(option_env!("FERRY_IP").unwrap_or(DEFAULT_IP))
         .unwrap_or_else(|| fail("FERRY_IP is not A.B.C.D/PREFIX"));
     let gateway: Option<Ipv4Addr> = match option_env!("FERRY_GATEWAY").unwrap_or(DEFAULT_GATEWAY) {
         "none" => None,
@@ -331,8 +332,8 @@ fn serve(board: Board) -> ! {
         mut fs,
     } = board;
     let clock = BoardClock;
-    let mut auth = FixedUser;
-    let mut observer = RttObserver;
+    let mut auth = FixedUser::new(USER, PASSWORD);
+    let mut observer = LogObserver::new(board::print_line);
     let mut next_link_check = clock.now();
     loop {
         let now = clock.now();
@@ -401,14 +402,6 @@ impl fmt::Display for Mac {
         let [a, b, c, d, e, g] = self.0;
         write!(f, "{a:02x}-{b:02x}-{c:02x}-{d:02x}-{e:02x}-{g:02x}")
     }
-}
-
-/// `A.B.C.D/P`.
-fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
-    let (ip, prefix) = text.split_once('/')?;
-    let prefix: u8 = prefix.parse().ok()?;
-    (prefix <= 32).then_some(())?;
-    Some((ip.parse().ok()?, prefix))
 }
 
 /// Logs a startup failure and stops.

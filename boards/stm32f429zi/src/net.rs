@@ -216,15 +216,8 @@ pub fn start(
         ..StackConfig::default()
     };
     let stack: &'static mut Stack = STACK.init(SmoltcpStack::new(iface, slots, stack_config));
-    let buffers = SOCKET_RX_BUFFERS
-        .take()
-        .iter_mut()
-        .zip(SOCKET_TX_BUFFERS.take());
-    for (rx, tx) in buffers {
-        stack
-            .add_socket(&mut rx[..], &mut tx[..])
-            .map_err(NetError::SocketPool)?;
-    }
+    ferry_board::add_sockets(stack, SOCKET_RX_BUFFERS.take(), SOCKET_TX_BUFFERS.take())
+        .map_err(NetError::SocketPool)?;
     rprintln!(
         "{} sockets of {} + {} KiB",
         POOL,

@@ -21,9 +21,8 @@ compile_error!(
 #[cfg(not(any(feature = "storage-flash", feature = "storage-ram")))]
 compile_error!("choose a storage feature: storage-flash (default) or storage-ram");
 
-use ferry_fs::littlefs::{self, FileSlots, LfsError, LfsStorage, LittleFs};
-use littlefs2::fs::{Allocation, Filesystem};
-use static_cell::StaticCell;
+use ferry_board::{MountError, VolumeCells};
+use ferry_fs::littlefs::{LfsStorage, LittleFs};
 
 use crate::stack::SESSIONS;
 
@@ -37,39 +36,15 @@ pub type Disk = LfsStorage<Device, BLOCK_SIZE, BLOCK_COUNT>;
 /// The volume the server serves, with one open file per session.
 pub type Fs = LittleFs<'static, Disk, SESSIONS>;
 
-static STORAGE: StaticCell<Disk> = StaticCell::new();
-static ALLOCATION: StaticCell<Allocation<Disk>> = StaticCell::new();
-static VOLUME: StaticCell<Filesystem<'static, Disk>> = StaticCell::new();
-/// littlefs's state of each open file (a session has at most one open).
-static FILES: StaticCell<FileSlots<Disk, SESSIONS>> = StaticCell::new();
-
-/// Why the volume did not mount (the log shows it with `Debug`).
-#[derive(Debug)]
-#[allow(dead_code)] // the fields are read through `Debug` only
-pub enum StorageError {
-    /// The device's geometry does not fit littlefs's.
-    Geometry(ferry_fs::block::BlockError),
-    /// littlefs failed to format or mount.
-    Littlefs(LfsError),
-}
+/// The volume and its open files, for the whole run.
+static VOLUME: VolumeCells<Device, BLOCK_SIZE, BLOCK_COUNT, SESSIONS> = VolumeCells::new();
 
 /// Mounts the volume on `device` for the whole run (formatting it first
 /// when it does not mount, or always for a RAM disk); whether it was
-/// formatted.
-pub fn mount(device: Device) -> Result<(Fs, bool), StorageError> {
-    let storage = STORAGE.init(LfsStorage::new(device).map_err(StorageError::Geometry)?);
-    let format = cfg!(not(feature = "storage-flash")) || !Filesystem::is_mountable(storage);
-    if format {
-        littlefs::format(storage).map_err(StorageError::Littlefs)?;
-    }
-    let allocation = ALLOCATION.init_with(Allocation::new);
-    let volume = Filesystem::mount(allocation, storage)
-        .map_err(|e| StorageError::Littlefs(LfsError::from(e)))?;
-    let volume = VOLUME.init(volume);
-    // No wall clock on this board (its RTC is not set): littlefs stores no
-    // modification times.
-    let files = FILES.init_with(FileSlots::new);
-    Ok((LittleFs::new(volume, files), format))
+/// formatted. No wall clock on this board (its RTC is not set): littlefs
+/// stores no modification times.
+pub fn mount(device: Device) -> Result<(Fs, bool), MountError> {
+    VOLUME.mount(device, cfg!(not(feature = "storage-flash")))
 }
 
 #[cfg(feature = "storage-flash")]
