@@ -154,13 +154,9 @@ fn start() -> Board {
 
     let (ip, prefix) = ferry_board::parse_ipv4_cidr(option_env!("FERRY_IP").unwrap_or(DEFAULT_IP))
         .unwrap_or_else(|| fail("FERRY_IP is not A.B.C.D/PREFIX"));
-    let gateway: Option<Ipv4Addr> = match option_env!("FERRY_GATEWAY").unwrap_or(DEFAULT_GATEWAY) {
-        "none" => None,
-        text => Some(
-            text.parse()
-                .unwrap_or_else(|_| fail("FERRY_GATEWAY is not A.B.C.D")),
-        ),
-    };
+    let gateway =
+        ferry_board::parse_gateway(option_env!("FERRY_GATEWAY").unwrap_or(DEFAULT_GATEWAY))
+            .unwrap_or_else(|_| fail("FERRY_GATEWAY is not A.B.C.D"));
     let addressing = Addressing {
         ip,
         prefix,

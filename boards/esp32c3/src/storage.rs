@@ -8,10 +8,9 @@
 //! erase takes ~50 ms, during which no frame is served.
 use esp_bootloader_esp_idf::partitions::{self, PARTITION_TABLE_MAX_LEN};
 use esp_storage::FlashStorage;
+use ferry_board::{MountError, VolumeCells};
 use ferry_fs::block::{BlockDevice, BlockError};
-use ferry_fs::littlefs::{FileSlots, LfsError, LfsStorage, LittleFs};
-use littlefs2::fs::{Allocation, Filesystem};
-use static_cell::StaticCell;
+use ferry_fs::littlefs::{LfsStorage, LittleFs};
 
 use crate::SESSIONS;
 
@@ -27,11 +26,9 @@ pub type Disk = LfsStorage<PartitionFlash, BLOCK_SIZE, BLOCK_COUNT>;
 /// The volume the server serves, with one open file per session.
 pub type Fs = LittleFs<'static, Disk, SESSIONS>;
 
-static STORAGE: StaticCell<Disk> = StaticCell::new();
-static ALLOCATION: StaticCell<Allocation<Disk>> = StaticCell::new();
-static VOLUME: StaticCell<Filesystem<'static, Disk>> = StaticCell::new();
-/// littlefs's state of each open file (a session has at most one open).
-static FILES: StaticCell<FileSlots<Disk, SESSIONS>> = StaticCell::new();
+/// The volume and its open files (a session has at most one open), for
+/// the whole run.
+static VOLUME: VolumeCells<PartitionFlash, BLOCK_SIZE, BLOCK_COUNT, SESSIONS> = VolumeCells::new();
 
 /// Why the volume did not mount (the log shows it with `Debug`).
 #[derive(Debug)]
@@ -45,10 +42,9 @@ pub enum StorageError {
     /// The partition is smaller than [`BLOCK_COUNT`] blocks, or not
     /// aligned to them: its offset and length.
     TooSmall(u32, u32),
-    /// The device's geometry does not fit littlefs's.
-    Geometry(BlockError),
-    /// littlefs failed to format or mount.
-    Littlefs(LfsError),
+    /// The partition's geometry does not fit littlefs's, or littlefs
+    /// failed to format or mount.
+    Mount(MountError),
 }
 
 /// Finds the partition, mounts littlefs on it for the whole run (formatting
@@ -57,14 +53,8 @@ pub enum StorageError {
 pub fn mount(mut flash: FlashStorage<'static>) -> Result<(Fs, bool), StorageError> {
     let offset = find_partition(&mut flash)?;
     let device = PartitionFlash { flash, offset };
-    let storage = STORAGE.init(LfsStorage::new(device).map_err(StorageError::Geometry)?);
-    let mounted =
-        ferry_board::mount_or_format(storage, ALLOCATION.init_with(Allocation::new), false)
-            .map_err(StorageError::Littlefs)?;
-    let volume = VOLUME.init(mounted.volume);
     // No wall clock on this board: littlefs stores no modification times.
-    let files = FILES.init_with(FileSlots::new);
-    Ok((LittleFs::new(volume, files), mounted.formatted))
+    VOLUME.mount(device, false).map_err(StorageError::Mount)
 }
 
 /// The offset of the data partition labelled [`LABEL`], checked to hold

@@ -17,7 +17,7 @@ use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{
     AuthenticationMethodConfig, Config, ControllerConfig, Interface, WifiController,
 };
-use ferry_board::DriverDevice;
+use ferry_board::{DriverDevice, Mac};
 use ferry_net::smoltcp_stack::{smol_instant, SmoltcpError, SmoltcpStack, StackConfig};
 use ferry_net::{Clock, Instant};
 use smoltcp::iface::SocketStorage;
@@ -219,15 +219,5 @@ fn block_on<F: Future>(future: F, timeout_ms: u64) -> Option<F::Output> {
             return None;
         }
         crate::sleep_ms(1);
-    }
-}
-
-/// A MAC address as the log shows it (`02-1a-...`).
-pub struct Mac(pub [u8; 6]);
-
-impl core::fmt::Display for Mac {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}-{b:02x}-{c:02x}-{d:02x}-{e:02x}-{g:02x}")
     }
 }

@@ -20,7 +20,6 @@ mod board;
 mod storage;
 mod w5500;
 
-use core::fmt;
 use core::mem::size_of;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -28,7 +27,7 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::SYST;
 use cortex_m_rt::{exception, ExceptionFrame};
 use embedded_hal::digital::OutputPin;
-use ferry_board::{FixedUser, LogObserver};
+use ferry_board::{FixedUser, LogObserver, Mac};
 use ferry_core::{Config, Server};
 use ferry_fs::littlefs::FileSlots;
 use ferry_net::Clock;
@@ -162,13 +161,9 @@ fn start() -> Board {
     let mut flash = storage::QspiFlash::new(dp.XIP_SSI);
     let (ip, prefix) = ferry_board::parse_ipv4_cidr(option_env!("FERRY_IP").unwrap_or(DEFAULT_IP))
         .unwrap_or_else(|| fail("FERRY_IP is not A.B.C.D/PREFIX"));
-    let gateway: Option<Ipv4Addr> = match option_env!("FERRY_GATEWAY").unwrap_or(DEFAULT_GATEWAY) {
-        "none" => None,
-        text => Some(
-            text.parse()
-                .unwrap_or_else(|_| fail("FERRY_GATEWAY is not A.B.C.D")),
-        ),
-    };
+    let gateway =
+        ferry_board::parse_gateway(option_env!("FERRY_GATEWAY").unwrap_or(DEFAULT_GATEWAY))
+            .unwrap_or_else(|_| fail("FERRY_GATEWAY is not A.B.C.D"));
     let addressing = Addressing {
         ip,
         prefix,
@@ -304,16 +299,6 @@ fn SysTick() {}
 fn mac_address(id: [u8; 8]) -> [u8; 6] {
     let [a, b, c, d, e, f, g, h] = id;
     [0x02, a ^ g, b ^ h, c, d ^ e, f]
-}
-
-/// A MAC address as the log shows it (`02-1a-...`).
-struct Mac([u8; 6]);
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}-{b:02x}-{c:02x}-{d:02x}-{e:02x}-{g:02x}")
-    }
 }
 
 /// Logs a startup failure and stops.

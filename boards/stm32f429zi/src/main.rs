@@ -54,12 +54,11 @@ use net as stack;
 #[cfg(all(feature = "stack-w5500", not(feature = "stack-eth")))]
 use w5500 as stack;
 
-use core::fmt;
 use core::mem::size_of;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
-use ferry_board::{FixedUser, LogObserver};
+use ferry_board::{FixedUser, LogObserver, Mac};
 use ferry_core::{Config, Server};
 use ferry_fs::littlefs::FileSlots;
 use ferry_net::Clock;
@@ -198,13 +197,9 @@ fn start() -> Board {
     board::start_clock(&mut cp.SYST, clocks.hclk().raw());
     let (ip, prefix) = ferry_board::parse_ipv4_cidr(option_env!("FERRY_IP").unwrap_or(DEFAULT_IP))
         .unwrap_or_else(|| fail("FERRY_IP is not A.B.C.D/PREFIX"));
-    let gateway: Option<Ipv4Addr> = match option_env!("FERRY_GATEWAY").unwrap_or(DEFAULT_GATEWAY) {
-        "none" => None,
-        text => Some(
-            text.parse()
-                .unwrap_or_else(|_| fail("FERRY_GATEWAY is not A.B.C.D")),
-        ),
-    };
+    let gateway =
+        ferry_board::parse_gateway(option_env!("FERRY_GATEWAY").unwrap_or(DEFAULT_GATEWAY))
+            .unwrap_or_else(|_| fail("FERRY_GATEWAY is not A.B.C.D"));
     let addressing = Addressing {
         ip,
         prefix,
@@ -392,16 +387,6 @@ fn mac_address() -> [u8; 6] {
     let [a, b] = uid.x().to_le_bytes();
     let [c, d] = uid.y().to_le_bytes();
     [0x02, (hash & 0xFF) as u8, a ^ (hash >> 8) as u8, b, c, d]
-}
-
-/// A MAC address as the log shows it (`02-1a-...`).
-struct Mac([u8; 6]);
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}-{b:02x}-{c:02x}-{d:02x}-{e:02x}-{g:02x}")
-    }
 }
 
 /// Logs a startup failure and stops.

@@ -5,7 +5,9 @@
 //!   in constant time (a board's login from build-time configuration).
 //! - [`LogObserver`]: the engine's events as one log line each, through
 //!   whatever print function the board has (UART, RTT, semihosting).
-//! - [`parse_ipv4_cidr`]: `A.B.C.D/P` from build-time configuration.
+//! - [`parse_ipv4_cidr`], [`parse_gateway`]: `A.B.C.D/P` and `A.B.C.D` or
+//!   `none` from build-time configuration; [`Mac`] shows a MAC address in
+//!   the log.
 //! - `littlefs` feature: [`VolumeCells`], the `static`s of a littlefs
 //!   volume on a board's block device, mounted for the whole run
 //!   ([`mount_or_format`] for a board that keeps its own).
@@ -46,7 +48,8 @@ pub use storage::{mount_or_format, MountError, Mounted, VolumeCells};
 #[cfg(feature = "w5500")]
 pub use w5500::{subnet_mask, W5500Link};
 
-use core::net::Ipv4Addr;
+use core::fmt;
+use core::net::{AddrParseError, Ipv4Addr};
 
 /// `A.B.C.D/P` (an address and its prefix length, at most 32), as a board
 /// takes it from the environment at build time (`FERRY_IP`).
@@ -57,9 +60,47 @@ pub fn parse_ipv4_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
     Some((ip.parse().ok()?, prefix))
 }
 
+/// A default route as a board takes it from the environment at build
+/// time (`FERRY_GATEWAY`): `A.B.C.D`, or `none` for no route.
+pub fn parse_gateway(text: &str) -> Result<Option<Ipv4Addr>, AddrParseError> {
+    match text {
+        "none" => Ok(None),
+        text => text.parse().map(Some),
+    }
+}
+
+/// A MAC address as the boards' logs show it: `02-1a-2b-3c-4d-5e`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}-{b:02x}-{c:02x}-{d:02x}-{e:02x}-{g:02x}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway() {
+        assert_eq!(parse_gateway("none"), Ok(None));
+        assert_eq!(
+            parse_gateway("192.168.1.1"),
+            Ok(Some(Ipv4Addr::new(192, 168, 1, 1)))
+        );
+        assert!(parse_gateway("192.168.1").is_err());
+        assert!(parse_gateway("").is_err());
+    }
+
+    #[test]
+    fn mac() {
+        extern crate std;
+        let text = std::format!("{}", Mac([2, 0x1a, 0xb, 0, 0xff, 9]));
+        assert_eq!(text, "02-1a-0b-00-ff-09");
+    }
 
     #[test]
     fn cidr() {
