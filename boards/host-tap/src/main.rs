@@ -32,10 +32,11 @@ use smoltcp::iface::{Interface, SocketStorage};
 use smoltcp::phy::{Medium, TunTapInterface};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 
+use ferry_board::{FixedUser, LogObserver};
 use host_tap::cli::Cli;
 #[cfg(any(feature = "littlefs", feature = "fat"))]
 use host_tap::cli::FsSpec;
-use host_tap::host::{stop_on_signal, HostClock, LogObserver, OneUser};
+use host_tap::host::{print_line, stop_on_signal, HostClock};
 
 /// Concurrent sessions.
 const SESSIONS: usize = 8;
@@ -265,8 +266,8 @@ impl Board {
         announce(&cli, &storage, listen)
             .map_err(|e| Failure::Runtime(format!("cannot write to stdout: {e}")))?;
 
-        let mut auth = OneUser(cli.user.clone());
-        let mut observer = LogObserver::new(SESSIONS, cli.verbose);
+        let mut auth = FixedUser::new(&cli.user.name, &cli.user.password.0);
+        let mut observer = LogObserver::<SESSIONS>::with_peers(print_line).verbose(cli.verbose);
         while !stop.load(Ordering::SeqCst) {
             let moved = stack.poll(smol_instant(clock.now()), &mut device);
             let poll = server.poll(&mut stack, fs, &mut auth, &clock, &mut observer);

@@ -126,7 +126,7 @@ static VOLUME: VolumeCells<RamDisk<&'static mut [u8]>, BLOCK_SIZE, BLOCK_COUNT, 
 static SERVER: StaticCell<FtpServer> = StaticCell::new();
 /// The login and the event log, in `static`s rather than in `serve`'s
 /// frame, which every serving path's stack includes.
-static AUTH: ConstStaticCell<FixedUser> = ConstStaticCell::new(FixedUser::new(USER, PASSWORD));
+static AUTH: ConstStaticCell<FixedUser<'static>> = ConstStaticCell::new(FixedUser::new(USER, PASSWORD));
 static OBSERVER: StaticCell<Log> = StaticCell::new();
 
 /// The server as all zero bytes, for [`SERVER`] until `Server::reset`
@@ -178,7 +178,7 @@ struct Board {
     stack: &'static mut Net,
     server: &'static mut FtpServer,
     fs: Fs,
-    auth: &'static mut FixedUser,
+    auth: &'static mut FixedUser<'static>,
     observer: &'static mut Log,
 }
 
@@ -487,7 +487,7 @@ fn poll_server(
     server: &mut FtpServer,
     stack: &mut Net,
     fs: &mut Fs,
-    auth: &mut FixedUser,
+    auth: &mut FixedUser<'static>,
     observer: &mut Log,
 ) -> Poll {
     server.poll(stack, fs, auth, &BoardClock, observer)

@@ -1,5 +1,5 @@
 //! One fixed user: the login of a device whose name and password are
-//! given at build time.
+//! given at build time (or, on a host, on the command line).
 use core::net::IpAddr;
 
 use ferry_core::{AuthError, Authenticator, Permissions, User};
@@ -10,24 +10,24 @@ use ferry_core::{AuthError, Authenticator, Permissions, User};
 /// timing tells a guesser nothing. A product that keeps its users in
 /// storage would keep salted hashes instead.
 #[derive(Clone, Copy)]
-pub struct FixedUser {
-    user: &'static str,
-    password: &'static str,
+pub struct FixedUser<'a> {
+    user: &'a str,
+    password: &'a str,
 }
 
-impl FixedUser {
+impl<'a> FixedUser<'a> {
     /// The user `user` with `password`.
-    pub const fn new(user: &'static str, password: &'static str) -> FixedUser {
+    pub const fn new(user: &'a str, password: &'a str) -> FixedUser<'a> {
         FixedUser { user, password }
     }
 
     /// The user name (for a log line; the password is never shown).
-    pub fn user(&self) -> &'static str {
+    pub fn user(&self) -> &'a str {
         self.user
     }
 }
 
-impl core::fmt::Debug for FixedUser {
+impl core::fmt::Debug for FixedUser<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("FixedUser")
             .field("user", &self.user)
@@ -36,7 +36,7 @@ impl core::fmt::Debug for FixedUser {
     }
 }
 
-impl Authenticator for FixedUser {
+impl Authenticator for FixedUser<'_> {
     fn authenticate(
         &mut self,
         user: &[u8],

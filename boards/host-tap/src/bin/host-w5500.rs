@@ -24,13 +24,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser;
+use ferry_board::{FixedUser, LogObserver};
 use ferry_core::{Config, Server};
 use ferry_fs::std_dir::StdDir;
 use ferry_net::w5500_emulator::W5500Emulator;
 use ferry_net::w5500_stack::{W5500Config, W5500Stack};
 use ferry_net::Clock;
 use host_tap::cli::UserSpec;
-use host_tap::host::{stop_on_signal, HostClock, LogObserver, OneUser};
+use host_tap::host::{print_line, stop_on_signal, HostClock};
 
 /// Concurrent sessions: what eight hardware sockets carry (two listening
 /// on the control port, then a control and a data connection each, and a
@@ -136,8 +137,8 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
     announce(&cli, &root, listen).map_err(|e| (1, format!("cannot write to stdout: {e}")))?;
 
     let clock = HostClock::new();
-    let mut auth = OneUser(cli.user.clone());
-    let mut observer = LogObserver::new(SESSIONS, cli.verbose);
+    let mut auth = FixedUser::new(&cli.user.name, &cli.user.password.0);
+    let mut observer = LogObserver::<SESSIONS>::with_peers(print_line).verbose(cli.verbose);
     while !stop.load(Ordering::SeqCst) {
         let moved = match stack.poll(clock.now()) {
             Ok(moved) => moved,
