@@ -38,12 +38,12 @@ extern crate std;
 pub mod std_dir;
 
 pub mod block;
+#[cfg(any(feature = "fatfs", feature = "sdmmc"))]
+mod civil;
 #[cfg(feature = "fatfs")]
 pub mod fat;
 #[cfg(all(feature = "std", any(feature = "littlefs2", feature = "fatfs")))]
 pub mod image;
-#[cfg(any(feature = "fatfs", feature = "sdmmc"))]
-mod civil;
 #[cfg(any(feature = "littlefs2", feature = "fatfs", feature = "sdmmc"))]
 mod io_kind;
 #[cfg(feature = "littlefs2")]

@@ -262,9 +262,13 @@ where
 {
     /// Opens the first MBR partition of `vm` (FAT16 or FAT32); it is
     /// closed when the `SdFat` is dropped.
+    ///
+    /// Works around an `embedded-sdmmc` 0.10 bug on the way: free FAT cells
+    /// past the volume's last cluster (in the FAT block holding it) are
+    /// marked bad, or it would allocate them (see docs/STORAGE.md).
     pub fn open(vm: &'a Manager<D, T, DIRS, FILES>) -> Result<Self, SdError> {
         let volume = vm.open_raw_volume(VolumeIdx(0))?;
-        let geometry = match Geometry::read(vm) {
+        let geometry = match Geometry::read(vm).and_then(|g| g.fence_fat_tail(vm).map(|()| g)) {
             Ok(g) => g,
             Err(e) => {
                 let _ = vm.close_volume(volume);
@@ -330,7 +334,11 @@ where
 
     /// Fails if the file is open (its close would rewrite its entry where a
     /// rename just moved it from).
-    fn not_open(&self, dir: &Directory<'a, D, T, DIRS, FILES>, short: &Short) -> Result<(), SdError> {
+    fn not_open(
+        &self,
+        dir: &Directory<'a, D, T, DIRS, FILES>,
+        short: &Short,
+    ) -> Result<(), SdError> {
         let f = dir.open_file_in_dir(short.as_str(), Mode::ReadOnly)?;
         Ok(f.close()?)
     }
@@ -345,8 +353,7 @@ where
     ) -> Result<(), SdError> {
         dir.delete_entry_in_dir(short.as_str())?;
         // The entry is gone first: a cut now only loses the clusters.
-        self.geometry
-            .free_chain(self.vm, raw::entry_cluster(entry))
+        self.geometry.free_chain(self.vm, raw::entry_cluster(entry))
     }
 
     /// The first cluster of directory `path` (0: the root, as `..` names it).
@@ -461,12 +468,18 @@ where
         if split(path).is_none() {
             return Err(err(ErrorKind::IsADirectory, "the root"));
         }
-        let (dir, short, entry) = self
-            .lookup(path)
-            .map_err(|e| if e.kind == ErrorKind::InvalidName { err(ErrorKind::NotFound, "not found") } else { e })?;
+        let (dir, short, entry) = self.lookup(path).map_err(|e| {
+            if e.kind == ErrorKind::InvalidName {
+                err(ErrorKind::NotFound, "not found")
+            } else {
+                e
+            }
+        })?;
         match entry {
             None => Err(err(ErrorKind::NotFound, "not found")),
-            Some(e) if e.attributes.is_directory() => Err(err(ErrorKind::IsADirectory, "is a directory")),
+            Some(e) if e.attributes.is_directory() => {
+                Err(err(ErrorKind::IsADirectory, "is a directory"))
+            }
             Some(_) => {
                 let f = dir.open_file_in_dir(short.as_str(), Mode::ReadOnly)?;
                 Ok(SdFile {
@@ -621,7 +634,9 @@ where
         if is_dir
             && to.len() > from.len()
             && to.get(from.len()) == Some(&b'/')
-            && to.get(..from.len()).is_some_and(|p| p.eq_ignore_ascii_case(from))
+            && to
+                .get(..from.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(from))
         {
             return Err(err(ErrorKind::Other, "a directory cannot move into itself"));
         }
@@ -712,7 +727,8 @@ where
     type Error = SdError;
 }
 
-impl<D, T, const DIRS: usize, const FILES: usize> embedded_io::Read for SdFile<'_, D, T, DIRS, FILES>
+impl<D, T, const DIRS: usize, const FILES: usize> embedded_io::Read
+    for SdFile<'_, D, T, DIRS, FILES>
 where
     D: BlockDevice,
     T: TimeSource,
@@ -740,7 +756,8 @@ where
     }
 }
 
-impl<D, T, const DIRS: usize, const FILES: usize> embedded_io::Seek for SdFile<'_, D, T, DIRS, FILES>
+impl<D, T, const DIRS: usize, const FILES: usize> embedded_io::Seek
+    for SdFile<'_, D, T, DIRS, FILES>
 where
     D: BlockDevice,
     T: TimeSource,
@@ -772,7 +789,9 @@ where
     T: TimeSource,
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SdFat").field("geometry", &self.geometry).finish()
+        f.debug_struct("SdFat")
+            .field("geometry", &self.geometry)
+            .finish()
     }
 }
 

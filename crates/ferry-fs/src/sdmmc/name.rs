@@ -169,7 +169,10 @@ mod tests {
 
     #[test]
     fn names_to_8_3() {
-        assert_eq!(short("readme.txt"), Ok(("README.TXT", LOWER_BASE | LOWER_EXT)));
+        assert_eq!(
+            short("readme.txt"),
+            Ok(("README.TXT", LOWER_BASE | LOWER_EXT))
+        );
         assert_eq!(short("README.TXT"), Ok(("README.TXT", 0)));
         assert_eq!(short("Makefile"), Ok(("MAKEFILE", 0)));
         assert_eq!(short("data.BIN"), Ok(("DATA.BIN", LOWER_BASE)));
@@ -179,7 +182,17 @@ mod tests {
         assert_eq!(short("123456789"), Err(ErrorKind::NameTooLong));
         assert_eq!(short("a.long"), Err(ErrorKind::NameTooLong));
         for bad in [
-            "", ".", "..", ".hidden", "dot.", "a.b.c", "sp ace", "a+b", "Grüße", "q?", "a:b",
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "dot.",
+            "a.b.c",
+            "sp ace",
+            "a+b",
+            "Grüße",
+            "q?",
+            "a:b",
             ".123456.ferry-part",
         ] {
             assert_eq!(short(bad), Err(ErrorKind::InvalidName), "{bad:?}");
@@ -193,7 +206,10 @@ mod tests {
             let n = display_name(base, ext, flags, &mut out).unwrap();
             std::string::String::from_utf8(out[..n].to_vec()).unwrap()
         };
-        assert_eq!(shown(b"README", b"TXT", LOWER_BASE | LOWER_EXT), "readme.txt");
+        assert_eq!(
+            shown(b"README", b"TXT", LOWER_BASE | LOWER_EXT),
+            "readme.txt"
+        );
         assert_eq!(shown(b"README", b"TXT", LOWER_EXT), "README.txt");
         assert_eq!(shown(b"MAKEFILE", b"", 0), "MAKEFILE");
         assert_eq!(shown(b"~FP12", b"TMP", 0), ".12.ferry-part");

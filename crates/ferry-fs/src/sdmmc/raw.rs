@@ -122,12 +122,14 @@ where
     T: TimeSource,
 {
     let start = slot.1 as usize + at;
-    with_block(vm, slot.0, |b| match b.get_mut(start..start + bytes.len()) {
-        Some(dst) if dst != bytes => {
-            dst.copy_from_slice(bytes);
-            (true, ())
+    with_block(vm, slot.0, |b| {
+        match b.get_mut(start..start + bytes.len()) {
+            Some(dst) if dst != bytes => {
+                dst.copy_from_slice(bytes);
+                (true, ())
+            }
+            _ => (false, ()),
         }
-        _ => (false, ()),
     })
 }
 
@@ -162,7 +164,11 @@ impl Geometry {
                 n => n,
             };
             let fat16_size = le16(b, 22);
-            let fat_blocks = if fat16_size == 0 { le32(b, 36) } else { fat16_size };
+            let fat_blocks = if fat16_size == 0 {
+                le32(b, 36)
+            } else {
+                fat16_size
+            };
             let per_cluster = u32::from(b[13]).max(1);
             let root_blocks = (root_entries * 32).div_ceil(512);
             let data = total.saturating_sub(reserved + fats * fat_blocks + root_blocks);
@@ -178,6 +184,49 @@ impl Geometry {
                 },
             )
         })
+    }
+
+    /// Marks the FAT cells after the last cluster, in the FAT block that
+    /// holds it, as bad clusters. `embedded-sdmmc` 0.10 looks for a free
+    /// cluster a whole FAT block at a time and takes a free cell past the
+    /// end of the volume, whose data would land beyond the partition (on a
+    /// full volume: a device error instead of "disk full", or another
+    /// partition's blocks). Cells already marked are left alone.
+    pub(crate) fn fence_fat_tail<D, T, const DIRS: usize, const FILES: usize>(
+        &self,
+        vm: &VolumeManager<D, T, DIRS, FILES, 1>,
+    ) -> Result<(), SdError>
+    where
+        D: BlockDevice,
+        T: TimeSource,
+    {
+        let width = if self.fat32 { 4 } else { 2 };
+        let per_block = 512 / width;
+        let first_past = self.clusters + 2;
+        let block = first_past / per_block;
+        if first_past % per_block == 0 || block >= self.fat_blocks {
+            return Ok(());
+        }
+        let bad: &[u8] = if self.fat32 {
+            &[0xF7, 0xFF, 0xFF, 0x0F]
+        } else {
+            &[0xF7, 0xFF]
+        };
+        for copy in 0..self.fats {
+            let idx = BlockIdx(self.fat_start + copy * self.fat_blocks + block);
+            with_block(vm, idx, |b| {
+                let mut dirty = false;
+                let from = (first_past % per_block * width) as usize;
+                for cell in b[from..].chunks_exact_mut(width as usize) {
+                    if cell.iter().all(|&x| x == 0) {
+                        cell.copy_from_slice(bad);
+                        dirty = true;
+                    }
+                }
+                (dirty, ())
+            })?;
+        }
+        Ok(())
     }
 
     /// Marks every cluster of the chain from `first` free in every FAT. A
