@@ -114,14 +114,14 @@ def ferryd_bin() -> Path:
 
 @pytest.fixture
 def backend(request) -> str:
-    """The backend this run of the test serves: dir, littlefs or fat."""
+    """The backend this run of the test serves: dir, littlefs, fat or sdfat."""
     return request.param
 
 
 @pytest.fixture
 def store(backend, tmp_path):
     """What ferryd serves (fresh per test), and the test's way to it."""
-    if backend == "fat":
+    if backend in ("fat", "sdfat"):
         tool("mdir")  # skips (fails in CI) without mtools
     if backend == "littlefs":
         if importlib.util.find_spec("littlefs") is None:

@@ -42,7 +42,10 @@ pub mod block;
 mod civil;
 #[cfg(feature = "fatfs")]
 pub mod fat;
-#[cfg(all(feature = "std", any(feature = "littlefs2", feature = "fatfs")))]
+#[cfg(all(
+    feature = "std",
+    any(feature = "littlefs2", feature = "fatfs", feature = "sdmmc")
+))]
 pub mod image;
 #[cfg(any(feature = "littlefs2", feature = "fatfs", feature = "sdmmc"))]
 mod io_kind;
