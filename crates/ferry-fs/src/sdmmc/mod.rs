@@ -538,7 +538,7 @@ where
     }
 
     fn open_dir(&mut self, path: &[u8]) -> Result<Self::Dir, SdError> {
-        if split(path).is_some() && self.existing(path)?.1.attributes.is_directory() == false {
+        if split(path).is_some() && !self.existing(path)?.1.attributes.is_directory() {
             return Err(err(ErrorKind::NotADirectory, "not a directory"));
         }
         Ok(SdDir {

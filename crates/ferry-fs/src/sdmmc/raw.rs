@@ -186,6 +186,17 @@ impl Geometry {
         })
     }
 
+    /// Bytes per FAT cell, and cells per block.
+    fn cells(&self) -> (u32, u32) {
+        let width = if self.fat32 { 4 } else { 2 };
+        (width, 512 / width)
+    }
+
+    /// Block `block` of FAT number `copy`.
+    fn fat_block(&self, copy: u32, block: u32) -> BlockIdx {
+        BlockIdx(self.fat_start + copy * self.fat_blocks + block)
+    }
+
     /// Marks the FAT cells after the last cluster, in the FAT block that
     /// holds it, as bad clusters. `embedded-sdmmc` 0.10 looks for a free
     /// cluster a whole FAT block at a time and takes a free cell past the
@@ -200,8 +211,7 @@ impl Geometry {
         D: BlockDevice,
         T: TimeSource,
     {
-        let width = if self.fat32 { 4 } else { 2 };
-        let per_block = 512 / width;
+        let (width, per_block) = self.cells();
         let first_past = self.clusters + 2;
         let block = first_past / per_block;
         if first_past % per_block == 0 || block >= self.fat_blocks {
@@ -213,8 +223,7 @@ impl Geometry {
             &[0xF7, 0xFF]
         };
         for copy in 0..self.fats {
-            let idx = BlockIdx(self.fat_start + copy * self.fat_blocks + block);
-            with_block(vm, idx, |b| {
+            with_block(vm, self.fat_block(copy, block), |b| {
                 let mut dirty = false;
                 let from = (first_past % per_block * width) as usize;
                 for cell in b[from..].chunks_exact_mut(width as usize) {
@@ -240,8 +249,7 @@ impl Geometry {
         D: BlockDevice,
         T: TimeSource,
     {
-        let width = if self.fat32 { 4 } else { 2 };
-        let per_block = 512 / width;
+        let (width, per_block) = self.cells();
         let last = self.clusters + 1;
         let mut cluster = first;
         let mut steps = 0;
@@ -253,7 +261,7 @@ impl Geometry {
             // Free every link of the chain that stays in this FAT block, then
             // write the block to each FAT.
             let mut image = [0u8; 512];
-            let next = with_block(vm, BlockIdx(self.fat_start + block), |b| {
+            let next = with_block(vm, self.fat_block(0, block), |b| {
                 let mut c = cluster;
                 while (2..=last).contains(&c) && c / per_block == block && steps <= self.clusters {
                     let at = (c % per_block * width) as usize;
@@ -277,8 +285,7 @@ impl Geometry {
                 (true, c)
             })?;
             for copy in 1..self.fats {
-                let idx = BlockIdx(self.fat_start + copy * self.fat_blocks + block);
-                with_block(vm, idx, |b| {
+                with_block(vm, self.fat_block(copy, block), |b| {
                     b.copy_from_slice(&image);
                     (true, ())
                 })?;
