@@ -383,7 +383,7 @@ mod sdmmc {
         let ((), disk) = with_volume(blocks.into_inner(), |fs| {
             fs.create_dir(b"/data").unwrap();
             write(fs, TARGET, old);
-            write(fs, b"/data/bystander", b"untouched");
+            write(fs, b"/data/other.bin", b"untouched");
         });
         disk.into_inner()
     }
@@ -406,7 +406,7 @@ mod sdmmc {
             let bytes = dev.into_inner().into_inner();
             let (target, _) = with_volume(RamDisk::new(bytes, 512).unwrap(), |fs| {
                 let target = try_read(fs, TARGET);
-                assert_eq!(try_read(fs, b"/data/bystander").unwrap(), b"untouched");
+                assert_eq!(try_read(fs, b"/data/other.bin").unwrap(), b"untouched");
                 // The start-up cleanup removes a leftover temporary.
                 let _ = fs.remove_file(ENGINE_TEMP);
                 write(fs, b"/data/after", b"still works");

@@ -23,7 +23,8 @@ fn layout(total: u32) -> Option<(u32, u32)> {
     let mut per_cluster = 1;
     while per_cluster <= 64 {
         let rough = total.saturating_sub(RESERVED + ROOT_BLOCKS) / per_cluster;
-        let fat_blocks = ((rough + 2) * 2).div_ceil(512);
+        // At most 65 536 blocks: FAT16 cells of a partition under 2 TiB.
+        let fat_blocks = ((u64::from(rough) + 2) * 2).div_ceil(512) as u32;
         let data = total.saturating_sub(RESERVED + ROOT_BLOCKS + FATS * fat_blocks);
         let clusters = data / per_cluster;
         if clusters < MIN_CLUSTERS {
