@@ -214,7 +214,7 @@ impl Geometry {
         let (width, per_block) = self.cells();
         let first_past = self.clusters + 2;
         let block = first_past / per_block;
-        if first_past % per_block == 0 || block >= self.fat_blocks {
+        if first_past.is_multiple_of(per_block) || block >= self.fat_blocks {
             return Ok(());
         }
         let bad: &[u8] = if self.fat32 {
