@@ -594,6 +594,41 @@ class SdFatStore(FatStore):
     def _img(self):
         return ["-i", f"{self.image}@@{self.PART_START}"]
 
+    # The engine's upload temporaries, `.<slot>.ferry-part`, are stored as
+    # `~FP<slot>.TMP` (crates/ferry-fs/src/sdmmc/name.rs): look them up and
+    # plant them in that form, as LittleFsStore does with its escaping.
+    TEMP = re.compile(r"\.(\d{1,5})\.ferry-part")
+    STORED_TEMP = re.compile(r"~FP(\d{1,5})\.TMP", re.IGNORECASE)
+
+    @classmethod
+    def _stored(cls, name: str) -> str:
+        m = cls.TEMP.fullmatch(name)
+        return f"~FP{m.group(1)}.TMP" if m else name
+
+    @classmethod
+    def _shown(cls, name: str) -> str:
+        m = cls.STORED_TEMP.fullmatch(name)
+        return f".{m.group(1)}.ferry-part" if m else name
+
+    @classmethod
+    def _dos(cls, parts) -> str:
+        return "::/" + _join([cls._stored(p) for p in parts])
+
+    def write_bytes(self, rel, data: bytes, mtime=None):
+        if not self.served():
+            rel = _join([self._stored(p) for p in _parts(rel)])
+        super().write_bytes(rel, data, mtime)
+
+    def _entries(self, parts) -> dict:
+        return {self._shown(n): d for n, d in super()._entries(parts).items()}
+
+    def extract(self, rel, out: Path):
+        super().extract(rel, out)
+        for top, dirs, files in os.walk(out, topdown=False):
+            for n in dirs + files:
+                if self._shown(n) != n:
+                    os.rename(os.path.join(top, n), os.path.join(top, self._shown(n)))
+
     def _create(self):
         if self.image.exists():
             return

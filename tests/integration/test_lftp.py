@@ -7,7 +7,20 @@ SETTINGS = ("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 10; "
             "set net:reconnect-interval-base 1; set ftp:ssl-allow no; ")
 
 
-def make_tree(top):
+def make_tree(top, long_names=True):
+    """A tree with spaces and non-ASCII in its names, or, for a backend of
+    8.3 names (`long_names` false), the same shape in 8.3 names."""
+    if not long_names:
+        top.mkdir()
+        (top / "a" / "b" / "c").mkdir(parents=True)
+        (top / "a" / "b" / "c" / "deep.bin").write_bytes(rand_bytes(200_000, 21))
+        (top / "a" / "top.txt").write_bytes(b"line1\nline2\n")
+        (top / "emptydir").mkdir()
+        (top / "zero").write_bytes(b"")
+        (top / "big.bin").write_bytes(rand_bytes(3 << 20, 22))
+        (top / "verz").mkdir()
+        (top / "verz" / "o.dat").write_bytes(rand_bytes(1000, 23))
+        return
     top.mkdir()
     (top / "a" / "b" / "c").mkdir(parents=True)
     (top / "a" / "b" / "c" / "deep.bin").write_bytes(rand_bytes(200_000, 21))
@@ -37,7 +50,7 @@ def lftp_run(port, script, host="127.0.0.1", extra=""):
 ], ids=["pasv", "epsv", "active"])
 def test_mirror_up_and_down(server, store, tmp_path, mode):
     local = tmp_path / "local"
-    make_tree(local)
+    make_tree(local, store.caps.long_names)
     local2 = tmp_path / "local2"
     lftp_run(server.port, f'mirror -R "{local}" remotedir; mirror remotedir "{local2}"', extra=mode)
     assert_same_tree(local, (store, "remotedir"))
@@ -46,7 +59,7 @@ def test_mirror_up_and_down(server, store, tmp_path, mode):
 
 def test_mirror_ipv6(server46, store, tmp_path):
     local = tmp_path / "local"
-    make_tree(local)
+    make_tree(local, store.caps.long_names)
     local2 = tmp_path / "local2"
     lftp_run(server46.port6, f'mirror -R "{local}" r6; mirror r6 "{local2}"', host="::1")
     assert_same_tree(local, (store, "r6"))
@@ -55,7 +68,7 @@ def test_mirror_ipv6(server46, store, tmp_path):
 
 def test_mirror_ipv6_active(server46, store, tmp_path):
     local = tmp_path / "local"
-    make_tree(local)
+    make_tree(local, store.caps.long_names)
     local2 = tmp_path / "local2"
     lftp_run(server46.port6, f'mirror -R "{local}" r6; mirror r6 "{local2}"', host="::1",
              extra="set ftp:passive-mode off; ")
@@ -66,7 +79,7 @@ def test_mirror_ipv6_active(server46, store, tmp_path):
 def test_mirror_again_is_a_noop_and_deletes(server, store, tmp_path):
     """A second mirror -R --delete after local changes converges."""
     local = tmp_path / "local"
-    make_tree(local)
+    make_tree(local, store.caps.long_names)
     lftp_run(server.port, f'mirror -R "{local}" rd')
     (local / "zero").unlink()
     (local / "a" / "top.txt").write_bytes(b"changed, longer content\n")
