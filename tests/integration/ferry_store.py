@@ -642,8 +642,11 @@ class SdFatStore(FatStore):
             fh.write(entry)
             fh.seek(510)
             fh.write(b"\x55\xaa")
+        # embedded-sdmmc reads FAT16 and FAT32, not FAT12: 512-byte clusters
+        # make a small partition FAT16.
+        small = ["-c", "1"] if sectors < 32768 else []
         mtools("mformat", *self._img(), "-T", str(sectors), "-h", "255", "-s", "63",
-               "-H", str(self.PART_START // 512), "::")
+               "-H", str(self.PART_START // 512), *small, "::")
 
 
 # -- littlefs, through littlefs-python

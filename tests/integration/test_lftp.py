@@ -52,8 +52,8 @@ def test_mirror_up_and_down(server, store, tmp_path, mode):
     local = tmp_path / "local"
     make_tree(local, store.caps.long_names)
     local2 = tmp_path / "local2"
-    lftp_run(server.port, f'mirror -R "{local}" remotedir; mirror remotedir "{local2}"', extra=mode)
-    assert_same_tree(local, (store, "remotedir"))
+    lftp_run(server.port, f'mirror -R "{local}" remote; mirror remote "{local2}"', extra=mode)
+    assert_same_tree(local, (store, "remote"))
     assert_same_tree(local, local2)
 
 

@@ -32,7 +32,9 @@
 //!   is stored upper case. Lookups ignore case. Entries written by other
 //!   tools with long names are listed and reached by their 8.3 alias
 //!   (`LONGFI~1.TXT`); removing or renaming one leaves its long-name slots
-//!   orphaned (invisible; `fsck.fat` removes them).
+//!   orphaned (invisible; `fsck.fat` removes them). An alias holding
+//!   code-page bytes (from a non-ASCII long name) cannot be looked up, and
+//!   is not listed.
 //! - **Rename**: none. This adapter edits the directory entries itself
 //!   (see [`SdFat::rename`]): no data is copied.
 //! - **Delete frees nothing**: its delete only marks the entry, so this
@@ -114,6 +116,7 @@ impl<E: core::error::Error> From<embedded_sdmmc::Error<E>> for SdError {
             }
             E::InvalidOffset | E::EndOfFile => (ErrorKind::Other, "offset outside the file"),
             E::DeviceError(_) => (ErrorKind::Io, "block device error"),
+            E::FormatError(what) => (ErrorKind::Io, what),
             _ => (ErrorKind::Io, "damaged volume"),
         };
         SdError { kind, what }
@@ -569,7 +572,10 @@ where
                 return Ok(None);
             };
             dir.next += 1;
-            if is_dot(&e) || e.attributes.is_volume() {
+            // Code-page bytes (another tool's alias of a non-ASCII long
+            // name) cannot be looked up again: such entries are not listed.
+            let ascii = e.name.base_name().is_ascii() && e.name.extension().is_ascii();
+            if is_dot(&e) || e.attributes.is_volume() || !ascii {
                 continue;
             }
             let flags = raw::read_entry(self.vm, slot(&e))?[12];
