@@ -1,5 +1,6 @@
 """What ferryd serves in a test, and how the test reaches it: a host
-directory, a littlefs image or a FAT image (`FERRY_BACKENDS`).
+directory, a littlefs image, a FAT image or a FAT image served through
+embedded-sdmmc (`FERRY_BACKENDS`).
 
 Tests never open the served files themselves; they go through a `Store`:
 
