@@ -10,28 +10,21 @@ SETTINGS = ("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 10; "
 def make_tree(top, long_names=True):
     """A tree with spaces and non-ASCII in its names, or, for a backend of
     8.3 names (`long_names` false), the same shape in 8.3 names."""
-    if not long_names:
-        top.mkdir()
-        (top / "a" / "b" / "c").mkdir(parents=True)
-        (top / "a" / "b" / "c" / "deep.bin").write_bytes(rand_bytes(200_000, 21))
-        (top / "a" / "top.txt").write_bytes(b"line1\nline2\n")
-        (top / "emptydir").mkdir()
-        (top / "zero").write_bytes(b"")
-        (top / "big.bin").write_bytes(rand_bytes(3 << 20, 22))
-        (top / "verz").mkdir()
-        (top / "verz" / "o.dat").write_bytes(rand_bytes(1000, 23))
-        return
+    def name(long, short):
+        return long if long_names else short
+
     top.mkdir()
     (top / "a" / "b" / "c").mkdir(parents=True)
     (top / "a" / "b" / "c" / "deep.bin").write_bytes(rand_bytes(200_000, 21))
     (top / "a" / "top.txt").write_bytes(b"line1\nline2\n")
-    (top / "empty dir").mkdir()
+    (top / name("empty dir", "emptydir")).mkdir()
     (top / "zero").write_bytes(b"")
-    (top / "grüße.txt").write_bytes("grüße, Welt\n".encode())
-    (top / "name with spaces.txt").write_bytes(b"spaces\n")
+    (top / name("grüße.txt", "gruss.txt")).write_bytes("grüße, Welt\n".encode())
+    (top / name("name with spaces.txt", "spaces.txt")).write_bytes(b"spaces\n")
     (top / "big.bin").write_bytes(rand_bytes(3 << 20, 22))
-    (top / "Verzeichnis ä").mkdir()
-    (top / "Verzeichnis ä" / "ö.dat").write_bytes(rand_bytes(1000, 23))
+    (top / name("Verzeichnis ä", "verz")).mkdir()
+    (top / name("Verzeichnis ä", "verz") / name("ö.dat", "o.dat")).write_bytes(
+        rand_bytes(1000, 23))
 
 
 def lftp_run(port, script, host="127.0.0.1", extra=""):
