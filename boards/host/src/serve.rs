@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ferry_core::server::ListenError;
 use ferry_core::Server;
-#[cfg(any(feature = "littlefs", feature = "fat"))]
+#[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 use ferry_fs::image::WithFileSystem;
 use ferry_fs::std_dir::StdDir;
 use ferry_fs::{EntryKind, Error as _, ErrorKind, FileSystem};
@@ -21,7 +21,7 @@ use tracing::{error, info};
 
 use crate::auth::UserTable;
 use crate::observer::LogObserver;
-#[cfg(any(feature = "littlefs", feature = "fat"))]
+#[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 use crate::settings::ImageKind;
 use crate::settings::{CertSource, Settings, StartupError, TlsSettings, SESSION_SLOTS};
 
@@ -78,11 +78,12 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         let root = std::fs::canonicalize(&settings.root).unwrap_or_else(|_| settings.root.clone());
         return serve(&settings, &mut fs, &root.display().to_string());
     };
-    #[cfg(any(feature = "littlefs", feature = "fat"))]
+    #[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
     {
         let name = match image.kind {
             ImageKind::LittleFs => "littlefs",
             ImageKind::Fat => "FAT",
+            ImageKind::SdFat => "FAT (embedded-sdmmc)",
         };
         let storage = format!("{name} image {}", image.path.display());
         let started = std::cell::Cell::new(false);
@@ -96,6 +97,8 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             ImageKind::LittleFs => ferry_fs::image::with_littlefs(&image.path, image.size, serving),
             #[cfg(feature = "fat")]
             ImageKind::Fat => ferry_fs::image::with_fat(&image.path, image.size, serving),
+            #[cfg(feature = "sdfat")]
+            ImageKind::SdFat => ferry_fs::image::with_sdfat(&image.path, image.size, serving),
             #[allow(unreachable_patterns)]
             _ => return Err(startup(format!("ferryd was built without {name} support"))),
         };
@@ -108,15 +111,15 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             }
         })?
     }
-    #[cfg(not(any(feature = "littlefs", feature = "fat")))]
+    #[cfg(not(any(feature = "littlefs", feature = "fat", feature = "sdfat")))]
     Err(startup(format!(
-        "cannot serve {}: ferryd was built without image support (features littlefs, fat)",
+        "cannot serve {}: ferryd was built without image support (features littlefs, fat, sdfat)",
         image.path.display()
     )))
 }
 
 /// The serving loop, lent a mounted image by `ferry_fs::image`.
-#[cfg(any(feature = "littlefs", feature = "fat"))]
+#[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 struct Serving<'a> {
     settings: &'a Settings,
     storage: &'a str,
@@ -124,7 +127,7 @@ struct Serving<'a> {
     started: &'a std::cell::Cell<bool>,
 }
 
-#[cfg(any(feature = "littlefs", feature = "fat"))]
+#[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 impl WithFileSystem for Serving<'_> {
     type Output = Result<(), RunError>;
 
