@@ -14,6 +14,7 @@ mod qemu;
 mod setup;
 mod size;
 mod test;
+mod windows;
 
 use std::process::ExitCode;
 
@@ -25,9 +26,11 @@ commands:
                   packages, pytest, pyftpdlib)
   test [--quick]  docs check, fmt, clippy, unit tests, Cortex-M3 build of
                   ferry-core, the size budget (size --check), ferryd release
-                  build, integration tests, the Cortex-M3 firmware in QEMU
+                  build, integration tests, ferryd for Windows built and run
+                  under Wine against curl, the Cortex-M3 firmware in QEMU
                   against real clients, the STM32 board's builds; --quick
-                  skips fmt, clippy and the firmware and Cortex-M3 builds
+                  skips fmt, clippy and the cross builds (firmware,
+                  Cortex-M3, macOS, Windows)
   size [--check] [--ratchet] [--features-cost] [--tls]
                   ROM, RAM and stack of ferry-core on a Cortex-M3 (thumbv7m)
                   in the emftp and default profiles at opt-level \"z\" and
