@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 
-from conftest import COMMAND_TIMEOUT
+from conftest import COMMAND_TIMEOUT, windows_path
 
 # One `ls -l` line: size, then the name at the end.
 LIST_LINE = re.compile(r"^[-d]\S{9}\s+\d+\s+\S+\s+\S+\s+(\d+)\s+\w{3}\s+\d+\s+\S+\s+(.+)$")
@@ -31,6 +31,8 @@ def listing(ferryd, path: str = "") -> dict[str, int]:
 
 
 def test_login_and_list_an_empty_root(ferryd):
+    # The root it made is named as Windows users write it (no `\\?\`).
+    assert f"serving {windows_path(ferryd.root)}\n" in ferryd.log()
     assert listing(ferryd) == {}
     # A wrong password is refused (curl's exit code 67: login denied).
     res = ferryd.exec(["curl", "--silent", "--max-time", str(COMMAND_TIMEOUT),
