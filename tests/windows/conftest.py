@@ -201,36 +201,34 @@ def stop(proc: subprocess.Popen) -> int | None:
         return None
 
 
-@pytest.fixture(scope="session")
-def served(prefix: Path, tmp_path_factory) -> Server:
-    """ferryd.exe serving an empty directory, shared by the tests; stopped
-    with Ctrl-C at the end, which must end it cleanly and leave no Wine
-    process behind."""
-    exe = exe_path()
-    base = tmp_path_factory.mktemp("windows")
-    root = base / "root"
+def start(prefix: Path, base: Path, storage: list[str]) -> Server:
+    """ferryd.exe serving `storage` (its --root or --fs options) with the
+    test's user on a free loopback port, once it listens; its log and the
+    working directory are in `base`."""
+    base.mkdir(parents=True, exist_ok=True)
     log_path = base / "ferryd.log"
     port = free_port()
-    # The root does not exist yet: ferryd.exe creates it.
-    cmd = ["wine", str(exe), "--root", windows_path(root),
+    cmd = ["wine", str(exe_path()), *storage,
            "--listen", f"{SERVER_IP}:{port}", "--user", f"{USER}:{PASSWORD}",
            "--tls-self-signed"]
     started = time.monotonic()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=wine_env(prefix), cwd=base)
-    server = Server(root, proc, log_path, port, prefix)
-    code = None
-    try:
-        ready = wait_until(lambda: f"listening on ftp://{SERVER_IP}:{port}" in server.log()
-                           or not server.alive(), READY_TIMEOUT)
-        if not ready or not server.alive():
-            pytest.fail(f"ferryd.exe did not start:\n{server.log()}", pytrace=False)
-        print(f"\nferryd.exe listening after {time.monotonic() - started:.1f} s")
-        yield server
-    finally:
-        code = stop(proc)
-        left = wineserver_kill(prefix)
+    server = Server(base / "root", proc, log_path, port, prefix)
+    ready = wait_until(lambda: f"listening on ftp://{SERVER_IP}:{port}" in server.log()
+                       or not server.alive(), READY_TIMEOUT)
+    if not ready or not server.alive():
+        stop(proc)
+        pytest.fail(f"ferryd.exe did not start:\n{server.log()}", pytrace=False)
+    print(f"\nferryd.exe listening after {time.monotonic() - started:.1f} s")
+    return server
+
+
+def finish(server: Server):
+    """Stops `server` with Ctrl-C; fails unless it exited 0 after logging a
+    clean stop, without a panic or an error."""
+    code = stop(server.proc)
     log = server.log()
     if code != 0:
         pytest.fail(f"ferryd.exe exited with {code} after Ctrl-C:\n{log[-3000:]}",
@@ -240,6 +238,21 @@ def served(prefix: Path, tmp_path_factory) -> Server:
     for marker in FATAL_MARKERS:
         if marker in log:
             pytest.fail(f"ferryd.exe logged {marker!r}:\n{log[-4000:]}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def served(prefix: Path, tmp_path_factory) -> Server:
+    """ferryd.exe serving a directory it creates, shared by the tests;
+    stopped with Ctrl-C at the end, which must end it cleanly and leave no
+    Wine process behind."""
+    base = tmp_path_factory.mktemp("windows")
+    server = start(prefix, base, ["--root", windows_path(base / "root")])
+    try:
+        yield server
+        finish(server)
+    finally:
+        stop(server.proc)
+        left = wineserver_kill(prefix)
     if left:
         pytest.fail("Wine processes left after wineserver -k:\n" + "\n".join(left),
                     pytrace=False)

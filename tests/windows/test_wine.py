@@ -1,8 +1,8 @@
 """ferryd for Windows (x86_64-pc-windows-gnu) run under Wine, against curl
 from Linux: login, list, a random file put and got back byte-exact (and
 compared on disk, through Wine's Z: drive), in a new subdirectory too, then
-deleted; active mode; FTPES on ring. The fixture's teardown checks that
-Ctrl-C stops it cleanly.
+deleted; active mode; FTPES on ring; littlefs and FAT images. Every
+ferryd.exe must stop cleanly on Ctrl-C, and no Wine process may be left.
 
 A smoke test, not the conformance suite: tests/integration runs every client
 against the Linux build; this proves the Windows build serves at all, with
@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import re
 
-from conftest import COMMAND_TIMEOUT, windows_path
+import pytest
+from conftest import COMMAND_TIMEOUT, finish, start, stop, windows_path
 
 # One `ls -l` line: size, then the name at the end.
 LIST_LINE = re.compile(r"^[-d]\S{9}\s+\d+\s+\S+\s+\S+\s+(\d+)\s+\w{3}\s+\d+\s+\S+\s+(.+)$")
@@ -82,3 +83,28 @@ def test_active_mode_and_ftpes_on_ring(ferryd, tmp_path):
         got.unlink()
     ferryd.curl("", *tls, "--quote", "DELE /tls.bin")
     assert "tls.bin" not in listing(ferryd)
+
+
+@pytest.mark.parametrize("kind", ["littlefs", "fat"])
+def test_an_image_file(served, tmp_path, kind):
+    """`--fs KIND:IMAGE` with a Windows path: littlefs's C, compiled by
+    mingw-w64, and the FAT adapter serve a file put and got back."""
+    image = tmp_path / f"{kind}.img"
+    server = start(served.prefix, tmp_path / "work",
+                   ["--fs", f"{kind}:{windows_path(image)}", "--fs-size", "4M"])
+    try:
+        assert f"serving {'FAT' if kind == 'fat' else kind} image {windows_path(image)}" \
+            in server.log()
+        data = os.urandom(300_000)
+        sent = tmp_path / "sent.bin"
+        sent.write_bytes(data)
+        server.curl("d/f.bin", "--ftp-create-dirs", "--upload-file", str(sent))
+        got = tmp_path / "got.bin"
+        server.curl("d/f.bin", "--output", str(got))
+        assert got.read_bytes() == data
+        assert listing(server, "d/") == {"f.bin": len(data)}
+    except BaseException:
+        stop(server.proc)
+        raise
+    finish(server)
+    assert image.stat().st_size == 4 * 1024 * 1024

@@ -59,6 +59,9 @@ commands:
                   default plus FTPES on the control port and implicit FTPS
                   forwarded from 127.0.0.1:--implicit-port, 9990; test-only
                   certificate and RNG)
+  windows         build ferryd for Windows (x86_64-pc-windows-gnu, into
+                  target/windows) and run it under Wine against curl
+                  (tests/windows), the step `test` runs
   fuzz [--time SECS] [TARGET...]
                   run each cargo-fuzz target in fuzz/ (default 60 s each)
 
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         },
         ["fuzz", rest @ ..] => fuzz::run(rest),
         ["qemu", rest @ ..] => qemu::run(rest),
+        ["windows"] => windows::run(),
         ["help" | "-h" | "--help"] => {
             print!("{USAGE}");
             Ok(())

@@ -37,6 +37,24 @@ pub fn wine_missing() -> Option<String> {
     (!missing.is_empty()).then(|| format!("{} (Debian packages wine, wine64)", missing.join(", ")))
 }
 
+/// `cargo xtask windows`: the build and the smoke test, as `cargo xtask
+/// test` runs them (a missing tool is an error here).
+pub fn run() -> Result<(), Failure> {
+    let missing: Vec<String> = [build_missing(), wine_missing()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !missing.is_empty() {
+        return Err(Failure(format!(
+            "missing {} (cargo xtask setup installs it)",
+            missing.join(", ")
+        )));
+    }
+    let root = cmd::root();
+    let exe = build(&root)?;
+    smoke_test(&root, &exe)
+}
+
 /// Builds ferryd.exe (release, default features: TLS on ring, littlefs and
 /// FAT images) and returns its path.
 pub fn build(root: &Path) -> Result<PathBuf, Failure> {
