@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,8 +35,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import Served, wait_until  # noqa: E402  (tests/harness.py)
-from harness import suite  # noqa: E402
+from harness import (  # noqa: E402  (tests/harness.py)
+    Served, free_port, stop_process, suite, wait_until)
 
 unavailable, need_tool = suite("Windows smoke test")
 
@@ -183,22 +182,9 @@ class Server(Served):
                           "--user", f"{self.user}:{self.password}", *args, url])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((SERVER_IP, 0))
-        return s.getsockname()[1]
-
-
 def stop(proc: subprocess.Popen) -> int | None:
     """Ctrl-C, as Wine delivers it; the exit code, or None if it hung."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        return proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return None
+    return stop_process(proc, signal.SIGINT, STOP_TIMEOUT)
 
 
 def start(prefix: Path, base: Path, storage: list[str]) -> Server:
@@ -207,7 +193,7 @@ def start(prefix: Path, base: Path, storage: list[str]) -> Server:
     working directory are in `base`."""
     base.mkdir(parents=True, exist_ok=True)
     log_path = base / "ferryd.log"
-    port = free_port()
+    port = free_port(SERVER_IP)
     cmd = ["wine", str(exe_path()), *storage,
            "--listen", f"{SERVER_IP}:{port}", "--user", f"{USER}:{PASSWORD}",
            "--tls-self-signed"]
