@@ -76,7 +76,13 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             ))
         })?;
         let root = std::fs::canonicalize(&settings.root).unwrap_or_else(|_| settings.root.clone());
-        return serve(&settings, &mut fs, &root.display().to_string());
+        let root = root.display().to_string();
+        let shown = if cfg!(windows) {
+            without_verbatim_prefix(&root)
+        } else {
+            root
+        };
+        return serve(&settings, &mut fs, &shown);
     };
     #[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
     {
@@ -116,6 +122,19 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
         "cannot serve {}: ferryd was built without image support (features littlefs, fat, sdfat)",
         image.path.display()
     )))
+}
+
+/// A canonical Windows path as people write it: `canonicalize` gives the
+/// verbatim form (`\\?\C:\srv`, `\\?\UNC\host\share`), shown at start as
+/// `C:\srv` and `\\host\share`. Other paths are returned as they are.
+fn without_verbatim_prefix(path: &str) -> String {
+    if let Some(unc) = path.strip_prefix(r"\\?\UNC\") {
+        return format!(r"\\{unc}");
+    }
+    match path.strip_prefix(r"\\?\") {
+        Some(rest) if rest.as_bytes().get(1) == Some(&b':') => rest.to_string(),
+        _ => path.to_string(),
+    }
 }
 
 /// The serving loop, lent a mounted image by `ferry_fs::image`.
@@ -651,6 +670,21 @@ mod tests {
         s.anonymous = true;
         let line = login_line(&s, None);
         assert_eq!(line, "login: users \"alice\"; anonymous (read-only)");
+    }
+
+    #[test]
+    fn windows_roots_are_shown_without_the_verbatim_prefix() {
+        assert_eq!(without_verbatim_prefix(r"\\?\Z:\tmp\root"), r"Z:\tmp\root");
+        assert_eq!(
+            without_verbatim_prefix(r"\\?\UNC\nas\ftp\root"),
+            r"\\nas\ftp\root"
+        );
+        // Device paths and everything else stay as they are.
+        assert_eq!(
+            without_verbatim_prefix(r"\\?\Volume{x}\a"),
+            r"\\?\Volume{x}\a"
+        );
+        assert_eq!(without_verbatim_prefix("/srv/ftp"), "/srv/ftp");
     }
 
     #[test]
