@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +46,26 @@ def wait_until(pred, timeout=15.0, interval=0.05):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, signum: int, timeout: float) -> int | None:
+    """Sends `signum` to `proc` if it still runs and waits `timeout` seconds
+    for it; its exit code, or None when it had to be killed."""
+    if proc.poll() is None:
+        proc.send_signal(signum)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
 
 
 def suite(name: str):

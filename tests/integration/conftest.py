@@ -7,8 +7,9 @@ Run from the repository root:
 
 `FERRYD=/abs/path/to/ferryd` picks another binary. Each test gets its own
 ferryd on free loopback ports with user test/secret, serving fresh storage
-of each backend in `FERRY_BACKENDS` (`dir,littlefs,fat`, the default: a
-temporary directory, a littlefs image, a FAT image; see ferry_store.py).
+of each backend in `FERRY_BACKENDS` (`dir,littlefs,fat,sdfat`, the default:
+a temporary directory, a littlefs image, a FAT image, a FAT image through
+embedded-sdmmc; see ferry_store.py).
 Tests reach the files through the `store` fixture, never by path. A test
 about something only some backends have declares it with
 `@pytest.mark.needs("capability")` (fields of `ferry_store.Caps`) and runs
@@ -114,14 +115,14 @@ def ferryd_bin() -> Path:
 
 @pytest.fixture
 def backend(request) -> str:
-    """The backend this run of the test serves: dir, littlefs or fat."""
+    """The backend this run of the test serves: dir, littlefs, fat or sdfat."""
     return request.param
 
 
 @pytest.fixture
 def store(backend, tmp_path):
     """What ferryd serves (fresh per test), and the test's way to it."""
-    if backend == "fat":
+    if backend in ("fat", "sdfat"):
         tool("mdir")  # skips (fails in CI) without mtools
     if backend == "littlefs":
         if importlib.util.find_spec("littlefs") is None:

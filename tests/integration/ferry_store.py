@@ -1,5 +1,6 @@
 """What ferryd serves in a test, and how the test reaches it: a host
-directory, a littlefs image or a FAT image (`FERRY_BACKENDS`).
+directory, a littlefs image, a FAT image or a FAT image served through
+embedded-sdmmc (`FERRY_BACKENDS`).
 
 Tests never open the served files themselves; they go through a `Store`:
 
@@ -16,6 +17,8 @@ Tests never open the served files themselves; they go through a `Store`:
 How each backend is reached, so that the checks never trust Ferry's own code:
 - `dir`: the host file system (`pathlib`).
 - `fat`: `mtools` (`mcopy`, `mdir`, `mmd`, `mformat`).
+- `sdfat`: the same, on the image's first MBR partition (`-i IMAGE@@1M`);
+  a new image gets its MBR from this file and its FAT16 from `mformat`.
 - `littlefs`: the `littlefs-python` package (littlefs's C code, built by
   someone else), over a fresh copy of the image bytes. Names are looked up in
   the stored form ferry-fs uses (`%XX` for `%` and bytes from 0x80 on), and
@@ -85,6 +88,9 @@ class Caps:
     many_entries: int
     # An image file (a disk-full test is possible).
     image: bool
+    # Long names: names beyond 8.3 (sdfat, FAT through embedded-sdmmc,
+    # stores 8.3 names only, and lists mixed-case names in upper case).
+    long_names: bool = True
 
 
 CAPS = {
@@ -97,6 +103,11 @@ CAPS = {
     "fat": Caps(host_dir=False, unix_modes=False, large_files=False, long_paths=True,
                 any_name_chars=False, case_sensitive=False, dir_mtime=False,
                 mtime_resolution=60, big_download=24 << 20, many_entries=500, image=True),
+    # FAT through embedded-sdmmc (the no_std path of SD cards on boards).
+    "sdfat": Caps(host_dir=False, unix_modes=False, large_files=False, long_paths=False,
+                  any_name_chars=False, case_sensitive=False, dir_mtime=True,
+                  mtime_resolution=60, big_download=24 << 20, many_entries=200, image=True,
+                  long_names=False),
 }
 
 ALL_BACKENDS = tuple(CAPS)
@@ -569,6 +580,76 @@ class FatStore(ImageStore):
         self._offline_write(parts, self.read_bytes(_join(parts)), secs)
 
 
+class SdFatStore(FatStore):
+    """FAT served through embedded-sdmmc (`--fs sdfat:IMAGE`): an
+    MBR-partitioned image whose first partition starts at 1 MiB, as
+    ferry-fs's `sdmmc::format` makes it; read and written with mtools."""
+
+    kind = "sdfat"
+    PART_START = 1 << 20
+
+    def __init__(self, image: Path, size: int = IMAGE_SIZE):
+        ImageStore.__init__(self, "sdfat", image, size)
+        self._staged = None
+
+    def _img(self):
+        return ["-i", f"{self.image}@@{self.PART_START}"]
+
+    # The engine's upload temporaries, `.<slot>.ferry-part`, are stored as
+    # `~FP<slot>.TMP` (crates/ferry-fs/src/sdmmc/name.rs): look them up and
+    # plant them in that form, as LittleFsStore does with its escaping.
+    TEMP = re.compile(r"\.(\d{1,5})\.ferry-part")
+    STORED_TEMP = re.compile(r"~FP(\d{1,5})\.TMP", re.IGNORECASE)
+
+    @classmethod
+    def _stored(cls, name: str) -> str:
+        m = cls.TEMP.fullmatch(name)
+        return f"~FP{m.group(1)}.TMP" if m else name
+
+    @classmethod
+    def _shown(cls, name: str) -> str:
+        m = cls.STORED_TEMP.fullmatch(name)
+        return f".{m.group(1)}.ferry-part" if m else name
+
+    @classmethod
+    def _dos(cls, parts) -> str:
+        return "::/" + _join([cls._stored(p) for p in parts])
+
+    def write_bytes(self, rel, data: bytes, mtime=None):
+        if not self.served():
+            rel = _join([self._stored(p) for p in _parts(rel)])
+        super().write_bytes(rel, data, mtime)
+
+    def _entries(self, parts) -> dict:
+        return {self._shown(n): d for n, d in super()._entries(parts).items()}
+
+    def extract(self, rel, out: Path):
+        super().extract(rel, out)
+        for top, dirs, files in os.walk(out, topdown=False):
+            for n in dirs + files:
+                if self._shown(n) != n:
+                    os.rename(os.path.join(top, n), os.path.join(top, self._shown(n)))
+
+    def _create(self):
+        if self.image.exists():
+            return
+        sectors = (self.image_size - self.PART_START) // 512
+        with open(self.image, "wb") as fh:
+            fh.truncate(self.image_size)
+            # One partition, FAT16 (LBA), from 1 MiB to the end.
+            entry = struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", 0x0E, b"\xfe\xff\xff",
+                                self.PART_START // 512, sectors)
+            fh.seek(446)
+            fh.write(entry)
+            fh.seek(510)
+            fh.write(b"\x55\xaa")
+        # embedded-sdmmc reads FAT16 and FAT32, not FAT12: 512-byte clusters
+        # make a small partition FAT16.
+        small = ["-c", "1"] if sectors < 32768 else []
+        mtools("mformat", *self._img(), "-T", str(sectors), "-h", "255", "-s", "63",
+               "-H", str(self.PART_START // 512), *small, "::")
+
+
 # -- littlefs, through littlefs-python
 
 
@@ -799,6 +880,8 @@ def make_store(backend: str, tmp_path: Path) -> Store:
         return DirStore(tmp_path / "root")
     if backend == "fat":
         return FatStore(tmp_path / "fat.img")
+    if backend == "sdfat":
+        return SdFatStore(tmp_path / "sdfat.img")
     if backend == "littlefs":
         return LittleFsStore(tmp_path / "littlefs.img")
     raise ValueError(backend)

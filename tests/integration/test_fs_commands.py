@@ -188,6 +188,7 @@ def test_mfmt_then_list_consistent(ftp, store):
     assert store.mtime_matches("old.txt", "20010203040506")
 
 
+@pytest.mark.needs("long_names")
 def test_utf8_names(ftp, store):
     assert ftp.cmd("MKD Verzeichnis äöü")[0] == 257
     assert store.is_dir("Verzeichnis äöü")
@@ -199,6 +200,7 @@ def test_utf8_names(ftp, store):
     assert ftp.retr_bytes("grüße 日本.txt") == b"hallo"
 
 
+@pytest.mark.needs("long_names")
 def test_names_with_spaces(ftp, store):
     store.mkdir(" lead and trail ")
     store.write_bytes("a  b.txt", b"ab")
@@ -295,3 +297,23 @@ def test_long_names_and_deep_paths(ftp, store):
     deep = "sub/" + "/".join([comp] * 10)
     assert store.read_bytes(f"{deep}/deep.txt") == b"deep"
     assert ftplib.parse257(ftp.cmd("PWD")[1]) == "/sub/" + "/".join([comp] * 10)
+
+
+def test_names_beyond_8_3(ftp, store):
+    """Where only 8.3 names are stored (FAT through embedded-sdmmc), a longer
+    name is refused with 553 and nothing is created; all-lower-case and
+    all-upper-case 8.3 names keep their spelling. Elsewhere they all work."""
+    ftp.stor_bytes("lower.txt", b"l")
+    ftp.stor_bytes("UPPER.TXT", b"u")
+    long_ones = ["longer-name.txt", "a.tar.gz", "sp ace", ".hidden"]
+    for name in long_ones:
+        code, resp = ftp.cmd(f"MKD {name}")
+        if store.caps.long_names:
+            assert code == 257, resp
+        else:
+            assert code == 553, resp
+    expected = ["UPPER.TXT", "lower.txt"]
+    if store.caps.long_names:
+        expected += long_ones
+    assert sorted(store.listdir()) == sorted(expected)
+    assert ftp.retr_bytes("lower.txt") == b"l"

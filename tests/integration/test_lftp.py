@@ -7,18 +7,24 @@ SETTINGS = ("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 10; "
             "set net:reconnect-interval-base 1; set ftp:ssl-allow no; ")
 
 
-def make_tree(top):
+def make_tree(top, long_names=True):
+    """A tree with spaces and non-ASCII in its names, or, for a backend of
+    8.3 names (`long_names` false), the same shape in 8.3 names."""
+    def name(long, short):
+        return long if long_names else short
+
     top.mkdir()
     (top / "a" / "b" / "c").mkdir(parents=True)
     (top / "a" / "b" / "c" / "deep.bin").write_bytes(rand_bytes(200_000, 21))
     (top / "a" / "top.txt").write_bytes(b"line1\nline2\n")
-    (top / "empty dir").mkdir()
+    (top / name("empty dir", "emptydir")).mkdir()
     (top / "zero").write_bytes(b"")
-    (top / "grüße.txt").write_bytes("grüße, Welt\n".encode())
-    (top / "name with spaces.txt").write_bytes(b"spaces\n")
+    (top / name("grüße.txt", "gruss.txt")).write_bytes("grüße, Welt\n".encode())
+    (top / name("name with spaces.txt", "spaces.txt")).write_bytes(b"spaces\n")
     (top / "big.bin").write_bytes(rand_bytes(3 << 20, 22))
-    (top / "Verzeichnis ä").mkdir()
-    (top / "Verzeichnis ä" / "ö.dat").write_bytes(rand_bytes(1000, 23))
+    (top / name("Verzeichnis ä", "verz")).mkdir()
+    (top / name("Verzeichnis ä", "verz") / name("ö.dat", "o.dat")).write_bytes(
+        rand_bytes(1000, 23))
 
 
 def lftp_run(port, script, host="127.0.0.1", extra=""):
@@ -37,16 +43,16 @@ def lftp_run(port, script, host="127.0.0.1", extra=""):
 ], ids=["pasv", "epsv", "active"])
 def test_mirror_up_and_down(server, store, tmp_path, mode):
     local = tmp_path / "local"
-    make_tree(local)
+    make_tree(local, store.caps.long_names)
     local2 = tmp_path / "local2"
-    lftp_run(server.port, f'mirror -R "{local}" remotedir; mirror remotedir "{local2}"', extra=mode)
-    assert_same_tree(local, (store, "remotedir"))
+    lftp_run(server.port, f'mirror -R "{local}" remote; mirror remote "{local2}"', extra=mode)
+    assert_same_tree(local, (store, "remote"))
     assert_same_tree(local, local2)
 
 
 def test_mirror_ipv6(server46, store, tmp_path):
     local = tmp_path / "local"
-    make_tree(local)
+    make_tree(local, store.caps.long_names)
     local2 = tmp_path / "local2"
     lftp_run(server46.port6, f'mirror -R "{local}" r6; mirror r6 "{local2}"', host="::1")
     assert_same_tree(local, (store, "r6"))
@@ -55,7 +61,7 @@ def test_mirror_ipv6(server46, store, tmp_path):
 
 def test_mirror_ipv6_active(server46, store, tmp_path):
     local = tmp_path / "local"
-    make_tree(local)
+    make_tree(local, store.caps.long_names)
     local2 = tmp_path / "local2"
     lftp_run(server46.port6, f'mirror -R "{local}" r6; mirror r6 "{local2}"', host="::1",
              extra="set ftp:passive-mode off; ")
@@ -66,7 +72,7 @@ def test_mirror_ipv6_active(server46, store, tmp_path):
 def test_mirror_again_is_a_noop_and_deletes(server, store, tmp_path):
     """A second mirror -R --delete after local changes converges."""
     local = tmp_path / "local"
-    make_tree(local)
+    make_tree(local, store.caps.long_names)
     lftp_run(server.port, f'mirror -R "{local}" rd')
     (local / "zero").unlink()
     (local / "a" / "top.txt").write_bytes(b"changed, longer content\n")

@@ -63,7 +63,7 @@ def test_cwd_above_root_stays_in_root(ftp, store):
 
 
 def test_list_above_root_shows_root(ftp, store):
-    store.write_bytes("only-here", b"x")
+    store.write_bytes("onlyhere", b"x")
     host_root = set(os.listdir("/"))
     for arg in ("..", "../..", "/../.."):
         try:
@@ -71,7 +71,7 @@ def test_list_above_root_shows_root(ftp, store):
         except ftplib.error_perm:
             continue
         text = "\n".join(lines)
-        assert "only-here" in text
+        assert "onlyhere" in text
         for name in ("etc", "proc", "usr", "bin"):
             if name in host_root:
                 assert not any(ln.endswith(" " + name) for ln in lines), f"host {name} listed"

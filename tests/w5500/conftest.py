@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import Served, in_ci, suite, wait_until  # noqa: E402,F401  (tests/harness.py)
+from harness import (  # noqa: E402,F401  (tests/harness.py)
+    Served, free_port, in_ci, stop_process, suite, wait_until)
 
 unavailable, need_tool = suite("W5500 test")
 
@@ -51,12 +52,6 @@ def binary_path() -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((SERVER_IP, 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server(Served):
     """The running host-w5500 and the directory it serves."""
@@ -76,15 +71,7 @@ class Server(Served):
 
 
 def stop(proc: subprocess.Popen) -> int | None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return None
-    return proc.returncode
+    return stop_process(proc, signal.SIGTERM, STOP_TIMEOUT)
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +84,7 @@ def booted(tmp_path_factory) -> Server:
     root.mkdir()
     work.mkdir()
     log_path = base / "host-w5500.log"
-    port = free_port()
+    port = free_port(SERVER_IP)
     first = random.randrange(40000, 48000)
     cmd = [str(binary), "--ip", SERVER_IP, "--port", str(port), "--root", str(root),
            "--user", f"{USER}:{PASSWORD}", "--passive-ports", f"{first}-{first + 7}"]

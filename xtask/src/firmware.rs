@@ -173,6 +173,10 @@ pub const STM32_FEATURE_SETS: &[&str] = &[
     "stack-eth,storage-ram",
     "stack-w5500,storage-flash",
     "stack-w5500,storage-ram",
+    // FAT on an SD card on SPI3 (embedded-sdmmc): once per stack, as the
+    // card's pins are free with either.
+    "stack-eth,storage-sd",
+    "stack-w5500,storage-sd",
 ];
 
 /// The STM32 board with FTPS (feature `ftps`: the chip's RNG, a heap in the

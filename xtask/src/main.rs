@@ -15,6 +15,7 @@ mod setup;
 mod sim;
 mod size;
 mod test;
+mod windows;
 
 use std::process::ExitCode;
 
@@ -26,10 +27,11 @@ commands:
                   packages, pytest, pyftpdlib)
   test [--quick]  docs check, fmt, clippy, unit tests, Cortex-M3 build of
                   ferry-core, the size budget (size --check), ferryd release
-                  build, integration tests, the Cortex-M3 firmware in QEMU
-                  against real clients, the STM32 and RP2040 boards'
-                  builds; --quick skips fmt, clippy and the firmware and
-                  Cortex-M3 builds
+                  build, integration tests, ferryd for Windows built and run
+                  under Wine against curl, the Cortex-M3 firmware in QEMU
+                  against real clients, the STM32, RP2040 and ESP32-C3
+                  boards' builds; --quick skips fmt, clippy and the cross
+                  builds (firmware, Cortex-M3, macOS, Windows)
   size [--check] [--ratchet] [--features-cost] [--tls] [--firmware]
                   ROM, RAM and stack of ferry-core on a Cortex-M3 (thumbv7m)
                   in the emftp and default profiles at opt-level \"z\" and
@@ -60,6 +62,9 @@ commands:
                   default plus FTPES on the control port and implicit FTPS
                   forwarded from 127.0.0.1:--implicit-port, 9990; test-only
                   certificate and RNG)
+  windows         build ferryd for Windows (x86_64-pc-windows-gnu, into
+                  target/windows) and run it under Wine against curl
+                  (tests/windows), the step `test` runs
   fuzz [--time SECS] [TARGET...]
                   run each cargo-fuzz target in fuzz/ (default 60 s each)
   sim [--seeds N] [--first F] [--seed S] [--verbose]
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
         ["fuzz", rest @ ..] => fuzz::run(rest),
         ["sim", rest @ ..] => sim::run(rest),
         ["qemu", rest @ ..] => qemu::run(rest),
+        ["windows"] => windows::run(),
         ["help" | "-h" | "--help"] => {
             print!("{USAGE}");
             Ok(())

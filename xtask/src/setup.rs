@@ -9,7 +9,8 @@
 //!   `clang` (bindgen's headers for littlefs on Cortex-M) and `mtools` (the
 //!   integration tests read FAT images with it); `vsftpd`, a peer server of
 //!   `cargo xtask bench` (its service is stopped and disabled if installing
-//!   it started one: the bench runs its own).
+//!   it started one: the bench runs its own); `gcc-mingw-w64-x86-64`,
+//!   `wine` and `wine64` build ferryd for Windows and run it.
 //! - `pytest` and `littlefs-python` (`tests/integration/requirements.txt`),
 //!   and `pyftpdlib` for the bench (`xtask/bench/requirements.txt`), with
 //!   the `python3` on `PATH`.
@@ -45,6 +46,12 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "libnewlib-dev",
     // A peer server of `cargo xtask bench`.
     "vsftpd",
+    // ferryd for Windows: mingw-w64 links it (and compiles ring's and
+    // littlefs's C); Wine runs it in `cargo xtask test` (64-bit only: the
+    // `wine` package is the `wine`/`wineserver` commands, `wine64` the rest).
+    "gcc-mingw-w64-x86-64",
+    "wine",
+    "wine64",
 ];
 
 /// Runs the chore.

@@ -3,14 +3,15 @@
 //!
 //! A step whose tool is missing is skipped with a loud line and listed again
 //! at the end, unless `CI=true`, where it fails: CI must never pass by
-//! running less. `--quick` leaves out fmt, clippy and the Cortex-M3 builds
-//! (with them the firmware steps: the QEMU firmware test and the STM32
-//! and RP2040 boards' builds).
+//! running less. `--quick` leaves out fmt, clippy and the cross builds
+//! (the Cortex-M3 ones, with them the firmware steps: the QEMU firmware test
+//! and the STM32, RP2040 and ESP32-C3 boards' builds; the macOS check;
+//! ferryd for Windows and its run under Wine).
 use std::path::PathBuf;
 use std::process::Command;
 
 use crate::cmd::{self, find_program, header, output};
-use crate::{docs, firmware, qemu, setup, size, Failure};
+use crate::{docs, firmware, qemu, setup, size, windows, Failure};
 
 /// The Cortex-M3 target that ferry-core must always build for.
 pub const THUMB_TARGET: &str = "thumbv7m-none-eabi";
@@ -131,11 +132,12 @@ pub fn run(quick: bool) -> Result<(), Failure> {
     }
 
     if !quick {
-        // ferryd is a desktop server for Linux, macOS and Windows: check that
-        // it type-checks for the other two (std built from source; the image
+        // ferryd is a desktop server for Linux, macOS and Windows: Windows is
+        // built and run under Wine after the integration tests; macOS can
+        // only be type-checked here (std built from source; the image
         // features are left out because littlefs compiles C for the target).
-        header("ferryd type-checks for Windows and macOS");
-        if skips.check("ferryd cross check", cmd::debian_toolchain_missing())? {
+        header("ferryd type-checks for macOS");
+        if skips.check("ferryd macOS check", cmd::debian_toolchain_missing())? {
             let mut check = cmd::debian_cargo();
             check.args([
                 "check",
@@ -143,8 +145,6 @@ pub fn run(quick: bool) -> Result<(), Failure> {
                 "ferryd",
                 "--locked",
                 "--no-default-features",
-                "--target",
-                "x86_64-pc-windows-msvc",
                 "--target",
                 "aarch64-apple-darwin",
                 "-Zbuild-std=std,panic_abort",
@@ -171,6 +171,28 @@ pub fn run(quick: bool) -> Result<(), Failure> {
     header("integration tests (real clients against ferryd)");
     if skips.check("integration tests", integration_missing())? {
         integration(&root, &mut skips)?;
+    }
+
+    if !quick {
+        header(&format!(
+            "ferryd for Windows ({}): built, and run under Wine against curl",
+            windows::TARGET
+        ));
+        let missing: Vec<String> = [
+            windows::build_missing(),
+            windows::wine_missing(),
+            integration_missing(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if skips.check(
+            "Windows build and Wine smoke test",
+            (!missing.is_empty()).then(|| missing.join(", ")),
+        )? {
+            let exe = windows::build(&root)?;
+            windows::smoke_test(&root, &exe)?;
+        }
     }
 
     header("host-tap: the embedded stack (smoltcp) over a TAP device, real clients");

@@ -18,12 +18,14 @@ pub struct Cli {
     pub root: Option<PathBuf>,
 
     /// What to serve: `dir` (the directory of --root, the default),
-    /// `littlefs:IMAGE` or `fat:IMAGE` (an image file, e.g. to prepare or
-    /// inspect a flash or SD-card image). A missing image is created with
+    /// `littlefs:IMAGE`, `fat:IMAGE` or `sdfat:IMAGE` (an image file, e.g. to
+    /// prepare or inspect a flash or SD-card image; `sdfat` serves FAT
+    /// through embedded-sdmmc, as boards do: 8.3 names, an MBR-partitioned
+    /// image, FAT16 when created). A missing image is created with
     /// --fs-size and formatted.
     #[arg(
         long,
-        value_name = "dir|littlefs:IMAGE|fat:IMAGE",
+        value_name = "dir|littlefs:IMAGE|fat:IMAGE|sdfat:IMAGE",
         conflicts_with = "root"
     )]
     pub fs: Option<FsSpec>,
@@ -156,8 +158,11 @@ pub enum FsSpec {
     Dir,
     /// A littlefs image file.
     LittleFs(PathBuf),
-    /// A FAT image file.
+    /// A FAT image file, served through `fatfs` (long names; host only).
     Fat(PathBuf),
+    /// A FAT image file (MBR-partitioned) served through `embedded-sdmmc`,
+    /// the no_std path boards use with SD cards (8.3 names).
+    SdFat(PathBuf),
 }
 
 impl std::str::FromStr for FsSpec {
@@ -170,21 +175,22 @@ impl std::str::FromStr for FsSpec {
         match s.split_once(':') {
             Some(("littlefs", path)) if !path.is_empty() => Ok(FsSpec::LittleFs(path.into())),
             Some(("fat", path)) if !path.is_empty() => Ok(FsSpec::Fat(path.into())),
-            _ => Err("expected dir, littlefs:IMAGE or fat:IMAGE".into()),
+            Some(("sdfat", path)) if !path.is_empty() => Ok(FsSpec::SdFat(path.into())),
+            _ => Err("expected dir, littlefs:IMAGE, fat:IMAGE or sdfat:IMAGE".into()),
         }
     }
 }
 
 /// Parses `--fs-size` (`16M`, `512K`, `1G`, bytes).
-#[cfg(any(feature = "littlefs", feature = "fat"))]
+#[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 pub fn parse_size(s: &str) -> Result<u64, String> {
     ferry_fs::image::parse_size(s).ok_or_else(|| format!("{s:?} is not a size like 16M or 512K"))
 }
 
 /// Parses `--fs-size`: without image support, any use is an error.
-#[cfg(not(any(feature = "littlefs", feature = "fat")))]
+#[cfg(not(any(feature = "littlefs", feature = "fat", feature = "sdfat")))]
 pub fn parse_size(_: &str) -> Result<u64, String> {
-    Err("ferryd was built without image support (features littlefs, fat)".into())
+    Err("ferryd was built without image support (features littlefs, fat, sdfat)".into())
 }
 
 /// Parses `NAME:PASSWORD`, splitting at the first `:`.
@@ -384,7 +390,7 @@ mod tests {
         }
     }
 
-    #[cfg(any(feature = "littlefs", feature = "fat"))]
+    #[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
     #[test]
     fn fs_and_size_are_parsed() {
         let cli =
@@ -392,6 +398,7 @@ mod tests {
         assert_eq!(cli.fs, Some(FsSpec::LittleFs("a.img".into())));
         assert_eq!(cli.fs_size, Some(16 << 20));
         assert_eq!("fat:/x/y.img".parse(), Ok(FsSpec::Fat("/x/y.img".into())));
+        assert_eq!("sdfat:sd.img".parse(), Ok(FsSpec::SdFat("sd.img".into())));
         assert_eq!("dir".parse(), Ok(FsSpec::Dir));
         for bad in ["ext4:x", "littlefs:", "fat", ""] {
             assert!(bad.parse::<FsSpec>().is_err(), "{bad:?}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ferry_core::server::ListenError;
 use ferry_core::Server;
-#[cfg(any(feature = "littlefs", feature = "fat"))]
+#[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 use ferry_fs::image::WithFileSystem;
 use ferry_fs::std_dir::StdDir;
 use ferry_fs::{EntryKind, Error as _, ErrorKind, FileSystem};
@@ -21,7 +21,7 @@ use tracing::{error, info};
 
 use crate::auth::UserTable;
 use crate::observer::LogObserver;
-#[cfg(any(feature = "littlefs", feature = "fat"))]
+#[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 use crate::settings::ImageKind;
 use crate::settings::{CertSource, Settings, StartupError, TlsSettings, SESSION_SLOTS};
 
@@ -76,13 +76,20 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             ))
         })?;
         let root = std::fs::canonicalize(&settings.root).unwrap_or_else(|_| settings.root.clone());
-        return serve(&settings, &mut fs, &root.display().to_string());
+        let root = root.display().to_string();
+        let shown = if cfg!(windows) {
+            without_verbatim_prefix(&root)
+        } else {
+            root
+        };
+        return serve(&settings, &mut fs, &shown);
     };
-    #[cfg(any(feature = "littlefs", feature = "fat"))]
+    #[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
     {
         let name = match image.kind {
             ImageKind::LittleFs => "littlefs",
             ImageKind::Fat => "FAT",
+            ImageKind::SdFat => "FAT (embedded-sdmmc)",
         };
         let storage = format!("{name} image {}", image.path.display());
         let started = std::cell::Cell::new(false);
@@ -96,6 +103,8 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             ImageKind::LittleFs => ferry_fs::image::with_littlefs(&image.path, image.size, serving),
             #[cfg(feature = "fat")]
             ImageKind::Fat => ferry_fs::image::with_fat(&image.path, image.size, serving),
+            #[cfg(feature = "sdfat")]
+            ImageKind::SdFat => ferry_fs::image::with_sdfat(&image.path, image.size, serving),
             #[allow(unreachable_patterns)]
             _ => return Err(startup(format!("ferryd was built without {name} support"))),
         };
@@ -108,15 +117,28 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
             }
         })?
     }
-    #[cfg(not(any(feature = "littlefs", feature = "fat")))]
+    #[cfg(not(any(feature = "littlefs", feature = "fat", feature = "sdfat")))]
     Err(startup(format!(
-        "cannot serve {}: ferryd was built without image support (features littlefs, fat)",
+        "cannot serve {}: ferryd was built without image support (features littlefs, fat, sdfat)",
         image.path.display()
     )))
 }
 
+/// A canonical Windows path as people write it: `canonicalize` gives the
+/// verbatim form (`\\?\C:\srv`, `\\?\UNC\host\share`), shown at start as
+/// `C:\srv` and `\\host\share`. Other paths are returned as they are.
+fn without_verbatim_prefix(path: &str) -> String {
+    if let Some(unc) = path.strip_prefix(r"\\?\UNC\") {
+        return format!(r"\\{unc}");
+    }
+    match path.strip_prefix(r"\\?\") {
+        Some(rest) if rest.as_bytes().get(1) == Some(&b':') => rest.to_string(),
+        _ => path.to_string(),
+    }
+}
+
 /// The serving loop, lent a mounted image by `ferry_fs::image`.
-#[cfg(any(feature = "littlefs", feature = "fat"))]
+#[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 struct Serving<'a> {
     settings: &'a Settings,
     storage: &'a str,
@@ -124,7 +146,7 @@ struct Serving<'a> {
     started: &'a std::cell::Cell<bool>,
 }
 
-#[cfg(any(feature = "littlefs", feature = "fat"))]
+#[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 impl WithFileSystem for Serving<'_> {
     type Output = Result<(), RunError>;
 
@@ -648,6 +670,21 @@ mod tests {
         s.anonymous = true;
         let line = login_line(&s, None);
         assert_eq!(line, "login: users \"alice\"; anonymous (read-only)");
+    }
+
+    #[test]
+    fn windows_roots_are_shown_without_the_verbatim_prefix() {
+        assert_eq!(without_verbatim_prefix(r"\\?\Z:\tmp\root"), r"Z:\tmp\root");
+        assert_eq!(
+            without_verbatim_prefix(r"\\?\UNC\nas\ftp\root"),
+            r"\\nas\ftp\root"
+        );
+        // Device paths and everything else stay as they are.
+        assert_eq!(
+            without_verbatim_prefix(r"\\?\Volume{x}\a"),
+            r"\\?\Volume{x}\a"
+        );
+        assert_eq!(without_verbatim_prefix("/srv/ftp"), "/srv/ftp");
     }
 
     #[test]

@@ -55,7 +55,7 @@ impl From<String> for StartupError {
 pub struct FileConfig {
     /// Directory to serve; relative paths are relative to the config file.
     pub root: Option<PathBuf>,
-    /// `"dir"`, `"littlefs:IMAGE"` or `"fat:IMAGE"`; a relative image path is
+    /// `"dir"`, `"littlefs:IMAGE"`, `"fat:IMAGE"` or `"sdfat:IMAGE"`; a relative image path is
     /// relative to the config file.
     #[serde(default, deserialize_with = "de_fs")]
     pub fs: Option<FsSpec>,
@@ -150,8 +150,10 @@ impl FileConfig {
                 *file_path = dir.join(&*file_path);
             }
         }
-        if let (Some(FsSpec::LittleFs(image) | FsSpec::Fat(image)), Some(dir)) =
-            (&mut file.fs, path.parent())
+        if let (
+            Some(FsSpec::LittleFs(image) | FsSpec::Fat(image) | FsSpec::SdFat(image)),
+            Some(dir),
+        ) = (&mut file.fs, path.parent())
         {
             if image.is_relative() {
                 *image = dir.join(&*image);
@@ -191,8 +193,10 @@ pub struct Image {
 pub enum ImageKind {
     /// littlefs, 4 KiB blocks.
     LittleFs,
-    /// FAT12/16/32.
+    /// FAT12/16/32 through `fatfs`.
     Fat,
+    /// FAT16/32 through `embedded-sdmmc` (an MBR-partitioned image).
+    SdFat,
 }
 
 /// Where the TLS certificate comes from.
@@ -489,7 +493,12 @@ fn tls_settings(cli: &Cli, file: &FileConfig) -> Result<(Option<TlsSettings>, bo
 /// The image to serve, if any: the command line's `--fs` or `--root` wins
 /// over the file's `fs` or `root`; `--fs-size` (or `fs_size`) needs an image.
 fn storage(cli: &Cli, file: &FileConfig) -> Result<Option<Image>, StartupError> {
-    let is_image = |fs: &Option<FsSpec>| matches!(fs, Some(FsSpec::LittleFs(_) | FsSpec::Fat(_)));
+    let is_image = |fs: &Option<FsSpec>| {
+        matches!(
+            fs,
+            Some(FsSpec::LittleFs(_) | FsSpec::Fat(_) | FsSpec::SdFat(_))
+        )
+    };
     if is_image(&file.fs) && file.root.is_some() {
         return Err("config: give either root or an image in fs, not both"
             .to_string()
@@ -505,8 +514,8 @@ fn storage(cli: &Cli, file: &FileConfig) -> Result<Option<Image>, StartupError> 
         None | Some(FsSpec::Dir) => {
             if size.is_some() {
                 return Err(
-                    "--fs-size (fs_size) is for an image: give --fs littlefs:IMAGE \
-                            or --fs fat:IMAGE"
+                    "--fs-size (fs_size) is for an image: give --fs littlefs:IMAGE, \
+                            fat:IMAGE or sdfat:IMAGE"
                         .to_string()
                         .into(),
                 );
@@ -515,6 +524,7 @@ fn storage(cli: &Cli, file: &FileConfig) -> Result<Option<Image>, StartupError> 
         }
         Some(FsSpec::LittleFs(path)) => (ImageKind::LittleFs, path),
         Some(FsSpec::Fat(path)) => (ImageKind::Fat, path),
+        Some(FsSpec::SdFat(path)) => (ImageKind::SdFat, path),
     };
     Ok(Some(Image { kind, path, size }))
 }
@@ -758,7 +768,7 @@ mod tests {
         }
     }
 
-    #[cfg(any(feature = "littlefs", feature = "fat"))]
+    #[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
     #[test]
     fn image_storage_from_cli_or_file() {
         let s = merge(&["--fs", "littlefs:/i.img", "--fs-size", "1M"], "").unwrap();

@@ -126,7 +126,8 @@ static VOLUME: VolumeCells<RamDisk<&'static mut [u8]>, BLOCK_SIZE, BLOCK_COUNT, 
 static SERVER: StaticCell<FtpServer> = StaticCell::new();
 /// The login and the event log, in `static`s rather than in `serve`'s
 /// frame, which every serving path's stack includes.
-static AUTH: ConstStaticCell<FixedUser<'static>> = ConstStaticCell::new(FixedUser::new(USER, PASSWORD));
+static AUTH: ConstStaticCell<FixedUser<'static>> =
+    ConstStaticCell::new(FixedUser::new(USER, PASSWORD));
 static OBSERVER: StaticCell<Log> = StaticCell::new();
 
 /// The server as all zero bytes, for [`SERVER`] until `Server::reset`

@@ -44,6 +44,10 @@ mod board;
 mod ftps;
 #[cfg(feature = "stack-eth")]
 mod net;
+#[cfg(not(feature = "storage-sd"))]
+mod storage;
+#[cfg(feature = "storage-sd")]
+#[path = "sd.rs"]
 mod storage;
 // (With both features, only the error above: the W5500 side stays out.)
 #[cfg(all(feature = "stack-w5500", not(feature = "stack-eth")))]
@@ -60,7 +64,6 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use ferry_board::{FixedUser, LogObserver, Mac};
 use ferry_core::{Config, Server};
-use ferry_fs::littlefs::FileSlots;
 use ferry_net::Clock;
 use rtt_target::{rprintln, rtt_init_print};
 use static_cell::StaticCell;
@@ -154,8 +157,7 @@ pub static FIRMWARE_RAM: [u32; 16] = {
         0,
         ram.nic,
         0,
-        (size_of::<FileSlots<storage::Disk, { SESSIONS + 1 }>>()
-            - size_of::<FileSlots<storage::Disk, SESSIONS>>()) as u32,
+        storage::PER_FILE_RAM,
         0x4645_5252,
     ]
 };
@@ -221,12 +223,15 @@ fn start() -> Board {
         dp.RNG.constrain(&clocks)
     };
     // The one part that differs by stack: which peripherals it takes.
+    // Port C: the Ethernet's MDC and RXD pins, and the SD card's SPI3.
+    #[cfg_attr(not(feature = "storage-sd"), allow(unused_variables))]
+    let gpioc = dp.GPIOC.split();
     #[cfg(feature = "stack-eth")]
     let started = net::start(
         net::Peripherals {
             gpioa: dp.GPIOA.split(),
             gpiob: dp.GPIOB.split(),
-            gpioc: dp.GPIOC.split(),
+            gpioc: (gpioc.pc1, gpioc.pc4, gpioc.pc5),
             gpiog: dp.GPIOG.split(),
             mac: dp.ETHERNET_MAC,
             mmc: dp.ETHERNET_MMC,
@@ -252,10 +257,11 @@ fn start() -> Board {
     #[cfg(feature = "ftps")]
     let stack: &'static mut Net = NET.init_with(|| ftps::wrap(stack, rng));
 
-    #[cfg(feature = "storage-flash")]
+    #[cfg(all(feature = "storage-flash", not(feature = "storage-sd")))]
     let device = storage::Device::new(dp.FLASH);
     #[cfg(all(feature = "storage-ram", not(feature = "storage-flash")))]
     let device = storage::take_ram_disk().unwrap_or_else(|| fail("RAM disk taken twice"));
+    #[cfg(not(feature = "storage-sd"))]
     let mut fs = match storage::mount(device) {
         Ok((fs, formatted)) => {
             rprintln!(
@@ -271,6 +277,24 @@ fn start() -> Board {
             fs
         }
         Err(e) => fail_with("storage", e),
+    };
+    #[cfg(feature = "storage-sd")]
+    let mut fs = match storage::mount(
+        storage::Peripherals {
+            sck: gpioc.pc10,
+            miso: gpioc.pc11,
+            mosi: gpioc.pc12,
+            cs: gpioc.pc8,
+            spi: dp.SPI3,
+            timer: dp.TIM2,
+        },
+        &clocks,
+    ) {
+        Ok((fs, bytes)) => {
+            rprintln!("SD card: {} MiB, FAT partition 1 mounted", bytes >> 20);
+            fs
+        }
+        Err(e) => fail_with("SD card", e),
     };
 
     let config = Config {

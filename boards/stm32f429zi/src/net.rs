@@ -128,8 +128,9 @@ pub struct Peripherals {
     pub gpioa: gpioa::Parts,
     /// Port B (TXD1 PB13).
     pub gpiob: gpiob::Parts,
-    /// Port C (MDC PC1, RXD0 PC4, RXD1 PC5).
-    pub gpioc: gpioc::Parts,
+    /// MDC PC1, RXD0 PC4, RXD1 PC5 (port C's other pins may serve the SD
+    /// card, `storage-sd`).
+    pub gpioc: (gpioc::PC1, gpioc::PC4, gpioc::PC5),
     /// Port G (TX_EN PG11, TXD0 PG13).
     pub gpiog: gpiog::Parts,
     /// The MAC.
@@ -167,12 +168,12 @@ pub fn start(
         tx_en: p.gpiog.pg11,
         tx_d0: p.gpiog.pg13,
         tx_d1: p.gpiob.pb13,
-        rx_d0: p.gpioc.pc4,
-        rx_d1: p.gpioc.pc5,
+        rx_d0: p.gpioc.1,
+        rx_d1: p.gpioc.2,
     };
     let mut mdio: Mdio = p.gpioa.pa2.into_alternate();
     mdio.set_speed(PinSpeed::VeryHigh);
-    let mut mdc: Mdc = p.gpioc.pc1.into_alternate();
+    let mut mdc: Mdc = p.gpioc.0.into_alternate();
     mdc.set_speed(PinSpeed::VeryHigh);
 
     let rx = RX.init([const { RxRingEntry::new() }; RX_RING]);

@@ -19,10 +19,12 @@ compile_error!(
 );
 // (With both, only the error above: the RAM disk side stays out.)
 #[cfg(not(any(feature = "storage-flash", feature = "storage-ram")))]
-compile_error!("choose a storage feature: storage-flash (default) or storage-ram");
+compile_error!(
+    "choose a storage feature: storage-flash (default), storage-ram or storage-sd"
+);
 
 use ferry_board::{MountError, VolumeCells};
-use ferry_fs::littlefs::{LfsStorage, LittleFs};
+use ferry_fs::littlefs::{FileSlots, LfsStorage, LittleFs};
 
 use crate::stack::SESSIONS;
 
@@ -30,6 +32,10 @@ use crate::stack::SESSIONS;
 pub use flash::{InternalFlash as Device, BLOCK_COUNT, BLOCK_SIZE};
 #[cfg(all(feature = "storage-ram", not(feature = "storage-flash")))]
 pub use ram::{Device, BLOCK_COUNT, BLOCK_SIZE};
+
+/// RAM one more open file takes: littlefs's state of it (`FIRMWARE_RAM`).
+pub const PER_FILE_RAM: u32 = (core::mem::size_of::<FileSlots<Disk, { SESSIONS + 1 }>>()
+    - core::mem::size_of::<FileSlots<Disk, SESSIONS>>()) as u32;
 
 /// littlefs's view of the device.
 pub type Disk = LfsStorage<Device, BLOCK_SIZE, BLOCK_COUNT>;

@@ -1,5 +1,5 @@
-//! Image files for tools (`std` with `littlefs2` and/or `fatfs`): open a
-//! littlefs or FAT image, creating and formatting it if it is missing.
+//! Image files for tools (`std` with `littlefs2`, `fatfs` and/or `sdmmc`):
+//! open a littlefs or FAT image, creating and formatting it if it is missing.
 //!
 //! Meant for options like `ferryd --fs littlefs:IMAGE --fs-size 8M`:
 //! [`parse_size`] reads the size, then
@@ -9,7 +9,11 @@
 //!   `LITTLEFS_SIZES` inside, and the caller's code must be generic over the
 //!   file system type);
 //! - `open_fat` (`fatfs` feature) mounts a FAT image as a `FatImage`, and
-//!   `with_fat` does it in the same shape as `with_littlefs`.
+//!   `with_fat` does it in the same shape as `with_littlefs`;
+//! - `with_sdfat` (`sdmmc` feature) mounts a FAT image through
+//!   `embedded-sdmmc` (the no_std path boards use with SD cards): the image
+//!   is an MBR-partitioned disk, and a new one gets a FAT16 partition
+//!   (4 MiB to 2 GiB).
 //!
 //! Rules for both: a missing image is created with the given size (sparse)
 //! and formatted; an image whose start is blank (all `0x00` or all `0xFF`,
@@ -271,6 +275,53 @@ mod fat_image {
         let image = open_fat(path, size)?;
         let out = v.run(&mut image.file_system());
         image.unmount()?;
+        Ok(out)
+    }
+}
+
+#[cfg(feature = "sdmmc")]
+pub use self::sdfat_image::*;
+
+#[cfg(feature = "sdmmc")]
+mod sdfat_image {
+    use super::*;
+    use crate::sdmmc::{self, SdBlocks, SdFat, UnixClock, VolumeManager};
+
+    /// Files an `embedded-sdmmc` image keeps open at once (one per session
+    /// of a host server, as `LITTLEFS_OPEN_FILES`).
+    pub const SDFAT_OPEN_FILES: usize = 64;
+    /// Directories it keeps open at once: a listing per session, and two for
+    /// walking a path.
+    pub const SDFAT_OPEN_DIRS: usize = SDFAT_OPEN_FILES + 2;
+
+    fn now_unix() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// Mounts the image at `path` (MBR, first partition FAT16 or FAT32)
+    /// through `embedded-sdmmc`, creating and formatting it as the
+    /// [module docs](super) say, and runs `v` with it. Times are the host's
+    /// clock, stored as UTC.
+    pub fn with_sdfat<V: WithFileSystem>(
+        path: impl AsRef<Path>,
+        size: Option<u64>,
+        v: V,
+    ) -> Result<V::Output> {
+        let (mut disk, created) = open_or_create(path.as_ref(), size, 512)?;
+        let sd = |e: sdmmc::SdError| Error::new(IoKind::InvalidData, e.what());
+        if created || is_blank(&mut disk, 512)? {
+            sdmmc::format(&SdBlocks::new(&mut disk)).map_err(sd)?;
+        }
+        let manager: VolumeManager<_, _, SDFAT_OPEN_DIRS, SDFAT_OPEN_FILES, 1> =
+            VolumeManager::new_with_limits(SdBlocks::new(&mut disk), UnixClock(now_unix), 1);
+        let mut fs = SdFat::open(&manager).map_err(sd)?;
+        let out = v.run(&mut fs);
+        drop(fs);
+        drop(manager);
+        disk.sync()
+            .map_err(|e| disk.take_last_error().unwrap_or_else(|| Error::other(e)))?;
         Ok(out)
     }
 }

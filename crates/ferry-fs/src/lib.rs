@@ -17,8 +17,11 @@
 //! - `littlefs2` feature (no_std): `littlefs::LittleFs`, a littlefs volume,
 //!   safe across power loss.
 //! - `fatfs` feature (needs std): `fat::FatFs`, a FAT12/16/32 volume.
+//! - `sdmmc` feature (no_std): `sdmmc::SdFat`, a FAT16/32 volume through the
+//!   `embedded-sdmmc` crate, with 8.3 names (an SD card on a board, or an
+//!   image on a host).
 //!
-//! Both volumes sit on a [`block::BlockDevice`]: [`block::RamDisk`] (no_std),
+//! The volumes sit on a [`block::BlockDevice`]: [`block::RamDisk`] (no_std),
 //! `block::FileDisk` (an image file, `std`) or [`block::CutOff`], which
 //! simulates a power cut for tests. `image` (`std` with either volume
 //! feature) opens or creates image files for tools. docs/STORAGE.md compares
@@ -35,14 +38,21 @@ extern crate std;
 pub mod std_dir;
 
 pub mod block;
+#[cfg(any(feature = "fatfs", feature = "sdmmc"))]
+mod civil;
 #[cfg(feature = "fatfs")]
 pub mod fat;
-#[cfg(all(feature = "std", any(feature = "littlefs2", feature = "fatfs")))]
+#[cfg(all(
+    feature = "std",
+    any(feature = "littlefs2", feature = "fatfs", feature = "sdmmc")
+))]
 pub mod image;
-#[cfg(any(feature = "littlefs2", feature = "fatfs"))]
+#[cfg(any(feature = "littlefs2", feature = "fatfs", feature = "sdmmc"))]
 mod io_kind;
 #[cfg(feature = "littlefs2")]
 pub mod littlefs;
+#[cfg(feature = "sdmmc")]
+pub mod sdmmc;
 
 pub use embedded_io;
 

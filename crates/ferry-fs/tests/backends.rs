@@ -1,6 +1,7 @@
 //! The conformance suite (`tests/conformance`) against every backend: a host
 //! directory (`std`), littlefs on a RAM disk (`littlefs2`) and FAT on a RAM
-//! disk (`fatfs`). Each backend declares what it can do in one [`Caps`].
+//! disk (`fatfs`), and FAT through `embedded-sdmmc` on a RAM disk (`sdmmc`).
+//! Each backend declares what it can do in one [`Caps`].
 
 mod conformance;
 
@@ -48,6 +49,7 @@ mod std_dir {
         case_sensitive: true,
         max_name_bytes: 255,
         refused_chars: "",
+        short_names: false,
     };
 
     fn with_fs(f: impl FnOnce(&mut StdDir)) {
@@ -100,6 +102,7 @@ mod littlefs {
         case_sensitive: true,
         max_name_bytes: 255,
         refused_chars: "",
+        short_names: false,
     };
 
     type Ram = RamDisk<Vec<u8>>;
@@ -219,6 +222,7 @@ mod fat {
         case_sensitive: false,
         max_name_bytes: 255,
         refused_chars: "\"*:<>?|\t",
+        short_names: false,
     };
 
     type Ram = RamDisk<Vec<u8>>;
@@ -274,5 +278,93 @@ mod fat {
         // Found ignoring case, as FAT does.
         let m = fs.metadata("/D/GRÜßE".as_bytes()).unwrap();
         assert_eq!(m.modified, Some(1_500_000_000));
+    }
+}
+
+#[cfg(feature = "sdmmc")]
+mod sdmmc {
+    use super::*;
+    use ferry_fs::block::RamDisk;
+    use ferry_fs::sdmmc::{self, SdBlocks, SdFat, UnixClock, VolumeManager};
+
+    const CAPS: Caps = Caps {
+        set_modified_files: true,
+        set_modified_dirs: true,
+        mtime_on_write: true,
+        mtime_step: 2,
+        set_mode: false,
+        case_sensitive: false,
+        max_name_bytes: 8,
+        refused_chars: "\"*:<>?|\t +,;=[]",
+        short_names: true,
+    };
+
+    type Blocks = SdBlocks<RamDisk<Vec<u8>>>;
+    type Fs<'a> = SdFat<'a, Blocks, UnixClock>;
+
+    fn run(size: usize, f: impl FnOnce(&mut Fs<'_>)) {
+        let blocks = SdBlocks::new(RamDisk::new(vec![0u8; size], 512).unwrap());
+        sdmmc::format(&blocks).unwrap();
+        let manager = VolumeManager::new(blocks, UnixClock(conformance::now));
+        f(&mut SdFat::open(&manager).unwrap());
+    }
+
+    /// 8 MiB.
+    fn with_fs(f: impl FnOnce(&mut Fs<'_>)) {
+        run(8 << 20, f)
+    }
+
+    /// 4 MiB, the smallest FAT16 volume `sdmmc::format` makes.
+    fn with_small_fs(f: impl FnOnce(&mut Fs<'_>)) {
+        run(4 << 20, f)
+    }
+
+    conformance_tests!(with_fs, with_small_fs, CAPS);
+
+    /// What was written is there after mounting the same bytes again, and
+    /// a removed file's clusters are free again.
+    #[test]
+    fn survives_remount_and_frees_space() {
+        let blocks = SdBlocks::new(RamDisk::new(vec![0u8; 4 << 20], 512).unwrap());
+        sdmmc::format(&blocks).unwrap();
+        let manager = VolumeManager::new(blocks, UnixClock(conformance::now));
+        {
+            let mut fs = SdFat::open(&manager).unwrap();
+            fs.create_dir(b"/d").unwrap();
+            conformance::write_file(&mut fs, b"/d/data.bin", &[7; 3000], WriteMode::Truncate);
+            fs.set_modified(b"/d/data.bin", 1_500_000_000).unwrap();
+            fs.rename(b"/d", b"/moved").unwrap();
+        }
+        let (blocks, _) = manager.free();
+        let bytes = blocks.into_inner().into_inner();
+        let manager = VolumeManager::new(
+            SdBlocks::new(RamDisk::new(bytes, 512).unwrap()),
+            UnixClock(conformance::now),
+        );
+        let mut fs = SdFat::open(&manager).unwrap();
+        assert_eq!(
+            conformance::read_file(&mut fs, b"/moved/data.bin"),
+            vec![7; 3000]
+        );
+        assert_eq!(
+            conformance::names(&mut fs, b"/moved"),
+            vec![b"data.bin".to_vec()]
+        );
+        let m = fs.metadata(b"/MOVED/DATA.BIN").unwrap();
+        assert_eq!(m.modified, Some(1_500_000_000));
+        // Fill, free, fill again: the same amount fits twice.
+        let fill = |fs: &mut Fs<'_>| {
+            let mut f = fs.open_write(b"/big", WriteMode::Truncate).unwrap();
+            let mut n = 0;
+            while ferry_fs::embedded_io::Write::write_all(&mut f, &[1; 4096]).is_ok() {
+                n += 1;
+            }
+            let _ = fs.close(f);
+            fs.remove_file(b"/big").unwrap();
+            n
+        };
+        let first = fill(&mut fs);
+        assert!(first > 500, "{first}");
+        assert_eq!(fill(&mut fs), first);
     }
 }

@@ -64,8 +64,7 @@ impl core::fmt::Display for BlockError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for BlockError {}
+impl core::error::Error for BlockError {}
 
 /// A medium of `block_count` erase blocks of `block_size` bytes each.
 ///

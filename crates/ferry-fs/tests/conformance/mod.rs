@@ -30,6 +30,23 @@ pub struct Caps {
     /// Characters the backend refuses in names with `InvalidName`
     /// (e.g. FAT's `"*:<>?|`); names with any other character must work.
     pub refused_chars: &'static str,
+    /// Only 8.3 names (FAT without long names): a name that is not
+    /// [`is_8_3`] is refused (`InvalidName`, or `NameTooLong` for a part
+    /// that is too long), and a name mixing cases is stored and listed in
+    /// upper case.
+    pub short_names: bool,
+}
+
+/// Whether `name` has the shape of an 8.3 name: a base of 1 to 8 and an
+/// optional extension of 1 to 3 characters after one dot. (Which characters
+/// are allowed is [`Caps::refused_chars`].)
+pub fn is_8_3(name: &str) -> bool {
+    let (base, ext) = name.split_once('.').unwrap_or((name, ""));
+    (1..=8).contains(&base.len())
+        && ext.len() <= 3
+        && !ext.contains('.')
+        && !(ext.is_empty() && name.ends_with('.'))
+        && name.is_ascii()
 }
 
 /// Seconds since 1970 on the host.
@@ -290,7 +307,7 @@ pub fn list_empty<F: FileSystem>(fs: &mut F, _caps: &Caps) {
 pub fn list_many<F: FileSystem>(fs: &mut F, _caps: &Caps) {
     fs.create_dir(b"/many").unwrap();
     for i in 0..500usize {
-        let p = format!("/many/entry-{i:03}");
+        let p = format!("/many/entry{i:03}");
         if i.is_multiple_of(50) {
             fs.create_dir(p.as_bytes()).unwrap();
         } else {
@@ -303,7 +320,7 @@ pub fn list_many<F: FileSystem>(fs: &mut F, _caps: &Caps) {
     for (name, meta) in &listed {
         assert!(name != b"." && name != b"..");
         let name = String::from_utf8(name.clone()).unwrap();
-        let i: usize = name.strip_prefix("entry-").unwrap().parse().unwrap();
+        let i: usize = name.strip_prefix("entry").unwrap().parse().unwrap();
         assert!(seen.insert(i), "{name} listed twice");
         if i.is_multiple_of(50) {
             assert_eq!(meta.kind, EntryKind::Dir);
@@ -317,7 +334,7 @@ pub fn list_many<F: FileSystem>(fs: &mut F, _caps: &Caps) {
 /// A name longer than the caller's buffer is skipped, the others listed.
 pub fn list_small_buffer<F: FileSystem>(fs: &mut F, _caps: &Caps) {
     fs.create_dir(b"/sb").unwrap();
-    for name in ["a", "bb", "a-longer-name", "ccc"] {
+    for name in ["a", "bb", "longname", "ccc"] {
         write_file(
             fs,
             format!("/sb/{name}").as_bytes(),
@@ -397,10 +414,10 @@ pub fn rename<F: FileSystem>(fs: &mut F, _caps: &Caps) {
 /// name does on success.
 pub fn rename_over_existing<F: FileSystem>(fs: &mut F, _caps: &Caps) {
     write_file(fs, b"/target", &pattern(3000), WriteMode::Truncate);
-    write_file(fs, b"/target.part", b"new version", WriteMode::Truncate);
-    fs.rename(b"/target.part", b"/target").unwrap();
+    write_file(fs, b"/target.tmp", b"new version", WriteMode::Truncate);
+    fs.rename(b"/target.tmp", b"/target").unwrap();
     assert_eq!(read_file(fs, b"/target"), b"new version");
-    assert_eq!(kind(fs.metadata(b"/target.part")), ErrorKind::NotFound);
+    assert_eq!(kind(fs.metadata(b"/target.tmp")), ErrorKind::NotFound);
     assert_eq!(names(fs, b"/"), vec![b"target".to_vec()]);
     // A file over a directory, or a directory over a file, is refused.
     fs.create_dir(b"/dir").unwrap();
@@ -437,9 +454,21 @@ pub fn long_names<F: FileSystem>(fs: &mut F, caps: &Caps) {
 }
 
 /// UTF-8 names are stored, listed and found byte for byte.
-pub fn utf8_names<F: FileSystem>(fs: &mut F, _caps: &Caps) {
+pub fn utf8_names<F: FileSystem>(fs: &mut F, caps: &Caps) {
     let dir = "Verzeichnis Ä";
     let files = ["Grüße.txt", "日本語のファイル", "ñandú — ¡qué!", "Ελληνικά"];
+    if caps.short_names {
+        // 8.3 names are ASCII: every one is refused, and nothing is created.
+        for name in ["Grüße", "ü.txt", "日本語"].iter().chain(&files) {
+            let p = format!("/{name}");
+            let k = kind(fs.open_write(p.as_bytes(), WriteMode::Truncate));
+            assert_eq!(k, ErrorKind::InvalidName, "{name:?}");
+            let k = kind(fs.create_dir(p.as_bytes()));
+            assert_eq!(k, ErrorKind::InvalidName, "{name:?}");
+        }
+        assert!(list(fs, b"/").is_empty());
+        return;
+    }
     fs.create_dir(format!("/{dir}").as_bytes()).unwrap();
     for f in files {
         let p = format!("/{dir}/{f}");
@@ -480,7 +509,8 @@ pub fn odd_names<F: FileSystem>(fs: &mut F, caps: &Caps) {
     ];
     for name in odd {
         let p = format!("/{name}");
-        let refused = name.contains(|c: char| caps.refused_chars.contains(c));
+        let refused = name.contains(|c: char| caps.refused_chars.contains(c))
+            || (caps.short_names && !is_8_3(name));
         match fs.open_write(p.as_bytes(), WriteMode::Truncate) {
             Ok(mut f) => {
                 assert!(!refused, "{name:?} should be refused");
@@ -512,11 +542,9 @@ pub fn case<F: FileSystem>(fs: &mut F, caps: &Caps) {
         assert_eq!(names(fs, b"/"), vec![b"Case".to_vec(), b"case".to_vec()]);
     } else {
         assert_eq!(read_file(fs, b"/Case"), b"lower");
-        assert_eq!(
-            names(fs, b"/"),
-            vec![b"Case".to_vec()],
-            "first spelling kept"
-        );
+        // 8.3 keeps one case per part: a mixed-case name is upper case.
+        let first: &[u8] = if caps.short_names { b"CASE" } else { b"Case" };
+        assert_eq!(names(fs, b"/"), vec![first.to_vec()], "first spelling kept");
         // A rename that only changes the case takes the new spelling.
         fs.rename(b"/Case", b"/CASE").unwrap();
         assert_eq!(names(fs, b"/"), vec![b"CASE".to_vec()]);
