@@ -48,8 +48,9 @@ pub type Fs = SdFat<'static, Card, UnixClock, DIRS, SESSIONS>;
 
 /// RAM one more open file takes: one more file and directory slot in the
 /// volume manager (`FIRMWARE_RAM`).
-pub const PER_FILE_RAM: u32 = (size_of::<VolumeManager<Card, UnixClock, { DIRS + 1 }, { SESSIONS + 1 }, 1>>()
-    - size_of::<Manager>()) as u32;
+pub const PER_FILE_RAM: u32 = (size_of::<
+    VolumeManager<Card, UnixClock, { DIRS + 1 }, { SESSIONS + 1 }, 1>,
+>() - size_of::<Manager>()) as u32;
 
 static MANAGER: StaticCell<Manager> = StaticCell::new();
 

@@ -19,9 +19,7 @@ compile_error!(
 );
 // (With both, only the error above: the RAM disk side stays out.)
 #[cfg(not(any(feature = "storage-flash", feature = "storage-ram")))]
-compile_error!(
-    "choose a storage feature: storage-flash (default), storage-ram or storage-sd"
-);
+compile_error!("choose a storage feature: storage-flash (default), storage-ram or storage-sd");
 
 use ferry_board::{MountError, VolumeCells};
 use ferry_fs::littlefs::{FileSlots, LfsStorage, LittleFs};
