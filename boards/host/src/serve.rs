@@ -267,18 +267,19 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
     let mut observer = LogObserver::new(SESSION_SLOTS);
     while !stop.load(Ordering::SeqCst) {
         let poll = server.poll(&mut stack, fs, &mut users, &clock, &mut observer);
-        // Bytes decrypted inside the TLS layer wake no readiness event.
-        if poll.busy || stack.has_pending() {
-            continue;
-        }
-        let deadline = match (poll.deadline, stack.poll_at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        // Busy, or bytes decrypted inside the TLS layer (they wake no
+        // readiness event): only collect the events that came meanwhile,
+        // without sleeping. The stack tries no socket that reported none,
+        // so every pass of the loop waits, if only for zero time.
+        let timeout = if poll.busy || stack.has_pending() {
+            Some(Duration::ZERO)
+        } else {
+            let deadline = match (poll.deadline, stack.poll_at()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            deadline.map(|d| Duration::from_millis(d.millis_since(clock.now())))
         };
-        let timeout = deadline.map(|d| Duration::from_millis(d.millis_since(clock.now())));
-        if timeout == Some(Duration::ZERO) {
-            continue;
-        }
         match stack.inner_mut().wait(timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

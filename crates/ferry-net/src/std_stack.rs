@@ -138,6 +138,10 @@ enum SocketState {
 struct Slot {
     generation: u32,
     state: Option<SocketState>,
+    /// Whether reading (or accepting) may make progress: set by a
+    /// readiness event (and for a new socket), cleared when the OS answers
+    /// `WouldBlock`. Consulted only once [`StdStack::wait`] has been used.
+    readable: bool,
 }
 
 /// Host TCP sockets as an `embedded-nal` [`TcpFullStack`] plus
@@ -149,6 +153,11 @@ pub struct StdStack {
     waker: Arc<mio::Waker>,
     slots: Vec<Slot>,
     free: Vec<usize>,
+    /// [`StdStack::wait`] has been called: from then on `accept` and
+    /// `receive` make no system call for a socket that has reported no
+    /// readiness since its last `WouldBlock` (the edge-triggered contract
+    /// guarantees the event). A caller that never waits polls the OS.
+    tracking: bool,
 }
 
 impl fmt::Debug for StdStack {
@@ -170,6 +179,7 @@ impl StdStack {
             waker,
             slots: Vec::new(),
             free: Vec::new(),
+            tracking: false,
         })
     }
 
@@ -180,10 +190,46 @@ impl StdStack {
     /// its operations and waits again. Only new events wake it: see the
     /// edge-triggered rule in the [module docs](self).
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        match self.poll.poll(&mut self.events, timeout) {
+        self.tracking = true;
+        let result = match self.poll.poll(&mut self.events, timeout) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             other => other,
+        };
+        // Any event (readable, closed, error, or only writable) lets the
+        // next read be tried: over-reporting costs one call, missing one
+        // would stall the socket.
+        for event in self.events.iter() {
+            if let Some(slot) = self.slots.get_mut(event.token().0) {
+                slot.readable = true;
+            }
         }
+        result
+    }
+
+    /// Whether a read or accept on `socket` is worth a system call.
+    fn may_read(&self, socket: &StdSocket) -> bool {
+        !self.tracking
+            || self
+                .slots
+                .get(socket.index)
+                .is_none_or(|s| s.readable || s.generation != socket.generation)
+    }
+
+    /// Notes what a read or accept on `socket` answered: after
+    /// `WouldBlock` it waits for the next event.
+    fn read_result<T>(
+        &mut self,
+        socket: &StdSocket,
+        result: nb::Result<T, StdNetError>,
+    ) -> nb::Result<T, StdNetError> {
+        if matches!(result, Err(nb::Error::WouldBlock)) {
+            if let Some(slot) = self.slots.get_mut(socket.index) {
+                if slot.generation == socket.generation {
+                    slot.readable = false;
+                }
+            }
+        }
+        result
     }
 
     /// A handle that interrupts [`StdStack::wait`] from any thread.
@@ -209,6 +255,7 @@ impl StdStack {
         if let Some(index) = self.free.pop() {
             if let Some(slot) = self.slots.get_mut(index) {
                 slot.state = Some(state);
+                slot.readable = true;
                 return StdSocket {
                     index,
                     generation: slot.generation,
@@ -219,6 +266,7 @@ impl StdStack {
         self.slots.push(Slot {
             generation: 0,
             state: Some(state),
+            readable: true,
         });
         StdSocket {
             index,
@@ -286,6 +334,7 @@ fn slot_state<'a>(
         Some(Slot {
             generation,
             state: Some(state),
+            ..
         }) if *generation == socket.generation => Ok(state),
         _ => Err(StdNetError::invalid("unknown socket handle")),
     }
@@ -453,8 +502,12 @@ impl TcpClientStack for StdStack {
         socket: &mut StdSocket,
         buffer: &mut [u8],
     ) -> nb::Result<usize, StdNetError> {
+        if !self.may_read(socket) {
+            return Err(nb::Error::WouldBlock);
+        }
         let stream = connected_stream(self.state(socket)?)?;
-        retry_nb(|| stream.read(buffer))
+        let result = retry_nb(|| stream.read(buffer));
+        self.read_result(socket, result)
     }
 
     /// Closes the OS socket (if any) and frees the handle's table entry.
@@ -508,7 +561,22 @@ impl TcpFullStack for StdStack {
         &mut self,
         socket: &mut StdSocket,
     ) -> nb::Result<(StdSocket, SocketAddr), StdNetError> {
-        let (mut stream, peer) = match self.state(socket)? {
+        if !self.may_read(socket) {
+            return Err(nb::Error::WouldBlock);
+        }
+        let accepted = self.accept_now(socket);
+        let accepted = self.read_result(socket, accepted)?;
+        self.adopt(accepted)
+    }
+}
+
+impl StdStack {
+    /// The OS accept of [`TcpFullStack::accept`].
+    fn accept_now(
+        &mut self,
+        socket: &mut StdSocket,
+    ) -> nb::Result<(TcpStream, std::net::SocketAddr), StdNetError> {
+        Ok(match self.state(socket)? {
             SocketState::Listening(listener) => loop {
                 match retry_nb(|| listener.accept()) {
                     // A connection reset before it was accepted: take the
@@ -526,7 +594,15 @@ impl TcpFullStack for StdStack {
                     "socket is not listening",
                 )))
             }
-        };
+        })
+    }
+
+    /// Makes an accepted connection a socket of this stack (see
+    /// [`TcpFullStack::accept`]).
+    fn adopt(
+        &mut self,
+        (mut stream, peer): (TcpStream, std::net::SocketAddr),
+    ) -> nb::Result<(StdSocket, SocketAddr), StdNetError> {
         // Replies and listings are small writes; Nagle would delay them.
         // A socket without it still works, so a failure is not fatal.
         let _ = stream.set_nodelay(true);
