@@ -294,6 +294,41 @@ impl UserTable {
     }
 }
 
+/// Whom a login name names, as both [`Authenticator::authenticate`] and
+/// [`Authenticator::begin_login`] see it.
+enum Whom<'a> {
+    /// `anonymous` or `ftp`, with anonymous logins on.
+    Anonymous,
+    /// A user of the table, and the secret its password must match.
+    Known(User, &'a Secret),
+    /// Nobody; the decoy to spend a check's time on, if there is one.
+    Unknown(Option<&'a Secret>),
+}
+
+/// Looks `user` up (the table's fields apart, so that a caller may hold
+/// the result while it uses the checker).
+fn whom<'a>(
+    accounts: &'a [Account],
+    anonymous: bool,
+    decoy: &'a Option<Secret>,
+    user: &[u8],
+) -> Whom<'a> {
+    if anonymous && is_anonymous_name(user) {
+        return Whom::Anonymous;
+    }
+    let found = accounts.iter().enumerate().find(|(_, a)| a.name == user);
+    match found.map(|(index, a)| (u16::try_from(index), a)) {
+        Some((Ok(id), account)) if id != ANONYMOUS_ID => Whom::Known(
+            User {
+                id,
+                permissions: account.permissions,
+            },
+            &account.secret,
+        ),
+        _ => Whom::Unknown(decoy.as_ref()),
+    }
+}
+
 impl Authenticator for UserTable {
     fn needs_password(&mut self, _user: &[u8]) -> bool {
         // Always: anonymous users send an e-mail address by convention, and
@@ -307,28 +342,15 @@ impl Authenticator for UserTable {
         password: &[u8],
         _peer: IpAddr,
     ) -> Result<User, AuthError> {
-        if self.anonymous && is_anonymous_name(user) {
-            return Ok(User {
+        match whom(&self.accounts, self.anonymous, &self.decoy, user) {
+            Whom::Anonymous => Ok(User {
                 id: ANONYMOUS_ID,
                 permissions: Permissions::READ_ONLY,
-            });
-        }
-        let found = self
-            .accounts
-            .iter()
-            .enumerate()
-            .find(|(_, a)| a.name == user);
-        match found {
-            Some((index, account)) => match (account.secret.verify(password), u16::try_from(index))
-            {
-                (true, Ok(id)) if id != ANONYMOUS_ID => Ok(User {
-                    id,
-                    permissions: account.permissions,
-                }),
-                _ => Err(AuthError::Invalid),
-            },
-            None => {
-                if let Some(decoy) = &self.decoy {
+            }),
+            Whom::Known(user, secret) if secret.verify(password) => Ok(user),
+            Whom::Known(..) => Err(AuthError::Invalid),
+            Whom::Unknown(decoy) => {
+                if let Some(decoy) = decoy {
                     // The result does not matter, only the time spent.
                     let _ = decoy.verify(password);
                 }
@@ -344,38 +366,21 @@ impl Authenticator for UserTable {
         password: &[u8],
         peer: IpAddr,
     ) -> Result<User, AuthError> {
-        let Some(checker) = self.checker.as_mut() else {
-            return self.authenticate(user, password, peer);
-        };
-        let anonymous = self.anonymous && is_anonymous_name(user);
-        let found = self
-            .accounts
-            .iter()
-            .enumerate()
-            .find(|(_, a)| a.name == user);
         // Hashes go to the workers (an unknown name checks the decoy, as
         // `authenticate` does); the rest is answered at once.
-        let job = match found {
-            _ if anonymous => None,
-            Some((index, account)) => match (&account.secret, u16::try_from(index)) {
-                (Secret::Hash(phc), Ok(id)) if id != ANONYMOUS_ID => Some((
-                    phc,
-                    Some(User {
-                        id,
-                        permissions: account.permissions,
-                    }),
-                )),
-                _ => None,
-            },
-            None => match &self.decoy {
-                Some(Secret::Hash(phc)) => Some((phc, None)),
-                _ => None,
-            },
+        let job = match whom(&self.accounts, self.anonymous, &self.decoy, user) {
+            Whom::Known(who, Secret::Hash(phc)) => Some((phc, Some(who))),
+            Whom::Unknown(Some(Secret::Hash(phc))) => Some((phc, None)),
+            _ => None,
         };
-        match job {
-            Some((phc, who)) if checker.submit(slot, phc, password, who) => Err(AuthError::Pending),
-            _ => self.authenticate(user, password, peer),
+        let pending = match (job, self.checker.as_mut()) {
+            (Some((phc, who)), Some(checker)) => checker.submit(slot, phc, password, who),
+            _ => false,
+        };
+        if pending {
+            return Err(AuthError::Pending);
         }
+        self.authenticate(user, password, peer)
     }
 
     fn poll_login(&mut self, slot: usize) -> Option<Result<User, AuthError>> {
