@@ -6,7 +6,7 @@
 //! intact, and the temporary, hidden from every client, would stay forever.
 //! [`Server::remove_upload_leftovers`] walks the tree once at start and
 //! removes them.
-use crate::server::Server;
+use crate::server::{Server, Slot};
 use crate::session::{PATH_LEN, UPLOAD_SUFFIX};
 use ferry_fs::{EntryKind, FileSystem};
 use ferry_net::SecureStack;
@@ -38,7 +38,10 @@ enum Resume {
     After(usize, usize),
 }
 
-impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F, N, B> {
+impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize, T> Server<S, F, N, B, T>
+where
+    T: AsRef<[Slot<S::TcpSocket, F>]> + AsMut<[Slot<S::TcpSocket, F>]>,
+{
     /// Removes every upload temporary an earlier run left in `fs` (see
     /// [`is_upload_leftover`]), reporting each removed path to `report`;
     /// how many were removed. Call it once at start, before serving: a

@@ -40,4 +40,4 @@ mod transfer;
 
 pub use auth::{AuthError, Authenticator, Permissions, User};
 pub use config::Config;
-pub use server::{Poll, Server};
+pub use server::{Poll, Server, Slot};

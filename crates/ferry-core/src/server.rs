@@ -6,6 +6,7 @@ use crate::protocol::command::Command;
 use crate::protocol::line::{LineBuffer, LineEvent};
 use crate::session::{Action, Ctx, DataMode, Session, LINE_LEN, PATH_LEN};
 use crate::transfer::{Phase, Pump};
+use core::marker::PhantomData;
 use ferry_fs::FileSystem;
 use ferry_net::{nb, unmap, Clock, Instant, IpAddr, Ipv4Addr, SecureStack, SocketAddr};
 
@@ -95,6 +96,14 @@ pub enum Event<'a> {
 pub trait Observer {
     /// Called for each event, synchronously inside `poll`.
     fn event(&mut self, event: Event<'_>);
+
+    /// Sessions open in other engine instances that share this one's
+    /// `max_sessions` (a host running one server per core counts them
+    /// from their events); asked only when a connection arrives. 0 by
+    /// default.
+    fn sessions_elsewhere(&mut self) -> usize {
+        0
+    }
 }
 
 impl Observer for () {
@@ -113,8 +122,11 @@ pub enum ListenError<E> {
     Stack(E),
 }
 
-/// One control connection with its sockets.
-struct Slot<T, F: FileSystem> {
+/// One entry of the session table: a control connection with its
+/// sockets and session state (opaque). A host that sizes its table at
+/// run time hands [`Server::with_table`] a slice of free ones
+/// ([`Slot::default`]) that it allocated once.
+pub struct Slot<T, F: FileSystem> {
     /// The control connection; `None`: the slot is free. Slots are reused
     /// in place, never moved: each is too big for a small stack.
     ctrl: Option<T>,
@@ -131,6 +143,13 @@ struct Slot<T, F: FileSystem> {
     /// AUTH TLS was answered: start TLS once the reply is flushed.
     #[cfg(feature = "tls")]
     tls_pending: bool,
+}
+
+impl<T, F: FileSystem> Default for Slot<T, F> {
+    /// A free slot.
+    fn default() -> Self {
+        Slot::free()
+    }
 }
 
 impl<T, F: FileSystem> Slot<T, F> {
@@ -185,10 +204,22 @@ impl<T, F: FileSystem> Slot<T, F> {
 ///
 /// RAM: `size_of::<Server<..>>()` is the whole cost; it grows by one session
 /// slot per unit of `N` (see `cargo xtask size`).
-pub struct Server<S: SecureStack, F: FileSystem, const N: usize, const B: usize> {
+pub struct Server<
+    S: SecureStack,
+    F: FileSystem,
+    const N: usize,
+    const B: usize,
+    T = [Slot<<S as ferry_net::TcpClientStack>::TcpSocket, F>; N],
+> {
     config: Config,
     listeners: [Option<S::TcpSocket>; MAX_LISTENERS],
-    slots: [Slot<S::TcpSocket, F>; N],
+    /// The session table: `[Slot; N]` in place, or one the host made.
+    slots: T,
+    /// The table's slots hold `F`'s files.
+    fs: PhantomData<fn(&mut F)>,
+    /// Slots from this index on are free: `poll` looks no further (a
+    /// host's table may be far larger than the sessions open).
+    used: usize,
     pub(crate) scratch: [u8; B],
     /// Where the command being handled resolves its path argument (one
     /// for all sessions: commands are handled one at a time).
@@ -224,7 +255,36 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             slots: core::array::from_fn(|_| Slot::free()),
             scratch: [0; B],
             path: [0; PATH_LEN],
+            fs: PhantomData,
+            used: 0,
         }
+    }
+}
+
+impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize, T> Server<S, F, N, B, T>
+where
+    T: AsRef<[Slot<S::TcpSocket, F>]> + AsMut<[Slot<S::TcpSocket, F>]>,
+{
+    /// A server with no listeners yet over `slots`, a session table of
+    /// free slots ([`Slot::default`]) of any length: the host sizes it at
+    /// run time and allocates it once (`N` is then unused: write 0). The
+    /// engine allocates nothing.
+    pub fn with_table(config: Config, slots: T) -> Self {
+        Server {
+            next_port: config.passive_ports.0,
+            config,
+            listeners: [const { None }; MAX_LISTENERS],
+            slots,
+            scratch: [0; B],
+            path: [0; PATH_LEN],
+            fs: PhantomData,
+            used: 0,
+        }
+    }
+
+    /// Sessions the table holds (its length).
+    pub fn capacity(&self) -> usize {
+        self.slots.as_ref().len()
     }
 
     /// Makes this a new server with `config`, in place: the state
@@ -246,13 +306,16 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             scratch,
             path,
             next_port,
+            fs: _,
+            used,
         } = self;
+        *used = 0;
         *c = config;
         *next_port = config.passive_ports.0;
         for listener in listeners.iter_mut() {
             core::mem::forget(listener.take());
         }
-        for slot in slots.iter_mut() {
+        for slot in slots.as_mut() {
             slot.reset();
         }
         scratch.fill(0);
@@ -287,7 +350,13 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
 
     /// Number of open control connections.
     pub fn session_count(&self) -> usize {
-        self.slots.iter().filter(|s| s.ctrl.is_some()).count()
+        self.slots
+            .as_ref()
+            .get(..self.used)
+            .unwrap_or(&[])
+            .iter()
+            .filter(|s| s.ctrl.is_some())
+            .count()
     }
 
     /// The settings.
@@ -297,7 +366,7 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
 
     /// Sends `421` to every session, closes all sockets and listeners.
     pub fn shutdown(&mut self, stack: &mut S, fs: &mut F) {
-        for (i, slot) in self.slots.iter_mut().enumerate() {
+        for (i, slot) in self.slots.as_mut().iter_mut().enumerate() {
             if slot.ctrl.is_some() {
                 slot.session.out.clear();
                 let _ = slot
@@ -332,20 +401,25 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
         let unix_now = clock.unix_time();
         let mut busy = false;
         let config = self.config;
+        let table = self.slots.as_ref().len();
         let limit = match usize::from(config.max_sessions) {
-            0 => N,
-            m => m.min(N),
+            0 => table,
+            m => m.min(table),
         };
+        let mut elsewhere = None;
         for l in self.listeners.iter_mut().flatten() {
             for _ in 0..8 {
                 match stack.accept(l) {
                     Ok((sock, peer)) => {
                         busy = true;
+                        let others =
+                            *elsewhere.get_or_insert_with(|| observer.sessions_elsewhere());
                         admit(
                             stack,
-                            &mut self.slots,
+                            self.slots.as_mut(),
+                            &mut self.used,
                             &config,
-                            limit,
+                            limit.saturating_sub(others),
                             sock,
                             peer,
                             now,
@@ -357,7 +431,9 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             }
         }
         let mut deadline = None;
-        for (i, slot) in self.slots.iter_mut().enumerate() {
+        let used = self.used;
+        let live = self.slots.as_mut().get_mut(..used).unwrap_or(&mut []);
+        for (i, slot) in live.iter_mut().enumerate() {
             if slot.ctrl.is_none() {
                 continue;
             }
@@ -410,6 +486,13 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             };
             deadline = earliest(deadline, timer);
         }
+        let slots = self.slots.as_ref();
+        while let Some(last) = self.used.checked_sub(1) {
+            if slots.get(last).is_some_and(|s| s.ctrl.is_some()) {
+                break;
+            }
+            self.used = last;
+        }
         Poll { busy, deadline }
     }
 }
@@ -433,9 +516,10 @@ struct Env<'a, S, F, A> {
 // Out of line: inlined, its locals would add to `poll`'s frame while
 // `drive` runs (`cargo xtask size` measures the stack).
 #[inline(never)]
-fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
+fn admit<S: SecureStack, F: FileSystem, O: Observer>(
     stack: &mut S,
-    slots: &mut [Slot<S::TcpSocket, F>; N],
+    slots: &mut [Slot<S::TcpSocket, F>],
+    used: &mut usize,
     config: &Config,
     limit: usize,
     sock: S::TcpSocket,
@@ -448,7 +532,10 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
     // longer counts against the table or its address.
     let mut in_use = 0;
     let mut same_ip = 0;
+    let end = (*used).min(slots.len());
     for s in slots
+        .get(..end)
+        .unwrap_or(&[])
         .iter()
         .filter(|s| s.ctrl.is_some() && !s.session.closing)
     {
@@ -460,12 +547,13 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
         None
     } else if in_use < limit {
         // A free slot, or else one whose session only flushes its goodbye.
-        slots
-            .iter()
+        let live = slots.get(..end).unwrap_or(&[]);
+        live.iter()
             .position(|s| s.ctrl.is_none())
-            .or_else(|| slots.iter().position(|s| s.session.closing))
+            .or((end < slots.len()).then_some(end))
+            .or_else(|| live.iter().position(|s| s.session.closing))
     } else {
-        victim(slots)
+        victim(slots.get(..end).unwrap_or(&[]))
     };
     let Some((i, slot)) = target.and_then(|i| slots.get_mut(i).map(|s| (i, s))) else {
         let text: &[u8] = if per_ip_full {
@@ -507,6 +595,7 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer, const N: usize>(
     }
     slot.data_up = false;
     slot.ctrl = Some(sock);
+    *used = (*used).max(i + 1);
     observer.event(Event::Connected { session: i, peer });
 }
 
