@@ -62,9 +62,17 @@ pub struct Cli {
     #[arg(long, value_name = "IP")]
     pub passive_address: Option<IpAddr>,
 
-    /// Most concurrent sessions; more get 421 [default and maximum: 64].
+    /// Most concurrent sessions; more get 421 [default: 64, at most 65535].
+    /// Each worker allocates a table this long at start (about 21 KB a
+    /// session).
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<usize>,
+
+    /// Engine instances, one thread each, sharing the listeners and the
+    /// limits; a client address is always served by the same one [default:
+    /// the number of cores on Linux serving a directory, else 1].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 
     /// Most concurrent sessions from one IP address (0 = no limit)
     /// [default: 8].

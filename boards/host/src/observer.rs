@@ -1,28 +1,74 @@
 //! Logs the engine's [`Event`]s with `tracing`: connections, commands,
 //! logins and transfers, each tagged with the session's peer address.
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use ferry_core::server::{Event, Observer, TransferKind};
 use tracing::{info, warn};
 
+/// The sessions open in each worker, counted by their observers, so that
+/// `--max-sessions` holds for ferryd as a whole.
+#[derive(Debug)]
+pub struct Census(Vec<AtomicUsize>);
+
+impl Census {
+    /// Counts for `workers` workers, all 0.
+    pub fn new(workers: usize) -> Arc<Census> {
+        Arc::new(Census((0..workers).map(|_| AtomicUsize::new(0)).collect()))
+    }
+}
+
 /// An [`Observer`] that logs every event; it remembers each session slot's
-/// peer so that later events name the client.
+/// peer so that later events name the client. Sessions are numbered
+/// across workers: worker `w` of a table of `n` logs `w * n + slot`.
 #[derive(Debug)]
 pub struct LogObserver {
     peers: Vec<Option<SocketAddr>>,
+    /// This worker's first session number.
+    base: usize,
+    /// The counts and this worker's index in them.
+    census: Option<(Arc<Census>, usize)>,
 }
 
 impl LogObserver {
-    /// An observer for a table of `slots` sessions.
+    /// An observer for a table of `slots` sessions (one worker).
     pub fn new(slots: usize) -> LogObserver {
         LogObserver {
             peers: vec![None; slots],
+            base: 0,
+            census: None,
+        }
+    }
+
+    /// The observer of worker `index` of `census`, for a table of `slots`.
+    pub fn worker(slots: usize, census: Arc<Census>, index: usize) -> LogObserver {
+        LogObserver {
+            peers: vec![None; slots],
+            base: index * slots,
+            census: Some((census, index)),
+        }
+    }
+
+    /// Counts a session opened (`+1`) or closed in this worker.
+    fn count(&self, opened: bool) {
+        if let Some(n) = self.census.as_ref().and_then(|(c, i)| c.0.get(*i)) {
+            if opened {
+                n.fetch_add(1, Ordering::Relaxed);
+            } else {
+                n.fetch_sub(1, Ordering::Relaxed);
+            }
         }
     }
 
     /// The peer of `session`, for log fields (`-` if unknown).
     fn peer(&self, session: usize) -> String {
-        match self.peers.get(session).copied().flatten() {
+        match self
+            .peers
+            .get(session.wrapping_sub(self.base))
+            .copied()
+            .flatten()
+        {
             Some(addr) => addr.to_string(),
             None => "-".to_string(),
         }
@@ -45,11 +91,59 @@ fn kind_name(kind: TransferKind) -> &'static str {
     }
 }
 
+/// `event` with its session numbered from `base`.
+fn numbered(event: Event<'_>, base: usize) -> Event<'_> {
+    match event {
+        Event::Connected { session, peer } => Event::Connected {
+            session: base + session,
+            peer,
+        },
+        Event::Refused { peer } => Event::Refused { peer },
+        Event::Evicted { session } => Event::Evicted {
+            session: base + session,
+        },
+        Event::Command { session, line } => Event::Command {
+            session: base + session,
+            line,
+        },
+        Event::Login { session, user, ok } => Event::Login {
+            session: base + session,
+            user,
+            ok,
+        },
+        Event::Transfer {
+            session,
+            kind,
+            path,
+            bytes,
+            ok,
+        } => Event::Transfer {
+            session: base + session,
+            kind,
+            path,
+            bytes,
+            ok,
+        },
+        Event::Disconnected { session } => Event::Disconnected {
+            session: base + session,
+        },
+    }
+}
+
 impl Observer for LogObserver {
+    fn sessions_elsewhere(&mut self) -> usize {
+        let Some((census, me)) = &self.census else {
+            return 0;
+        };
+        let all: usize = census.0.iter().map(|n| n.load(Ordering::Relaxed)).sum();
+        all.saturating_sub(census.0.get(*me).map_or(0, |n| n.load(Ordering::Relaxed)))
+    }
+
     fn event(&mut self, event: Event<'_>) {
-        match event {
+        match numbered(event, self.base) {
             Event::Connected { session, peer } => {
-                if let Some(slot) = self.peers.get_mut(session) {
+                self.count(true);
+                if let Some(slot) = self.peers.get_mut(session.wrapping_sub(self.base)) {
                     *slot = Some(peer);
                 }
                 info!(session, %peer, "connected");
@@ -97,8 +191,9 @@ impl Observer for LogObserver {
                 }
             }
             Event::Disconnected { session } => {
+                self.count(false);
                 let peer = self.peer(session);
-                if let Some(slot) = self.peers.get_mut(session) {
+                if let Some(slot) = self.peers.get_mut(session.wrapping_sub(self.base)) {
                     *slot = None;
                 }
                 info!(session, %peer, "disconnected");
@@ -134,5 +229,25 @@ mod tests {
         // Slots beyond the table are ignored, not a panic.
         obs.event(Event::Connected { session: 7, peer });
         obs.event(Event::Disconnected { session: 7 });
+    }
+
+    #[test]
+    fn workers_count_each_others_sessions_and_number_them_apart() {
+        let census = Census::new(3);
+        let mut a = LogObserver::worker(4, Arc::clone(&census), 0);
+        let mut b = LogObserver::worker(4, Arc::clone(&census), 2);
+        let peer: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        a.event(Event::Connected { session: 0, peer });
+        a.event(Event::Connected { session: 1, peer });
+        b.event(Event::Connected { session: 3, peer });
+        assert_eq!(a.sessions_elsewhere(), 1);
+        assert_eq!(b.sessions_elsewhere(), 2);
+        assert_eq!(b.peer(8 + 3), "192.0.2.1:4000");
+        assert_eq!(b.peer(3), "-");
+        a.event(Event::Disconnected { session: 1 });
+        assert_eq!(b.sessions_elsewhere(), 1);
+        b.event(Event::Disconnected { session: 3 });
+        assert_eq!(a.sessions_elsewhere(), 0);
+        assert_eq!(b.peer(8 + 3), "-");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_core::server::ListenError;
-use ferry_core::Server;
+use ferry_core::{Server, Slot};
 #[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 use ferry_fs::image::WithFileSystem;
 use ferry_fs::std_dir::StdDir;
@@ -20,10 +20,10 @@ use ferry_tls::{ClockTime, TlsConfig, TlsStack};
 use tracing::{error, info};
 
 use crate::auth::UserTable;
-use crate::observer::LogObserver;
+use crate::observer::{Census, LogObserver};
 #[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 use crate::settings::ImageKind;
-use crate::settings::{CertSource, Settings, StartupError, TlsSettings, SESSION_SLOTS};
+use crate::settings::{CertSource, Settings, StartupError, TlsSettings};
 
 /// Bytes of the transfer buffer all sessions share.
 pub const TRANSFER_BUFFER: usize = 64 * 1024;
@@ -32,8 +32,11 @@ pub const TRANSFER_BUFFER: usize = 64 * 1024;
 /// passes through).
 type HostStack = TlsStack<StdStack, StdClock>;
 
+/// A session table sized at start (`--max-sessions`), allocated once.
+type Table<F> = Box<[Slot<<HostStack as ferry_net::TcpClientStack>::TcpSocket, F>]>;
+
 /// The server as `ferryd` compiles it, over the file system `F`.
-type HostServer<F> = Server<HostStack, F, SESSION_SLOTS, TRANSFER_BUFFER>;
+type HostServer<F> = Server<HostStack, F, 0, TRANSFER_BUFFER, Table<F>>;
 
 /// How long, at shutdown, closing TLS connections get to finish
 /// (`close_notify`) before the process exits.
@@ -162,37 +165,30 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
         create_home(fs, &user.home)
             .map_err(|e| startup(format!("user {:?}: home {}: {e}", user.name, user.home)))?;
     }
-    let mut users = UserTable::new(
-        &settings.users,
-        settings.anonymous,
-        settings.engine.read_only,
-    );
-
-    let plain = StdStack::new().map_err(|e| startup(format!("cannot set up networking: {e}")))?;
-    let clock = StdClock::new();
-    let (mut stack, cert) = match &settings.tls {
-        None => (TlsStack::without_tls(plain, clock), None),
-        Some(tls) => {
-            let (config, cert) = tls_config(settings, tls, clock)?;
-            let stack = tls
-                .implicit_listen
-                .iter()
-                .fold(TlsStack::new(plain, clock, config), |s, a| {
-                    s.implicit_addr(*a)
-                });
-            (stack, Some(cert))
+    let (tls, cert) = match &settings.tls {
+        None => (None, None),
+        Some(t) => {
+            let (config, cert) = tls_config(settings, t, StdClock::new())?;
+            (Some(config), Some(cert))
         }
     };
     let implicit = settings
         .tls
         .as_ref()
         .map_or(&[][..], |t| &t.implicit_listen[..]);
+    let workers = settings.workers.max(1);
+    let census = Census::new(workers);
+    let plan = Plan {
+        settings,
+        tls: tls.as_ref(),
+        census: &census,
+    };
 
-    // Boxed: the session table and transfer buffer are too big for a stack frame.
-    let mut server: Box<HostServer<F>> = Box::new(Server::new(settings.engine));
-    // Before listening: an upload cut by a crash or a kill left its
+    let wanted: Vec<SocketAddr> = settings.listen.iter().chain(implicit).copied().collect();
+    let mut first = plan.worker::<F>(0, &wanted, implicit)?;
+    // Before serving: an upload cut by a crash or a kill left its
     // temporary (the file it was replacing is intact).
-    let removed = server.remove_upload_leftovers(fs, |path| {
+    let removed = first.server.remove_upload_leftovers(fs, |path| {
         tracing::warn!(
             "removed {}: an upload's temporary left by an earlier run",
             String::from_utf8_lossy(path)
@@ -201,103 +197,237 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
     if removed > 0 {
         tracing::info!("{removed} leftover upload temporaries removed");
     }
-    let wanted: Vec<SocketAddr> = settings.listen.iter().chain(implicit).copied().collect();
-    for addr in &wanted {
-        server.listen(&mut stack, *addr).map_err(|e| match e {
-            ListenError::TooMany => startup(format!("cannot listen on {addr}: too many listeners")),
-            ListenError::Stack(e) => startup(format!("cannot listen on {addr}: {e}")),
-        })?;
-    }
     // The bound addresses (in the order listened): with port 0 the system
-    // picked the port.
-    let mut bound: Vec<SocketAddr> = server.listen_addrs(&mut stack).collect();
+    // picked the port, which the other workers then share.
+    let mut bound: Vec<SocketAddr> = first.server.listen_addrs(&mut first.stack).collect();
     if bound.len() != wanted.len() {
-        bound = wanted;
+        bound = wanted.clone();
     }
     let (plain_bound, implicit_bound) = bound.split_at(settings.listen.len().min(bound.len()));
 
-    // Password hashes are checked on worker threads, one per core but the
-    // loop's, so that a slow check (argon2: tens of ms) never stalls the
-    // loop, nor takes the core it runs on; each result wakes it.
-    {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut wakers = vec![first.waker()?];
+    std::thread::scope(|scope| {
+        let mut others = Vec::new();
+        let stop_all = |wakers: &[ferry_net::std_stack::StdWaker]| {
+            stop.store(true, Ordering::SeqCst);
+            for waker in wakers {
+                let _ = waker.wake();
+            }
+        };
+        let mut start = || -> Result<(), RunError> {
+            for index in 1..workers {
+                // Started one after another, so that each joins the listening
+                // group at its index; then it serves on its own thread.
+                let worker = plan.worker::<StdDir>(index, &bound, implicit_bound)?;
+                wakers.push(worker.waker()?);
+                let mut fs = StdDir::open_or_create(&settings.root).map_err(|e| {
+                    startup(format!("cannot open root {}: {e}", settings.root.display()))
+                })?;
+                let stop = Arc::clone(&stop);
+                let thread = std::thread::Builder::new()
+                    .name(format!("worker {index}"))
+                    .spawn_scoped(scope, move || worker.run(&mut fs, &stop))
+                    .map_err(|e| startup(format!("cannot start worker {index}: {e}")))?;
+                others.push(thread);
+            }
+            {
+                let stop = Arc::clone(&stop);
+                let wakers = wakers.clone();
+                ctrlc::set_handler(move || {
+                    if stop.swap(true, Ordering::SeqCst) {
+                        // A second Ctrl-C while shutting down: leave at once.
+                        std::process::exit(130);
+                    }
+                    for waker in &wakers {
+                        let _ = waker.wake();
+                    }
+                })
+                .map_err(|e| startup(format!("cannot install the Ctrl-C handler: {e}")))?;
+            }
+            announce(
+                settings,
+                storage,
+                plain_bound,
+                implicit_bound,
+                cert.as_ref(),
+            )
+            .map_err(|e| RunError::Runtime(format!("cannot write to stdout: {e}")))?;
+            info!(
+                users = first.users.len(),
+                anonymous = settings.anonymous,
+                workers,
+                "serving"
+            );
+            Ok(())
+        };
+        // A worker that could not start, or one that fails, stops them all.
+        let mut outcome = match start() {
+            Ok(()) => first.run(fs, &stop),
+            Err(e) => Err(e),
+        };
+        stop_all(&wakers);
+        for thread in others {
+            let theirs = thread
+                .join()
+                .unwrap_or_else(|_| Err(RunError::Runtime("a worker panicked".into())));
+            if outcome.is_ok() {
+                outcome = theirs;
+            }
+        }
+        if outcome.is_ok() {
+            info!("stopped");
+        }
+        outcome
+    })
+}
+
+/// What every worker is built from.
+struct Plan<'a> {
+    settings: &'a Settings,
+    tls: Option<&'a TlsConfig>,
+    census: &'a Arc<Census>,
+}
+
+impl Plan<'_> {
+    /// Worker `index`: its own sockets, TLS layer, password checkers and
+    /// session table, listening on `listen` (shared with the other
+    /// workers), of which `implicit` take implicit TLS.
+    fn worker<F: FileSystem>(
+        &self,
+        index: usize,
+        listen: &[SocketAddr],
+        implicit: &[SocketAddr],
+    ) -> Result<Worker<F>, RunError> {
+        let settings = self.settings;
+        let workers = settings.workers.max(1);
+        let mut plain =
+            StdStack::new().map_err(|e| startup(format!("cannot set up networking: {e}")))?;
+        #[cfg(target_os = "linux")]
+        if workers > 1 {
+            plain.share_listeners(u32::try_from(workers).ok());
+        }
+        let clock = StdClock::new();
+        let mut stack = match self.tls {
+            None => TlsStack::without_tls(plain, clock),
+            Some(config) => implicit
+                .iter()
+                .fold(TlsStack::new(plain, clock, config.clone()), |s, a| {
+                    s.implicit_addr(*a)
+                }),
+        };
+        let slots = usize::from(settings.engine.max_sessions).max(1);
+        let table: Table<F> = (0..slots).map(|_| Slot::default()).collect();
+        // Boxed: the transfer buffer is too big for a stack frame.
+        let mut server: Box<HostServer<F>> = Box::new(Server::with_table(settings.engine, table));
+        for addr in listen {
+            server.listen(&mut stack, *addr).map_err(|e| match e {
+                ListenError::TooMany => {
+                    startup(format!("cannot listen on {addr}: too many listeners"))
+                }
+                ListenError::Stack(e) => startup(format!("cannot listen on {addr}: {e}")),
+            })?;
+        }
+        // Passive listeners are the session's own.
+        #[cfg(target_os = "linux")]
+        stack.inner_mut().share_listeners(None);
+
+        let mut users = UserTable::new(
+            &settings.users,
+            settings.anonymous,
+            settings.engine.read_only,
+        );
+        // Password hashes are checked on worker threads, one per core but
+        // the loops', so that a slow check (argon2: tens of ms) never
+        // stalls a loop, nor takes the core it runs on; each result wakes it.
         let waker = stack
             .inner()
             .waker()
             .map_err(|e| startup(format!("cannot set up the login-check waker: {e}")))?;
-        let threads =
-            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = (cores.saturating_sub(workers) / workers).max(1);
         users.check_in_background(
             threads,
             Arc::new(move || {
                 let _ = waker.wake();
             }),
         );
+        let observer = if workers > 1 {
+            LogObserver::worker(slots, Arc::clone(self.census), index)
+        } else {
+            LogObserver::new(slots)
+        };
+        Ok(Worker {
+            server,
+            stack,
+            users,
+            observer,
+            clock,
+        })
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        let waker = stack
+}
+
+/// One engine instance and what it serves with.
+struct Worker<F: FileSystem> {
+    server: Box<HostServer<F>>,
+    stack: HostStack,
+    users: UserTable,
+    observer: LogObserver,
+    clock: StdClock,
+}
+
+impl<F: FileSystem> Worker<F> {
+    /// Wakes this worker's loop (from another thread).
+    fn waker(&self) -> Result<ferry_net::std_stack::StdWaker, RunError> {
+        self.stack
             .inner()
             .waker()
-            .map_err(|e| startup(format!("cannot set up the Ctrl-C waker: {e}")))?;
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C while shutting down: leave at once.
-                std::process::exit(130);
-            }
-            let _ = waker.wake();
-        })
-        .map_err(|e| startup(format!("cannot install the Ctrl-C handler: {e}")))?;
+            .map_err(|e| startup(format!("cannot set up a waker: {e}")))
     }
 
-    announce(
-        settings,
-        storage,
-        plain_bound,
-        implicit_bound,
-        cert.as_ref(),
-    )
-    .map_err(|e| RunError::Runtime(format!("cannot write to stdout: {e}")))?;
-    info!(
-        users = users.len(),
-        anonymous = settings.anonymous,
-        "serving"
-    );
-
-    let mut observer = LogObserver::new(SESSION_SLOTS);
-    while !stop.load(Ordering::SeqCst) {
-        let poll = server.poll(&mut stack, fs, &mut users, &clock, &mut observer);
-        // Busy, or bytes decrypted inside the TLS layer (they wake no
-        // readiness event): only collect the events that came meanwhile,
-        // without sleeping. The stack tries no socket that reported none,
-        // so every pass of the loop waits, if only for zero time.
-        let timeout = if poll.busy || stack.has_pending() {
-            Some(Duration::ZERO)
-        } else {
-            let deadline = match (poll.deadline, stack.poll_at()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+    /// Serves until `stop`, then closes every session.
+    fn run(mut self, fs: &mut F, stop: &AtomicBool) -> Result<(), RunError> {
+        let Worker {
+            server,
+            stack,
+            users,
+            observer,
+            clock,
+        } = &mut self;
+        while !stop.load(Ordering::SeqCst) {
+            let poll = server.poll(stack, fs, users, &*clock, observer);
+            // Busy, or bytes decrypted inside the TLS layer (they wake no
+            // readiness event): only collect the events that came
+            // meanwhile, without sleeping. The stack tries no socket that
+            // reported none, so every pass of the loop waits, if only for
+            // zero time.
+            let timeout = if poll.busy || stack.has_pending() {
+                Some(Duration::ZERO)
+            } else {
+                let deadline = match (poll.deadline, stack.poll_at()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                deadline.map(|d| Duration::from_millis(d.millis_since(clock.now())))
             };
-            deadline.map(|d| Duration::from_millis(d.millis_since(clock.now())))
-        };
-        match stack.inner_mut().wait(timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                error!("waiting for sockets failed: {e}");
-                server.shutdown(&mut stack, fs);
-                stack.abandon_lingering();
-                return Err(RunError::Runtime(format!(
-                    "waiting for sockets failed: {e}"
-                )));
+            match stack.inner_mut().wait(timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    error!("waiting for sockets failed: {e}");
+                    server.shutdown(stack, fs);
+                    stack.abandon_lingering();
+                    return Err(RunError::Runtime(format!(
+                        "waiting for sockets failed: {e}"
+                    )));
+                }
             }
         }
+        info!(sessions = server.session_count(), "shutting down");
+        server.shutdown(stack, fs);
+        drain_tls(stack, clock);
+        Ok(())
     }
-    info!(sessions = server.session_count(), "shutting down");
-    server.shutdown(&mut stack, fs);
-    drain_tls(&mut stack, &clock);
-    info!("stopped");
-    Ok(())
 }
 
 /// Gives closing TLS connections a moment to send `close_notify` and see
@@ -553,6 +683,7 @@ mod tests {
             anonymous: false,
             tls: None,
             engine: ferry_core::Config::default(),
+            workers: 1,
         }
     }
 

@@ -9,9 +9,16 @@ use serde::Deserialize;
 use crate::auth::{self, Secret};
 use crate::cli::{self, Cli, FsSpec, Password};
 
-/// Size of the session table compiled into `ferryd`: the most `--max-sessions`
-/// can be. Each slot costs its session state; the transfer buffer is shared.
-pub const SESSION_SLOTS: usize = 64;
+/// `--max-sessions` unless given. Each worker allocates a session table
+/// this long at start (a slot costs its session state, about 21 KB with
+/// 4096-byte paths; the transfer buffer is shared).
+pub const DEFAULT_MAX_SESSIONS: usize = 64;
+
+/// The most `--max-sessions` can be (the engine counts in `u16`).
+pub const MAX_SESSIONS: usize = u16::MAX as usize;
+
+/// The most `--workers` can be.
+pub const MAX_WORKERS: usize = 64;
 
 /// Where `ferryd` listens when no address is given.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2121);
@@ -74,6 +81,8 @@ pub struct FileConfig {
     pub passive_address: Option<IpAddr>,
     /// Most concurrent sessions.
     pub max_sessions: Option<usize>,
+    /// Engine instances (threads).
+    pub workers: Option<usize>,
     /// Most concurrent sessions per IP (0 = no limit).
     pub max_per_ip: Option<u16>,
     /// Idle timeout in seconds.
@@ -257,6 +266,19 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// Engine settings.
     pub engine: ferry_core::Config,
+    /// Engine instances, one thread each, sharing the listeners
+    /// (`SO_REUSEPORT`) and the session limits.
+    pub workers: usize,
+}
+
+/// `--workers` unless given: one per core on Linux when serving a
+/// directory; else 1 (an image has one writer; elsewhere the system does
+/// not spread connections over listeners sharing a port).
+pub fn default_workers(image: bool) -> usize {
+    if image || !cfg!(target_os = "linux") {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS))
 }
 
 impl Settings {
@@ -327,14 +349,33 @@ impl Settings {
         let max_sessions = cli
             .max_sessions
             .or(file.max_sessions)
-            .unwrap_or(SESSION_SLOTS);
-        if max_sessions == 0 || max_sessions > SESSION_SLOTS {
+            .unwrap_or(DEFAULT_MAX_SESSIONS);
+        if max_sessions == 0 || max_sessions > MAX_SESSIONS {
             return Err(format!(
-                "max sessions must be between 1 and {SESSION_SLOTS} (the session table \
-                 compiled into ferryd), not {max_sessions}"
+                "max sessions must be between 1 and {MAX_SESSIONS}, not {max_sessions}"
             )
             .into());
         }
+        let workers = match cli.workers.or(file.workers) {
+            Some(n) if n == 0 || n > MAX_WORKERS => {
+                return Err(format!("workers must be between 1 and {MAX_WORKERS}, not {n}").into())
+            }
+            Some(n) if n > 1 && !cfg!(target_os = "linux") => {
+                return Err(
+                    "several workers need Linux (SO_REUSEPORT spreading connections \
+                            by client address)"
+                        .to_string()
+                        .into(),
+                )
+            }
+            Some(n) if n > 1 && image.is_some() => {
+                return Err("an image file is served by one worker (--workers 1)"
+                    .to_string()
+                    .into())
+            }
+            Some(n) => n,
+            None => default_workers(image.is_some()),
+        };
         let max_per_ip = cli.max_per_ip.or(file.max_per_ip);
         let idle_timeout = cli.idle_timeout.or(file.idle_timeout);
         let login_timeout = cli.login_timeout.or(file.login_timeout);
@@ -387,7 +428,7 @@ impl Settings {
         }
 
         let mut engine = ferry_core::Config {
-            // Checked above: at most SESSION_SLOTS, which fits in u16.
+            // Checked above: at most MAX_SESSIONS, which fits in u16.
             max_sessions: u16::try_from(max_sessions).unwrap_or(u16::MAX),
             read_only,
             passive_address,
@@ -415,6 +456,7 @@ impl Settings {
             anonymous,
             tls,
             engine,
+            workers,
         })
     }
 }
@@ -898,7 +940,7 @@ mod tests {
 
     #[test]
     fn limits_are_checked() {
-        let too_many = (SESSION_SLOTS + 1).to_string();
+        let too_many = (MAX_SESSIONS + 1).to_string();
         assert!(merge(&["--max-sessions", &too_many], "")
             .unwrap_err()
             .0

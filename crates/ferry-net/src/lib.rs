@@ -15,7 +15,9 @@
 //! - `w5500-emulator`: `w5500_emulator::W5500Emulator`, that chip emulated
 //!   over host sockets, to run the `w5500` adapter on a PC.
 #![no_std]
-#![forbid(unsafe_code)]
+// One exception, allowed where it is: Linux's SO_ATTACH_REUSEPORT_CBPF
+// (std_stack.rs), a setsockopt that socket2 does not wrap.
+#![deny(unsafe_code)]
 
 #[cfg(feature = "std")]
 extern crate std;

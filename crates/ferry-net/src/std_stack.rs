@@ -158,6 +158,9 @@ pub struct StdStack {
     /// readiness since its last `WouldBlock` (the edge-triggered contract
     /// guarantees the event). A caller that never waits polls the OS.
     tracking: bool,
+    /// Listeners bound now join a group of this many sharing their address
+    /// (see [`StdStack::share_listeners`]).
+    group: Option<u32>,
 }
 
 impl fmt::Debug for StdStack {
@@ -180,7 +183,20 @@ impl StdStack {
             slots: Vec::new(),
             free: Vec::new(),
             tracking: false,
+            group: None,
         })
+    }
+
+    /// Linux: the listeners bound from now on share their address with
+    /// those of `workers` stacks in all (`SO_REUSEPORT`, each stack on its
+    /// own thread), and the system hands each connection to the one chosen
+    /// by the client's address, so that one address is always served by
+    /// the same stack (its per-address limit holds). `None` (the default):
+    /// listeners are exclusive. Set it around the control listeners only:
+    /// a passive listener must stay its session's own.
+    #[cfg(target_os = "linux")]
+    pub fn share_listeners(&mut self, workers: Option<u32>) {
+        self.group = workers;
     }
 
     /// Blocks until a socket of this stack has a readiness event, a
@@ -287,12 +303,14 @@ impl StdStack {
         if !matches!(state, SocketState::Unbound) {
             return Err(StdNetError::invalid("socket is already bound or connected"));
         }
-        let mut listener = match open_listener(local) {
+        let group = self.group;
+        let mut listener = match open_listener(local, group) {
             Ok(listener) => listener,
             // `[::]` on a host without IPv6: serve IPv4 alone. A port in
             // use is a real error (the caller may try another port).
             Err(e) if fall_back_to_v4 && e.kind() != io::ErrorKind::AddrInUse => open_listener(
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), local.port()),
+                group,
             )?,
             Err(e) => return Err(e.into()),
         };
@@ -307,7 +325,8 @@ impl StdStack {
 /// IPv6 sockets are dual-stack only when `local` is `::`; SO_REUSEADDR is
 /// set on Unix so a restarted server can rebind while old connections sit
 /// in TIME_WAIT (on Windows the same option would allow port stealing).
-fn open_listener(local: SocketAddr) -> io::Result<TcpListener> {
+/// With `group` (Linux), it joins the listeners sharing `local`.
+fn open_listener(local: SocketAddr, group: Option<u32>) -> io::Result<TcpListener> {
     let domain = match local {
         SocketAddr::V4(_) => Domain::IPV4,
         SocketAddr::V6(_) => Domain::IPV6,
@@ -318,10 +337,67 @@ fn open_listener(local: SocketAddr) -> io::Result<TcpListener> {
     }
     #[cfg(unix)]
     socket.set_reuse_address(true)?;
+    #[cfg(target_os = "linux")]
+    if group.is_some() {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&SockAddr::from(local))?;
     socket.listen(LISTEN_BACKLOG)?;
+    // After binding: attached before, the program would make the socket a
+    // group of its own, which the others could not join.
+    #[cfg(target_os = "linux")]
+    if let Some(workers) = group {
+        spread_by_client_address(&socket, workers)?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = group;
     Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Makes the system hand a connection to the listener of its group (in
+/// the order they were bound) numbered by the client's address modulo
+/// `workers`: a classic BPF program on the group (`SO_ATTACH_REUSEPORT_CBPF`)
+/// reads the source address from the IP header (IPv4: all of it; IPv6: its
+/// last 32 bits). Until `workers` listeners have joined, the system falls
+/// back to its own hash.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn spread_by_client_address(socket: &Socket, workers: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // Offsets from the network header (`SKF_NET_OFF`), as the kernel
+    // reads a negative offset.
+    const NET: u32 = (-0x10_0000_i32) as u32;
+    let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let program = [
+        op(0x30, 0, 0, NET),            // A = first byte of the IP header
+        op(0x74, 0, 0, 4),              // A >>= 4: the IP version
+        op(0x15, 2, 0, 6),              // IPv6: skip to 5
+        op(0x20, 0, 0, NET + 12),       // A = IPv4 source address
+        op(0x05, 0, 0, 1),              // to 6
+        op(0x20, 0, 0, NET + 20),       // A = last word of the IPv6 source address
+        op(0x94, 0, 0, workers.max(1)), // A %= workers
+        op(0x16, 0, 0, 0),              // return A: the listener's index
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: a valid socket and a program that outlives the call (the
+    // kernel copies it); the option's size is the struct's.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            core::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The state of `socket` in `slots`, or an error for a stale or foreign
