@@ -52,8 +52,12 @@ const WAKER_TOKEN: Token = Token(usize::MAX);
 /// How many events one `wait` collects; more stay queued for the next one.
 const EVENT_CAPACITY: usize = 256;
 
-/// The listen backlog of every listener.
-const LISTEN_BACKLOG: i32 = 128;
+/// The listen backlog of every listener (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default). 128 was too short for a burst
+/// of thousands of connections: with the queue full, Linux answers with
+/// SYN cookies and drops the handshake's last ACK, and a client that waits
+/// for the greeting waits for good.
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// An error of the host stack: the underlying OS error.
 #[derive(Debug)]

@@ -1,0 +1,182 @@
+"""Many sessions at once (issue 14): ferryd admits 10,000 concurrent
+logged-in sessions over its workers (one per core by default), each still
+answers, the limit holds for ferryd as a whole, and nothing is lost.
+
+One non-blocking client holds every control connection; the connections
+come from 40 loopback addresses so that the kernel spreads them over the
+workers (a client address always goes to the same one)."""
+import io
+import resource
+import selectors
+import socket
+import time
+
+import pytest
+
+from ferry_helpers import PASSWORD, USER, rand_bytes
+
+SESSIONS = 10_000
+ADDRS = [f"127.0.1.{i}" for i in range(1, 41)]
+# Each phase (connect and log in all, NOOP on all, QUIT all) must end
+# within this; on this 2-core machine each takes a few seconds.
+PHASE_LIMIT = 120.0
+
+
+class Held:
+    """One control connection driven by the selector: it sends its next
+    command once the previous reply is complete, and keeps every reply."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.replies = []
+        self.queue = []
+
+    def replies_complete(self):
+        """Takes the complete replies (code + text lines) out of the buffer."""
+        while b"\r\n" in self.buf:
+            line, rest = self.buf.split(b"\r\n", 1)
+            # Multi-line replies ("230-"): wait for the closing "230 " line.
+            if len(line) >= 4 and line[3:4] == b"-":
+                code = line[:3] + b" "
+                end = self.buf.find(b"\r\n" + code)
+                if end < 0:
+                    return
+                close = self.buf.find(b"\r\n", end + 2)
+                if close < 0:
+                    return
+                self.replies.append(int(line[:3]))
+                self.buf = self.buf[close + 2:]
+                continue
+            self.replies.append(int(line[:3]))
+            self.buf = rest
+
+
+def raise_fd_limit(need):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < need:
+        pytest.fail(f"this machine allows {hard} open files; the test needs {need}")
+    if soft != resource.RLIM_INFINITY and soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def drive(held, want, deadline):
+    """Runs the selector until every connection has `want` replies (or
+    closed), or the deadline passes."""
+    sel = selectors.DefaultSelector()
+    pending = 0
+    for h in held:
+        if len(h.replies) < want and h.sock is not None:
+            sel.register(h.sock, selectors.EVENT_READ, h)
+            pending += 1
+    while pending and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=1.0):
+            h = key.data
+            try:
+                data = h.sock.recv(4096)
+            except BlockingIOError:
+                continue
+            except ConnectionError:
+                data = b""
+            if not data:
+                sel.unregister(h.sock)
+                pending -= 1
+                continue
+            h.buf += data
+            before = len(h.replies)
+            h.replies_complete()
+            for _ in range(len(h.replies) - before):
+                if h.queue:
+                    h.sock.sendall(h.queue.pop(0))
+            if len(h.replies) >= want:
+                sel.unregister(h.sock)
+                pending -= 1
+    sel.close()
+    return pending
+
+
+@pytest.mark.needs("host_dir")
+def test_ten_thousand_concurrent_sessions_are_admitted_and_served(start_server, store):
+    # Each process holds one socket per session, plus listeners and files;
+    # the server inherits the limit raised here.
+    raise_fd_limit(SESSIONS + 500)
+    data = rand_bytes(1 << 20, 14)
+    store.write_bytes("f.bin", data)
+    s = start_server(["--max-sessions", str(SESSIONS), "--max-per-ip", "0",
+                      "--login-timeout", "0", "--idle-timeout", "600"])
+
+    held = []
+    started = time.monotonic()
+    deadline = started + PHASE_LIMIT
+    try:
+        for i in range(SESSIONS):
+            sock = socket.socket()
+            sock.bind((ADDRS[i % len(ADDRS)], 0))
+            sock.setblocking(False)
+            try:
+                sock.connect(("127.0.0.1", s.port))
+            except BlockingIOError:
+                pass
+            h = Held(sock)
+            # Sent once the greeting, then the 331, have come.
+            h.queue = [f"USER {USER}\r\n".encode(), f"PASS {PASSWORD}\r\n".encode()]
+            held.append(h)
+            # Keep the accept queues short (ferryd's backlog is 1024 per
+            # listener): read what is there every 200 connections.
+            if i % 200 == 199:
+                drive(held, 3, time.monotonic() + 0.05)
+        left = drive(held, 3, deadline)
+        logged_in = sum(1 for h in held if h.replies[:3] == [220, 331, 230])
+        assert left == 0 and logged_in == SESSIONS, (
+            f"{logged_in} of {SESSIONS} logged in; replies seen: "
+            f"{sorted(set(tuple(h.replies) for h in held))[:5]}")
+        took = time.monotonic() - started
+        print(f"{SESSIONS} sessions connected and logged in in {took:.1f} s")
+
+        # The limit holds across workers: one more gets 421 (every session
+        # is logged in, so none is evicted).
+        extra = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        assert extra.recv(256).startswith(b"421"), "an 10,001st session was admitted"
+        extra.close()
+
+        # Every session still answers.
+        for h in held:
+            h.sock.sendall(b"NOOP\r\n")
+        assert drive(held, 4, time.monotonic() + PHASE_LIMIT) == 0
+        bad = [h.replies for h in held if h.replies[3:4] != [200]]
+        assert not bad, f"{len(bad)} sessions did not answer NOOP: {bad[:3]}"
+
+        # Nothing lost: once one session leaves, a new one takes its slot
+        # and moves a file both ways, byte-exact.
+        last = held.pop()
+        last.sock.sendall(b"QUIT\r\n")
+        drive([last], 5, time.monotonic() + 10)
+        assert last.replies[4:5] == [221], last.replies
+        last.sock.close()
+
+        def fresh():
+            try:
+                return s.connect()
+            except Exception:  # noqa: BLE001 (the slot frees once the QUIT is handled)
+                return None
+        f = None
+        for _ in range(100):
+            f = fresh()
+            if f is not None:
+                break
+            time.sleep(0.05)
+        assert f is not None, "no slot came free after a QUIT"
+        f.storbinary("STOR up.bin", io.BytesIO(data))
+        assert f.retr_bytes("f.bin") == data
+        f.quit()
+        assert store.read_bytes("up.bin") == data
+
+        for h in held:
+            h.sock.sendall(b"QUIT\r\n")
+        assert drive(held, 5, time.monotonic() + PHASE_LIMIT) == 0
+        bad = [h.replies for h in held if h.replies[4:5] != [221]]
+        assert not bad, f"{len(bad)} sessions did not get 221: {bad[:3]}"
+    finally:
+        for h in held:
+            if h.sock is not None:
+                h.sock.close()
