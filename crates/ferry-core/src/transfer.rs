@@ -9,7 +9,7 @@ use crate::server::TransferKind;
 use crate::session::{fs_error_reply, is_hidden, PATH_LEN};
 use embedded_io::{Read, Seek, SeekFrom, Write};
 use ferry_fs::{Error as _, ErrorKind, FileSystem, Metadata};
-use ferry_net::{nb, Instant, TcpClientStack};
+use ferry_net::{nb, Instant, SecureStack, TcpClientStack};
 
 /// Longest listing line: a name plus MLSx facts, a space and CR LF (at
 /// most 87 bytes with a 20-digit size and `modify`, 65 without) or `ls -l`
@@ -251,7 +251,7 @@ impl<F: FileSystem> Transfer<F> {
     }
 
     /// Moves up to a few buffer-fulls between storage and `sock`.
-    pub fn pump<S: TcpClientStack>(
+    pub fn pump<S: SecureStack>(
         &mut self,
         stack: &mut S,
         sock: &mut S::TcpSocket,
@@ -270,7 +270,21 @@ impl<F: FileSystem> Transfer<F> {
                     ascii,
                     prev_cr,
                     cr_sent,
-                } => send_step(stack, sock, file, *ascii, prev_cr, cr_sent, scratch),
+                } => {
+                    // Zero-copy where the stack and the storage can (and
+                    // nothing is converted); else through `scratch`.
+                    #[cfg(feature = "sendfile")]
+                    let direct = match *ascii && cfg!(feature = "ascii") {
+                        false => send_file_step(stack, sock, fs, file),
+                        true => None,
+                    };
+                    #[cfg(not(feature = "sendfile"))]
+                    let direct = None;
+                    match direct {
+                        Some(step) => step,
+                        None => send_step(stack, sock, file, *ascii, prev_cr, cr_sent, scratch),
+                    }
+                }
                 Body::Receive {
                     file,
                     ascii,
@@ -461,6 +475,39 @@ fn consumed(src: &[u8], sent: usize, prev_cr: bool, cr_sent: bool) -> (usize, bo
         p = *b == b'\r';
     }
     (src.len(), false)
+}
+
+/// Most bytes one zero-copy send may move (the socket's buffer takes
+/// less; the rest of the loop's sessions wait meanwhile).
+#[cfg(feature = "sendfile")]
+const SEND_FILE_CHUNK: usize = 1 << 20;
+
+/// A step of a download sent by [`SecureStack::send_file`] from the file's
+/// position, which then moves past what went; `None` when the storage or
+/// the stack cannot, and nothing was done.
+#[cfg(feature = "sendfile")]
+fn send_file_step<S: SecureStack, F: FileSystem>(
+    stack: &mut S,
+    sock: &mut S::TcpSocket,
+    fs: &F,
+    file: &mut F::File,
+) -> Option<Step> {
+    const LOCAL: (u16, &[u8]) = (451, b"Local error in processing; transfer aborted.");
+    let fd = fs.os_file(file)?;
+    let Ok(at) = file.seek(SeekFrom::Current(0)) else {
+        return Some(Step::Done(Some(LOCAL)));
+    };
+    Some(
+        match stack.send_file(sock, ferry_net::OsFile(fd), at, SEND_FILE_CHUNK)? {
+            Ok(0) => Step::Done(None),
+            Ok(n) => match file.seek(SeekFrom::Current(n as i64)) {
+                Ok(_) => Step::Moved(n),
+                Err(_) => Step::Done(Some(LOCAL)),
+            },
+            Err(nb::Error::WouldBlock) => Step::Blocked,
+            Err(nb::Error::Other(_)) => Step::Done(Some(CONN_LOST)),
+        },
+    )
 }
 
 fn send_step<S: TcpClientStack, Fl: Read + Seek + embedded_io::ErrorType>(

@@ -194,4 +194,11 @@ pub trait FileSystem {
     /// Sets Unix permission bits; backends without them return
     /// [`ErrorKind::Unsupported`].
     fn set_mode(&mut self, path: &[u8], mode: u16) -> Result<(), Self::Error>;
+    /// The operating system's descriptor of `file`, if it has one, lent
+    /// for a zero-copy send (`ferry_net::SecureStack::send_file`); `None`
+    /// (the default) for storage the engine reads itself.
+    fn os_file(&self, file: &Self::File) -> Option<i32> {
+        let _ = file;
+        None
+    }
 }

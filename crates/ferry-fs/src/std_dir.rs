@@ -432,6 +432,13 @@ impl FileSystem for StdDir {
             "permission bits are a Unix feature",
         ))
     }
+
+    /// The file's descriptor (Unix), for zero-copy sends.
+    #[cfg(unix)]
+    fn os_file(&self, file: &StdFile) -> Option<i32> {
+        use std::os::fd::AsRawFd as _;
+        Some(file.file.as_raw_fd())
+    }
 }
 
 impl embedded_io::ErrorType for StdFile {

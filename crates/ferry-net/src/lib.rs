@@ -15,8 +15,9 @@
 //! - `w5500-emulator`: `w5500_emulator::W5500Emulator`, that chip emulated
 //!   over host sockets, to run the `w5500` adapter on a PC.
 #![no_std]
-// One exception, allowed where it is: Linux's SO_ATTACH_REUSEPORT_CBPF
-// (std_stack.rs), a setsockopt that socket2 does not wrap.
+// Two exceptions, allowed where they are (std_stack.rs): Linux's
+// SO_ATTACH_REUSEPORT_CBPF, a setsockopt that socket2 does not wrap, and
+// sendfile(2), which std does not.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "std")]
@@ -176,7 +177,28 @@ pub trait SecureStack: TcpLocalAddr {
         let _ = socket;
         false
     }
+    /// Sends up to `len` bytes of the operating system's open file `file`,
+    /// from byte `offset` on, on `socket` without copying them through the
+    /// caller (zero-copy: Linux `sendfile`); `Ok(0)` at the file's end.
+    /// The file's own position does not move. `None`: this stack, or this
+    /// socket (one carrying TLS), cannot; the caller copies as usual.
+    fn send_file(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        file: OsFile,
+        offset: u64,
+        len: usize,
+    ) -> Option<nb::Result<usize, Self::Error>> {
+        let _ = (socket, file, offset, len);
+        None
+    }
 }
+
+/// An open file of the host's operating system, by its descriptor, lent
+/// to [`SecureStack::send_file`] for one call by the storage that opened
+/// it (`ferry_fs::FileSystem::os_file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OsFile(pub i32);
 
 /// Milliseconds on a monotonic clock (the origin is arbitrary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

@@ -443,3 +443,48 @@ fn a_borrowed_stack_is_the_stack_it_borrows() {
     Borrowed(&mut owned).close(conn).expect("close");
     owned.close(listener).expect("close listener");
 }
+
+/// Linux: `send_file` sends the file's bytes from the offset asked, in
+/// as many calls as the socket takes, without moving the file's position;
+/// `Ok(0)` at its end.
+#[cfg(target_os = "linux")]
+#[test]
+fn send_file_sends_a_file_from_an_offset() {
+    use ferry_net::{OsFile, SecureStack};
+    use std::os::fd::AsRawFd;
+    let mut stack = StdStack::new().expect("stack");
+    let (_listen, mut conn, mut client) = accepted_pair(&mut stack, V4).expect("IPv4 loopback");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let dir = std::env::temp_dir().join(format!("ferry-sendfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("f.bin");
+    std::fs::write(&path, &data).expect("write");
+    let file = std::fs::File::open(&path).expect("open");
+    let fd = OsFile(file.as_raw_fd());
+    let from = 12_345usize;
+    let reader = thread::spawn(move || {
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).expect("read");
+        got
+    });
+    let mut at = from;
+    loop {
+        let n = until_done(&mut stack, |s| {
+            s.send_file(&mut conn, fd, at as u64, 1 << 20)
+                .expect("the std stack sends files")
+        })
+        .expect("send_file");
+        if n == 0 {
+            break;
+        }
+        at += n;
+    }
+    assert_eq!(at, data.len());
+    stack.close(conn).expect("close");
+    let got = reader.join().expect("reader");
+    assert!(got == data[from..], "bytes differ ({} received)", got.len());
+    let mut rest = Vec::new();
+    (&file).read_to_end(&mut rest).expect("read file");
+    assert_eq!(rest.len(), data.len(), "the file's own position moved");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -576,7 +576,7 @@ impl<S: TcpLocalAddr, C: Clock> TcpLocalAddr for TlsStack<S, C> {
     }
 }
 
-impl<S: TcpLocalAddr, C: Clock> SecureStack for TlsStack<S, C> {
+impl<S: SecureStack, C: Clock> SecureStack for TlsStack<S, C> {
     fn tls_available(&self) -> bool {
         self.config.is_some()
     }
@@ -595,5 +595,22 @@ impl<S: TcpLocalAddr, C: Clock> SecureStack for TlsStack<S, C> {
 
     fn is_tls(&self, socket: &Self::TcpSocket) -> bool {
         socket.tls.is_some()
+    }
+
+    /// The plain stack's, for a socket without TLS (TLS must encrypt what
+    /// it sends, so it copies).
+    fn send_file(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        file: ferry_net::OsFile,
+        offset: u64,
+        len: usize,
+    ) -> Option<nb::Result<usize, Self::Error>> {
+        if socket.tls.is_some() {
+            return None;
+        }
+        self.inner
+            .send_file(&mut socket.inner, file, offset, len)
+            .map(|r| r.map_err(net))
     }
 }
