@@ -177,6 +177,10 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
         .as_ref()
         .map_or(&[][..], |t| &t.implicit_listen[..]);
     let workers = settings.workers.max(1);
+    // Each session may hold its control connection, a passive listener and
+    // a data connection, in every worker's table.
+    let sockets = workers * usize::from(settings.engine.max_sessions) * 3 + 64;
+    raise_open_file_limit(sockets as u64);
     let census = Census::new(workers);
     let plan = Plan {
         settings,
@@ -281,6 +285,37 @@ fn serve<F: FileSystem>(settings: &Settings, fs: &mut F, storage: &str) -> Resul
         outcome
     })
 }
+
+/// Raises the soft limit of open files to `need` (as far as the hard limit
+/// allows; a server of thousands of sessions needs more than the usual
+/// 1024), and warns when it stays below.
+#[cfg(unix)]
+fn raise_open_file_limit(need: u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    if current >= need {
+        return;
+    }
+    let wanted = limit.maximum.map_or(need, |max| max.min(need));
+    let raised = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(wanted),
+            maximum: limit.maximum,
+        },
+    )
+    .map_or(current, |()| wanted);
+    if raised < need {
+        tracing::warn!(
+            "open-file limit {raised}: fewer than the {need} sockets --max-sessions may need \
+             (raise `ulimit -n`)"
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit(_need: u64) {}
 
 /// What every worker is built from.
 struct Plan<'a> {

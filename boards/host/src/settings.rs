@@ -957,6 +957,34 @@ mod tests {
     }
 
     #[test]
+    fn workers_and_large_tables() {
+        let s = merge(&["--max-sessions", "10000"], "").unwrap();
+        assert_eq!(s.engine.max_sessions, 10000);
+        assert_eq!(s.workers, default_workers(false));
+        assert!(s.workers >= 1);
+        assert_eq!(merge(&[], "workers = 1").unwrap().workers, 1);
+        assert!(merge(&["--workers", "0"], "")
+            .unwrap_err()
+            .0
+            .contains("between 1"));
+        let too_many = (MAX_WORKERS + 1).to_string();
+        assert!(merge(&["--workers", &too_many], "").is_err());
+        // An image has one writer.
+        assert_eq!(default_workers(true), 1);
+        let image = merge(&["--fs", "littlefs:x.img", "--workers", "2"], "");
+        if cfg!(target_os = "linux") {
+            assert!(image.unwrap_err().0.contains("one worker"));
+            assert_eq!(merge(&["--workers", "3"], "").unwrap().workers, 3);
+        } else {
+            assert!(image.is_err());
+            assert!(merge(&["--workers", "3"], "")
+                .unwrap_err()
+                .0
+                .contains("Linux"));
+        }
+    }
+
+    #[test]
     fn anonymous_names_cannot_also_be_users() {
         assert!(merge(&["--anonymous", "--user", "ftp:x"], "").is_err());
         assert!(merge(&["--user", "ftp:x"], "").is_ok());
