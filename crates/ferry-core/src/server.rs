@@ -101,6 +101,8 @@ pub trait Observer {
     /// `max_sessions` (a host running one server per core counts them
     /// from their events); asked only when a connection arrives. 0 by
     /// default.
+    ///
+    /// Asked only with the feature `scale`.
     fn sessions_elsewhere(&mut self) -> usize {
         0
     }
@@ -219,6 +221,7 @@ pub struct Server<
     fs: PhantomData<fn(&mut F)>,
     /// Slots from this index on are free: `poll` looks no further (a
     /// host's table may be far larger than the sessions open).
+    #[cfg(feature = "scale")]
     used: usize,
     pub(crate) scratch: [u8; B],
     /// Where the command being handled resolves its path argument (one
@@ -256,6 +259,7 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             scratch: [0; B],
             path: [0; PATH_LEN],
             fs: PhantomData,
+            #[cfg(feature = "scale")]
             used: 0,
         }
     }
@@ -278,6 +282,7 @@ where
             scratch: [0; B],
             path: [0; PATH_LEN],
             fs: PhantomData,
+            #[cfg(feature = "scale")]
             used: 0,
         }
     }
@@ -307,9 +312,13 @@ where
             path,
             next_port,
             fs: _,
+            #[cfg(feature = "scale")]
             used,
         } = self;
-        *used = 0;
+        #[cfg(feature = "scale")]
+        {
+            *used = 0;
+        }
         *c = config;
         *next_port = config.passive_ports.0;
         for listener in listeners.iter_mut() {
@@ -350,13 +359,16 @@ where
 
     /// Number of open control connections.
     pub fn session_count(&self) -> usize {
-        self.slots
-            .as_ref()
-            .get(..self.used)
-            .unwrap_or(&[])
-            .iter()
-            .filter(|s| s.ctrl.is_some())
-            .count()
+        self.live().iter().filter(|s| s.ctrl.is_some()).count()
+    }
+
+    /// The part of the table `poll` looks at: up to the highest slot in
+    /// use with the feature `scale`, else all of it.
+    fn live(&self) -> &[Slot<S::TcpSocket, F>] {
+        let slots = self.slots.as_ref();
+        #[cfg(feature = "scale")]
+        let slots = slots.get(..self.used).unwrap_or(&[]);
+        slots
     }
 
     /// The settings.
@@ -406,20 +418,25 @@ where
             0 => table,
             m => m.min(table),
         };
+        // Sessions of other engine instances sharing `max_sessions`.
+        #[cfg(feature = "scale")]
         let mut elsewhere = None;
         for l in self.listeners.iter_mut().flatten() {
             for _ in 0..8 {
                 match stack.accept(l) {
                     Ok((sock, peer)) => {
                         busy = true;
-                        let others =
-                            *elsewhere.get_or_insert_with(|| observer.sessions_elsewhere());
+                        #[cfg(feature = "scale")]
+                        let limit = limit.saturating_sub(
+                            *elsewhere.get_or_insert_with(|| observer.sessions_elsewhere()),
+                        );
                         admit(
                             stack,
                             self.slots.as_mut(),
+                            #[cfg(feature = "scale")]
                             &mut self.used,
                             &config,
-                            limit.saturating_sub(others),
+                            limit,
                             sock,
                             peer,
                             now,
@@ -431,8 +448,9 @@ where
             }
         }
         let mut deadline = None;
-        let used = self.used;
-        let live = self.slots.as_mut().get_mut(..used).unwrap_or(&mut []);
+        let live = self.slots.as_mut();
+        #[cfg(feature = "scale")]
+        let live = live.get_mut(..self.used).unwrap_or(&mut []);
         for (i, slot) in live.iter_mut().enumerate() {
             if slot.ctrl.is_none() {
                 continue;
@@ -486,12 +504,15 @@ where
             };
             deadline = earliest(deadline, timer);
         }
-        let slots = self.slots.as_ref();
-        while let Some(last) = self.used.checked_sub(1) {
-            if slots.get(last).is_some_and(|s| s.ctrl.is_some()) {
-                break;
+        #[cfg(feature = "scale")]
+        {
+            let slots = self.slots.as_ref();
+            while let Some(last) = self.used.checked_sub(1) {
+                if slots.get(last).is_some_and(|s| s.ctrl.is_some()) {
+                    break;
+                }
+                self.used = last;
             }
-            self.used = last;
         }
         Poll { busy, deadline }
     }
@@ -519,7 +540,7 @@ struct Env<'a, S, F, A> {
 fn admit<S: SecureStack, F: FileSystem, O: Observer>(
     stack: &mut S,
     slots: &mut [Slot<S::TcpSocket, F>],
-    used: &mut usize,
+    #[cfg(feature = "scale")] used: &mut usize,
     config: &Config,
     limit: usize,
     sock: S::TcpSocket,
@@ -532,10 +553,11 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer>(
     // longer counts against the table or its address.
     let mut in_use = 0;
     let mut same_ip = 0;
-    let end = (*used).min(slots.len());
-    for s in slots
-        .get(..end)
-        .unwrap_or(&[])
+    let live: &[_] = slots;
+    // Past `used`, every slot is free.
+    #[cfg(feature = "scale")]
+    let live = live.get(..*used).unwrap_or(live);
+    for s in live
         .iter()
         .filter(|s| s.ctrl.is_some() && !s.session.closing)
     {
@@ -547,13 +569,12 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer>(
         None
     } else if in_use < limit {
         // A free slot, or else one whose session only flushes its goodbye.
-        let live = slots.get(..end).unwrap_or(&[]);
-        live.iter()
-            .position(|s| s.ctrl.is_none())
-            .or((end < slots.len()).then_some(end))
-            .or_else(|| live.iter().position(|s| s.session.closing))
+        let free = live.iter().position(|s| s.ctrl.is_none());
+        #[cfg(feature = "scale")]
+        let free = free.or((live.len() < slots.len()).then_some(live.len()));
+        free.or_else(|| live.iter().position(|s| s.session.closing))
     } else {
-        victim(slots.get(..end).unwrap_or(&[]))
+        victim(live)
     };
     let Some((i, slot)) = target.and_then(|i| slots.get_mut(i).map(|s| (i, s))) else {
         let text: &[u8] = if per_ip_full {
@@ -595,7 +616,10 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer>(
     }
     slot.data_up = false;
     slot.ctrl = Some(sock);
-    *used = (*used).max(i + 1);
+    #[cfg(feature = "scale")]
+    {
+        *used = (*used).max(i + 1);
+    }
     observer.event(Event::Connected { session: i, peer });
 }
 

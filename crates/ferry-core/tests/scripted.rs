@@ -1014,6 +1014,35 @@ fn a_reconnecting_flood_evicts_its_own_connections_first() {
     assert!(h.cmd(newcomer, "PASS p").starts_with("230 "));
 }
 
+/// `max_sessions` holds across engine instances: those the observer
+/// reports elsewhere take their share of it (feature `scale`).
+#[cfg(feature = "scale")]
+#[test]
+fn sessions_of_other_instances_count_against_the_limit() {
+    let mut h = Harness::new();
+    h.obs.elsewhere = 3;
+    let a = h.login_from(ip(1), "u", "p");
+    let x = h.connect_from(ip(9));
+    assert_eq!(h.recv(x), "421 Too many users, try again later.\r\n");
+    // One of the others left.
+    h.obs.elsewhere = 2;
+    let y = h.connect_from(ip(9));
+    assert!(h.recv(y).starts_with("220 "));
+    assert!(h.cmd(a, "NOOP").starts_with("200 "));
+    // The highest slot in use bounds what poll visits; after the last
+    // sessions leave, a newcomer takes the lowest slot again.
+    h.obs.elsewhere = 0;
+    assert!(h.cmd(y, "QUIT").starts_with("221 "));
+    assert!(h.cmd(a, "QUIT").starts_with("221 "));
+    h.advance(10);
+    assert_eq!(h.server.session_count(), 0);
+    let _z = h.connect_from(ip(3));
+    assert!(matches!(
+        h.obs.events.last(),
+        Some(Ev::Connected { session: 0, .. })
+    ));
+}
+
 #[test]
 fn a_table_of_logged_in_sessions_refuses_with_421() {
     let mut h = Harness::new();

@@ -688,9 +688,15 @@ pub enum Ev {
 pub struct Recorder {
     /// The events so far.
     pub events: Vec<Ev>,
+    /// What [`Observer::sessions_elsewhere`] answers.
+    pub elsewhere: usize,
 }
 
 impl Observer for Recorder {
+    fn sessions_elsewhere(&mut self) -> usize {
+        self.elsewhere
+    }
+
     fn event(&mut self, event: Event<'_>) {
         self.events.push(match event {
             Event::Connected { session, peer } => Ev::Connected { session, peer },
