@@ -63,7 +63,7 @@ pub struct Cli {
     pub passive_address: Option<IpAddr>,
 
     /// Most concurrent sessions; more get 421 [default: 64, at most 65535].
-    /// Each worker allocates a table this long at start (about 21 KB a
+    /// Each worker allocates a table this long at start (about 18 KB a
     /// session).
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<usize>,

@@ -10,7 +10,7 @@ use crate::auth::{self, Secret};
 use crate::cli::{self, Cli, FsSpec, Password};
 
 /// `--max-sessions` unless given. Each worker allocates a session table
-/// this long at start (a slot costs its session state, about 21 KB with
+/// this long at start (a slot costs its session state, about 18 KB with
 /// 4096-byte paths; the transfer buffer is shared).
 pub const DEFAULT_MAX_SESSIONS: usize = 64;
 

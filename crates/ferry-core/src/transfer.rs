@@ -11,11 +11,17 @@ use embedded_io::{Read, Seek, SeekFrom, Write};
 use ferry_fs::{Error as _, ErrorKind, FileSystem, Metadata};
 use ferry_net::{nb, Instant, SecureStack, TcpClientStack};
 
+/// Longest name a listing line holds: a path's length, at most 1024 bytes
+/// (a name is one component: 255 bytes on Linux and macOS, 255 UTF-16
+/// units, at most 765 bytes of UTF-8, on Windows), so that hosts'
+/// 4096-byte paths do not make every session's line buffer as long.
+pub const LIST_NAME_LEN: usize = if PATH_LEN > 1024 { 1024 } else { PATH_LEN };
+
 /// Longest listing line: a name plus MLSx facts, a space and CR LF (at
 /// most 87 bytes with a 20-digit size and `modify`, 65 without) or `ls -l`
-/// columns (57 with CR LF). A longer line (a name longer than a path may
-/// be) is left out of the listing.
-pub const LIST_LINE_LEN: usize = PATH_LEN + if cfg!(feature = "mtime") { 96 } else { 68 };
+/// columns (57 with CR LF). A longer line (a name longer than
+/// [`LIST_NAME_LEN`]) is left out of the listing.
+pub const LIST_LINE_LEN: usize = LIST_NAME_LEN + if cfg!(feature = "mtime") { 96 } else { 68 };
 
 /// The wall clock a listing dates its entries by; nothing without the
 /// `mtime` feature (every entry shows the epoch), so no session keeps it.
