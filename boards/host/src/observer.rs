@@ -91,45 +91,6 @@ fn kind_name(kind: TransferKind) -> &'static str {
     }
 }
 
-/// `event` with its session numbered from `base`.
-fn numbered(event: Event<'_>, base: usize) -> Event<'_> {
-    match event {
-        Event::Connected { session, peer } => Event::Connected {
-            session: base + session,
-            peer,
-        },
-        Event::Refused { peer } => Event::Refused { peer },
-        Event::Evicted { session } => Event::Evicted {
-            session: base + session,
-        },
-        Event::Command { session, line } => Event::Command {
-            session: base + session,
-            line,
-        },
-        Event::Login { session, user, ok } => Event::Login {
-            session: base + session,
-            user,
-            ok,
-        },
-        Event::Transfer {
-            session,
-            kind,
-            path,
-            bytes,
-            ok,
-        } => Event::Transfer {
-            session: base + session,
-            kind,
-            path,
-            bytes,
-            ok,
-        },
-        Event::Disconnected { session } => Event::Disconnected {
-            session: base + session,
-        },
-    }
-}
-
 impl Observer for LogObserver {
     fn sessions_elsewhere(&mut self) -> usize {
         let Some((census, me)) = &self.census else {
@@ -140,7 +101,11 @@ impl Observer for LogObserver {
     }
 
     fn event(&mut self, event: Event<'_>) {
-        match numbered(event, self.base) {
+        let mut event = event;
+        if let Some(session) = event.session_mut() {
+            *session += self.base;
+        }
+        match event {
             Event::Connected { session, peer } => {
                 self.count(true);
                 if let Some(slot) = self.peers.get_mut(session.wrapping_sub(self.base)) {

@@ -92,6 +92,22 @@ pub enum Event<'a> {
     },
 }
 
+impl Event<'_> {
+    /// The session slot the event is about (every event but `Refused`),
+    /// e.g. for a host that numbers the sessions of several servers apart.
+    pub fn session_mut(&mut self) -> Option<&mut usize> {
+        match self {
+            Event::Connected { session, .. }
+            | Event::Evicted { session }
+            | Event::Command { session, .. }
+            | Event::Login { session, .. }
+            | Event::Transfer { session, .. }
+            | Event::Disconnected { session } => Some(session),
+            Event::Refused { .. } => None,
+        }
+    }
+}
+
 /// Receives [`Event`]s (e.g. to log them). `()` ignores them.
 pub trait Observer {
     /// Called for each event, synchronously inside `poll`.
