@@ -336,12 +336,16 @@ impl Plan<'_> {
     ) -> Result<Worker<F>, RunError> {
         let settings = self.settings;
         let workers = settings.workers.max(1);
-        let mut plain =
+        let plain =
             StdStack::new().map_err(|e| startup(format!("cannot set up networking: {e}")))?;
         #[cfg(target_os = "linux")]
-        if workers > 1 {
-            plain.share_listeners(u32::try_from(workers).ok());
-        }
+        let plain = {
+            let mut plain = plain;
+            if workers > 1 {
+                plain.share_listeners(u32::try_from(workers).ok());
+            }
+            plain
+        };
         let clock = StdClock::new();
         let mut stack = match self.tls {
             None => TlsStack::without_tls(plain, clock),

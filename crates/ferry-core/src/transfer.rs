@@ -726,8 +726,8 @@ mod tests {
 
     #[test]
     fn the_longest_entry_fits_a_listing_line() {
-        // A name as long as a path may be, the widest size, every fact.
-        let name = [b'n'; PATH_LEN];
+        // A name as long as a listing takes, the widest size, every fact.
+        let name = [b'n'; LIST_NAME_LEN];
         let all = PermFacts::ALL;
         for kind in [ferry_fs::EntryKind::File, ferry_fs::EntryKind::Dir] {
             let meta = Metadata {
@@ -744,6 +744,10 @@ mod tests {
                 let now = ();
                 let len = format_line(format, &name, &meta, all, now, &mut line);
                 assert!(len.is_some(), "{format:?} {kind:?}");
+                // A name the line cannot hold is left out, not cut.
+                let longer = [b'n'; LIST_LINE_LEN];
+                let len = format_line(format, &longer, &meta, all, now, &mut line);
+                assert!(len.is_none(), "{format:?} {kind:?}");
             }
         }
     }
