@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -151,6 +151,14 @@ impl Server {
             }
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// VmRSS summed over the server and its helper processes now, KiB.
+    pub(super) fn rss_kib(&self) -> u64 {
+        std::iter::once(self.pid)
+            .chain(helpers(self.child.id(), self.pid))
+            .filter_map(|p| read_status_kib(p, "VmRSS"))
+            .sum()
     }
 
     /// The sampler's peak of summed VmRSS (KiB), and whether it saw children.
@@ -384,6 +392,63 @@ pub(super) fn run_bounded(
         None => Err(format!("`{shown}` took longer than {limit:?}; killed")),
         Some(status) if status.success() => Ok(stdout),
         Some(status) => Err(format!("`{shown}` exited with {status}: {}", stderr.trim())),
+    }
+}
+
+/// Runs `cmd`, a client that pauses: once it has printed its first line
+/// (the pause), `at_pause` gets that line, then the client's standard input
+/// is closed (its signal to go on); killed after `limit` in all. What
+/// `at_pause` returned and the rest of the client's stdout, if it exited
+/// with 0.
+pub(super) fn run_paused<T>(
+    cmd: &mut Command,
+    limit: Duration,
+    at_pause: impl FnOnce(&str) -> T,
+) -> Result<(T, String), String> {
+    let shown = cmd::show(cmd);
+    let deadline = Instant::now() + limit;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start `{shown}`: {e}"))?;
+    let stderr = drain(child.stderr.take());
+    let stdout = child.stdout.take();
+    let (first_tx, first_rx) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut rest = String::new();
+        if let Some(stdout) = stdout {
+            let mut lines = BufReader::new(stdout);
+            let mut first = String::new();
+            let _ = lines.read_line(&mut first);
+            let _ = first_tx.send(first);
+            let _ = lines.read_to_string(&mut rest);
+        }
+        rest
+    });
+    let value = match first_rx.recv_timeout(limit) {
+        Ok(line) if !line.is_empty() => Some(at_pause(line.trim())),
+        _ => None,
+    };
+    drop(child.stdin.take());
+    let status = wait_until(
+        &mut child,
+        deadline.saturating_duration_since(Instant::now()),
+    );
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let rest = reader.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    match (status, value) {
+        (None, _) => Err(format!("`{shown}` took longer than {limit:?}; killed")),
+        (Some(status), _) if !status.success() => {
+            Err(format!("`{shown}` exited with {status}: {}", stderr.trim()))
+        }
+        (Some(_), None) => Err(format!("`{shown}` ended before it paused")),
+        (Some(_), Some(value)) => Ok((value, rest)),
     }
 }
 

@@ -1,0 +1,131 @@
+"""Many idle logged-in sessions at once, for `cargo xtask bench`.
+
+    idle_sessions.py HOST PORT USER PASSWORD N LIMIT
+
+Opens N control connections to HOST:PORT from this one process (asyncio,
+non-blocking sockets; at most 100 connecting and logging in at a time, so
+that a listen backlog's overflow does not turn into SYN retries), and logs
+each in: the greeting, USER, and PASS when asked (vsftpd's anonymous user
+is in at USER). A session is admitted when it gets its 230; one that is
+refused or closed is not. Then prints one line of JSON,
+{"held": ADMITTED, "of": N, "seconds": S} (S: from the first connect to the
+last reply), and holds every admitted session open and idle until a line
+(or end of file) arrives on standard input, when each sends QUIT, reads
+the reply and closes. Then prints {"count": ADMITTED, "of": N, "seconds": S,
+"quit": SESSIONS_THAT_GOT_221}.
+
+RLIMIT_NOFILE's soft limit is raised to the hard one first. Bounded: the
+logins get LIMIT seconds in all, the wait on standard input too, and the
+QUITs 20 seconds; every socket is closed at the end.
+"""
+import asyncio
+import json
+import resource
+import sys
+import time
+
+IN_FLIGHT = 100
+QUIT_LIMIT = 20
+
+
+async def reply(reader):
+    """The code of one whole reply (multi-line too); 0 at end of file."""
+    line = await reader.readline()
+    if not line:
+        return 0
+    code = line[:3]
+    while line[3:4] == b"-":
+        line = await reader.readline()
+        if not line:
+            return 0
+        if line[:3] == code and line[3:4] == b" ":
+            break
+    try:
+        return int(code)
+    except ValueError:
+        return 0
+
+
+async def command(reader, writer, text):
+    writer.write(text.encode() + b"\r\n")
+    await writer.drain()
+    return await reply(reader)
+
+
+async def log_in(host, port, user, password, gate, held, refused):
+    async with gate:
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError as e:
+            refused.append(f"connect: {e}")
+            return
+        try:
+            code = await reply(reader)
+            if code == 220:
+                code = await command(reader, writer, f"USER {user}")
+                if code == 331:
+                    code = await command(reader, writer, f"PASS {password}")
+            if code == 230:
+                held.append((reader, writer))
+                return
+            refused.append(f"reply {code}")
+        except OSError as e:
+            refused.append(f"{e}")
+        writer.close()
+
+
+async def quit_one(reader, writer):
+    try:
+        code = await command(reader, writer, "QUIT")
+    except OSError:
+        code = 0
+    writer.close()
+    return code == 221
+
+
+def wait_for_line(limit):
+    """Blocks until a line or end of file on stdin, or `limit` seconds."""
+    import select
+    ready, _, _ = select.select([sys.stdin], [], [], limit)
+    if ready:
+        sys.stdin.readline()
+
+
+async def run(host, port, user, password, n, limit):
+    held, refused = [], []
+    gate = asyncio.Semaphore(IN_FLIGHT)
+    start = time.perf_counter()
+    tasks = [asyncio.ensure_future(log_in(host, port, user, password, gate, held, refused))
+             for _ in range(n)]
+    done, pending = await asyncio.wait(tasks, timeout=limit)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    seconds = time.perf_counter() - start
+    reasons = sorted(set(refused))[:3]
+    print(json.dumps({"held": len(held), "of": n, "seconds": seconds,
+                      "late": len(pending), "refused": reasons}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, wait_for_line, limit)
+    try:
+        quits = await asyncio.wait_for(
+            asyncio.gather(*(quit_one(r, w) for r, w in held)), QUIT_LIMIT)
+    except asyncio.TimeoutError:
+        quits = []
+    for _, writer in held:
+        writer.close()
+    return {"count": len(held), "of": n, "seconds": seconds, "quit": sum(quits)}
+
+
+def main():
+    if len(sys.argv) != 7:
+        sys.exit(__doc__)
+    host, port, user, password, n, limit = sys.argv[1:]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    result = asyncio.run(run(host, int(port), user, password, int(n), float(limit)))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
