@@ -3,11 +3,13 @@
     idle_sessions.py HOST PORT USER PASSWORD N LIMIT
 
 Opens N control connections to HOST:PORT from this one process (asyncio,
-non-blocking sockets; at most 100 connecting and logging in at a time, so
-that a listen backlog's overflow does not turn into SYN retries), and logs
-each in: the greeting, USER, and PASS when asked (vsftpd's anonymous user
-is in at USER). A session is admitted when it gets its 230; one that is
-refused or closed is not. Then prints one line of JSON,
+non-blocking sockets), and logs each in: the greeting, USER, and PASS when
+asked (vsftpd's anonymous user is in at USER). At most 24 connect and log in
+at a time: fewer than the smallest listen backlog among the servers
+(vsftpd's 32), since a connection that overflows a full accept queue looks
+established to its client, which then waits for a greeting that never
+comes. A session is admitted when it gets its 230; one that is refused,
+closed, or not logged in within 30 seconds is not. Then prints one line of JSON,
 {"held": ADMITTED, "of": N, "seconds": S} (S: from the first connect to the
 last reply), and holds every admitted session open and idle until a line
 (or end of file) arrives on standard input, when each sends QUIT, reads
@@ -24,7 +26,8 @@ import resource
 import sys
 import time
 
-IN_FLIGHT = 100
+IN_FLIGHT = 24
+LOGIN_LIMIT = 30
 QUIT_LIMIT = 20
 
 
@@ -55,20 +58,31 @@ async def command(reader, writer, text):
 async def log_in(host, port, user, password, gate, held, refused):
     async with gate:
         try:
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), LOGIN_LIMIT)
+        except asyncio.TimeoutError:
+            refused.append(f"no connection within {LOGIN_LIMIT} s")
+            return
         except OSError as e:
             refused.append(f"connect: {e}")
             return
-        try:
+
+        async def converse():
             code = await reply(reader)
             if code == 220:
                 code = await command(reader, writer, f"USER {user}")
                 if code == 331:
                     code = await command(reader, writer, f"PASS {password}")
+            return code
+
+        try:
+            code = await asyncio.wait_for(converse(), LOGIN_LIMIT)
             if code == 230:
                 held.append((reader, writer))
                 return
             refused.append(f"reply {code}")
+        except asyncio.TimeoutError:
+            refused.append(f"no login reply within {LOGIN_LIMIT} s")
         except OSError as e:
             refused.append(f"{e}")
         writer.close()

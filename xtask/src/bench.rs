@@ -1,50 +1,88 @@
 //! `cargo xtask bench [--quick] [--write]`: ferryd's speed, memory and CPU
 //! time beside peer FTP servers, measured in the same run on loopback.
 //!
-//! Every server gets its own temporary root, a free control port and its own
-//! passive range, and the same client commands (curl for the large files,
-//! Python's ftplib for the small operations, `xtask/bench/small_ops.py`):
+//! Every server gets its own root, a free control port and its own passive
+//! range, and the same client commands (curl for the large files, Python's
+//! ftplib for the small operations, `xtask/bench/small_ops.py`). The roots
+//! and the large file are on tmpfs (`/dev/shm`, when it exists with room
+//! for four copies of the file; else `$TMPDIR`, which the machine line
+//! then names with the reason), so that the servers' disk is memory. Each
+//! server is configured to admit the idle sessions (item 9) and
+//! [`SESSION_HEADROOM`] more, in all and from one address.
 //!
 //! 1. RETR of a large file (256 MiB; `--quick`: 32 MiB) to `/dev/null`:
 //!    MiB/s, the median of three runs, after one untimed download whose
 //!    bytes are checked (size and SHA-256).
-//! 2. STOR of a file as large: MiB/s, the median of three runs; after each,
+//! 2. The loopback ceiling (`xtask/bench/ceiling.py`), before each round
+//!    of RETRs: as many bytes over one TCP connection on 127.0.0.1 with no
+//!    server, sent with `sendfile` from the large file and with `send` from
+//!    memory, received into a buffer and discarded; the table gives
+//!    ferryd's RETR and STOR as a share of the higher median.
+//! 3. STOR of a file as large: MiB/s, the median of three runs; after each,
 //!    the file on the server's disk must have the size and SHA-256 of the
 //!    source, or the bench fails (moving wrong bytes fast is worthless).
-//! 3. A session doing 500 (`--quick`: 100) rounds of STOR 1 KiB, RETR it
+//! 4. A session doing 500 (`--quick`: 100) rounds of STOR 1 KiB, RETR it
 //!    (bytes compared), DELE: rounds per second; then 200 (100) fresh
 //!    connections, each login, PWD, QUIT: connections per second; the
 //!    median of three runs of each.
-//! 4. Memory: the server process's `VmHWM` (peak RSS) after the workloads,
-//!    and the peak of `VmRSS` summed over the server and its child processes,
-//!    sampled every [`SAMPLE_EVERY`] (vsftpd forks per connection; its
-//!    listener's own `VmHWM` is not what its sessions use).
-//! 5. CPU time of the server (`utime + stime + cutime + cstime` from
-//!    `/proc/PID/stat`: reaped children included) over its life, and the
-//!    part each workload took. vsftpd runs under a child subreaper
-//!    (`xtask/bench/subreaper.py`) that reaps the session processes which
-//!    outlive their parent: its `cutime`/`cstime` is added.
+//! 5. Eight such sessions at once (processes of their own, distinct file
+//!    names), 250 (50) rounds each: rounds per second over all, to the end
+//!    of the slowest; the median of three runs.
+//! 6. NOOP round trips (p50, p99) of one logged-in session, a NOOP every
+//!    5 ms for 10 s (3 s), while four curl clients download the large file
+//!    in a loop (`xtask/bench/latency.py downloads`). The timing is
+//!    `xtask/bench/ftpctl.py`'s, shared with `brute_force.py`.
+//! 7. The same while 40 connections guess the bench user's password
+//!    (`latency.py guessing`); not vsftpd, whose anonymous user has none.
+//! 8. Memory: the server process's `VmHWM` (peak RSS) before the idle
+//!    sessions, and the peak of `VmRSS` summed over the server and its child
+//!    processes until then, sampled every [`SAMPLE_EVERY`] (vsftpd and
+//!    pure-ftpd fork per connection; their listener's own `VmHWM` is not
+//!    what their sessions use).
+//! 9. 1000 (`--quick`: 200) idle logged-in sessions at once from one
+//!    process (`xtask/bench/idle_sessions.py`, asyncio): how many were
+//!    admitted and the seconds to log them all in; the RSS summed over the
+//!    server's processes with all held, less the same just before, per
+//!    admitted session (and the same of PSS, which shares a forking
+//!    server's common pages among its processes instead of counting them
+//!    in each); then each QUITs (all must get their 221).
+//! 10. CPU time of the server (`utime + stime + cutime + cstime` from
+//!     `/proc/PID/stat`: reaped children included) over its life, and the
+//!     part each workload took. vsftpd runs under a child subreaper
+//!     (`xtask/bench/subreaper.py`) that reaps the session processes which
+//!     outlive their parent: its `cutime`/`cstime` is added.
 //!
 //! All servers run at once, idle but for the one being measured; each run
 //! of each workload goes to every server in turn, so that load from
 //! elsewhere on the machine falls on all of them alike.
 //!
-//! 6. FTPES (`bench/tls.rs`): RETR and STOR over TLS with `curl
-//!    --ssl-reqd` and FTPS logins per second, beside pure-ftpd and vsftpd
-//!    with TLS through OpenSSL.
+//! 11. Issue 14's goals for ferryd (`bench/goals.rs`), each "met" or "not
+//!     met" from this run's figures: at least 1.2x the best peer on every
+//!     throughput row, RETR and STOR at least 0.8 of the loopback ceiling,
+//!     at most 4 KiB of RSS per idle session (with every session admitted),
+//!     a NOOP p99 under the downloads of at most 5 ms.
+//! 12. FTPES (`bench/tls.rs`): RETR and STOR over TLS with `curl
+//!     --ssl-reqd` and FTPS logins per second, beside pure-ftpd and vsftpd
+//!     with TLS through OpenSSL.
 //!
 //! The peers: pyftpdlib (pip), its default asynchronous single-process
-//! server; vsftpd (Debian), standalone as root with anonymous login. vsftpd
-//! will not chroot into a root its user can write, so the clients work in a
-//! `bench/` directory of each server's root, the same path everywhere. A
-//! missing peer is skipped with a loud line.
+//! server; vsftpd (Debian), standalone as root with anonymous login;
+//! pure-ftpd (Debian's package, unpacked by `cargo xtask setup`: it
+//! conflicts with vsftpd's), standalone as root with one virtual user.
+//! vsftpd will not chroot into a root its user can write, so the clients
+//! work in a `bench/` directory of each server's root, the same path
+//! everywhere. A missing peer is skipped with a loud line. A ferryd whose
+//! session table is smaller than the idle sessions asked for refuses
+//! `--max-sessions`: it is run with the most it takes, loudly, and its
+//! setup line says so.
 //!
-//! Times come from the clients (curl's `time_total`, the helper's
+//! Times come from the clients (curl's `time_total`, the helpers'
 //! `time.perf_counter`); nothing asserts on them: the chore prints numbers,
 //! and `--write` records them in docs/BENCHMARKS.md between
-//! `<!-- bench:begin -->` and `<!-- bench:end -->`. Every subprocess has a
-//! time limit, every server is stopped by a guard (also on failure), and
-//! the temporary directory is removed.
+//! `<!-- bench:begin -->` and `<!-- bench:end -->`. It fails on wrong bytes
+//! and on a server that misbehaves (exits, refuses a workload, does not
+//! answer QUIT). Every subprocess has a time limit, every server is stopped
+//! by a guard (also on failure), and the temporary directory is removed.
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -681,7 +719,9 @@ impl Contender {
     ) -> Result<T, String> {
         self.server.settle();
         let before = self.server.cpu_ticks()?;
-        let value = work(&self.client, &self.server)?;
+        let value = work(&self.client, &self.server);
+        self.server.check_running()?;
+        let value = value?;
         self.server.settle();
         let after = self.server.cpu_ticks()?;
         let seconds = after.saturating_sub(before) as f64 / context.clk_tck as f64;
@@ -707,10 +747,18 @@ impl Contender {
             return;
         }
         let pid = self.server.pid();
-        match read_status_kib(pid, "VmHWM") {
-            Some(hwm) => self.measured.hwm_kib = hwm,
-            None => {
-                self.failed = Some(format!("cannot read /proc/{pid}/status"));
+        let hwm = self.server.check_running().and_then(|()| {
+            read_status_kib(pid, "VmHWM").ok_or_else(|| format!("cannot read /proc/{pid}/status"))
+        });
+        match hwm {
+            Ok(hwm) => self.measured.hwm_kib = hwm,
+            Err(why) => {
+                println!(
+                    "---- {} failed: {why}\n---- its log, last lines ----\n{}",
+                    self.report.peer.name(),
+                    self.server.log_tail()
+                );
+                self.failed = Some(why);
                 self.server.stop();
                 return;
             }

@@ -175,6 +175,7 @@ mod tests {
                 seconds: 1.0,
                 before_kib: 8000,
                 held_kib: 12_000,
+                ..Idle::default()
             }),
             ..Measured::default()
         };
@@ -234,6 +235,7 @@ mod tests {
             seconds: 1.0,
             before_kib: 8000,
             held_kib: 8064,
+            ..Idle::default()
         };
         let goal = idle_goal("asks".into(), &idle);
         assert_eq!(goal.met, Some(false));

@@ -49,13 +49,25 @@ pub(super) struct Idle {
     pub(super) before_kib: u64,
     /// The same with every admitted session held, KiB.
     pub(super) held_kib: u64,
+    /// PSS summed over the server's processes just before, KiB.
+    pub(super) before_pss_kib: u64,
+    /// The same with every admitted session held, KiB.
+    pub(super) held_pss_kib: u64,
 }
 
 impl Idle {
-    /// (held − before) / admitted, KiB; `None` if none was admitted.
+    /// RSS (held − before) / admitted, KiB; `None` if none was admitted.
     pub(super) fn per_session_kib(&self) -> Option<f64> {
-        (self.admitted > 0)
-            .then(|| (self.held_kib as f64 - self.before_kib as f64) / self.admitted as f64)
+        self.per_session(self.before_kib, self.held_kib)
+    }
+
+    /// The same of PSS, KiB.
+    pub(super) fn pss_per_session_kib(&self) -> Option<f64> {
+        self.per_session(self.before_pss_kib, self.held_pss_kib)
+    }
+
+    fn per_session(&self, before: u64, held: u64) -> Option<f64> {
+        (self.admitted > 0).then(|| (held as f64 - before as f64) / self.admitted as f64)
     }
 }
 
@@ -138,13 +150,13 @@ impl Client {
             .arg(count.to_string())
             .arg(IDLE_LIMIT.as_secs().to_string());
         println!("$ {}", cmd::show(&python));
-        let before_kib = server.rss_kib();
+        let (before_kib, before_pss_kib) = server.memory_kib();
         let (held, rest) = run_paused(&mut python, IDLE_LIMIT * 2 + SCRIPT_LIMIT, |line| {
             println!("{line}");
             thread::sleep(IDLE_SETTLE);
-            (parse_held(line), server.rss_kib())
+            (parse_held(line), server.memory_kib())
         })?;
-        let (held, held_kib) = held;
+        let (held, (held_kib, held_pss_kib)) = held;
         let (admitted, of, seconds) =
             held.ok_or_else(|| "idle_sessions.py printed no count of held sessions".to_string())?;
         // Every admitted session must have been let go: a server that does
@@ -162,6 +174,8 @@ impl Client {
             seconds,
             before_kib,
             held_kib,
+            before_pss_kib,
+            held_pss_kib,
         })
     }
 }
@@ -257,8 +271,11 @@ mod tests {
             seconds: 1.0,
             before_kib: 8000,
             held_kib: 11_000,
+            before_pss_kib: 6000,
+            held_pss_kib: 6500,
         };
         assert_eq!(idle.per_session_kib(), Some(3.0));
+        assert_eq!(idle.pss_per_session_kib(), Some(0.5));
         let none = Idle {
             admitted: 0,
             ..idle

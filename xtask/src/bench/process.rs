@@ -153,12 +153,35 @@ impl Server {
         }
     }
 
-    /// VmRSS summed over the server and its helper processes now, KiB.
-    pub(super) fn rss_kib(&self) -> u64 {
-        std::iter::once(self.pid)
+    /// Fails if the started process has exited (the server crashed or quit),
+    /// with its exit status.
+    pub(super) fn check_running(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("it exited with {status}")),
+            Err(e) => Err(format!("cannot wait for it: {e}")),
+        }
+    }
+
+    /// VmRSS and PSS (each shared page divided among the processes that
+    /// map it, from `/proc/PID/smaps_rollup`) summed over the server and
+    /// its helper processes now, KiB.
+    pub(super) fn memory_kib(&self) -> (u64, u64) {
+        let pids: Vec<u32> = std::iter::once(self.pid)
             .chain(helpers(self.child.id(), self.pid))
-            .filter_map(|p| read_status_kib(p, "VmRSS"))
-            .sum()
+            .collect();
+        let rss = pids
+            .iter()
+            .filter_map(|&p| read_status_kib(p, "VmRSS"))
+            .sum();
+        let pss = pids
+            .iter()
+            .filter_map(|&p| {
+                let text = fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok()?;
+                parse_status_kib(&text, "Pss")
+            })
+            .sum();
+        (rss, pss)
     }
 
     /// The sampler's peak of summed VmRSS (KiB), and whether it saw children.
@@ -559,6 +582,9 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmSwap"), None);
         // A field whose name starts another's is not taken for it.
         assert_eq!(parse_status_kib("VmRSSx:\t1 kB\n", "VmRSS"), None);
+        // smaps_rollup's Pss, not its Pss_Anon.
+        let rollup = "Rss:  900 kB\nPss_Anon:   10 kB\nPss:   300 kB\n";
+        assert_eq!(parse_status_kib(rollup, "Pss"), Some(300));
     }
 
     #[test]

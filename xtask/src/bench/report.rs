@@ -320,13 +320,16 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
         ),
         with(
             metric(
-                "RSS per idle session: (summed RSS with all held − just before) / admitted, KiB"
+                "RSS per idle session: (summed RSS with all held − just before) / admitted, \
+                 KiB (the same of PSS)"
                     .into(),
                 &|m| {
-                    m.idle
-                        .as_ref()
-                        .and_then(|idle| idle.per_session_kib())
-                        .map_or("-".into(), |kib| format!("{kib:.1}"))
+                    m.idle.as_ref().map_or("-".into(), |idle| {
+                        match (idle.per_session_kib(), idle.pss_per_session_kib()) {
+                            (Some(rss), Some(pss)) => format!("{rss:.1} (PSS {pss:.1})"),
+                            _ => "-".into(),
+                        }
+                    })
                 },
             ),
             String::new(),
@@ -509,8 +512,8 @@ pub(super) fn runs(measured: &Measured) -> String {
     }
     if let Some(idle) = &measured.idle {
         out += &format!(
-            "; idle sessions: summed RSS {} KiB before, {} KiB held",
-            idle.before_kib, idle.held_kib
+            "; idle sessions: summed RSS {} KiB before, {} KiB held (PSS {}, {})",
+            idle.before_kib, idle.held_kib, idle.before_pss_kib, idle.held_pss_kib
         );
     }
     out
@@ -577,6 +580,7 @@ mod tests {
                 seconds: 0.5,
                 before_kib: 8000,
                 held_kib: 10_500,
+                ..Idle::default()
             }),
             rss_start_kib: 1024,
             hwm_kib: 2048,
@@ -624,7 +628,7 @@ mod tests {
         assert!(text.contains("| 0.25 / 4.50 | "));
         assert!(text.contains("| n/a | "));
         assert!(text.contains("| 1000 of 1000, 0.50 s | "));
-        assert!(text.contains("| 2.5 | "));
+        assert!(text.contains("| 2.5 (PSS 0.0) | "));
         assert!(text.contains("| 2.0 (listener only) |"));
         assert!(text.contains("| 0.25 / 0.50 / 0.12 / 0.12 / 0.00 / 0.00 / 0.00 / 0.00 |"));
         assert_eq!(text.lines().count(), 16);
@@ -634,7 +638,7 @@ mod tests {
             "Runs: RETR 100, 300, 200 MiB/s; STOR 50.0 MiB/s; 1000, 900, 1100 rounds/s; \
              500 connections/s; 2000 rounds/s with 8 clients; under downloads 1800 NOOPs, \
              worst 9.00 ms, 12 downloads done; idle sessions: summed RSS 8000 KiB before, \
-             10500 KiB held."
+             10500 KiB held (PSS 0, 0)."
         ));
         assert!(notes.contains("Runs: sendfile 400 MiB/s; write 500, 300 MiB/s."));
         assert!(notes.contains("ferryd's guessing row is n/a: anonymous only."));
