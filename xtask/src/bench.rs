@@ -763,7 +763,7 @@ impl Contender {
                 return;
             }
         }
-        let (tree_peak, forks) = self.server.sampled();
+        let (tree_peak, forks) = self.server.stop_sampling();
         self.measured.tree_peak_kib = tree_peak;
         self.measured.forks = forks;
     }
@@ -927,7 +927,9 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
         contender.measured.under_guessing = latency.map(Ok);
     }
 
-    // The memory peaks of the workloads above, before the idle sessions.
+    // The memory peaks of the workloads above, before the idle sessions;
+    // the samplers stop (scanning thousands of vsftpd processes every
+    // SAMPLE_EVERY would load the CPUs the logins need).
     for contender in contenders.iter_mut() {
         contender.snapshot_peaks();
     }

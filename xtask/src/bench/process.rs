@@ -184,6 +184,14 @@ impl Server {
         (rss, pss)
     }
 
+    /// Stops the sampler (its scans of `/proc` cost CPU that thousands of
+    /// processes make noticeable): its peak and whether it saw children.
+    pub(super) fn stop_sampling(&mut self) -> (u64, bool) {
+        let sampled = self.sampled();
+        self.sampler = None;
+        sampled
+    }
+
     /// The sampler's peak of summed VmRSS (KiB), and whether it saw children.
     pub(super) fn sampled(&self) -> (u64, bool) {
         self.sampler
