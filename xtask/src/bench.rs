@@ -43,9 +43,10 @@
 //!    process (`xtask/bench/idle_sessions.py`, asyncio): how many were
 //!    admitted and the seconds to log them all in; the RSS summed over the
 //!    server's processes with all held, less the same just before, per
-//!    admitted session (and the same of PSS, which shares a forking
-//!    server's common pages among its processes instead of counting them
-//!    in each); then each QUITs (all must get their 221).
+//!    admitted session (and the same of anonymous PSS, which shares a
+//!    forking server's common pages among its processes instead of
+//!    counting them in each, and leaves out mapped files); then each QUITs
+//!    (all must get their 221).
 //! 10. CPU time of the server (`utime + stime + cutime + cstime` from
 //!     `/proc/PID/stat`: reaped children included) over its life, and the
 //!     part each workload took. vsftpd runs under a child subreaper

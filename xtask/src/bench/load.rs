@@ -49,7 +49,7 @@ pub(super) struct Idle {
     pub(super) before_kib: u64,
     /// The same with every admitted session held, KiB.
     pub(super) held_kib: u64,
-    /// PSS summed over the server's processes just before, KiB.
+    /// Anonymous PSS summed over the server's processes just before, KiB.
     pub(super) before_pss_kib: u64,
     /// The same with every admitted session held, KiB.
     pub(super) held_pss_kib: u64,
@@ -61,7 +61,7 @@ impl Idle {
         self.per_session(self.before_kib, self.held_kib)
     }
 
-    /// The same of PSS, KiB.
+    /// The same of anonymous PSS, KiB.
     pub(super) fn pss_per_session_kib(&self) -> Option<f64> {
         self.per_session(self.before_pss_kib, self.held_pss_kib)
     }

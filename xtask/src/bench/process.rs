@@ -163,9 +163,12 @@ impl Server {
         }
     }
 
-    /// VmRSS and PSS (each shared page divided among the processes that
-    /// map it, from `/proc/PID/smaps_rollup`) summed over the server and
-    /// its helper processes now, KiB.
+    /// VmRSS and anonymous PSS summed over the server and its helper
+    /// processes now, KiB. Anonymous PSS (`Pss_Anon` of
+    /// `/proc/PID/smaps_rollup`) divides each page a forking server's
+    /// processes share among them, and leaves out mapped files (libraries),
+    /// whose share moves when other processes map the same files (the
+    /// Python clients map libpython and libc too).
     pub(super) fn memory_kib(&self) -> (u64, u64) {
         let pids: Vec<u32> = std::iter::once(self.pid)
             .chain(helpers(self.child.id(), self.pid))
@@ -178,7 +181,7 @@ impl Server {
             .iter()
             .filter_map(|&p| {
                 let text = fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok()?;
-                parse_status_kib(&text, "Pss")
+                parse_status_kib(&text, "Pss_Anon")
             })
             .sum();
         (rss, pss)
@@ -590,8 +593,9 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmSwap"), None);
         // A field whose name starts another's is not taken for it.
         assert_eq!(parse_status_kib("VmRSSx:\t1 kB\n", "VmRSS"), None);
-        // smaps_rollup's Pss, not its Pss_Anon.
-        let rollup = "Rss:  900 kB\nPss_Anon:   10 kB\nPss:   300 kB\n";
+        // smaps_rollup's Pss_Anon, not its Pss.
+        let rollup = "Rss:  900 kB\nPss:   300 kB\nPss_Anon:   10 kB\n";
+        assert_eq!(parse_status_kib(rollup, "Pss_Anon"), Some(10));
         assert_eq!(parse_status_kib(rollup, "Pss"), Some(300));
     }
 

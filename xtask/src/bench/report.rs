@@ -321,12 +321,12 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
         with(
             metric(
                 "RSS per idle session: (summed RSS with all held − just before) / admitted, \
-                 KiB (the same of PSS)"
+                 KiB (the same of anonymous PSS)"
                     .into(),
                 &|m| {
                     m.idle.as_ref().map_or("-".into(), |idle| {
                         match (idle.per_session_kib(), idle.pss_per_session_kib()) {
-                            (Some(rss), Some(pss)) => format!("{rss:.1} (PSS {pss:.1})"),
+                            (Some(rss), Some(pss)) => format!("{rss:.1} (anon. PSS {pss:.1})"),
                             _ => "-".into(),
                         }
                     })
@@ -448,12 +448,17 @@ pub(super) fn notes(reports: &[Report], ceiling: &Ceiling) -> String {
          before: {DOWNLOADERS} curl processes each downloading the large file to \
          /dev/null again as soon as done (each checked for its byte count), or \
          {GUESSERS} connections sending USER and a wrong PASS for the bench's user over and \
-         over. The idle sessions (`xtask/bench/idle_sessions.py`, asyncio, at most 100 \
-         logging in at a time) are held while the server's RSS, summed over its processes, \
-         is read (0.5 s after the last login), then each sends QUIT; every server is \
-         configured to admit that many sessions and {SESSION_HEADROOM} more, in all and \
-         from one address. They run last: the VmHWM and summed-peak rows stop before \
-         them.\n"
+         over. The idle sessions (`xtask/bench/idle_sessions.py`, asyncio, at most 24 \
+         connecting and logging in at a time, below vsftpd's listen backlog of 32, each \
+         given 30 s) are held while the server's memory, summed over its processes, is \
+         read (0.5 s after the last login), then each sends QUIT and must get its 221; \
+         every server is configured to admit that many sessions and {SESSION_HEADROOM} \
+         more, in all and from one address. RSS counts a page shared by a forking \
+         server's processes once in each; anonymous PSS (`Pss_Anon`, smaps_rollup) \
+         divides it among them and leaves out mapped files. Memory a server allocated \
+         in earlier workloads and kept is in the \"before\" figure, so a server that \
+         reuses it shows little or nothing per session. The idle sessions run last: the \
+         VmHWM and summed-peak rows stop before them.\n"
     );
     let not_run: Vec<String> = reports
         .iter()
@@ -512,7 +517,7 @@ pub(super) fn runs(measured: &Measured) -> String {
     }
     if let Some(idle) = &measured.idle {
         out += &format!(
-            "; idle sessions: summed RSS {} KiB before, {} KiB held (PSS {}, {})",
+            "; idle sessions: summed RSS {} KiB before, {} KiB held (anonymous PSS {}, {})",
             idle.before_kib, idle.held_kib, idle.before_pss_kib, idle.held_pss_kib
         );
     }
@@ -628,7 +633,7 @@ mod tests {
         assert!(text.contains("| 0.25 / 4.50 | "));
         assert!(text.contains("| n/a | "));
         assert!(text.contains("| 1000 of 1000, 0.50 s | "));
-        assert!(text.contains("| 2.5 (PSS 0.0) | "));
+        assert!(text.contains("| 2.5 (anon. PSS 0.0) | "));
         assert!(text.contains("| 2.0 (listener only) |"));
         assert!(text.contains("| 0.25 / 0.50 / 0.12 / 0.12 / 0.00 / 0.00 / 0.00 / 0.00 |"));
         assert_eq!(text.lines().count(), 16);
@@ -638,7 +643,7 @@ mod tests {
             "Runs: RETR 100, 300, 200 MiB/s; STOR 50.0 MiB/s; 1000, 900, 1100 rounds/s; \
              500 connections/s; 2000 rounds/s with 8 clients; under downloads 1800 NOOPs, \
              worst 9.00 ms, 12 downloads done; idle sessions: summed RSS 8000 KiB before, \
-             10500 KiB held (PSS 0, 0)."
+             10500 KiB held (anonymous PSS 0, 0)."
         ));
         assert!(notes.contains("Runs: sendfile 400 MiB/s; write 500, 300 MiB/s."));
         assert!(notes.contains("ferryd's guessing row is n/a: anonymous only."));
