@@ -16,7 +16,8 @@
 
 Prints one line of JSON: {"count": N, "seconds": elapsed}. Only the loop is
 timed (time.perf_counter), not Python's start-up. Exits non-zero on any
-error or wrong byte; every socket operation has a timeout.
+error or wrong byte (whose message starts with WRONG BYTES); every socket
+operation has a timeout.
 """
 import ftplib
 import io
@@ -27,6 +28,9 @@ import sys
 import time
 
 TIMEOUT = 20  # seconds, for each socket operation
+# Starts the message of a wrong byte: the bench fails on it, whatever the
+# workload (a row may fail alone for other reasons).
+WRONG_BYTES = "WRONG BYTES"
 
 
 def session(host, port, user, password):
@@ -54,7 +58,7 @@ def do_rounds(ftp, n, prefix):
         got = bytearray()
         ftp.retrbinary(f"RETR {name}", got.extend)
         if bytes(got) != payload:
-            sys.exit(f"RETR {name}: {len(got)} bytes differ from the 1024 stored")
+            sys.exit(f"{WRONG_BYTES}: RETR {name}: {len(got)} bytes differ from the 1024 stored")
         ftp.delete(name)
 
 

@@ -27,7 +27,8 @@
 //!    median of three runs of each.
 //! 5. Eight such sessions at once (processes of their own, distinct file
 //!    names), 250 (50) rounds each: rounds per second over all, to the end
-//!    of the slowest; the median of three runs.
+//!    of the slowest; the median of three runs. It runs after items 6 and
+//!    7: it can leave a server's passive ports in TIME_WAIT.
 //! 6. NOOP round trips (p50, p99) of one logged-in session, a NOOP every
 //!    5 ms for 10 s (3 s), while four curl clients download the large file
 //!    in a loop (`xtask/bench/latency.py downloads`). The timing is
@@ -82,7 +83,10 @@
 //! and `--write` records them in docs/BENCHMARKS.md between
 //! `<!-- bench:begin -->` and `<!-- bench:end -->`. It fails on wrong bytes
 //! and on a server that misbehaves (exits, refuses a workload, does not
-//! answer QUIT). Every subprocess has a time limit, every server is stopped
+//! answer QUIT), except that a peer failing one of the concurrent workloads
+//! (items 5, 6, 7, 9: they find the limits of a configuration) while its
+//! server runs on has that row marked failed, the reason in the notes, and
+//! goes on; ferryd failing any workload fails the bench. Every subprocess has a time limit, every server is stopped
 //! by a guard (also on failure), and the temporary directory is removed.
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -224,6 +228,10 @@ const SCRIPT_LIMIT: Duration = Duration::from_secs(300);
 const HASH_LIMIT: Duration = Duration::from_secs(120);
 const QUICK_LIMIT: Duration = Duration::from_secs(10);
 
+/// How `small_ops.py` starts the message of a wrong byte: the bench fails
+/// on it in every workload.
+const WRONG_BYTES: &str = "WRONG BYTES";
+
 /// The servers compared, in table order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Peer {
@@ -282,6 +290,9 @@ struct Measured {
     under_guessing: Option<Result<Latency, String>>,
     /// The idle logged-in sessions.
     idle: Option<Idle>,
+    /// The workloads this server failed alone (a peer whose server ran
+    /// on), and why; their rows say "failed".
+    failed_rows: Vec<(Phase, String)>,
     /// VmRSS once started and idle, KiB.
     rss_start_kib: u64,
     /// VmHWM of the server process before the idle sessions, KiB.
@@ -292,6 +303,32 @@ struct Measured {
     /// Whether the server had child processes (vsftpd's sessions).
     forks: bool,
     cpu: Cpu,
+}
+
+impl Phase {
+    /// The workload's name in the notes.
+    fn title(self) -> &'static str {
+        match self {
+            Phase::Retr => "RETR",
+            Phase::Stor => "STOR",
+            Phase::Rounds => "small files",
+            Phase::Connections => "logins",
+            Phase::Parallel => "8 small-files clients",
+            Phase::UnderDownloads => "NOOPs under downloads",
+            Phase::UnderGuessing => "NOOPs under password guessing",
+            Phase::Idle => "idle sessions",
+        }
+    }
+}
+
+impl Measured {
+    /// Why this server failed the workload `phase` alone, if it did.
+    fn row_failure(&self, phase: Phase) -> Option<&str> {
+        self.failed_rows
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map(|(_, why)| why.as_str())
+    }
 }
 
 /// Server CPU seconds: the whole run and each workload's part.
@@ -712,6 +749,53 @@ impl Contender {
         }
     }
 
+    /// Runs one step of a workload in which a peer's failure is its row's
+    /// alone (the concurrent workloads, which find the limits of a server's
+    /// configuration): if the server still runs and the bytes were not
+    /// wrong, the reason is recorded against `phase` and the server goes
+    /// on. ferryd's failure, wrong bytes, or a server that exited fail the
+    /// server as [`Contender::step`] does. `None` once failed either way.
+    fn row_step<T>(
+        &mut self,
+        context: &Context,
+        phase: Phase,
+        work: impl FnOnce(&Client, &Server) -> Result<T, String>,
+    ) -> Option<T> {
+        if self.failed.is_some() || self.row_failure(phase).is_some() {
+            return None;
+        }
+        match self.timed(context, Some(phase), work) {
+            Ok(value) => Some(value),
+            Err(why) => {
+                let alone = self.report.peer != Peer::Ferryd
+                    && !why.contains(WRONG_BYTES)
+                    && self.server.check_running().is_ok();
+                println!(
+                    "---- {} failed{}: {why}\n---- its log, last lines ----\n{}",
+                    self.report.peer.name(),
+                    if alone {
+                        " this workload (its row says so; it goes on)"
+                    } else {
+                        ""
+                    },
+                    self.server.log_tail()
+                );
+                if alone {
+                    self.measured.failed_rows.push((phase, why));
+                } else {
+                    self.failed = Some(why);
+                    self.server.stop();
+                }
+                None
+            }
+        }
+    }
+
+    /// Why this server failed the workload `phase` alone, if it did.
+    fn row_failure(&self, phase: Phase) -> Option<&str> {
+        self.measured.row_failure(phase)
+    }
+
     fn timed<T>(
         &mut self,
         context: &Context,
@@ -887,26 +971,10 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
     }
 
     header(&format!(
-        "bench: {PARALLEL_CLIENTS} small-files clients at once, {} rounds each",
-        sizes.parallel_rounds
-    ));
-    for run in 0..sizes.runs {
-        for index in in_turn(run) {
-            let Some(contender) = contenders.get_mut(index) else {
-                continue;
-            };
-            let rate = contender.step(context, Some(Phase::Parallel), |client, _| {
-                client.parallel_rounds(context, sizes.parallel_rounds)
-            });
-            contender.measured.parallel.extend(rate);
-        }
-    }
-
-    header(&format!(
         "bench: NOOP round trips while {DOWNLOADERS} curl clients download {RETR_NAME}"
     ));
     for contender in contenders.iter_mut() {
-        let latency = contender.step(context, Some(Phase::UnderDownloads), |client, _| {
+        let latency = contender.row_step(context, Phase::UnderDownloads, |client, _| {
             client.latency(context, Load::Downloads, source.bytes, sizes.noop_seconds)
         });
         contender.measured.under_downloads = latency;
@@ -922,10 +990,32 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
             ));
             continue;
         }
-        let latency = contender.step(context, Some(Phase::UnderGuessing), |client, _| {
+        let latency = contender.row_step(context, Phase::UnderGuessing, |client, _| {
             client.latency(context, Load::Guessing, source.bytes, sizes.noop_seconds)
         });
         contender.measured.under_guessing = latency.map(Ok);
+    }
+
+    // After the NOOP rows: a server that leaves its passive ports in
+    // TIME_WAIT here (pure-ftpd) would otherwise fail those rows too.
+    header(&format!(
+        "bench: {PARALLEL_CLIENTS} small-files clients at once, {} rounds each",
+        sizes.parallel_rounds
+    ));
+    for run in 0..sizes.runs {
+        for index in in_turn(run) {
+            let Some(contender) = contenders.get_mut(index) else {
+                continue;
+            };
+            let rate = contender.row_step(context, Phase::Parallel, |client, _| {
+                client.parallel_rounds(context, sizes.parallel_rounds)
+            });
+            contender.measured.parallel.extend(rate);
+            if contender.row_failure(Phase::Parallel).is_some() {
+                // A row with a failed run has no median.
+                contender.measured.parallel.clear();
+            }
+        }
     }
 
     // The memory peaks of the workloads above, before the idle sessions;
@@ -939,7 +1029,7 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
         sizes.idle_sessions
     ));
     for contender in contenders.iter_mut() {
-        let idle = contender.step(context, Some(Phase::Idle), |client, server| {
+        let idle = contender.row_step(context, Phase::Idle, |client, server| {
             client.idle_sessions(context, server, sizes.idle_sessions)
         });
         contender.measured.idle = idle;

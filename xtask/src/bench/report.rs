@@ -8,7 +8,7 @@ use std::thread;
 
 use super::load::{Latency, DOWNLOADERS, GUESSERS, PARALLEL_CLIENTS, SESSION_HEADROOM};
 use super::process::quiet;
-use super::{Ceiling, Measured, Options, Outcome, Peer, Report, Sizes, SAMPLE_EVERY};
+use super::{Ceiling, Measured, Options, Outcome, Peer, Phase, Report, Sizes, SAMPLE_EVERY};
 
 /// The machine and its load at the start and the end.
 pub(super) struct Machine {
@@ -214,6 +214,14 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
         row
     };
     let median_of = |runs: &[f64]| median(runs).map_or_else(|| "-".into(), rate);
+    // A row this server failed alone says so.
+    let unless_failed = |m: &Measured, phase: Phase, cell: String| {
+        if m.row_failure(phase).is_some() {
+            "failed".to_string()
+        } else {
+            cell
+        }
+    };
     let [retr, stor, rounds, connections, parallel] = THROUGHPUT.map(|(_, pick)| pick);
     let rows = vec![
         header,
@@ -269,7 +277,7 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
                      (ftplib, a process each), rounds/s over all, median of {}",
                     sizes.parallel_rounds, sizes.runs
                 ),
-                &|m| median_of(&m.parallel),
+                &|m| unless_failed(m, Phase::Parallel, median_of(&m.parallel)),
             ),
             ratio_cell(reports, parallel),
             String::new(),
@@ -281,7 +289,10 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
                      download the file in a loop, {} s, p50 / p99 ms",
                     sizes.noop_seconds
                 ),
-                &|m| m.under_downloads.as_ref().map_or("-".into(), latency_cell),
+                &|m| {
+                    let cell = m.under_downloads.as_ref().map_or("-".into(), latency_cell);
+                    unless_failed(m, Phase::UnderDownloads, cell)
+                },
             ),
             String::new(),
             String::new(),
@@ -293,10 +304,13 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
                      p50 / p99 ms",
                     sizes.noop_seconds
                 ),
-                &|m| match &m.under_guessing {
-                    Some(Ok(latency)) => latency_cell(latency),
-                    Some(Err(_)) => "n/a".into(),
-                    None => "-".into(),
+                &|m| {
+                    let cell = match &m.under_guessing {
+                        Some(Ok(latency)) => latency_cell(latency),
+                        Some(Err(_)) => "n/a".into(),
+                        None => "-".into(),
+                    };
+                    unless_failed(m, Phase::UnderGuessing, cell)
                 },
             ),
             String::new(),
@@ -310,9 +324,10 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
                     sizes.idle_sessions
                 ),
                 &|m| {
-                    m.idle.as_ref().map_or("-".into(), |idle| {
+                    let cell = m.idle.as_ref().map_or("-".into(), |idle| {
                         format!("{} of {}, {:.2} s", idle.admitted, idle.of, idle.seconds)
-                    })
+                    });
+                    unless_failed(m, Phase::Idle, cell)
                 },
             ),
             String::new(),
@@ -324,12 +339,13 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
                  KiB (the same of anonymous PSS)"
                     .into(),
                 &|m| {
-                    m.idle.as_ref().map_or("-".into(), |idle| {
+                    let cell = m.idle.as_ref().map_or("-".into(), |idle| {
                         match (idle.per_session_kib(), idle.pss_per_session_kib()) {
                             (Some(rss), Some(pss)) => format!("{rss:.1} (anon. PSS {pss:.1})"),
                             _ => "-".into(),
                         }
-                    })
+                    });
+                    unless_failed(m, Phase::Idle, cell)
                 },
             ),
             String::new(),
@@ -460,16 +476,26 @@ pub(super) fn notes(reports: &[Report], ceiling: &Ceiling) -> String {
          reuses it shows little or nothing per session. The idle sessions run last: the \
          VmHWM and summed-peak rows stop before them.\n"
     );
-    let not_run: Vec<String> = reports
-        .iter()
-        .filter_map(|r| match &r.outcome {
-            Outcome::Ran(m) => match &m.under_guessing {
-                Some(Err(why)) => Some(format!("{}'s guessing row is n/a: {why}", r.peer.name())),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
+    let mut not_run = Vec::new();
+    for report in reports {
+        let Outcome::Ran(m) = &report.outcome else {
+            continue;
+        };
+        if let Some(Err(why)) = &m.under_guessing {
+            not_run.push(format!(
+                "{}'s guessing row is n/a: {why}",
+                report.peer.name()
+            ));
+        }
+        for (phase, why) in &m.failed_rows {
+            not_run.push(format!(
+                "{} failed the {} workload (its server ran on, and the other rows \
+                 are its): {why}",
+                report.peer.name(),
+                phase.title()
+            ));
+        }
+    }
     for line in not_run {
         out += &format!("\n{line}.\n");
     }
@@ -591,6 +617,7 @@ mod tests {
             hwm_kib: 2048,
             tree_peak_kib: 4096,
             forks: true,
+            failed_rows: Vec::new(),
             cpu: Cpu {
                 total: 1.0,
                 retr: 0.25,
@@ -602,6 +629,7 @@ mod tests {
         };
         let peer = Measured {
             retr: vec![100.0],
+            failed_rows: vec![(Phase::Parallel, "425 no data port".into())],
             ..Measured::default()
         };
         let report = |peer, outcome| Report {
@@ -647,6 +675,13 @@ mod tests {
         ));
         assert!(notes.contains("Runs: sendfile 400 MiB/s; write 500, 300 MiB/s."));
         assert!(notes.contains("ferryd's guessing row is n/a: anonymous only."));
+        assert!(notes.contains(
+            "pure-ftpd failed the 8 small-files clients workload (its server ran on, and the \
+             other rows are its): 425 no data port."
+        ));
+        assert!(
+            text.contains("rounds/s over all, median of 3 | 2000 | skipped | failed | failed |")
+        );
         assert!(notes.contains("forks per connection"));
     }
 }
