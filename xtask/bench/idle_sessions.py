@@ -32,21 +32,23 @@ QUIT_LIMIT = 20
 
 
 async def reply(reader):
-    """The code of one whole reply (multi-line too); 0 at end of file."""
+    """The code of one whole reply (multi-line too) and its last line; 0 at
+    end of file."""
     line = await reader.readline()
     if not line:
-        return 0
+        return 0, "end of file"
     code = line[:3]
     while line[3:4] == b"-":
         line = await reader.readline()
         if not line:
-            return 0
+            return 0, "end of file"
         if line[:3] == code and line[3:4] == b" ":
             break
+    text = line.decode(errors="replace").strip()[:100]
     try:
-        return int(code)
+        return int(code), text
     except ValueError:
-        return 0
+        return 0, text
 
 
 async def command(reader, writer, text):
@@ -68,19 +70,19 @@ async def log_in(host, port, user, password, gate, held, refused):
             return
 
         async def converse():
-            code = await reply(reader)
+            code, text = await reply(reader)
             if code == 220:
-                code = await command(reader, writer, f"USER {user}")
+                code, text = await command(reader, writer, f"USER {user}")
                 if code == 331:
-                    code = await command(reader, writer, f"PASS {password}")
-            return code
+                    code, text = await command(reader, writer, f"PASS {password}")
+            return code, text
 
         try:
-            code = await asyncio.wait_for(converse(), LOGIN_LIMIT)
+            code, text = await asyncio.wait_for(converse(), LOGIN_LIMIT)
             if code == 230:
                 held.append((reader, writer))
                 return
-            refused.append(f"reply {code}")
+            refused.append(f"reply {text}")
         except asyncio.TimeoutError:
             refused.append(f"no login reply within {LOGIN_LIMIT} s")
         except OSError as e:
@@ -90,7 +92,7 @@ async def log_in(host, port, user, password, gate, held, refused):
 
 async def quit_one(reader, writer):
     try:
-        code = await command(reader, writer, "QUIT")
+        code, _ = await command(reader, writer, "QUIT")
     except OSError:
         code = 0
     writer.close()

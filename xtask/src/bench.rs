@@ -202,9 +202,11 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Passive ranges: server `i` gets `PASSIVE_BASE + i * PASSIVE_SPAN` and the
 /// `PASSIVE_SPAN - 1` ports above it, below Linux's ephemeral range
 /// (32768-60999 by default), so clients' ports never collide with them.
+/// pure-ftpd admits at most half as many sessions as it has passive ports:
+/// the span must be at least twice the bench's [`session_limit`] (1100).
 const PASSIVE_BASE: u16 = 20_000;
 /// See [`PASSIVE_BASE`].
-const PASSIVE_SPAN: u16 = 1_000;
+const PASSIVE_SPAN: u16 = 2_500;
 /// The directory, inside each server's root, that the clients work in (vsftpd
 /// refuses to chroot anonymous users into a root they can write).
 const WORK_DIR: &str = "bench";
@@ -1289,6 +1291,11 @@ mod tests {
         assert_eq!(parse_df_available_kib("Filesystem\n"), None);
         assert_eq!(session_limit(&FULL), 1100);
         assert_eq!(session_limit(&QUICK), 300);
+        // pure-ftpd's sessions are capped at half its passive ports, and
+        // every range stays below the ephemeral ports (32768).
+        assert!(u32::from(PASSIVE_SPAN) >= 2 * session_limit(&FULL));
+        let servers = u32::try_from(PEERS.len()).unwrap();
+        assert!(u32::from(PASSIVE_BASE) + servers * u32::from(PASSIVE_SPAN) <= 30_000);
     }
 
     #[test]

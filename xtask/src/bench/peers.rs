@@ -333,7 +333,10 @@ pub(super) fn pure_ftpd_launch(
         setup: format!(
             "standalone as root, `pure-ftpd {flags}`: one puredb virtual user with a \
              SHA-512-crypt password (pure-pw's Argon2id would make each login take \
-             seconds), no anonymous login, no name lookups, one process per connection"
+             seconds), no anonymous login, no name lookups, one process per connection; \
+             it admits at most half as many sessions as it has passive ports (the bench \
+             gives each server {} ports)",
+            u32::from(passive.1) - u32::from(passive.0) + 1
         ),
         user: USER.into(),
         password: PASSWORD.into(),

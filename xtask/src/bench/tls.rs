@@ -33,10 +33,11 @@ use super::{
 use crate::cmd::{self, header};
 use crate::Failure;
 
-/// Passive ranges of the TLS servers: above the plain ones' (20000-22999).
-const PASSIVE_BASE: u16 = 23_000;
+/// Passive ranges of the TLS servers: above the plain ones' (20000-29999),
+/// below Linux's ephemeral range (32768 and up).
+const PASSIVE_BASE: u16 = 30_000;
 /// See [`PASSIVE_BASE`].
-const PASSIVE_SPAN: u16 = 1_000;
+const PASSIVE_SPAN: u16 = 900;
 
 /// Where `cargo xtask setup` unpacks pure-ftpd (relative to the repository).
 pub const PURE_FTPD_DIR: &str = "target/peers/pure-ftpd";
@@ -446,5 +447,11 @@ mod tests {
         assert_eq!(parse_timed("1048576 0.25 1.25"), Some((1_048_576, 1.0)));
         assert_eq!(parse_timed("1 2"), None);
         assert_eq!(parse_timed("1 2 3 4"), None);
+    }
+
+    #[test]
+    fn passive_ranges_stay_below_the_ephemeral_ports() {
+        let servers = u32::try_from(PEERS.len()).unwrap();
+        assert!(u32::from(PASSIVE_BASE) + servers * u32::from(PASSIVE_SPAN) <= 32_768);
     }
 }
