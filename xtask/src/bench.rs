@@ -73,10 +73,7 @@
 //! conflicts with vsftpd's), standalone as root with one virtual user.
 //! vsftpd will not chroot into a root its user can write, so the clients
 //! work in a `bench/` directory of each server's root, the same path
-//! everywhere. A missing peer is skipped with a loud line. A ferryd whose
-//! session table is smaller than the idle sessions asked for refuses
-//! `--max-sessions`: it is run with the most it takes, loudly, and its
-//! setup line says so.
+//! everywhere. A missing peer is skipped with a loud line.
 //!
 //! Times come from the clients (curl's `time_total`, the helpers'
 //! `time.perf_counter`); nothing asserts on them: the chore prints numbers,
@@ -531,19 +528,14 @@ fn start_peer(context: &Context, peer: Peer, index: usize) -> Result<Contender, 
         PASSIVE_BASE + offset + PASSIVE_SPAN - 1,
     );
     let sessions = session_limit(&context.sizes);
-    let launch_with = |sessions: u32| {
-        fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))
-            .and_then(|()| match peer {
-                Peer::Ferryd => ferryd_launch(context, &dir, port, passive, Some(sessions)),
-                Peer::Pyftpdlib => pyftpdlib_launch(context, &dir, port, passive, sessions),
-                Peer::Vsftpd => vsftpd_launch(context, &dir, port, passive, Some(sessions)),
-                Peer::PureFtpd => {
-                    pure_ftpd_launch(context, &dir, port, passive, Some(sessions), None)
-                }
-            })
-    };
-    let prepared = launch_with(sessions);
+    let prepared = fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+        .and_then(|()| match peer {
+            Peer::Ferryd => ferryd_launch(context, &dir, port, passive, Some(sessions)),
+            Peer::Pyftpdlib => pyftpdlib_launch(context, &dir, port, passive, sessions),
+            Peer::Vsftpd => vsftpd_launch(context, &dir, port, passive, Some(sessions)),
+            Peer::PureFtpd => pure_ftpd_launch(context, &dir, port, passive, Some(sessions), None),
+        });
     let launch = match prepared {
         Ok(launch) => launch,
         // A peer that is missing is left out; ferryd must run.
@@ -564,28 +556,7 @@ fn start_peer(context: &Context, peer: Peer, index: usize) -> Result<Contender, 
         return Err(report);
     }
     let mut command = launch.command;
-    let log = dir.join(SERVER_LOG);
-    let mut started = Server::start(&mut command, &log, port, launch.wrapped);
-    // A ferryd whose session table is smaller than the idle sessions asked
-    // for refuses to start: it runs with the most it takes, and says so.
-    if let (Peer::Ferryd, Err(why)) = (peer, &started) {
-        if let Some(most) = ferryd_session_cap(why) {
-            println!(
-                "\n!!!! ferryd refused --max-sessions {sessions}; it takes at most {most}: \
-                 running it with --max-sessions {most}\n"
-            );
-            let retried = launch_with(most);
-            started = retried.and_then(|launch| {
-                report.setup = format!(
-                    "{} (it refused `--max-sessions {sessions}`: its session table holds \
-                     {most})",
-                    launch.setup
-                );
-                let mut command = launch.command;
-                Server::start(&mut command, &log, port, launch.wrapped)
-            });
-        }
-    }
+    let started = Server::start(&mut command, &dir.join(SERVER_LOG), port, launch.wrapped);
     let server = match started {
         Ok(server) => server,
         Err(why) => {
@@ -1225,14 +1196,6 @@ fn json_field<'a>(out: &'a str, name: &str) -> Option<&'a str> {
     value.get(..end).map(str::trim)
 }
 
-/// The most sessions ferryd said it takes, from its refusal of a larger
-/// `--max-sessions` ("max sessions must be between 1 and 64 ...").
-fn ferryd_session_cap(error: &str) -> Option<u32> {
-    let rest = error.split("max sessions must be between 1 and ").nth(1)?;
-    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
-    digits.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1268,19 +1231,11 @@ mod tests {
     }
 
     #[test]
-    fn script_fields_and_refusals() {
+    fn script_fields() {
         let out = "log line\n{\"held\": 64, \"of\": 200, \"seconds\": 0.5}\n";
         assert_eq!(json_field(out, "held"), Some("64"));
         assert_eq!(json_field(out, "seconds"), Some("0.5"));
         assert_eq!(json_field(out, "late"), None);
-        assert_eq!(
-            ferryd_session_cap(
-                "it exited with exit status: 2; its log: max sessions must be between 1 \
-                 and 64 (the session table compiled into ferryd), not 1100"
-            ),
-            Some(64)
-        );
-        assert_eq!(ferryd_session_cap("nothing listens on port 2121"), None);
     }
 
     #[test]
