@@ -11,7 +11,8 @@ wrong passwords for "victim" for SECONDS (default 20; each connection is
 closed after 3 failures and reopened), and meanwhile sends a NOOP every
 5 ms on a logged-in session. Prints one line of JSON: the NOOP round trip
 p50, p99 and worst in ms, with no attack and under it, and how many
-passwords were tried.
+passwords were tried. The timing and the guessing are `ftpctl.py`'s, which
+`cargo xtask bench` runs against every server (`latency.py guessing`).
 """
 import json
 import os
@@ -22,60 +23,13 @@ import tempfile
 import threading
 import time
 
-TIMEOUT = 20
+from ftpctl import TIMEOUT, guess_passwords, noops, summary
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Control:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        self.file = self.sock.makefile("rb")
-
-    def reply(self):
-        line = self.file.readline()
-        if not line:
-            raise EOFError
-        code = line[:3]
-        while line[3:4] == b"-":
-            line = self.file.readline()
-            if not line:
-                raise EOFError
-            if line[:3] == code and line[3:4] == b" ":
-                break
-        return int(code)
-
-    def cmd(self, text):
-        self.sock.sendall(text.encode() + b"\r\n")
-        return self.reply()
-
-    def close(self):
-        self.file.close()
-        self.sock.close()
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000
-
-
-def noops(port, seconds):
-    c = Control(port)
-    assert c.reply() == 220
-    assert c.cmd("USER test") == 331 and c.cmd("PASS secret") == 230
-    times = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        t = time.perf_counter()
-        assert c.cmd("NOOP") == 200
-        times.append(time.perf_counter() - t)
-        time.sleep(0.005)
-    c.close()
-    return times
 
 
 def main(argv):
@@ -110,20 +64,7 @@ def main(argv):
             lock = threading.Lock()
 
             def attack():
-                while not stop.is_set():
-                    try:
-                        c = Control(port)
-                        c.reply()
-                        while not stop.is_set():
-                            if c.cmd("USER victim") != 331:
-                                break
-                            if c.cmd("PASS wrong") != 530:
-                                break
-                            with lock:
-                                tried[0] += 1
-                        c.close()
-                    except (OSError, EOFError):
-                        time.sleep(0.01)
+                guess_passwords(port, "victim", stop, tried, lock)
 
             threads = [threading.Thread(target=attack, daemon=True) for _ in range(attackers)]
             for t in threads:
@@ -138,12 +79,8 @@ def main(argv):
             server.wait(timeout=10)
     print(json.dumps({
         "attackers": attackers, "seconds": seconds, "passwords_tried": tried[0],
-        "quiet_ms": {"p50": round(percentile(quiet, 0.5), 2),
-                     "p99": round(percentile(quiet, 0.99), 2),
-                     "max": round(max(quiet) * 1000, 2)},
-        "under_attack_ms": {"p50": round(percentile(loud, 0.5), 2),
-                            "p99": round(percentile(loud, 0.99), 2),
-                            "max": round(max(loud) * 1000, 2)},
+        "quiet_ms": summary(quiet),
+        "under_attack_ms": summary(loud),
     }))
 
 

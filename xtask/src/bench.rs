@@ -1,50 +1,90 @@
 //! `cargo xtask bench [--quick] [--write]`: ferryd's speed, memory and CPU
 //! time beside peer FTP servers, measured in the same run on loopback.
 //!
-//! Every server gets its own temporary root, a free control port and its own
-//! passive range, and the same client commands (curl for the large files,
-//! Python's ftplib for the small operations, `xtask/bench/small_ops.py`):
+//! Every server gets its own root, a free control port and its own passive
+//! range, and the same client commands (curl for the large files, Python's
+//! ftplib for the small operations, `xtask/bench/small_ops.py`). The roots
+//! and the large file are on tmpfs (`/dev/shm`, when it exists with room
+//! for four copies of the file; else `$TMPDIR`, which the machine line
+//! then names with the reason), so that the servers' disk is memory. Each
+//! server is configured to admit the idle sessions (item 9) and
+//! [`SESSION_HEADROOM`] more, in all and from one address.
 //!
 //! 1. RETR of a large file (256 MiB; `--quick`: 32 MiB) to `/dev/null`:
 //!    MiB/s, the median of three runs, after one untimed download whose
 //!    bytes are checked (size and SHA-256).
-//! 2. STOR of a file as large: MiB/s, the median of three runs; after each,
+//! 2. The loopback ceiling (`xtask/bench/ceiling.py`), before each round
+//!    of RETRs: as many bytes over one TCP connection on 127.0.0.1 with no
+//!    server, sent with `sendfile` from the large file and with `send` from
+//!    memory, received into a buffer and discarded; the table gives
+//!    ferryd's RETR and STOR as a share of the higher median.
+//! 3. STOR of a file as large: MiB/s, the median of three runs; after each,
 //!    the file on the server's disk must have the size and SHA-256 of the
 //!    source, or the bench fails (moving wrong bytes fast is worthless).
-//! 3. A session doing 500 (`--quick`: 100) rounds of STOR 1 KiB, RETR it
+//! 4. A session doing 500 (`--quick`: 100) rounds of STOR 1 KiB, RETR it
 //!    (bytes compared), DELE: rounds per second; then 200 (100) fresh
 //!    connections, each login, PWD, QUIT: connections per second; the
 //!    median of three runs of each.
-//! 4. Memory: the server process's `VmHWM` (peak RSS) after the workloads,
-//!    and the peak of `VmRSS` summed over the server and its child processes,
-//!    sampled every [`SAMPLE_EVERY`] (vsftpd forks per connection; its
-//!    listener's own `VmHWM` is not what its sessions use).
-//! 5. CPU time of the server (`utime + stime + cutime + cstime` from
-//!    `/proc/PID/stat`: reaped children included) over its life, and the
-//!    part each workload took. vsftpd runs under a child subreaper
-//!    (`xtask/bench/subreaper.py`) that reaps the session processes which
-//!    outlive their parent: its `cutime`/`cstime` is added.
+//! 5. Eight such sessions at once (processes of their own, distinct file
+//!    names), 250 (50) rounds each: rounds per second over all, to the end
+//!    of the slowest; the median of three runs. It runs after items 6 and
+//!    7: it can leave a server's passive ports in TIME_WAIT.
+//! 6. NOOP round trips (p50, p99) of one logged-in session, a NOOP every
+//!    5 ms for 10 s (3 s), while four curl clients download the large file
+//!    in a loop (`xtask/bench/latency.py downloads`). The timing is
+//!    `xtask/bench/ftpctl.py`'s, shared with `brute_force.py`.
+//! 7. The same while 40 connections guess the bench user's password
+//!    (`latency.py guessing`); not vsftpd, whose anonymous user has none.
+//! 8. Memory: the server process's `VmHWM` (peak RSS) before the idle
+//!    sessions, and the peak of `VmRSS` summed over the server and its child
+//!    processes until then, sampled every [`SAMPLE_EVERY`] (vsftpd and
+//!    pure-ftpd fork per connection; their listener's own `VmHWM` is not
+//!    what their sessions use).
+//! 9. 1000 (`--quick`: 200) idle logged-in sessions at once from one
+//!    process (`xtask/bench/idle_sessions.py`, asyncio): how many were
+//!    admitted and the seconds to log them all in; the RSS summed over the
+//!    server's processes with all held, less the same just before, per
+//!    admitted session (and the same of anonymous PSS, which shares a
+//!    forking server's common pages among its processes instead of
+//!    counting them in each, and leaves out mapped files); then each QUITs
+//!    (all must get their 221).
+//! 10. CPU time of the server (`utime + stime + cutime + cstime` from
+//!     `/proc/PID/stat`: reaped children included) over its life, and the
+//!     part each workload took. vsftpd runs under a child subreaper
+//!     (`xtask/bench/subreaper.py`) that reaps the session processes which
+//!     outlive their parent: its `cutime`/`cstime` is added.
 //!
 //! All servers run at once, idle but for the one being measured; each run
 //! of each workload goes to every server in turn, so that load from
 //! elsewhere on the machine falls on all of them alike.
 //!
-//! 6. FTPES (`bench/tls.rs`): RETR and STOR over TLS with `curl
-//!    --ssl-reqd` and FTPS logins per second, beside pure-ftpd and vsftpd
-//!    with TLS through OpenSSL.
+//! 11. Issue 14's goals for ferryd (`bench/goals.rs`), each "met" or "not
+//!     met" from this run's figures: at least 1.2x the best peer on every
+//!     throughput row, RETR and STOR at least 0.8 of the loopback ceiling,
+//!     at most 4 KiB of RSS per idle session (with every session admitted),
+//!     a NOOP p99 under the downloads of at most 5 ms.
+//! 12. FTPES (`bench/tls.rs`): RETR and STOR over TLS with `curl
+//!     --ssl-reqd` and FTPS logins per second, beside pure-ftpd and vsftpd
+//!     with TLS through OpenSSL.
 //!
 //! The peers: pyftpdlib (pip), its default asynchronous single-process
-//! server; vsftpd (Debian), standalone as root with anonymous login. vsftpd
-//! will not chroot into a root its user can write, so the clients work in a
-//! `bench/` directory of each server's root, the same path everywhere. A
-//! missing peer is skipped with a loud line.
+//! server; vsftpd (Debian), standalone as root with anonymous login;
+//! pure-ftpd (Debian's package, unpacked by `cargo xtask setup`: it
+//! conflicts with vsftpd's), standalone as root with one virtual user.
+//! vsftpd will not chroot into a root its user can write, so the clients
+//! work in a `bench/` directory of each server's root, the same path
+//! everywhere. A missing peer is skipped with a loud line.
 //!
-//! Times come from the clients (curl's `time_total`, the helper's
+//! Times come from the clients (curl's `time_total`, the helpers'
 //! `time.perf_counter`); nothing asserts on them: the chore prints numbers,
 //! and `--write` records them in docs/BENCHMARKS.md between
-//! `<!-- bench:begin -->` and `<!-- bench:end -->`. Every subprocess has a
-//! time limit, every server is stopped by a guard (also on failure), and
-//! the temporary directory is removed.
+//! `<!-- bench:begin -->` and `<!-- bench:end -->`. It fails on wrong bytes
+//! and on a server that misbehaves (exits, refuses a workload, does not
+//! answer QUIT), except that a peer failing one of the concurrent workloads
+//! (items 5, 6, 7, 9: they find the limits of a configuration) while its
+//! server runs on has that row marked failed, the reason in the notes, and
+//! goes on; ferryd failing any workload fails the bench. Every subprocess has a time limit, every server is stopped
+//! by a guard (also on failure), and the temporary directory is removed.
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -54,17 +94,20 @@ use crate::cmd::{self, find_program, header};
 use crate::docs;
 use crate::Failure;
 
+mod goals;
+mod load;
 mod peers;
 mod process;
 mod report;
 pub mod tls;
 
-use peers::{ferryd_launch, pyftpdlib_launch, vsftpd_launch};
+use load::{Idle, Latency, Load, DOWNLOADERS, GUESSERS, PARALLEL_CLIENTS, SESSION_HEADROOM};
+use peers::{ferryd_launch, pure_ftpd_launch, pyftpdlib_launch, vsftpd_launch};
 use process::{
     clock_ticks, curl_version, free_port, python_executable, python_version, read_status_kib,
     run_bounded, run_inherited, sha256, target_dir, Server,
 };
-use report::{notes, print_runs, provenance, table, Machine};
+use report::{median, notes, print_runs, provenance, table, Machine};
 
 /// How much work one run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +120,12 @@ struct Sizes {
     rounds: u32,
     /// Fresh connections, each login + PWD + QUIT.
     connections: u32,
+    /// STOR + RETR + DELE rounds of each of the parallel clients.
+    parallel_rounds: u32,
+    /// Seconds of NOOPs under each load.
+    noop_seconds: u32,
+    /// Idle logged-in sessions held at once.
+    idle_sessions: u32,
 }
 
 /// The full bench.
@@ -85,6 +134,9 @@ const FULL: Sizes = Sizes {
     runs: 3,
     rounds: 500,
     connections: 200,
+    parallel_rounds: 250,
+    noop_seconds: 10,
+    idle_sessions: 1000,
 };
 
 /// `--quick`: a smoke run.
@@ -93,6 +145,9 @@ const QUICK: Sizes = Sizes {
     runs: 3,
     rounds: 100,
     connections: 100,
+    parallel_rounds: 50,
+    noop_seconds: 3,
+    idle_sessions: 200,
 };
 
 /// The command line of `cargo xtask bench`.
@@ -144,9 +199,11 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Passive ranges: server `i` gets `PASSIVE_BASE + i * PASSIVE_SPAN` and the
 /// `PASSIVE_SPAN - 1` ports above it, below Linux's ephemeral range
 /// (32768-60999 by default), so clients' ports never collide with them.
+/// pure-ftpd admits at most half as many sessions as it has passive ports:
+/// the span must be at least twice the bench's [`session_limit`] (1100).
 const PASSIVE_BASE: u16 = 20_000;
 /// See [`PASSIVE_BASE`].
-const PASSIVE_SPAN: u16 = 1_000;
+const PASSIVE_SPAN: u16 = 2_500;
 /// The directory, inside each server's root, that the clients work in (vsftpd
 /// refuses to chroot anonymous users into a root they can write).
 const WORK_DIR: &str = "bench";
@@ -170,15 +227,20 @@ const SCRIPT_LIMIT: Duration = Duration::from_secs(300);
 const HASH_LIMIT: Duration = Duration::from_secs(120);
 const QUICK_LIMIT: Duration = Duration::from_secs(10);
 
+/// How `small_ops.py` starts the message of a wrong byte: the bench fails
+/// on it in every workload.
+const WRONG_BYTES: &str = "WRONG BYTES";
+
 /// The servers compared, in table order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Peer {
     Ferryd,
     Pyftpdlib,
     Vsftpd,
+    PureFtpd,
 }
 
-const PEERS: [Peer; 3] = [Peer::Ferryd, Peer::Pyftpdlib, Peer::Vsftpd];
+const PEERS: [Peer; 4] = [Peer::Ferryd, Peer::Pyftpdlib, Peer::Vsftpd, Peer::PureFtpd];
 
 impl Peer {
     fn name(self) -> &'static str {
@@ -186,6 +248,7 @@ impl Peer {
             Peer::Ferryd => "ferryd",
             Peer::Pyftpdlib => "pyftpdlib",
             Peer::Vsftpd => "vsftpd",
+            Peer::PureFtpd => "pure-ftpd",
         }
     }
 }
@@ -218,15 +281,53 @@ struct Measured {
     rounds: Vec<f64>,
     /// Connections per second of each run.
     connections: Vec<f64>,
+    /// Rounds per second over all parallel clients, of each run.
+    parallel: Vec<f64>,
+    /// NOOP round trips while clients download the large file.
+    under_downloads: Option<Latency>,
+    /// NOOP round trips while connections guess passwords, or why not run.
+    under_guessing: Option<Result<Latency, String>>,
+    /// The idle logged-in sessions.
+    idle: Option<Idle>,
+    /// The workloads this server failed alone (a peer whose server ran
+    /// on), and why; their rows say "failed".
+    failed_rows: Vec<(Phase, String)>,
     /// VmRSS once started and idle, KiB.
     rss_start_kib: u64,
-    /// VmHWM of the server process at the end, KiB.
+    /// VmHWM of the server process before the idle sessions, KiB.
     hwm_kib: u64,
-    /// Peak of VmRSS summed over the server's processes, KiB (sampled).
+    /// Peak of VmRSS summed over the server's processes before the idle
+    /// sessions, KiB (sampled).
     tree_peak_kib: u64,
     /// Whether the server had child processes (vsftpd's sessions).
     forks: bool,
     cpu: Cpu,
+}
+
+impl Phase {
+    /// The workload's name in the notes.
+    fn title(self) -> &'static str {
+        match self {
+            Phase::Retr => "RETR",
+            Phase::Stor => "STOR",
+            Phase::Rounds => "small files",
+            Phase::Connections => "logins",
+            Phase::Parallel => "8 small-files clients",
+            Phase::UnderDownloads => "NOOPs under downloads",
+            Phase::UnderGuessing => "NOOPs under password guessing",
+            Phase::Idle => "idle sessions",
+        }
+    }
+}
+
+impl Measured {
+    /// Why this server failed the workload `phase` alone, if it did.
+    fn row_failure(&self, phase: Phase) -> Option<&str> {
+        self.failed_rows
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map(|(_, why)| why.as_str())
+    }
 }
 
 /// Server CPU seconds: the whole run and each workload's part.
@@ -237,6 +338,10 @@ struct Cpu {
     stor: f64,
     rounds: f64,
     connections: f64,
+    parallel: f64,
+    under_downloads: f64,
+    under_guessing: f64,
+    idle: f64,
 }
 
 /// Runs the chore.
@@ -265,7 +370,7 @@ pub fn run(options: Options) -> Result<(), Failure> {
         curl_version(),
         python_version(&python)
     );
-    let work = TempDir::new()?;
+    let work = TempDir::new(sizes.file_mib * MIB * 4 + 256 * MIB)?;
     header(&format!(
         "bench: a {} MiB file of pseudo-random bytes",
         sizes.file_mib
@@ -292,6 +397,7 @@ pub fn run(options: Options) -> Result<(), Failure> {
 
     let mut reports = Vec::new();
     let mut contenders = Vec::new();
+    let mut ceiling = Ceiling::default();
     for (index, peer) in PEERS.iter().copied().enumerate() {
         header(&format!("bench: start {}", peer.name()));
         match start_peer(&context, peer, index) {
@@ -306,7 +412,7 @@ pub fn run(options: Options) -> Result<(), Failure> {
             }
         }
     }
-    run_workloads(&context, &mut contenders);
+    run_workloads(&context, &mut contenders, &mut ceiling);
     for contender in contenders {
         let report = contender.finish(&context);
         match &report.outcome {
@@ -319,10 +425,12 @@ pub fn run(options: Options) -> Result<(), Failure> {
     reports.sort_by_key(|r| PEERS.iter().position(|&p| p == r.peer));
     let machine = machine.finish();
 
-    let table = table(&reports, &sizes);
-    let notes = notes(&reports);
-    println!("\n{}", machine.describe(&clients));
-    println!("\n{table}{notes}");
+    let table = table(&reports, &sizes, &ceiling);
+    let notes = notes(&reports, &ceiling);
+    let goals = goals::render(&goals::assess(&reports, &ceiling, &sizes));
+    let machine = machine.describe(&clients, &work.describe());
+    println!("\n{machine}");
+    println!("\n{table}\n{goals}{notes}");
 
     let failed: Vec<String> = reports
         .iter()
@@ -342,9 +450,8 @@ pub fn run(options: Options) -> Result<(), Failure> {
     println!("\n{tls_table}");
     if options.write {
         let section = format!(
-            "{}\n\n{}\n\n{table}{notes}\n{tls_table}",
+            "{}\n\n{machine}\n\n{table}\n{goals}{notes}\n{tls_table}",
             provenance(&root, options),
-            machine.describe(&clients)
         );
         docs::update_section(&root.join("docs/BENCHMARKS.md"), "bench", &section)?;
         println!("\nwrote docs/BENCHMARKS.md");
@@ -372,6 +479,33 @@ struct Source {
 
 const MIB: u64 = 1024 * 1024;
 
+/// The loopback ceiling (`xtask/bench/ceiling.py`): MiB/s of each run.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Ceiling {
+    /// sendfile from the large file (on the servers' file system) to a
+    /// socket, the receiver discarding.
+    sendfile: Vec<f64>,
+    /// write from memory, the same receiver.
+    write: Vec<f64>,
+    /// Why there are no figures, if the script failed.
+    failed: Option<String>,
+}
+
+impl Ceiling {
+    /// The higher of the two medians, the one ferryd is compared with.
+    fn best(&self) -> Option<f64> {
+        match (median(&self.sendfile), median(&self.write)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Sessions each server is configured to admit: the idle ones and a margin.
+fn session_limit(sizes: &Sizes) -> u32 {
+    sizes.idle_sessions + SESSION_HEADROOM
+}
+
 /// Prepares and starts one server; a report of why not if it cannot run.
 fn start_peer(context: &Context, peer: Peer, index: usize) -> Result<Contender, Report> {
     let mut report = Report {
@@ -393,12 +527,14 @@ fn start_peer(context: &Context, peer: Peer, index: usize) -> Result<Contender, 
         PASSIVE_BASE + offset,
         PASSIVE_BASE + offset + PASSIVE_SPAN - 1,
     );
+    let sessions = session_limit(&context.sizes);
     let prepared = fs::create_dir_all(&dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))
         .and_then(|()| match peer {
-            Peer::Ferryd => ferryd_launch(context, &dir, port, passive),
-            Peer::Pyftpdlib => pyftpdlib_launch(context, &dir, port, passive),
-            Peer::Vsftpd => vsftpd_launch(context, &dir, port, passive),
+            Peer::Ferryd => ferryd_launch(context, &dir, port, passive, Some(sessions)),
+            Peer::Pyftpdlib => pyftpdlib_launch(context, &dir, port, passive, sessions),
+            Peer::Vsftpd => vsftpd_launch(context, &dir, port, passive, Some(sessions)),
+            Peer::PureFtpd => pure_ftpd_launch(context, &dir, port, passive, Some(sessions), None),
         });
     let launch = match prepared {
         Ok(launch) => launch,
@@ -551,6 +687,10 @@ enum Phase {
     Stor,
     Rounds,
     Connections,
+    Parallel,
+    UnderDownloads,
+    UnderGuessing,
+    Idle,
 }
 
 impl Contender {
@@ -561,7 +701,7 @@ impl Contender {
         &mut self,
         context: &Context,
         phase: Option<Phase>,
-        work: impl FnOnce(&Client) -> Result<T, String>,
+        work: impl FnOnce(&Client, &Server) -> Result<T, String>,
     ) -> Option<T> {
         if self.failed.is_some() {
             return None;
@@ -582,15 +722,64 @@ impl Contender {
         }
     }
 
+    /// Runs one step of a workload in which a peer's failure is its row's
+    /// alone (the concurrent workloads, which find the limits of a server's
+    /// configuration): if the server still runs and the bytes were not
+    /// wrong, the reason is recorded against `phase` and the server goes
+    /// on. ferryd's failure, wrong bytes, or a server that exited fail the
+    /// server as [`Contender::step`] does. `None` once failed either way.
+    fn row_step<T>(
+        &mut self,
+        context: &Context,
+        phase: Phase,
+        work: impl FnOnce(&Client, &Server) -> Result<T, String>,
+    ) -> Option<T> {
+        if self.failed.is_some() || self.row_failure(phase).is_some() {
+            return None;
+        }
+        match self.timed(context, Some(phase), work) {
+            Ok(value) => Some(value),
+            Err(why) => {
+                let alone = self.report.peer != Peer::Ferryd
+                    && !why.contains(WRONG_BYTES)
+                    && self.server.check_running().is_ok();
+                println!(
+                    "---- {} failed{}: {why}\n---- its log, last lines ----\n{}",
+                    self.report.peer.name(),
+                    if alone {
+                        " this workload (its row says so; it goes on)"
+                    } else {
+                        ""
+                    },
+                    self.server.log_tail()
+                );
+                if alone {
+                    self.measured.failed_rows.push((phase, why));
+                } else {
+                    self.failed = Some(why);
+                    self.server.stop();
+                }
+                None
+            }
+        }
+    }
+
+    /// Why this server failed the workload `phase` alone, if it did.
+    fn row_failure(&self, phase: Phase) -> Option<&str> {
+        self.measured.row_failure(phase)
+    }
+
     fn timed<T>(
         &mut self,
         context: &Context,
         phase: Option<Phase>,
-        work: impl FnOnce(&Client) -> Result<T, String>,
+        work: impl FnOnce(&Client, &Server) -> Result<T, String>,
     ) -> Result<T, String> {
         self.server.settle();
         let before = self.server.cpu_ticks()?;
-        let value = work(&self.client)?;
+        let value = work(&self.client, &self.server);
+        self.server.check_running()?;
+        let value = value?;
         self.server.settle();
         let after = self.server.cpu_ticks()?;
         let seconds = after.saturating_sub(before) as f64 / context.clk_tck as f64;
@@ -600,30 +789,55 @@ impl Contender {
             Some(Phase::Stor) => cpu.stor += seconds,
             Some(Phase::Rounds) => cpu.rounds += seconds,
             Some(Phase::Connections) => cpu.connections += seconds,
+            Some(Phase::Parallel) => cpu.parallel += seconds,
+            Some(Phase::UnderDownloads) => cpu.under_downloads += seconds,
+            Some(Phase::UnderGuessing) => cpu.under_guessing += seconds,
+            Some(Phase::Idle) => cpu.idle += seconds,
             None => {}
         }
         Ok(value)
     }
 
+    /// Records the memory peaks so far (VmHWM, the sampler's summed peak),
+    /// before the idle sessions raise them.
+    fn snapshot_peaks(&mut self) {
+        if self.failed.is_some() {
+            return;
+        }
+        let pid = self.server.pid();
+        let hwm = self.server.check_running().and_then(|()| {
+            read_status_kib(pid, "VmHWM").ok_or_else(|| format!("cannot read /proc/{pid}/status"))
+        });
+        match hwm {
+            Ok(hwm) => self.measured.hwm_kib = hwm,
+            Err(why) => {
+                println!(
+                    "---- {} failed: {why}\n---- its log, last lines ----\n{}",
+                    self.report.peer.name(),
+                    self.server.log_tail()
+                );
+                self.failed = Some(why);
+                self.server.stop();
+                return;
+            }
+        }
+        let (tree_peak, forks) = self.server.stop_sampling();
+        self.measured.tree_peak_kib = tree_peak;
+        self.measured.forks = forks;
+    }
+
     /// Reads the final figures, stops the server, and says how it went.
     fn finish(mut self, context: &Context) -> Report {
-        let pid = self.server.pid();
-        let finals = self.server.cpu_ticks().and_then(|ticks| {
-            let hwm = read_status_kib(pid, "VmHWM")
-                .ok_or_else(|| format!("cannot read /proc/{pid}/status"))?;
-            Ok((ticks, hwm))
-        });
-        let (tree_peak, forks) = self.server.sampled();
+        let finals = self.server.cpu_ticks();
+        let (_, forks) = self.server.sampled();
         self.server.stop();
         let mut report = self.report;
         report.outcome = match (self.failed, finals) {
             (Some(why), _) | (None, Err(why)) => Outcome::Failed(why),
-            (None, Ok((ticks, hwm))) => {
+            (None, Ok(ticks)) => {
                 let mut measured = self.measured;
                 measured.cpu.total = ticks as f64 / context.clk_tck as f64;
-                measured.hwm_kib = hwm;
-                measured.tree_peak_kib = tree_peak;
-                measured.forks = forks;
+                measured.forks |= forks;
                 Outcome::Ran(Box::new(measured))
             }
         };
@@ -633,8 +847,9 @@ impl Contender {
 
 /// The workloads, interleaved: each run of each workload goes to every
 /// server in turn (starting with a different one each run), so that load
-/// from elsewhere on the machine falls on all of them alike.
-fn run_workloads(context: &Context, contenders: &mut [Contender]) {
+/// from elsewhere on the machine falls on all of them alike; the loopback
+/// ceiling takes its turn before the servers' RETRs.
+fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut Ceiling) {
     let sizes = context.sizes;
     let source = &context.source;
     let count = contenders.len().max(1);
@@ -642,7 +857,7 @@ fn run_workloads(context: &Context, contenders: &mut [Contender]) {
 
     header("bench: one checked RETR each (untimed)");
     for contender in contenders.iter_mut() {
-        contender.step(context, None, |client| {
+        contender.step(context, None, |client, _| {
             let check = client.scratch.join("retr-check.bin");
             let (bytes, _) = client.retr(RETR_NAME, &check)?;
             verify(&check, bytes, source).map_err(|e| format!("RETR {RETR_NAME}: {e}"))?;
@@ -650,13 +865,28 @@ fn run_workloads(context: &Context, contenders: &mut [Contender]) {
         });
     }
 
-    header(&format!("bench: RETR {} MiB", sizes.file_mib));
+    header(&format!(
+        "bench: RETR {} MiB, and the loopback ceiling",
+        sizes.file_mib
+    ));
     for run in 0..sizes.runs {
+        if ceiling.failed.is_none() {
+            match load::ceiling(context) {
+                Ok((sendfile, write)) => {
+                    ceiling.sendfile.push(sendfile);
+                    ceiling.write.push(write);
+                }
+                Err(why) => {
+                    println!("\n!!!! the loopback ceiling failed: {why}\n");
+                    ceiling.failed = Some(why);
+                }
+            }
+        }
         for index in in_turn(run) {
             let Some(contender) = contenders.get_mut(index) else {
                 continue;
             };
-            let rate = contender.step(context, Some(Phase::Retr), |client| {
+            let rate = contender.step(context, Some(Phase::Retr), |client, _| {
                 let (bytes, secs) = client.retr(RETR_NAME, Path::new("/dev/null"))?;
                 if bytes != source.bytes {
                     return Err(format!("RETR moved {bytes} bytes of {}", source.bytes));
@@ -676,7 +906,7 @@ fn run_workloads(context: &Context, contenders: &mut [Contender]) {
             let Some(contender) = contenders.get_mut(index) else {
                 continue;
             };
-            let rate = contender.step(context, Some(Phase::Stor), |client| {
+            let rate = contender.step(context, Some(Phase::Stor), |client, _| {
                 let name = format!("up-{run}.bin");
                 let (bytes, secs) = client.stor(&source.path, &name)?;
                 let on_disk = client.served.join(&name);
@@ -695,7 +925,7 @@ fn run_workloads(context: &Context, contenders: &mut [Contender]) {
             let Some(contender) = contenders.get_mut(index) else {
                 continue;
             };
-            let rate = contender.step(context, Some(Phase::Rounds), |client| {
+            let rate = contender.step(context, Some(Phase::Rounds), |client, _| {
                 client.small_ops(context, "rounds", sizes.rounds)
             });
             contender.measured.rounds.extend(rate);
@@ -706,11 +936,76 @@ fn run_workloads(context: &Context, contenders: &mut [Contender]) {
             let Some(contender) = contenders.get_mut(index) else {
                 continue;
             };
-            let rate = contender.step(context, Some(Phase::Connections), |client| {
+            let rate = contender.step(context, Some(Phase::Connections), |client, _| {
                 client.small_ops(context, "connections", sizes.connections)
             });
             contender.measured.connections.extend(rate);
         }
+    }
+
+    header(&format!(
+        "bench: NOOP round trips while {DOWNLOADERS} curl clients download {RETR_NAME}"
+    ));
+    for contender in contenders.iter_mut() {
+        let latency = contender.row_step(context, Phase::UnderDownloads, |client, _| {
+            client.latency(context, Load::Downloads, source.bytes, sizes.noop_seconds)
+        });
+        contender.measured.under_downloads = latency;
+    }
+
+    header(&format!(
+        "bench: NOOP round trips while {GUESSERS} connections guess passwords"
+    ));
+    for contender in contenders.iter_mut() {
+        if contender.report.peer == Peer::Vsftpd {
+            contender.measured.under_guessing = Some(Err(
+                "anonymous only (no password is asked, none to guess)".into(),
+            ));
+            continue;
+        }
+        let latency = contender.row_step(context, Phase::UnderGuessing, |client, _| {
+            client.latency(context, Load::Guessing, source.bytes, sizes.noop_seconds)
+        });
+        contender.measured.under_guessing = latency.map(Ok);
+    }
+
+    // After the NOOP rows: a server that leaves its passive ports in
+    // TIME_WAIT here (pure-ftpd) would otherwise fail those rows too.
+    header(&format!(
+        "bench: {PARALLEL_CLIENTS} small-files clients at once, {} rounds each",
+        sizes.parallel_rounds
+    ));
+    for run in 0..sizes.runs {
+        for index in in_turn(run) {
+            let Some(contender) = contenders.get_mut(index) else {
+                continue;
+            };
+            let rate = contender.row_step(context, Phase::Parallel, |client, _| {
+                client.parallel_rounds(context, sizes.parallel_rounds)
+            });
+            contender.measured.parallel.extend(rate);
+            if contender.row_failure(Phase::Parallel).is_some() {
+                // A row with a failed run has no median.
+                contender.measured.parallel.clear();
+            }
+        }
+    }
+
+    // The memory peaks of the workloads above, before the idle sessions;
+    // the samplers stop (scanning thousands of vsftpd processes every
+    // SAMPLE_EVERY would load the CPUs the logins need).
+    for contender in contenders.iter_mut() {
+        contender.snapshot_peaks();
+    }
+    header(&format!(
+        "bench: {} idle logged-in sessions at once",
+        sizes.idle_sessions
+    ));
+    for contender in contenders.iter_mut() {
+        let idle = contender.row_step(context, Phase::Idle, |client, server| {
+            client.idle_sessions(context, server, sizes.idle_sessions)
+        });
+        contender.measured.idle = idle;
     }
 }
 
@@ -770,42 +1065,103 @@ fn write_pseudo_random(path: &Path, bytes: u64) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// A temporary directory, removed when dropped.
-struct TempDir(PathBuf);
+/// A temporary directory, removed when dropped: the servers' roots, the
+/// large file, the clients' scratch files.
+struct TempDir {
+    path: PathBuf,
+    /// What the machine line says of where it is.
+    about: String,
+}
+
+/// Where the temporary directory goes first: tmpfs, so that the servers'
+/// disk is memory (as issue 14 measured), not the machine's disk.
+const SHM: &str = "/dev/shm";
 
 impl TempDir {
-    /// `$TMPDIR/ferry-bench-PID`; first removes those of earlier runs whose
-    /// process is gone (stopped by a signal, they could not clean up).
-    fn new() -> Result<TempDir, Failure> {
-        let base = std::env::temp_dir();
-        if let Ok(entries) = fs::read_dir(&base) {
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let stale = name
-                    .to_str()
-                    .and_then(|n| n.strip_prefix("ferry-bench-"))
-                    .and_then(|pid| pid.parse::<u32>().ok())
-                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-                if stale {
-                    let _ = fs::remove_dir_all(entry.path());
-                }
-            }
+    /// `/dev/shm/ferry-bench-PID` when `/dev/shm` exists with `needed`
+    /// bytes free, else `$TMPDIR/ferry-bench-PID`; first removes, in both,
+    /// those of earlier runs whose process is gone (stopped by a signal,
+    /// they could not clean up).
+    fn new(needed: u64) -> Result<TempDir, Failure> {
+        let shm = Path::new(SHM);
+        let temp = std::env::temp_dir();
+        for base in [shm, temp.as_path()] {
+            remove_stale(base);
         }
+        let free = shm.is_dir().then(|| free_bytes(shm)).flatten();
+        let (base, why) = match free {
+            Some(free) if free >= needed => (shm.to_path_buf(), String::new()),
+            Some(free) => (
+                temp,
+                format!(
+                    " ({SHM} has {} MiB free, short of the {} MiB needed)",
+                    free / MIB,
+                    needed / MIB
+                ),
+            ),
+            None => (temp, format!(" ({SHM} is missing or unreadable)")),
+        };
         let path = base.join(format!("ferry-bench-{}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path)
             .map_err(|e| Failure(format!("cannot create {}: {e}", path.display())))?;
-        Ok(TempDir(path))
+        let kind = file_system_type(&path).unwrap_or_else(|| "file system unknown".into());
+        let about = format!(
+            "Server roots and the large file in {} ({kind}){why}.",
+            base.display()
+        );
+        Ok(TempDir { path, about })
     }
 
     fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
+
+    /// Where it is, for the machine line.
+    fn describe(&self) -> String {
+        self.about.clone()
+    }
+}
+
+/// Removes `base/ferry-bench-PID` directories whose process is gone.
+fn remove_stale(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let stale = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("ferry-bench-"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        if stale {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Bytes free for us on the file system of `path` (`df -Pk`).
+fn free_bytes(path: &Path) -> Option<u64> {
+    let out = process::quiet(Command::new("df").arg("-Pk").arg(path)).ok()?;
+    parse_df_available_kib(&out).map(|kib| kib * 1024)
+}
+
+/// The "Available" column (KiB) of `df -Pk`'s one file system line.
+fn parse_df_available_kib(out: &str) -> Option<u64> {
+    out.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The type of the file system of `path` (`stat -f`): "tmpfs", "ext2/ext3".
+fn file_system_type(path: &Path) -> Option<String> {
+    process::quiet(Command::new("stat").args(["-f", "-c", "%T"]).arg(path))
+        .ok()
+        .filter(|t| !t.is_empty())
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        let _ = fs::remove_dir_all(&self.path);
     }
 }
 
@@ -821,20 +1177,23 @@ fn parse_curl(out: &str) -> Option<(u64, f64)> {
 
 /// small_ops.py's `{"count": N, "seconds": S}`.
 fn parse_small_ops(out: &str) -> Option<(u64, f64)> {
+    Some((
+        json_field(out, "count")?.parse().ok()?,
+        json_field(out, "seconds")?.parse().ok()?,
+    ))
+}
+
+/// A scalar field of the last line of `out` that starts with `{` (the one
+/// line of JSON a helper script prints), as written: `"name": VALUE`.
+fn json_field<'a>(out: &'a str, name: &str) -> Option<&'a str> {
     let line = out
         .lines()
         .rev()
         .find(|l| l.trim_start().starts_with('{'))?;
-    let field = |name: &str| {
-        let start = line.find(&format!("\"{name}\":"))? + name.len() + 3;
-        let value = line.get(start..)?.trim_start();
-        let end = value.find([',', '}']).unwrap_or(value.len());
-        value.get(..end).map(str::trim)
-    };
-    Some((
-        field("count")?.parse().ok()?,
-        field("seconds")?.parse().ok()?,
-    ))
+    let start = line.find(&format!("\"{name}\":"))? + name.len() + 3;
+    let value = line.get(start..)?.trim_start();
+    let end = value.find([',', '}']).unwrap_or(value.len());
+    value.get(..end).map(str::trim)
 }
 
 #[cfg(test)]
@@ -869,6 +1228,45 @@ mod tests {
             Some((7, 0.002))
         );
         assert_eq!(parse_small_ops("{\"count\": 1}"), None);
+    }
+
+    #[test]
+    fn script_fields() {
+        let out = "log line\n{\"held\": 64, \"of\": 200, \"seconds\": 0.5}\n";
+        assert_eq!(json_field(out, "held"), Some("64"));
+        assert_eq!(json_field(out, "seconds"), Some("0.5"));
+        assert_eq!(json_field(out, "late"), None);
+    }
+
+    #[test]
+    fn free_space_and_limits() {
+        let df = "Filesystem     1024-blocks    Used Available Capacity Mounted on\n\
+                  tmpfs             24729748 2275000  22454748      10% /dev/shm\n";
+        assert_eq!(parse_df_available_kib(df), Some(22_454_748));
+        assert_eq!(parse_df_available_kib("Filesystem\n"), None);
+        assert_eq!(session_limit(&FULL), 1100);
+        assert_eq!(session_limit(&QUICK), 300);
+        // pure-ftpd's sessions are capped at half its passive ports, and
+        // every range stays below the ephemeral ports (32768).
+        assert!(u32::from(PASSIVE_SPAN) >= 2 * session_limit(&FULL));
+        let servers = u32::try_from(PEERS.len()).unwrap();
+        assert!(u32::from(PASSIVE_BASE) + servers * u32::from(PASSIVE_SPAN) <= 30_000);
+    }
+
+    #[test]
+    fn the_ceiling_is_the_higher_median() {
+        let ceiling = Ceiling {
+            sendfile: vec![1.0, 5.0, 3.0],
+            write: vec![4.0],
+            failed: None,
+        };
+        assert_eq!(ceiling.best(), Some(4.0));
+        let only_write = Ceiling {
+            sendfile: vec![],
+            ..ceiling
+        };
+        assert_eq!(only_write.best(), Some(4.0));
+        assert_eq!(Ceiling::default().best(), None);
     }
 
     #[test]

@@ -1,10 +1,16 @@
-//! How `cargo xtask bench` starts each server: ferryd, pyftpdlib, and
-//! vsftpd with a generated configuration; and which version each is.
+//! How `cargo xtask bench` starts each server: ferryd, pyftpdlib, vsftpd
+//! with a generated configuration, and pure-ftpd with a virtual user (the
+//! plain rows and the FTPES rows share these); and which version each is.
+//!
+//! `sessions`: `Some(n)` configures the server to admit `n` sessions at
+//! once in all and from one address (the idle-sessions workload opens
+//! them all from 127.0.0.1); `None` leaves its defaults.
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::process::{python_version, quiet, run_bounded};
+use super::tls::PURE_FTPD_DIR;
 use super::{Context, PASSWORD, QUICK_LIMIT, SERVER_LOG, USER, WORK_DIR};
 use crate::cmd::find_program;
 
@@ -27,6 +33,7 @@ pub(super) fn ferryd_launch(
     dir: &Path,
     port: u16,
     passive: (u16, u16),
+    sessions: Option<u32>,
 ) -> Result<Launch, String> {
     let root = make_root(dir)?;
     let version = quiet(Command::new(&context.ferryd).arg("--version"))
@@ -38,13 +45,21 @@ pub(super) fn ferryd_launch(
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--user", &format!("{USER}:{PASSWORD}")])
         .args(["--passive-ports", &format!("{}-{}", passive.0, passive.1)]);
+    let limits = match sessions {
+        Some(n) => {
+            command.args(["--max-sessions", &n.to_string(), "--max-per-ip", "0"]);
+            format!(" --max-sessions {n} --max-per-ip 0")
+        }
+        None => String::new(),
+    };
     Ok(Launch {
         command,
         version: format!("{} (release build)", version.trim()),
-        setup: "`ferryd --root DIR --listen 127.0.0.1:PORT --user bench:bench \
-                --passive-ports LO-HI`: a directory, one user with a plain password, \
-                default logging (INFO: every command, to a file)"
-            .into(),
+        setup: format!(
+            "`ferryd --root DIR --listen 127.0.0.1:PORT --user bench:bench \
+             --passive-ports LO-HI{limits}`: a directory, one user with a plain password, \
+             default logging (INFO: every command, to a file)"
+        ),
         user: USER.into(),
         password: PASSWORD.into(),
         wrapped: false,
@@ -57,6 +72,7 @@ pub(super) fn pyftpdlib_launch(
     dir: &Path,
     port: u16,
     passive: (u16, u16),
+    sessions: u32,
 ) -> Result<Launch, String> {
     let version = quiet(
         Command::new(&context.python).args(["-c", "import pyftpdlib; print(pyftpdlib.__ver__)"]),
@@ -74,7 +90,8 @@ pub(super) fn pyftpdlib_launch(
         .arg(port.to_string())
         .arg(passive.0.to_string())
         .arg(passive.1.to_string())
-        .args([USER, PASSWORD]);
+        .args([USER, PASSWORD])
+        .arg(sessions.to_string());
     Ok(Launch {
         command,
         version: format!(
@@ -82,10 +99,13 @@ pub(super) fn pyftpdlib_launch(
             version.trim(),
             python_version(&context.python)
         ),
-        setup: "`xtask/bench/pyftpdlib_server.py`: the default `FTPServer` (one \
-                process, asynchronous) and `FTPHandler` (sendfile for RETR), one user \
-                with every permission, logging at INFO to a file as out of the box"
-            .into(),
+        setup: format!(
+            "`xtask/bench/pyftpdlib_server.py`: the default `FTPServer` (one \
+             process, asynchronous) and `FTPHandler` (sendfile for RETR), one user \
+             with every permission, logging at INFO to a file as out of the box; \
+             `max_cons` and `max_cons_per_ip` {sessions}, RLIMIT_NOFILE raised to its \
+             hard limit"
+        ),
         user: USER.into(),
         password: PASSWORD.into(),
         wrapped: false,
@@ -100,6 +120,7 @@ pub(super) fn vsftpd_launch(
     dir: &Path,
     port: u16,
     passive: (u16, u16),
+    sessions: Option<u32>,
 ) -> Result<Launch, String> {
     let Some(vsftpd) = find_program("vsftpd").or_else(|| find_program("/usr/sbin/vsftpd")) else {
         return Err("vsftpd not found (Debian package vsftpd; run cargo xtask setup)".into());
@@ -118,7 +139,10 @@ pub(super) fn vsftpd_launch(
     fs::create_dir_all(&empty).map_err(|e| format!("cannot create {}: {e}", empty.display()))?;
     // Its log goes where its standard output goes: the one file the bench
     // shows when something fails.
-    let config = vsftpd_config(&root, &empty, &dir.join(SERVER_LOG), port, passive);
+    let mut config = vsftpd_config(&root, &empty, &dir.join(SERVER_LOG), port, passive);
+    if let Some(n) = sessions {
+        config += &format!("max_clients={n}\nmax_per_ip={n}\n");
+    }
     let config_path = dir.join("vsftpd.conf");
     fs::write(&config_path, &config)
         .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
@@ -233,6 +257,98 @@ fn vsftpd_version(vsftpd: &Path, dir: &Path) -> String {
         (None, Ok(package)) => format!("vsftpd (Debian {package})"),
         (None, Err(_)) => "vsftpd (version unknown)".into(),
     }
+}
+
+/// pure-ftpd standalone with one virtual user (puredb) whose password is
+/// hashed with SHA-512 crypt (`pure-pw` would hash it with Argon2id, which
+/// takes seconds per login: the logins rows would measure the hash), and
+/// with TLS (`-Y 1`: AUTH TLS accepted) when `tls` names a file holding the
+/// key and then the certificate. Its binaries are found on `PATH` or in the
+/// Debian package that `cargo xtask setup` unpacks (it conflicts with the
+/// vsftpd package).
+pub(super) fn pure_ftpd_launch(
+    context: &Context,
+    dir: &Path,
+    port: u16,
+    passive: (u16, u16),
+    sessions: Option<u32>,
+    tls: Option<&Path>,
+) -> Result<Launch, String> {
+    let unpacked = context.root.join(PURE_FTPD_DIR);
+    let binary = find_program("pure-ftpd")
+        .or_else(|| Some(unpacked.join("usr/sbin/pure-ftpd")).filter(|p| p.is_file()))
+        .ok_or("pure-ftpd not found (cargo xtask setup unpacks Debian's package)")?;
+    let pure_pw = find_program("pure-pw")
+        .or_else(|| Some(unpacked.join("usr/bin/pure-pw")).filter(|p| p.is_file()))
+        .ok_or("pure-pw not found (cargo xtask setup unpacks Debian's package)")?;
+    if quiet(Command::new("id").arg("-u")).as_deref() != Ok("0") {
+        return Err("pure-ftpd standalone needs root (chroot, privilege separation)".into());
+    }
+    let root = make_root(dir)?;
+    // Its virtual user's uid (65534) must own what it writes to.
+    quiet(
+        Command::new("chown")
+            .arg("-R")
+            .arg("65534:65534")
+            .arg(&root),
+    )?;
+    let hash = quiet(Command::new("openssl").args(["passwd", "-6", PASSWORD]))?;
+    // name:hash:uid:gid:gecos:home/./ (chrooted) and 12 unused fields.
+    let passwd = dir.join("pureftpd.passwd");
+    fs::write(
+        &passwd,
+        format!(
+            "{USER}:{hash}:65534:65534::{}/./::::::::::::\n",
+            root.display()
+        ),
+    )
+    .map_err(|e| format!("{}: {e}", passwd.display()))?;
+    let db = dir.join("pureftpd.pdb");
+    quiet(
+        Command::new(&pure_pw)
+            .arg("mkdb")
+            .arg(&db)
+            .arg("-f")
+            .arg(&passwd),
+    )?;
+    let mut command = Command::new(binary);
+    command
+        .arg("-l")
+        .arg(format!("puredb:{}", db.display()))
+        .args(["-E", "-H"])
+        .args(["-S", &format!("127.0.0.1,{port}")])
+        .args(["-p", &format!("{}:{}", passive.0, passive.1)]);
+    let mut flags = String::from("-l puredb:DB -E -H -S 127.0.0.1,PORT -p LO:HI");
+    if let Some(n) = sessions {
+        command.args(["-c", &n.to_string(), "-C", &n.to_string()]);
+        flags += &format!(" -c {n} -C {n}");
+    }
+    if let Some(both) = tls {
+        command.args(["-Y", "1", "-2"]).arg(both);
+        flags += " -Y 1 -2 CERT";
+    }
+    Ok(Launch {
+        command,
+        version: pure_ftpd_version(&unpacked),
+        setup: format!(
+            "standalone as root, `pure-ftpd {flags}`: one puredb virtual user with a \
+             SHA-512-crypt password (pure-pw's Argon2id would make each login take \
+             seconds), no anonymous login, no name lookups, one process per connection; \
+             it admits at most half as many sessions as it has passive ports (the bench \
+             gives each server {} ports)",
+            u32::from(passive.1) - u32::from(passive.0) + 1
+        ),
+        user: USER.into(),
+        password: PASSWORD.into(),
+        wrapped: false,
+    })
+}
+
+/// pure-ftpd's version: from the unpacked package's name, else unknown.
+fn pure_ftpd_version(unpacked: &Path) -> String {
+    fs::read_to_string(unpacked.join("VERSION"))
+        .map(|v| format!("pure-ftpd {} (Debian, OpenSSL)", v.trim()))
+        .unwrap_or_else(|_| "pure-ftpd (Debian, OpenSSL)".into())
 }
 
 /// `DIR/root/bench/`, made; the root.

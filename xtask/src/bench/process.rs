@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -151,6 +151,48 @@ impl Server {
             }
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Fails if the started process has exited (the server crashed or quit),
+    /// with its exit status.
+    pub(super) fn check_running(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("it exited with {status}")),
+            Err(e) => Err(format!("cannot wait for it: {e}")),
+        }
+    }
+
+    /// VmRSS and anonymous PSS summed over the server and its helper
+    /// processes now, KiB. Anonymous PSS (`Pss_Anon` of
+    /// `/proc/PID/smaps_rollup`) divides each page a forking server's
+    /// processes share among them, and leaves out mapped files (libraries),
+    /// whose share moves when other processes map the same files (the
+    /// Python clients map libpython and libc too).
+    pub(super) fn memory_kib(&self) -> (u64, u64) {
+        let pids: Vec<u32> = std::iter::once(self.pid)
+            .chain(helpers(self.child.id(), self.pid))
+            .collect();
+        let rss = pids
+            .iter()
+            .filter_map(|&p| read_status_kib(p, "VmRSS"))
+            .sum();
+        let pss = pids
+            .iter()
+            .filter_map(|&p| {
+                let text = fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok()?;
+                parse_status_kib(&text, "Pss_Anon")
+            })
+            .sum();
+        (rss, pss)
+    }
+
+    /// Stops the sampler (its scans of `/proc` cost CPU that thousands of
+    /// processes make noticeable): its peak and whether it saw children.
+    pub(super) fn stop_sampling(&mut self) -> (u64, bool) {
+        let sampled = self.sampled();
+        self.sampler = None;
+        sampled
     }
 
     /// The sampler's peak of summed VmRSS (KiB), and whether it saw children.
@@ -387,6 +429,63 @@ pub(super) fn run_bounded(
     }
 }
 
+/// Runs `cmd`, a client that pauses: once it has printed its first line
+/// (the pause), `at_pause` gets that line, then the client's standard input
+/// is closed (its signal to go on); killed after `limit` in all. What
+/// `at_pause` returned and the rest of the client's stdout, if it exited
+/// with 0.
+pub(super) fn run_paused<T>(
+    cmd: &mut Command,
+    limit: Duration,
+    at_pause: impl FnOnce(&str) -> T,
+) -> Result<(T, String), String> {
+    let shown = cmd::show(cmd);
+    let deadline = Instant::now() + limit;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start `{shown}`: {e}"))?;
+    let stderr = drain(child.stderr.take());
+    let stdout = child.stdout.take();
+    let (first_tx, first_rx) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut rest = String::new();
+        if let Some(stdout) = stdout {
+            let mut lines = BufReader::new(stdout);
+            let mut first = String::new();
+            let _ = lines.read_line(&mut first);
+            let _ = first_tx.send(first);
+            let _ = lines.read_to_string(&mut rest);
+        }
+        rest
+    });
+    let value = match first_rx.recv_timeout(limit) {
+        Ok(line) if !line.is_empty() => Some(at_pause(line.trim())),
+        _ => None,
+    };
+    drop(child.stdin.take());
+    let status = wait_until(
+        &mut child,
+        deadline.saturating_duration_since(Instant::now()),
+    );
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let rest = reader.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    match (status, value) {
+        (None, _) => Err(format!("`{shown}` took longer than {limit:?}; killed")),
+        (Some(status), _) if !status.success() => {
+            Err(format!("`{shown}` exited with {status}: {}", stderr.trim()))
+        }
+        (Some(_), None) => Err(format!("`{shown}` ended before it paused")),
+        (Some(_), Some(value)) => Ok((value, rest)),
+    }
+}
+
 /// Runs `cmd` quietly with a short limit: its stdout, trimmed.
 pub(super) fn quiet(cmd: &mut Command) -> Result<String, String> {
     run_bounded(cmd, Stdio::null(), QUICK_LIMIT).map(|out| out.trim().to_string())
@@ -494,6 +593,10 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmSwap"), None);
         // A field whose name starts another's is not taken for it.
         assert_eq!(parse_status_kib("VmRSSx:\t1 kB\n", "VmRSS"), None);
+        // smaps_rollup's Pss_Anon, not its Pss.
+        let rollup = "Rss:  900 kB\nPss:   300 kB\nPss_Anon:   10 kB\n";
+        assert_eq!(parse_status_kib(rollup, "Pss_Anon"), Some(10));
+        assert_eq!(parse_status_kib(rollup, "Pss"), Some(300));
     }
 
     #[test]

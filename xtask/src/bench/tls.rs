@@ -15,29 +15,29 @@
 //! Each run of each workload goes to every server in turn. Issue 11's goal:
 //! ferryd at least 1.0x the best peer on each row; the table says how far.
 //!
-//! pure-ftpd serves a virtual user (puredb) whose password is hashed with
-//! SHA-512 crypt: `pure-pw` would hash it with Argon2id, which takes seconds
-//! per login and would make the logins row measure the hash. Its binaries
-//! come from Debian's package unpacked by `cargo xtask setup`
-//! (`target/peers/pure-ftpd`: it conflicts with the vsftpd package).
+//! pure-ftpd is started as in the plain rows (`peers.rs`,
+//! `pure_ftpd_launch`: a virtual user with a SHA-512-crypt password, the
+//! binaries from Debian's package that `cargo xtask setup` unpacks into
+//! [`PURE_FTPD_DIR`]), with `-Y 1 -2 CERT` added.
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::peers::{ferryd_launch, vsftpd_launch};
-use super::process::{quiet, run_bounded, sha256, Server};
+use super::peers::{ferryd_launch, pure_ftpd_launch, vsftpd_launch};
+use super::process::{run_bounded, sha256, Server};
 use super::report::median;
 use super::{
     link_or_copy, Context, CURL_MAX_TIME, MIB, PASSWORD, RETR_NAME, SCRIPT_LIMIT, SERVER_LOG,
-    TRANSFER_LIMIT, USER, WORK_DIR,
+    TRANSFER_LIMIT, WORK_DIR,
 };
-use crate::cmd::{self, find_program, header};
+use crate::cmd::{self, header};
 use crate::Failure;
 
-/// Passive ranges of the TLS servers: above the plain ones' (20000-22999).
-const PASSIVE_BASE: u16 = 23_000;
+/// Passive ranges of the TLS servers: above the plain ones' (20000-29999),
+/// below Linux's ephemeral range (32768 and up).
+const PASSIVE_BASE: u16 = 30_000;
 /// See [`PASSIVE_BASE`].
-const PASSIVE_SPAN: u16 = 1_000;
+const PASSIVE_SPAN: u16 = 900;
 
 /// Where `cargo xtask setup` unpacks pure-ftpd (relative to the repository).
 pub const PURE_FTPD_DIR: &str = "target/peers/pure-ftpd";
@@ -234,7 +234,7 @@ fn start(
     );
     let (mut command, version, user, wrapped) = match peer {
         Peer::Ferryd => {
-            let mut launch = ferryd_launch(context, &dir, port, passive)?;
+            let mut launch = ferryd_launch(context, &dir, port, passive, None)?;
             launch
                 .command
                 .arg("--tls-cert")
@@ -244,7 +244,7 @@ fn start(
             (launch.command, launch.version, launch.user, false)
         }
         Peer::Vsftpd => {
-            let launch = vsftpd_launch(context, &dir, port, passive)?;
+            let launch = vsftpd_launch(context, &dir, port, passive, None)?;
             let config = dir.join("vsftpd.conf");
             let mut text =
                 fs::read_to_string(&config).map_err(|e| format!("{}: {e}", config.display()))?;
@@ -252,20 +252,14 @@ fn start(
             fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
             (launch.command, launch.version, launch.user, launch.wrapped)
         }
-        Peer::PureFtpd => pure_ftpd(context, &dir, cert, port, passive)?,
+        Peer::PureFtpd => {
+            let launch = pure_ftpd_launch(context, &dir, port, passive, None, Some(&cert.both))?;
+            (launch.command, launch.version, launch.user, launch.wrapped)
+        }
     };
     let served = dir.join("root").join(WORK_DIR);
     link_or_copy(&context.source.path, &served.join(RETR_NAME))
         .map_err(|e| format!("cannot place {RETR_NAME}: {e}"))?;
-    if peer == Peer::PureFtpd {
-        // Its virtual user's uid (65534) must own what it writes to.
-        quiet(
-            Command::new("chown")
-                .arg("-R")
-                .arg("65534:65534")
-                .arg(dir.join("root")),
-        )?;
-    }
     let server = Server::start(&mut command, &dir.join(SERVER_LOG), port, wrapped)?;
     Ok(Contender {
         peer,
@@ -302,66 +296,6 @@ fn vsftpd_tls(cert: &Certificate) -> String {
         cert.cert.display(),
         cert.key.display()
     )
-}
-
-/// pure-ftpd with TLS (`-Y 1`: AUTH TLS accepted) and one virtual user.
-fn pure_ftpd(
-    context: &Context,
-    dir: &Path,
-    cert: &Certificate,
-    port: u16,
-    passive: (u16, u16),
-) -> Result<(Command, String, String, bool), String> {
-    let unpacked = context.root.join(PURE_FTPD_DIR);
-    let binary = find_program("pure-ftpd")
-        .or_else(|| Some(unpacked.join("usr/sbin/pure-ftpd")).filter(|p| p.is_file()))
-        .ok_or("pure-ftpd not found (cargo xtask setup unpacks Debian's package)")?;
-    let pure_pw = find_program("pure-pw")
-        .or_else(|| Some(unpacked.join("usr/bin/pure-pw")).filter(|p| p.is_file()))
-        .ok_or("pure-pw not found (cargo xtask setup unpacks Debian's package)")?;
-    if quiet(Command::new("id").arg("-u")).as_deref() != Ok("0") {
-        return Err("pure-ftpd standalone needs root (chroot, privilege separation)".into());
-    }
-    let root = dir.join("root");
-    fs::create_dir_all(root.join(WORK_DIR))
-        .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-    let hash = quiet(Command::new("openssl").args(["passwd", "-6", PASSWORD]))?;
-    // name:hash:uid:gid:gecos:home/./ (chrooted) and 12 unused fields.
-    let passwd = dir.join("pureftpd.passwd");
-    fs::write(
-        &passwd,
-        format!(
-            "{USER}:{hash}:65534:65534::{}/./::::::::::::\n",
-            root.display()
-        ),
-    )
-    .map_err(|e| format!("{}: {e}", passwd.display()))?;
-    let db = dir.join("pureftpd.pdb");
-    quiet(
-        Command::new(&pure_pw)
-            .arg("mkdb")
-            .arg(&db)
-            .arg("-f")
-            .arg(&passwd),
-    )?;
-    let version = pure_ftpd_version(&unpacked);
-    let mut command = Command::new(binary);
-    command
-        .arg("-l")
-        .arg(format!("puredb:{}", db.display()))
-        .args(["-E", "-H"])
-        .args(["-S", &format!("127.0.0.1,{port}")])
-        .args(["-p", &format!("{}:{}", passive.0, passive.1)])
-        .args(["-Y", "1", "-2"])
-        .arg(&cert.both);
-    Ok((command, version, USER.into(), false))
-}
-
-/// pure-ftpd's version: from the unpacked package's name, else unknown.
-fn pure_ftpd_version(unpacked: &Path) -> String {
-    fs::read_to_string(unpacked.join("VERSION"))
-        .map(|v| format!("pure-ftpd {} (Debian, OpenSSL)", v.trim()))
-        .unwrap_or_else(|_| "pure-ftpd (Debian, OpenSSL)".into())
 }
 
 /// A transfer over TLS.
@@ -513,5 +447,11 @@ mod tests {
         assert_eq!(parse_timed("1048576 0.25 1.25"), Some((1_048_576, 1.0)));
         assert_eq!(parse_timed("1 2"), None);
         assert_eq!(parse_timed("1 2 3 4"), None);
+    }
+
+    #[test]
+    fn passive_ranges_stay_below_the_ephemeral_ports() {
+        let servers = u32::try_from(PEERS.len()).unwrap();
+        assert!(u32::from(PASSIVE_BASE) + servers * u32::from(PASSIVE_SPAN) <= 32_768);
     }
 }
