@@ -26,7 +26,7 @@ use crate::settings::ImageKind;
 use crate::settings::{CertSource, Settings, StartupError, TlsSettings};
 
 /// Bytes of the transfer buffer all sessions share.
-pub const TRANSFER_BUFFER: usize = 64 * 1024;
+pub const TRANSFER_BUFFER: usize = 256 * 1024;
 
 /// Host sockets with the TLS layer on top (without a certificate it only
 /// passes through).

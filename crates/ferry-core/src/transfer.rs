@@ -486,7 +486,7 @@ fn consumed(src: &[u8], sent: usize, prev_cr: bool, cr_sent: bool) -> (usize, bo
 /// Most bytes one zero-copy send may move (the socket's buffer takes
 /// less; the rest of the loop's sessions wait meanwhile).
 #[cfg(feature = "sendfile")]
-const SEND_FILE_CHUNK: usize = 128 << 10;
+const SEND_FILE_CHUNK: usize = 64 << 10;
 
 /// A step of a download sent by [`SecureStack::send_file`] from the file's
 /// position, which then moves past what went; `None` when the storage or
