@@ -161,6 +161,9 @@ impl TcpFullStack for StubStack {
     }
 }
 
+/// A plain stack: the TLS layer above it is the security layer.
+impl ferry_net::SecureStack for StubStack {}
+
 impl TcpLocalAddr for StubStack {
     fn bind_addr(&mut self, socket: &mut StubSocket, local: SocketAddr) -> Result<(), NetError> {
         black_box((socket.0, local));

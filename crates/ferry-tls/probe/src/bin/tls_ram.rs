@@ -258,6 +258,9 @@ impl TcpFullStack for PipeStack {
     }
 }
 
+/// A plain stack: the TLS layer above it is the security layer.
+impl ferry_net::SecureStack for PipeStack {}
+
 impl TcpLocalAddr for PipeStack {
     fn bind_addr(&mut self, _: &mut Pipe, _: SocketAddr) -> Result<(), PipeError> {
         Ok(())
