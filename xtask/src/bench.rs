@@ -2,24 +2,29 @@
 //! time beside peer FTP servers, measured in the same run on loopback.
 //!
 //! Every server gets its own root, a free control port and its own passive
-//! range, and the same client commands (curl for the large files, Python's
-//! ftplib for the small operations, `xtask/bench/small_ops.py`). The roots
+//! range, and the same client commands (Python's ftplib for the large
+//! files, `xtask/bench/transfer.py`, and the small operations,
+//! `xtask/bench/small_ops.py`; curl for the checked download and the
+//! latency load). The roots
 //! and the large file are on tmpfs (`/dev/shm`, when it exists with room
 //! for four copies of the file; else `$TMPDIR`, which the machine line
 //! then names with the reason), so that the servers' disk is memory. Each
 //! server is configured to admit the idle sessions (item 9) and
 //! [`SESSION_HEADROOM`] more, in all and from one address.
 //!
-//! 1. RETR of a large file (256 MiB; `--quick`: 32 MiB) to `/dev/null`:
-//!    MiB/s, the median of three runs, after one untimed download whose
-//!    bytes are checked (size and SHA-256).
+//! 1. RETR of a large file (256 MiB; `--quick`: 32 MiB), read 256 KiB at a
+//!    time and discarded (`transfer.py retr`): MiB/s from PASV to 226, the
+//!    median of three runs, after one untimed curl download whose bytes
+//!    are checked (size and SHA-256). Not curl for the timed runs: its
+//!    16 KiB reads capped every server near the same figure.
 //! 2. The loopback ceiling (`xtask/bench/ceiling.py`), before each round
 //!    of RETRs: as many bytes over one TCP connection on 127.0.0.1 with no
 //!    server, sent with `sendfile` from the large file and with `send` from
 //!    memory, received into a buffer and discarded; the table gives
 //!    ferryd's RETR and STOR as a share of the higher median.
-//! 3. STOR of a file as large: MiB/s, the median of three runs; after each,
-//!    the file on the server's disk must have the size and SHA-256 of the
+//! 3. STOR of a file as large, sent with `sendfile` (`transfer.py stor`):
+//!    MiB/s from PASV to 226, the median of three runs; after each, the
+//!    file on the server's disk must have the size and SHA-256 of the
 //!    source, or the bench fails (moving wrong bytes fast is worthless).
 //! 4. A session doing 500 (`--quick`: 100) rounds of STOR 1 KiB, RETR it
 //!    (bytes compared), DELE: rounds per second; then 200 (100) fresh
@@ -637,16 +642,28 @@ impl Client {
         parse_curl(&out).ok_or_else(|| format!("curl printed {out:?}"))
     }
 
-    /// Uploads `source` as `name`: (bytes, seconds) as curl saw them.
-    fn stor(&self, source: &Path, name: &str) -> Result<(u64, f64), String> {
-        let mut curl = self.curl();
-        curl.arg("--upload-file")
-            .arg(source)
-            .args(["--write-out", "%{size_upload} %{time_total}"])
-            .arg(self.url(name));
-        println!("$ {}", cmd::show(&curl));
-        let out = run_bounded(&mut curl, Stdio::null(), TRANSFER_LIMIT)?;
-        parse_curl(&out).ok_or_else(|| format!("curl printed {out:?}"))
+    /// A timed RETR of `name` (discarded) or, with `source`, STOR of it as
+    /// `name`, by `xtask/bench/transfer.py`: (bytes, seconds from PASV to
+    /// 226).
+    fn transfer(
+        &self,
+        context: &Context,
+        name: &str,
+        source: Option<&Path>,
+    ) -> Result<(u64, f64), String> {
+        let mut python = Command::new(&context.python);
+        python
+            .arg(context.root.join("xtask/bench/transfer.py"))
+            .arg(if source.is_some() { "stor" } else { "retr" })
+            .arg("127.0.0.1")
+            .arg(self.port.to_string())
+            .args([&self.user, &self.password, WORK_DIR, name]);
+        if let Some(source) = source {
+            python.arg(source);
+        }
+        println!("$ {}", cmd::show(&python));
+        let out = run_bounded(&mut python, Stdio::null(), TRANSFER_LIMIT)?;
+        parse_transfer(&out).ok_or_else(|| format!("transfer.py printed {out:?}"))
     }
 
     /// Runs `small_ops.py MODE ... count`: operations per second.
@@ -887,7 +904,7 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
                 continue;
             };
             let rate = contender.step(context, Some(Phase::Retr), |client, _| {
-                let (bytes, secs) = client.retr(RETR_NAME, Path::new("/dev/null"))?;
+                let (bytes, secs) = client.transfer(context, RETR_NAME, None)?;
                 if bytes != source.bytes {
                     return Err(format!("RETR moved {bytes} bytes of {}", source.bytes));
                 }
@@ -908,7 +925,7 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
             };
             let rate = contender.step(context, Some(Phase::Stor), |client, _| {
                 let name = format!("up-{run}.bin");
-                let (bytes, secs) = client.stor(&source.path, &name)?;
+                let (bytes, secs) = client.transfer(context, &name, Some(&source.path))?;
                 let on_disk = client.served.join(&name);
                 verify(&on_disk, bytes, source).map_err(|e| format!("STOR {name}: {e}"))?;
                 fs::remove_file(&on_disk)
@@ -1176,6 +1193,13 @@ fn parse_curl(out: &str) -> Option<(u64, f64)> {
 }
 
 /// small_ops.py's `{"count": N, "seconds": S}`.
+fn parse_transfer(out: &str) -> Option<(u64, f64)> {
+    Some((
+        json_field(out, "bytes")?.parse().ok()?,
+        json_field(out, "seconds")?.parse().ok()?,
+    ))
+}
+
 fn parse_small_ops(out: &str) -> Option<(u64, f64)> {
     Some((
         json_field(out, "count")?.parse().ok()?,
@@ -1228,6 +1252,11 @@ mod tests {
             Some((7, 0.002))
         );
         assert_eq!(parse_small_ops("{\"count\": 1}"), None);
+        assert_eq!(
+            parse_transfer("{\"bytes\": 33554432, \"seconds\": 0.0125}\n"),
+            Some((33_554_432, 0.0125))
+        );
+        assert_eq!(parse_transfer("{\"bytes\": 1}"), None);
     }
 
     #[test]

@@ -228,7 +228,7 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
         with(
             metric(
                 format!(
-                    "RETR {} MiB (curl), MiB/s, median of {}",
+                    "RETR {} MiB (ftplib, 256 KiB reads), MiB/s, median of {}",
                     sizes.file_mib, sizes.runs
                 ),
                 &|m| median_of(&m.retr),
@@ -239,7 +239,7 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
         with(
             metric(
                 format!(
-                    "STOR {} MiB (curl -T), MiB/s, median of {}, bytes checked",
+                    "STOR {} MiB (ftplib, sendfile), MiB/s, median of {}, bytes checked",
                     sizes.file_mib, sizes.runs
                 ),
                 &|m| median_of(&m.stor),
@@ -657,7 +657,7 @@ mod tests {
              loopback ceiling, MiB/s |\n|---|---:|---:|---:|---:|---:|---:|\n"
         ));
         assert!(text.contains(
-            "| RETR 256 MiB (curl), MiB/s, median of 3 | 200 | skipped | failed | 100 | 2.00x | \
+            "| RETR 256 MiB (ftplib, 256 KiB reads), MiB/s, median of 3 | 200 | skipped | failed | 100 | 2.00x | \
              sendfile 400, write 400; ferryd 0.50 of 400 |"
         ));
         assert!(text.contains("| 0.25 / 4.50 | "));
