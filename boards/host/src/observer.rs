@@ -7,8 +7,12 @@ use std::sync::Arc;
 use ferry_core::server::{Event, Observer, TransferKind};
 use tracing::{info, warn};
 
-/// The sessions open in each worker, counted by their observers, so that
-/// `--max-sessions` holds for ferryd as a whole.
+/// The logged-in sessions of each worker, counted by their observers, so
+/// that `--max-sessions` holds for ferryd as a whole. Sessions not logged
+/// in are left out: in one table a newcomer evicts them, and a worker
+/// cannot evict another's, so counting them would let a flood that lands
+/// on one worker lock out the clients another serves; they end within the
+/// login timeout.
 #[derive(Debug)]
 pub struct Census(Vec<AtomicUsize>);
 
@@ -25,6 +29,8 @@ impl Census {
 #[derive(Debug)]
 pub struct LogObserver {
     peers: Vec<Option<SocketAddr>>,
+    /// Which slots hold a logged-in session (counted in the census).
+    logged_in: Vec<bool>,
     /// This worker's first session number.
     base: usize,
     /// The counts and this worker's index in them.
@@ -36,6 +42,7 @@ impl LogObserver {
     pub fn new(slots: usize) -> LogObserver {
         LogObserver {
             peers: vec![None; slots],
+            logged_in: vec![false; slots],
             base: 0,
             census: None,
         }
@@ -45,15 +52,23 @@ impl LogObserver {
     pub fn worker(slots: usize, census: Arc<Census>, index: usize) -> LogObserver {
         LogObserver {
             peers: vec![None; slots],
+            logged_in: vec![false; slots],
             base: index * slots,
             census: Some((census, index)),
         }
     }
 
-    /// Counts a session opened (`+1`) or closed in this worker.
-    fn count(&self, opened: bool) {
+    /// Marks the session in `slot` (this worker's numbering) logged in or
+    /// gone, and counts it in the census when that changes.
+    fn count(&mut self, slot: usize, logged_in: bool) {
+        let Some(was) = self.logged_in.get_mut(slot) else {
+            return;
+        };
+        if std::mem::replace(was, logged_in) == logged_in {
+            return;
+        }
         if let Some(n) = self.census.as_ref().and_then(|(c, i)| c.0.get(*i)) {
-            if opened {
+            if logged_in {
                 n.fetch_add(1, Ordering::Relaxed);
             } else {
                 n.fetch_sub(1, Ordering::Relaxed);
@@ -107,7 +122,7 @@ impl Observer for LogObserver {
         }
         match event {
             Event::Connected { session, peer } => {
-                self.count(true);
+                self.count(session.wrapping_sub(self.base), false);
                 if let Some(slot) = self.peers.get_mut(session.wrapping_sub(self.base)) {
                     *slot = Some(peer);
                 }
@@ -131,6 +146,7 @@ impl Observer for LogObserver {
                 user,
                 ok: true,
             } => {
+                self.count(session.wrapping_sub(self.base), true);
                 info!(session, peer = %self.peer(session), user = %shown(user), "logged in");
             }
             Event::Login {
@@ -156,7 +172,7 @@ impl Observer for LogObserver {
                 }
             }
             Event::Disconnected { session } => {
-                self.count(false);
+                self.count(session.wrapping_sub(self.base), false);
                 let peer = self.peer(session);
                 if let Some(slot) = self.peers.get_mut(session.wrapping_sub(self.base)) {
                     *slot = None;
@@ -202,9 +218,22 @@ mod tests {
         let mut a = LogObserver::worker(4, Arc::clone(&census), 0);
         let mut b = LogObserver::worker(4, Arc::clone(&census), 2);
         let peer: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        let login = |o: &mut LogObserver, session| {
+            o.event(Event::Login {
+                session,
+                user: b"u",
+                ok: true,
+            })
+        };
         a.event(Event::Connected { session: 0, peer });
         a.event(Event::Connected { session: 1, peer });
         b.event(Event::Connected { session: 3, peer });
+        // Not logged in: not counted (a newcomer could evict them).
+        assert_eq!(b.sessions_elsewhere(), 0);
+        login(&mut a, 0);
+        login(&mut a, 1);
+        login(&mut b, 3);
+        login(&mut b, 3);
         assert_eq!(a.sessions_elsewhere(), 1);
         assert_eq!(b.sessions_elsewhere(), 2);
         assert_eq!(b.peer(8 + 3), "192.0.2.1:4000");

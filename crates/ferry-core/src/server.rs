@@ -113,10 +113,10 @@ pub trait Observer {
     /// Called for each event, synchronously inside `poll`.
     fn event(&mut self, event: Event<'_>);
 
-    /// Sessions open in other engine instances that share this one's
-    /// `max_sessions` (a host running one server per core counts them
-    /// from their events); asked only when a connection arrives. 0 by
-    /// default.
+    /// Sessions of other engine instances that share this one's
+    /// `max_sessions` and that a newcomer here cannot make give way (a
+    /// host running one server per core counts the logged-in ones from
+    /// their events); asked only when a connection arrives. 0 by default.
     ///
     /// Asked only with the feature `scale`.
     fn sessions_elsewhere(&mut self) -> usize {

@@ -135,6 +135,31 @@ impl<S: TcpLocalAddr> TcpLocalAddr for Borrowed<'_, S> {
     }
 }
 
+impl<S: SecureStack> SecureStack for Borrowed<'_, S> {
+    fn tls_available(&self) -> bool {
+        self.0.tls_available()
+    }
+    fn start_tls(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        control: Option<&Self::TcpSocket>,
+    ) -> Result<(), TlsError> {
+        self.0.start_tls(socket, control)
+    }
+    fn is_tls(&self, socket: &Self::TcpSocket) -> bool {
+        self.0.is_tls(socket)
+    }
+    fn send_file(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        file: OsFile,
+        offset: u64,
+        len: usize,
+    ) -> Option<nb::Result<usize, Self::Error>> {
+        self.0.send_file(socket, file, offset, len)
+    }
+}
+
 /// Why [`SecureStack::start_tls`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsError {
