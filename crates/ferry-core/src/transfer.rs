@@ -35,6 +35,12 @@ pub(crate) type ListNow = ();
 /// fast transfer cannot starve the other sessions.
 const STEPS_PER_POLL: usize = 8;
 
+/// Most bytes one session's transfer moves in one `poll` on a host
+/// (feature `scale`), whose buffers and zero-copy steps are large: the
+/// other sessions (a NOOP behind four downloads) wait for less.
+#[cfg(feature = "scale")]
+const PUMP_BUDGET: usize = 256 << 10;
+
 /// Which listing a transfer produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ListFormat {
@@ -267,6 +273,8 @@ impl<F: FileSystem> Transfer<F> {
         now: Instant,
     ) -> Pump {
         let mut progressed = false;
+        #[cfg(feature = "scale")]
+        let mut moved = 0;
         for _ in 0..STEPS_PER_POLL {
             // Without `mtime` the listing's clock is `()`.
             #[cfg_attr(not(feature = "mtime"), allow(clippy::unit_arg))]
@@ -313,6 +321,13 @@ impl<F: FileSystem> Transfer<F> {
                     self.bytes = self.bytes.saturating_add(n as u64);
                     self.last_progress = now;
                     progressed = true;
+                    #[cfg(feature = "scale")]
+                    {
+                        moved += n;
+                        if moved >= PUMP_BUDGET {
+                            break;
+                        }
+                    }
                 }
                 Step::Blocked => break,
                 Step::Done(r) => return Pump::Done(r),
