@@ -723,20 +723,25 @@ impl Contender {
         if self.failed.is_some() {
             return None;
         }
-        let result = self.timed(context, phase, work);
-        match result {
+        match self.timed(context, phase, work) {
             Ok(value) => Some(value),
             Err(why) => {
-                println!(
-                    "---- {} failed: {why}\n---- its log, last lines ----\n{}",
-                    self.report.peer.name(),
-                    self.server.log_tail()
-                );
-                self.failed = Some(why);
-                self.server.stop();
+                self.fail(why);
                 None
             }
         }
+    }
+
+    /// Fails this server for `why` (shown with the end of its log) and
+    /// stops it: no further workload runs against it.
+    fn fail(&mut self, why: String) {
+        println!(
+            "---- {} failed: {why}\n---- its log, last lines ----\n{}",
+            self.report.peer.name(),
+            self.server.log_tail()
+        );
+        self.failed = Some(why);
+        self.server.stop();
     }
 
     /// Runs one step of a workload in which a peer's failure is its row's
@@ -760,21 +765,16 @@ impl Contender {
                 let alone = self.report.peer != Peer::Ferryd
                     && !why.contains(WRONG_BYTES)
                     && self.server.check_running().is_ok();
-                println!(
-                    "---- {} failed{}: {why}\n---- its log, last lines ----\n{}",
-                    self.report.peer.name(),
-                    if alone {
-                        " this workload (its row says so; it goes on)"
-                    } else {
-                        ""
-                    },
-                    self.server.log_tail()
-                );
                 if alone {
+                    println!(
+                        "---- {} failed this workload (its row says so; it goes on): {why}\n\
+                         ---- its log, last lines ----\n{}",
+                        self.report.peer.name(),
+                        self.server.log_tail()
+                    );
                     self.measured.failed_rows.push((phase, why));
                 } else {
-                    self.failed = Some(why);
-                    self.server.stop();
+                    self.fail(why);
                 }
                 None
             }
@@ -828,13 +828,7 @@ impl Contender {
         match hwm {
             Ok(hwm) => self.measured.hwm_kib = hwm,
             Err(why) => {
-                println!(
-                    "---- {} failed: {why}\n---- its log, last lines ----\n{}",
-                    self.report.peer.name(),
-                    self.server.log_tail()
-                );
-                self.failed = Some(why);
-                self.server.stop();
+                self.fail(why);
                 return;
             }
         }
