@@ -651,6 +651,19 @@ impl TcpFullStack for StdStack {
 }
 
 impl StdStack {
+    /// The `sendfile(2)` of [`crate::SecureStack::send_file`].
+    #[cfg(target_os = "linux")]
+    fn send_file_now(
+        &mut self,
+        socket: &mut StdSocket,
+        file: crate::OsFile,
+        offset: u64,
+        len: usize,
+    ) -> nb::Result<usize, StdNetError> {
+        let stream = connected_stream(self.state(socket)?)?;
+        retry_nb(|| send_file(stream, file, offset, len))
+    }
+
     /// The OS accept of [`TcpFullStack::accept`].
     fn accept_now(
         &mut self,
@@ -787,15 +800,7 @@ impl crate::SecureStack for StdStack {
         offset: u64,
         len: usize,
     ) -> Option<nb::Result<usize, StdNetError>> {
-        let state = match self.state(socket) {
-            Ok(state) => state,
-            Err(e) => return Some(Err(nb::Error::Other(e))),
-        };
-        let stream = match connected_stream(state) {
-            Ok(stream) => stream,
-            Err(e) => return Some(Err(e)),
-        };
-        Some(retry_nb(|| send_file(stream, file, offset, len)))
+        Some(self.send_file_now(socket, file, offset, len))
     }
 }
 
