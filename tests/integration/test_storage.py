@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from ferry_helpers import TIMEOUT, pasv_connect, rand_bytes, wait_until
+from ferry_helpers import Ferryd, TIMEOUT, ferryd_path, pasv_connect, rand_bytes, tool, wait_until
 from ferry_store import FatStore, LittleFsStore, mtools
 
 
@@ -28,6 +28,49 @@ def upload_until_refused(f, name, data):
         return int(f.voidresp()[:3])
     except (ftplib.error_temp, ftplib.error_perm) as e:
         return int(str(e)[:3])
+
+
+@pytest.mark.needs("host_dir")
+def test_a_full_host_directory_refuses_zero_copy_uploads_with_452(store, tmp_path):
+    """ferryd serving a directory on a full file system, where uploads are
+    spliced from the connection into the file (Linux): 452, the replaced
+    file whole, nothing left behind, and the directory takes writes again.
+
+    The directory is a 2 MiB tmpfs mounted in a mount namespace of ferryd's
+    own (`unshare`), so only ferryd sees it: everything is checked over FTP."""
+    unshare = tool("unshare")
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    wrapper = work / "ferryd-on-small-tmpfs"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'exec {unshare} --mount --propagation private sh -c '
+        "'mount -t tmpfs -o size=2m ferry-full \"$0\" && exec \"$@\"' "
+        f'"{store.root}" "{ferryd_path()}" "$@"\n')
+    wrapper.chmod(0o755)
+    s = Ferryd(wrapper, store, work)
+    try:
+        s.start(args=["--workers", "1"])
+        f = s.connect()
+        f.voidcmd("TYPE I")
+        old = rand_bytes(40_000, 90)
+        f.stor_bytes("keep.bin", old)
+        code = upload_until_refused(f, "keep.bin", rand_bytes(3 << 20, 91))
+        assert code == 452, code
+        assert f.cmd("NOOP")[0] == 200
+        assert f.retr_bytes("keep.bin") == old
+        # A new file that does not fit either: refused, and removed.
+        assert upload_until_refused(f, "new.bin", rand_bytes(3 << 20, 92)) == 452
+        assert f.nlst() == ["keep.bin"]
+        # Had either refused upload left its bytes, this would not fit.
+        big = rand_bytes(1_800_000, 93)
+        f.stor_bytes("fits.bin", big)
+        assert f.retr_bytes("fits.bin") == big
+        assert f.retr_bytes("keep.bin") == old
+        f.quit()
+    finally:
+        s.stop()
+        assert "panicked" not in s.stderr(), s.stderr()[-2000:]
 
 
 @pytest.mark.needs("image")

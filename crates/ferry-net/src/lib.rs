@@ -15,9 +15,9 @@
 //! - `w5500-emulator`: `w5500_emulator::W5500Emulator`, that chip emulated
 //!   over host sockets, to run the `w5500` adapter on a PC.
 #![no_std]
-// Two exceptions, allowed where they are (std_stack.rs): Linux's
+// Exceptions, allowed where they are (std_stack.rs): Linux's
 // SO_ATTACH_REUSEPORT_CBPF, a setsockopt that socket2 does not wrap, and
-// sendfile(2), which std does not.
+// sendfile(2), splice(2) and pipe2(2), which std does not.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "std")]
@@ -153,10 +153,17 @@ impl<S: SecureStack> SecureStack for Borrowed<'_, S> {
         &mut self,
         socket: &mut Self::TcpSocket,
         file: OsFile,
-        offset: u64,
         len: usize,
     ) -> Option<nb::Result<usize, Self::Error>> {
-        self.0.send_file(socket, file, offset, len)
+        self.0.send_file(socket, file, len)
+    }
+    fn receive_file(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        file: OsFile,
+        len: usize,
+    ) -> Option<nb::Result<usize, FileError<Self::Error>>> {
+        self.0.receive_file(socket, file, len)
     }
 }
 
@@ -203,25 +210,63 @@ pub trait SecureStack: TcpLocalAddr {
         false
     }
     /// Sends up to `len` bytes of the operating system's open file `file`,
-    /// from byte `offset` on, on `socket` without copying them through the
-    /// caller (zero-copy: Linux `sendfile`); `Ok(0)` at the file's end.
-    /// The file's own position does not move. `None`: this stack, or this
-    /// socket (one carrying TLS), cannot; the caller copies as usual.
+    /// from its position, which moves past what went, on `socket` without
+    /// copying them through the caller (zero-copy: Linux `sendfile`);
+    /// `Ok(0)` at the file's end. `None`: this stack, or this socket (one
+    /// carrying TLS), cannot; the caller copies as usual.
     fn send_file(
         &mut self,
         socket: &mut Self::TcpSocket,
         file: OsFile,
-        offset: u64,
         len: usize,
     ) -> Option<nb::Result<usize, Self::Error>> {
-        let _ = (socket, file, offset, len);
+        let _ = (socket, file, len);
+        None
+    }
+    /// Writes up to `len` bytes that have arrived on `socket` to the
+    /// operating system's open file `file`, at its position, which moves
+    /// past them, without copying them through the caller (Linux
+    /// `splice`). Like [`TcpClientStack::receive`]: `WouldBlock` when
+    /// nothing has arrived, `Ok(0)` when the peer closed its sending side.
+    /// Every byte taken from the connection is in the file when it returns
+    /// `Ok`; a [`FileError::Storage`] loses what the file did not take.
+    /// `None`: this stack, or this socket, cannot, and nothing was done.
+    fn receive_file(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        file: OsFile,
+        len: usize,
+    ) -> Option<nb::Result<usize, FileError<Self::Error>>> {
+        let _ = (socket, file, len);
         None
     }
 }
 
+/// Why a [`SecureStack::receive_file`] failed: the connection or the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileError<E> {
+    /// The connection failed, as [`TcpClientStack::receive`] reports it.
+    Net(E),
+    /// Writing the file failed; `no_space`: the storage is full.
+    Storage {
+        /// The storage has no room left (or the quota is used up).
+        no_space: bool,
+    },
+}
+
+impl<E> FileError<E> {
+    /// The same failure with the connection's error mapped by `f`.
+    pub fn map_net<E2>(self, f: impl FnOnce(E) -> E2) -> FileError<E2> {
+        match self {
+            FileError::Net(e) => FileError::Net(f(e)),
+            FileError::Storage { no_space } => FileError::Storage { no_space },
+        }
+    }
+}
+
 /// An open file of the host's operating system, by its descriptor, lent
-/// to [`SecureStack::send_file`] for one call by the storage that opened
-/// it (`ferry_fs::FileSystem::os_file`).
+/// to [`SecureStack::send_file`] or [`SecureStack::receive_file`] for one
+/// call by the storage that opened it (`ferry_fs::FileSystem::os_file`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OsFile(pub i32);
 

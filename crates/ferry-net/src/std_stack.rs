@@ -165,6 +165,10 @@ pub struct StdStack {
     /// Listeners bound now join a group of this many sharing their address
     /// (see [`StdStack::share_listeners`]).
     group: Option<u32>,
+    /// The pipe (read end, write end) that [`crate::SecureStack::receive_file`]
+    /// splices through, made at its first use; always empty between calls.
+    #[cfg(target_os = "linux")]
+    pipe: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
 }
 
 impl fmt::Debug for StdStack {
@@ -188,6 +192,8 @@ impl StdStack {
             free: Vec::new(),
             tracking: false,
             group: None,
+            #[cfg(target_os = "linux")]
+            pipe: None,
         })
     }
 
@@ -657,11 +663,57 @@ impl StdStack {
         &mut self,
         socket: &mut StdSocket,
         file: crate::OsFile,
-        offset: u64,
         len: usize,
     ) -> nb::Result<usize, StdNetError> {
         let stream = connected_stream(self.state(socket)?)?;
-        retry_nb(|| send_file(stream, file, offset, len))
+        retry_nb(|| send_file(stream, file, len))
+    }
+
+    /// The `splice(2)`s of [`crate::SecureStack::receive_file`]: what has
+    /// arrived on `socket` into the stack's pipe, then all of it from the
+    /// pipe into `file`.
+    #[cfg(target_os = "linux")]
+    fn receive_file_now(
+        &mut self,
+        socket: &mut StdSocket,
+        file: crate::OsFile,
+        len: usize,
+    ) -> nb::Result<usize, crate::FileError<StdNetError>> {
+        use std::os::fd::AsRawFd;
+        let net = |e: nb::Error<StdNetError>| e.map(crate::FileError::Net);
+        if !self.may_read(socket) {
+            return Err(nb::Error::WouldBlock);
+        }
+        if self.pipe.is_none() {
+            let made =
+                make_pipe().map_err(|e| nb::Error::Other(crate::FileError::Net(StdNetError(e))))?;
+            self.pipe = Some(made);
+        }
+        let (out, into) = match &self.pipe {
+            Some((out, into)) => (out.as_raw_fd(), into.as_raw_fd()),
+            None => return Err(nb::Error::WouldBlock),
+        };
+        let stream = connected_stream(self.state(socket).map_err(nb::Error::Other).map_err(net)?)
+            .map_err(net)?;
+        let from = stream.as_raw_fd();
+        let taken = retry_nb(|| splice(from, into, len));
+        let taken = self.read_result(socket, taken).map_err(net)?;
+        let mut left = taken;
+        while left > 0 {
+            match splice(out, file.0, left) {
+                Ok(n) if n > 0 => left -= n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => {
+                    // What the file did not take is lost with the pipe,
+                    // which must be empty for the next call.
+                    self.pipe = None;
+                    let code = other.err().and_then(|e| e.raw_os_error());
+                    let no_space = matches!(code, Some(libc::ENOSPC | libc::EDQUOT));
+                    return Err(nb::Error::Other(crate::FileError::Storage { no_space }));
+                }
+            }
+        }
+        Ok(taken)
     }
 
     /// The OS accept of [`TcpFullStack::accept`].
@@ -797,27 +849,76 @@ impl crate::SecureStack for StdStack {
         &mut self,
         socket: &mut StdSocket,
         file: crate::OsFile,
-        offset: u64,
         len: usize,
     ) -> Option<nb::Result<usize, StdNetError>> {
-        Some(self.send_file_now(socket, file, offset, len))
+        Some(self.send_file_now(socket, file, len))
+    }
+
+    /// Linux: `splice(2)` from the connection to a pipe of the stack's,
+    /// and from the pipe to the file.
+    #[cfg(target_os = "linux")]
+    fn receive_file(
+        &mut self,
+        socket: &mut StdSocket,
+        file: crate::OsFile,
+        len: usize,
+    ) -> Option<nb::Result<usize, crate::FileError<StdNetError>>> {
+        Some(self.receive_file_now(socket, file, len))
     }
 }
 
-/// `sendfile(2)` of up to `len` bytes of `file` from `offset` to `stream`.
+/// `sendfile(2)` of up to `len` bytes of `file`, from its position (which
+/// moves past them), to `stream`.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn send_file(
-    stream: &TcpStream,
-    file: crate::OsFile,
-    offset: u64,
-    len: usize,
-) -> io::Result<usize> {
+fn send_file(stream: &TcpStream, file: crate::OsFile, len: usize) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    let mut offset = libc::off_t::try_from(offset)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset past off_t"))?;
     // SAFETY: plain FFI on two descriptors (the kernel checks them; the
-    // caller lends a file it holds open) and a pointer to a local.
-    let sent = unsafe { libc::sendfile(stream.as_raw_fd(), file.0, &mut offset, len) };
+    // caller lends a file it holds open); a null offset means the file's.
+    let sent = unsafe { libc::sendfile(stream.as_raw_fd(), file.0, std::ptr::null_mut(), len) };
     usize::try_from(sent).map_err(|_| io::Error::last_os_error())
+}
+
+/// How much the pipe of [`StdStack::receive_file_now`] holds, if the
+/// system lets it (an unprivileged process may go up to 1 MiB by default);
+/// a pipe holds 64 KiB otherwise.
+#[cfg(target_os = "linux")]
+const PIPE_SIZE: i32 = 1 << 20;
+
+/// A non-blocking pipe (read end, write end) as large as [`PIPE_SIZE`]
+/// where the system allows.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn make_pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded: both descriptors are open and owned by no
+    // one else.
+    let ends = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    // SAFETY: fcntl on a descriptor just made; failing leaves the pipe as
+    // it was, which only holds less.
+    let _ = unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_SIZE) };
+    Ok(ends)
+}
+
+/// `splice(2)` of up to `len` bytes from `from` to `to` (one of them a
+/// pipe), at each file's own position, without waiting.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn splice(from: i32, to: i32, len: usize) -> io::Result<usize> {
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    let null = std::ptr::null_mut();
+    // SAFETY: plain FFI on descriptors the caller holds open; null offsets
+    // mean each file's own position.
+    let moved = unsafe { libc::splice(from, null, to, null, len, flags) };
+    usize::try_from(moved).map_err(|_| io::Error::last_os_error())
 }

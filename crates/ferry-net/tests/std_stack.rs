@@ -444,47 +444,162 @@ fn a_borrowed_stack_is_the_stack_it_borrows() {
     owned.close(listener).expect("close listener");
 }
 
-/// Linux: `send_file` sends the file's bytes from the offset asked, in
-/// as many calls as the socket takes, without moving the file's position;
-/// `Ok(0)` at its end.
+/// Linux: `send_file` sends the file's bytes from its position, in as
+/// many calls as the socket takes, moving the position past them; `Ok(0)`
+/// at its end.
 #[cfg(target_os = "linux")]
 #[test]
-fn send_file_sends_a_file_from_an_offset() {
+fn send_file_sends_a_file_from_its_position() {
     use ferry_net::{OsFile, SecureStack};
+    use std::io::{Seek, SeekFrom};
     use std::os::fd::AsRawFd;
     let mut stack = StdStack::new().expect("stack");
     let (_listen, mut conn, mut client) = accepted_pair(&mut stack, V4).expect("IPv4 loopback");
-    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
-    let dir = std::env::temp_dir().join(format!("ferry-sendfile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let data = pattern(3_000_000);
+    let dir = scratch_dir("sendfile");
     let path = dir.join("f.bin");
     std::fs::write(&path, &data).expect("write");
-    let file = std::fs::File::open(&path).expect("open");
-    let fd = OsFile(file.as_raw_fd());
+    let mut file = std::fs::File::open(&path).expect("open");
     let from = 12_345usize;
+    file.seek(SeekFrom::Start(from as u64)).expect("seek");
+    let fd = OsFile(file.as_raw_fd());
     let reader = thread::spawn(move || {
         let mut got = Vec::new();
         client.read_to_end(&mut got).expect("read");
         got
     });
-    let mut at = from;
+    let mut sent = 0;
     loop {
         let n = until_done(&mut stack, |s| {
-            s.send_file(&mut conn, fd, at as u64, 1 << 20)
+            s.send_file(&mut conn, fd, 1 << 20)
                 .expect("the std stack sends files")
         })
         .expect("send_file");
         if n == 0 {
             break;
         }
-        at += n;
+        sent += n;
     }
-    assert_eq!(at, data.len());
+    assert_eq!(from + sent, data.len());
     stack.close(conn).expect("close");
     let got = reader.join().expect("reader");
     assert!(got == data[from..], "bytes differ ({} received)", got.len());
-    let mut rest = Vec::new();
-    (&file).read_to_end(&mut rest).expect("read file");
-    assert_eq!(rest.len(), data.len(), "the file's own position moved");
+    let at = file.stream_position().expect("position");
+    assert_eq!(at, data.len() as u64, "the file's position did not move");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Linux: `receive_file` writes what arrives, at the file's position, in
+/// as many calls as it takes, and `Ok(0)` when the client has closed.
+#[cfg(target_os = "linux")]
+#[test]
+fn receive_file_writes_what_arrives_at_the_files_position() {
+    use ferry_net::OsFile;
+    use std::io::{Seek, SeekFrom};
+    use std::os::fd::AsRawFd;
+    let mut stack = StdStack::new().expect("stack");
+    let (_listen, mut conn, mut client) = accepted_pair(&mut stack, V4).expect("IPv4 loopback");
+    let data = pattern(5_000_000);
+    let dir = scratch_dir("splice");
+    let path = dir.join("up.bin");
+    let head = b"kept head:";
+    std::fs::write(&path, head).expect("write");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    file.seek(SeekFrom::End(0)).expect("seek");
+    let fd = OsFile(file.as_raw_fd());
+    let sent = data.clone();
+    let writer = thread::spawn(move || {
+        client.write_all(&sent).expect("send");
+    });
+    let got = receive_all(&mut stack, &mut conn, fd, 300_000);
+    writer.join().expect("writer");
+    assert_eq!(got, data.len());
+    let on_disk = std::fs::read(&path).expect("read back");
+    assert_eq!(&on_disk[..head.len()], head);
+    assert!(on_disk[head.len()..] == data[..], "file bytes differ");
+    stack.close(conn).expect("close");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Linux: a file that refuses the bytes is a storage failure, not the
+/// connection's, and the next receive into a good file still works (the
+/// stack's pipe held nothing over).
+#[cfg(target_os = "linux")]
+#[test]
+fn receive_file_reports_a_failing_file_as_storage() {
+    use ferry_net::{FileError, OsFile, SecureStack};
+    use std::os::fd::AsRawFd;
+    let mut stack = StdStack::new().expect("stack");
+    let (_listen, mut conn, mut client) = accepted_pair(&mut stack, V4).expect("IPv4 loopback");
+    let dir = scratch_dir("splice-bad");
+    let path = dir.join("ro.bin");
+    std::fs::write(&path, b"").expect("write");
+    let read_only = std::fs::File::open(&path).expect("open");
+    client.write_all(b"lost").expect("send");
+    let failed = until_done(&mut stack, |s| {
+        match s.receive_file(&mut conn, OsFile(read_only.as_raw_fd()), 1024) {
+            Some(Err(nb::Error::Other(FileError::Storage { no_space }))) => Ok(no_space),
+            Some(Err(nb::Error::WouldBlock)) => Err(nb::Error::WouldBlock),
+            other => panic!("expected a storage failure, got {other:?}"),
+        }
+    })
+    .expect("receive_file");
+    assert!(!failed, "a read-only file is not a full disk");
+    let good_path = dir.join("good.bin");
+    let good = std::fs::File::create(&good_path).expect("create");
+    client.write_all(b"kept").expect("send");
+    drop(client);
+    let got = receive_all(&mut stack, &mut conn, OsFile(good.as_raw_fd()), 1024);
+    assert_eq!(got, 4);
+    assert_eq!(std::fs::read(&good_path).expect("read back"), b"kept");
+    stack.close(conn).expect("close");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Receives into `file`, `len` bytes at most a call, until the peer
+/// closes; how many bytes came. Panics if the file fails.
+#[cfg(target_os = "linux")]
+fn receive_all(
+    stack: &mut StdStack,
+    conn: &mut StdSocket,
+    file: ferry_net::OsFile,
+    len: usize,
+) -> usize {
+    use ferry_net::{FileError, SecureStack};
+    let mut got = 0;
+    loop {
+        let n = until_done(stack, |s| {
+            s.receive_file(conn, file, len)
+                .expect("the std stack receives into files")
+                .map_err(|e| {
+                    e.map(|e| match e {
+                        FileError::Net(e) => e,
+                        other => panic!("the file failed: {other:?}"),
+                    })
+                })
+        })
+        .expect("receive_file");
+        assert!(n <= len, "moved {n}, more than asked");
+        if n == 0 {
+            return got;
+        }
+        got += n;
+    }
+}
+
+/// `len` bytes of a pattern that does not repeat every power of two.
+#[cfg(target_os = "linux")]
+fn pattern(len: u32) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// A fresh directory under the system's temporary one for test `name`.
+#[cfg(target_os = "linux")]
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferry-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
 }

@@ -603,14 +603,29 @@ impl<S: SecureStack, C: Clock> SecureStack for TlsStack<S, C> {
         &mut self,
         socket: &mut Self::TcpSocket,
         file: ferry_net::OsFile,
-        offset: u64,
         len: usize,
     ) -> Option<nb::Result<usize, Self::Error>> {
         if socket.tls.is_some() {
             return None;
         }
         self.inner
-            .send_file(&mut socket.inner, file, offset, len)
+            .send_file(&mut socket.inner, file, len)
             .map(|r| r.map_err(net))
+    }
+
+    /// The plain stack's, for a socket without TLS (TLS must decrypt what
+    /// arrives, so it copies).
+    fn receive_file(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        file: ferry_net::OsFile,
+        len: usize,
+    ) -> Option<nb::Result<usize, ferry_net::FileError<Self::Error>>> {
+        if socket.tls.is_some() {
+            return None;
+        }
+        self.inner
+            .receive_file(&mut socket.inner, file, len)
+            .map(|r| r.map_err(|e| e.map(|e| e.map_net(TlsStackError::Net))))
     }
 }
