@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ferry_core::server::{Event, Observer, TransferKind};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The logged-in sessions of each worker, counted by their observers, so
 /// that `--max-sessions` holds for ferryd as a whole. Sessions not logged
@@ -138,8 +138,11 @@ impl Observer for LogObserver {
                     "closed to make room: the table was full and it had not logged in or was leaving"
                 )
             }
+            // Every command is a line of its own, many per transfer: at
+            // debug, so that the default log (connections, logins,
+            // transfers) costs a busy server little.
             Event::Command { session, line } => {
-                info!(session, peer = %self.peer(session), "> {}", shown(line));
+                debug!(session, peer = %self.peer(session), "> {}", shown(line));
             }
             Event::Login {
                 session,
