@@ -21,7 +21,9 @@
 //!    of RETRs: as many bytes over one TCP connection on 127.0.0.1 with no
 //!    server, sent with `sendfile` from the large file and with `send` from
 //!    memory, received into a buffer and discarded; the table gives
-//!    ferryd's RETR and STOR as a share of the higher median.
+//!    ferryd's RETR and STOR as a share of the higher median. A third
+//!    figure is an upload's own ceiling: `sendfile` again, the receiver
+//!    splicing the bytes into a file on the servers' file system.
 //! 3. STOR of a file as large, sent with `sendfile` (`transfer.py stor`):
 //!    MiB/s from PASV to 226, the median of three runs; after each, the
 //!    file on the server's disk must have the size and SHA-256 of the
@@ -492,6 +494,9 @@ struct Ceiling {
     sendfile: Vec<f64>,
     /// write from memory, the same receiver.
     write: Vec<f64>,
+    /// sendfile from the large file, the receiver splicing the bytes into
+    /// a file on the servers' file system: an upload's own ceiling.
+    to_file: Vec<f64>,
     /// Why there are no figures, if the script failed.
     failed: Option<String>,
 }
@@ -883,9 +888,10 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
     for run in 0..sizes.runs {
         if ceiling.failed.is_none() {
             match load::ceiling(context) {
-                Ok((sendfile, write)) => {
+                Ok((sendfile, write, to_file)) => {
                     ceiling.sendfile.push(sendfile);
                     ceiling.write.push(write);
+                    ceiling.to_file.push(to_file);
                 }
                 Err(why) => {
                     println!("\n!!!! the loopback ceiling failed: {why}\n");
@@ -1281,6 +1287,7 @@ mod tests {
         let ceiling = Ceiling {
             sendfile: vec![1.0, 5.0, 3.0],
             write: vec![4.0],
+            to_file: vec![2.0],
             failed: None,
         };
         assert_eq!(ceiling.best(), Some(4.0));

@@ -3,7 +3,7 @@
 //! here fails the bench; the timings only inform.
 use super::load::Idle;
 use super::report::{ferryd_and_best_peer, THROUGHPUT};
-use super::{Ceiling, Outcome, Peer, Report, Sizes};
+use super::{median, Ceiling, Outcome, Peer, Report, Sizes};
 
 /// ferryd at least this many times the best peer on each throughput row.
 const PEER_FACTOR: f64 = 1.2;
@@ -44,14 +44,23 @@ pub(super) fn assess(reports: &[Report], ceiling: &Ceiling, sizes: &Sizes) -> Ve
             _ => unmeasured(asks, "no peer measured"),
         });
     }
-    for (name, pick) in THROUGHPUT.iter().take(2) {
+    for (index, (name, pick)) in THROUGHPUT.iter().take(2).enumerate() {
         let asks = format!("{name}: ferryd >= {CEILING_SHARE} of the loopback ceiling");
         let ferryd = ferryd_and_best_peer(reports, *pick).0;
+        // An upload must also be stored: its own ceiling, for the record.
+        let stored = match (index, ferryd, median(&ceiling.to_file)) {
+            (1, Some(f), Some(c)) if c > 0.0 => format!(
+                "; {:.2} of the {} an upload into the servers' file system reaches",
+                f / c,
+                fmt(c)
+            ),
+            _ => String::new(),
+        };
         goals.push(match (ferryd, ceiling.best()) {
             (Some(f), Some(c)) if c > 0.0 => Goal {
                 asks,
                 found: format!(
-                    "{:.2} ({} of {}, the higher of sendfile and write)",
+                    "{:.2} ({} of {}, the higher of sendfile and write){stored}",
                     f / c,
                     fmt(f),
                     fmt(c)
@@ -208,6 +217,7 @@ mod tests {
         let ceiling = Ceiling {
             sendfile: vec![4100.0],
             write: vec![3000.0],
+            to_file: vec![2000.0],
             failed: None,
         };
         let goals = assess(&reports, &ceiling, &FULL);
@@ -228,6 +238,11 @@ mod tests {
         );
         assert_eq!(goals[0].found, "1.07x (3200 against vsftpd 3000)");
         assert_eq!(goals[5].asks, "RETR: ferryd >= 0.8 of the loopback ceiling");
+        assert_eq!(
+            goals[6].found,
+            "0.49 (2000 of 4100, the higher of sendfile and write); 1.00 of the 2000 an \
+             upload into the servers' file system reaches"
+        );
         let text = render(&goals);
         assert!(text.contains("- STOR: ferryd >= 1.2x the best peer: met: 2.00x"));
         assert!(text.contains("- 8 small-files clients: ferryd >= 1.2x the best peer: not measured: no figure of ferryd"));

@@ -180,8 +180,8 @@ impl Client {
     }
 }
 
-/// Runs `ceiling.py` on the large file: (sendfile, write) MiB/s.
-pub(super) fn ceiling(context: &Context) -> Result<(f64, f64), String> {
+/// Runs `ceiling.py` on the large file: (sendfile, write, to_file) MiB/s.
+pub(super) fn ceiling(context: &Context) -> Result<(f64, f64, f64), String> {
     let mut python = Command::new(&context.python);
     python
         .arg(context.root.join("xtask/bench/ceiling.py"))
@@ -214,14 +214,15 @@ fn parse_held(line: &str) -> Option<(u64, u64, f64)> {
     ))
 }
 
-/// ceiling.py's `{"bytes": B, "sendfile": MiB/s, "write": MiB/s}`, if it
-/// moved `bytes`.
-fn parse_ceiling(out: &str, bytes: u64) -> Option<(f64, f64)> {
+/// ceiling.py's `{"bytes": B, "sendfile": MiB/s, "write": MiB/s,
+/// "to_file": MiB/s}`, if it moved `bytes`.
+fn parse_ceiling(out: &str, bytes: u64) -> Option<(f64, f64, f64)> {
     let moved: u64 = json_field(out, "bytes")?.parse().ok()?;
     (moved == bytes).then_some(())?;
     Some((
         json_field(out, "sendfile")?.parse().ok()?,
         json_field(out, "write")?.parse().ok()?,
+        json_field(out, "to_file")?.parse().ok()?,
     ))
 }
 
@@ -252,10 +253,10 @@ mod tests {
         );
         assert_eq!(
             parse_ceiling(
-                "{\"bytes\": 1024, \"sendfile\": 5000.5, \"write\": 4000}",
+                "{\"bytes\": 1024, \"sendfile\": 5000.5, \"write\": 4000, \"to_file\": 2100}",
                 1024
             ),
-            Some((5000.5, 4000.0))
+            Some((5000.5, 4000.0, 2100.0))
         );
         assert_eq!(
             parse_ceiling("{\"bytes\": 1000, \"sendfile\": 1, \"write\": 1}", 1024),

@@ -172,8 +172,9 @@ fn ratio_cell(reports: &[Report], pick: Pick) -> String {
     }
 }
 
-/// The loopback ceiling and ferryd's share of its higher figure.
-fn ceiling_cell(reports: &[Report], ceiling: &Ceiling, pick: Pick) -> String {
+/// The loopback ceiling and ferryd's share of its higher figure; for an
+/// `upload`, also the ceiling of storing the bytes and ferryd's share.
+fn ceiling_cell(reports: &[Report], ceiling: &Ceiling, pick: Pick, upload: bool) -> String {
     let (Some(sendfile), Some(write), Some(best)) = (
         median(&ceiling.sendfile),
         median(&ceiling.write),
@@ -181,11 +182,23 @@ fn ceiling_cell(reports: &[Report], ceiling: &Ceiling, pick: Pick) -> String {
     ) else {
         return "failed".into();
     };
-    let share = match ferryd_and_best_peer(reports, pick).0 {
+    let ferryd = ferryd_and_best_peer(reports, pick).0;
+    let share = match ferryd {
         Some(f) if best > 0.0 => format!("; ferryd {:.2} of {}", f / best, rate(best)),
         _ => String::new(),
     };
-    format!("sendfile {}, write {}{share}", rate(sendfile), rate(write))
+    // An upload's own ceiling: the receiver stores the bytes too.
+    let stored = match (upload, median(&ceiling.to_file), ferryd) {
+        (true, Some(c), Some(f)) if c > 0.0 => {
+            format!("; into a file {}, ferryd {:.2} of it", rate(c), f / c)
+        }
+        _ => String::new(),
+    };
+    format!(
+        "sendfile {}, write {}{share}{stored}",
+        rate(sendfile),
+        rate(write)
+    )
 }
 
 /// "p50 / p99" in ms.
@@ -234,7 +247,7 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
                 &|m| median_of(&m.retr),
             ),
             ratio_cell(reports, retr),
-            ceiling_cell(reports, ceiling, retr),
+            ceiling_cell(reports, ceiling, retr, false),
         ),
         with(
             metric(
@@ -245,7 +258,7 @@ pub(super) fn table(reports: &[Report], sizes: &Sizes, ceiling: &Ceiling) -> Str
                 &|m| median_of(&m.stor),
             ),
             ratio_cell(reports, stor),
-            ceiling_cell(reports, ceiling, stor),
+            ceiling_cell(reports, ceiling, stor, true),
         ),
         with(
             metric(
@@ -445,13 +458,17 @@ pub(super) fn notes(reports: &[Report], ceiling: &Ceiling) -> String {
          receiver a separate process that `recv_into`s a 256 KiB buffer and discards; \
          the sender either `sendfile`s the large file (on the servers' file system) or \
          `send`s a 1 MiB buffer from memory. \"ferryd N of M\" is ferryd's median over \
-         the higher of the two medians. {}\n",
+         the higher of the two medians. An upload must also store what it receives, so \
+         the STOR row adds a third figure, \"into a file\": the `sendfile` sender again, \
+         the receiver `splice`-ing the bytes into a new file beside the large one (no \
+         copy through the process), and ferryd's STOR as a share of it. {}\n",
         match &ceiling.failed {
             Some(why) => format!("It failed: {why}."),
             None => format!(
-                "Runs: sendfile {} MiB/s; write {} MiB/s.",
+                "Runs: sendfile {} MiB/s; write {} MiB/s; into a file {} MiB/s.",
                 ceiling_runs(&ceiling.sendfile),
-                ceiling_runs(&ceiling.write)
+                ceiling_runs(&ceiling.write),
+                ceiling_runs(&ceiling.to_file)
             ),
         }
     );
@@ -649,6 +666,7 @@ mod tests {
         let ceiling = Ceiling {
             sendfile: vec![400.0],
             write: vec![500.0, 300.0],
+            to_file: vec![80.0],
             failed: None,
         };
         let text = table(&reports, &FULL, &ceiling);
@@ -675,7 +693,11 @@ mod tests {
              worst 9.00 ms, 12 downloads done; idle sessions: summed RSS 8000 KiB before, \
              10500 KiB held (anonymous PSS 0, 0)."
         ));
-        assert!(notes.contains("Runs: sendfile 400 MiB/s; write 500, 300 MiB/s."));
+        assert!(text.contains(
+            "sendfile 400, write 400; ferryd 0.12 of 400; into a file 80.0, ferryd 0.62 of it |"
+        ));
+        assert!(notes
+            .contains("Runs: sendfile 400 MiB/s; write 500, 300 MiB/s; into a file 80.0 MiB/s."));
         assert!(notes.contains("ferryd's guessing row is n/a: anonymous only."));
         assert!(notes.contains(
             "pure-ftpd failed the 8 small-files clients workload (its server ran on, and the \
