@@ -58,7 +58,7 @@ pub(super) fn ferryd_launch(
         setup: format!(
             "`ferryd --root DIR --listen 127.0.0.1:PORT --user bench:bench \
              --passive-ports LO-HI{limits}`: a directory, one user with a plain password, \
-             default logging (INFO: every command, to a file)"
+             default logging (INFO: connections, logins and transfers, to a file)"
         ),
         user: USER.into(),
         password: PASSWORD.into(),
