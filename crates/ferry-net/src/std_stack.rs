@@ -690,14 +690,15 @@ impl StdStack {
         if !self.may_read(socket) {
             return Err(nb::Error::WouldBlock);
         }
-        if self.pipe.is_none() {
-            let made =
-                make_pipe().map_err(|e| nb::Error::Other(crate::FileError::Net(StdNetError(e))))?;
-            self.pipe = Some(made);
-        }
         let (out, into) = match &self.pipe {
             Some((out, into)) => (out.as_raw_fd(), into.as_raw_fd()),
-            None => return Err(nb::Error::WouldBlock),
+            None => {
+                let made = make_pipe().map_err(StdNetError).map_err(nb::Error::Other);
+                let (out, into) = made.map_err(net)?;
+                let fds = (out.as_raw_fd(), into.as_raw_fd());
+                self.pipe = Some((out, into));
+                fds
+            }
         };
         let stream = connected_stream(self.state(socket).map_err(nb::Error::Other).map_err(net)?)
             .map_err(net)?;
