@@ -861,6 +861,13 @@ impl Contender {
     }
 }
 
+/// The contenders in their order for run `run` of a workload: every one,
+/// starting with a different one each run.
+fn in_turn<T>(contenders: &mut [T], run: usize) -> impl Iterator<Item = &mut T> {
+    let (before, from) = contenders.split_at_mut(run % contenders.len().max(1));
+    from.iter_mut().chain(before)
+}
+
 /// The workloads, interleaved: each run of each workload goes to every
 /// server in turn (starting with a different one each run), so that load
 /// from elsewhere on the machine falls on all of them alike; the loopback
@@ -868,8 +875,6 @@ impl Contender {
 fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut Ceiling) {
     let sizes = context.sizes;
     let source = &context.source;
-    let count = contenders.len().max(1);
-    let in_turn = |run: usize| (0..count).map(move |k| (k + run) % count);
 
     header("bench: one checked RETR each (untimed)");
     for contender in contenders.iter_mut() {
@@ -899,10 +904,7 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
                 }
             }
         }
-        for index in in_turn(run) {
-            let Some(contender) = contenders.get_mut(index) else {
-                continue;
-            };
+        for contender in in_turn(contenders, run) {
             let rate = contender.step(context, Some(Phase::Retr), |client, _| {
                 let (bytes, secs) = client.transfer(context, RETR_NAME, None)?;
                 if bytes != source.bytes {
@@ -919,10 +921,7 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
         sizes.file_mib
     ));
     for run in 0..sizes.runs {
-        for index in in_turn(run) {
-            let Some(contender) = contenders.get_mut(index) else {
-                continue;
-            };
+        for contender in in_turn(contenders, run) {
             let rate = contender.step(context, Some(Phase::Stor), |client, _| {
                 let name = format!("up-{run}.bin");
                 let (bytes, secs) = client.transfer(context, &name, Some(&source.path))?;
@@ -938,10 +937,7 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
 
     header("bench: small files and logins");
     for run in 0..sizes.runs {
-        for index in in_turn(run) {
-            let Some(contender) = contenders.get_mut(index) else {
-                continue;
-            };
+        for contender in in_turn(contenders, run) {
             let rate = contender.step(context, Some(Phase::Rounds), |client, _| {
                 client.small_ops(context, "rounds", sizes.rounds)
             });
@@ -949,10 +945,7 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
         }
     }
     for run in 0..sizes.runs {
-        for index in in_turn(run) {
-            let Some(contender) = contenders.get_mut(index) else {
-                continue;
-            };
+        for contender in in_turn(contenders, run) {
             let rate = contender.step(context, Some(Phase::Connections), |client, _| {
                 client.small_ops(context, "connections", sizes.connections)
             });
@@ -993,10 +986,7 @@ fn run_workloads(context: &Context, contenders: &mut [Contender], ceiling: &mut 
         sizes.parallel_rounds
     ));
     for run in 0..sizes.runs {
-        for index in in_turn(run) {
-            let Some(contender) = contenders.get_mut(index) else {
-                continue;
-            };
+        for contender in in_turn(contenders, run) {
             let rate = contender.row_step(context, Phase::Parallel, |client, _| {
                 client.parallel_rounds(context, sizes.parallel_rounds)
             });
@@ -1280,6 +1270,18 @@ mod tests {
         assert!(u32::from(PASSIVE_SPAN) >= 2 * session_limit(&FULL));
         let servers = u32::try_from(PEERS.len()).unwrap();
         assert!(u32::from(PASSIVE_BASE) + servers * u32::from(PASSIVE_SPAN) <= 30_000);
+    }
+
+    #[test]
+    fn each_run_starts_with_the_next_contender() {
+        let mut servers = [0, 1, 2, 3];
+        for run in 0..9 {
+            let order: Vec<i32> = in_turn(&mut servers, run).map(|s| *s).collect();
+            let expected: Vec<i32> = (0..4).map(|k| ((k + run) % 4) as i32).collect();
+            assert_eq!(order, expected, "run {run}");
+        }
+        let mut none: [i32; 0] = [];
+        assert_eq!(in_turn(&mut none, 3).count(), 0);
     }
 
     #[test]
