@@ -382,6 +382,50 @@ fn close_frees_and_reuses_entries() {
 }
 
 #[test]
+fn a_closed_connections_entry_serves_the_next_one() {
+    // Closing drops the socket without deregistering it on Linux: the
+    // system's epoll set forgets it, and the entry's next socket hears of
+    // its own events alone.
+    let mut stack = StdStack::new().expect("stack");
+    let (mut listen, first, mut first_client) = accepted_pair(&mut stack, V4).expect("pair");
+    let local = stack.local_addr(&first).expect("local");
+    stack.close(first).expect("close");
+    first_client.write_all(b"to a closed socket").ok();
+    // The closed socket's events, if any, wake nothing that is still open.
+    stack.wait(Some(Duration::from_millis(50))).expect("wait");
+
+    let listen_addr = stack.local_addr(&listen).expect("listener local");
+    let mut client = TcpStream::connect(listen_addr).expect("connect");
+    let (mut second, _) = until_done(&mut stack, |s| s.accept(&mut listen)).expect("accept");
+    assert_eq!(stack.socket_count(), 2, "the closed entry is taken again");
+    // Asked twice: the second answer is the first, remembered.
+    for _ in 0..2 {
+        let mine = stack.local_addr(&second).expect("local");
+        assert_eq!(mine, client.peer_addr().expect("client peer"));
+        assert_eq!(mine.ip(), local.ip());
+    }
+    client.write_all(b"hello").expect("client write");
+    assert_eq!(receive_exactly(&mut stack, &mut second, 5), b"hello");
+    send_all(&mut stack, &mut second, b"back");
+    let mut buf = [0u8; 4];
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    client.read_exact(&mut buf).expect("client read");
+    assert_eq!(&buf, b"back");
+    // The first client sees its connection closed.
+    first_client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    let _ = first_client.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    stack.close(second).expect("close");
+    stack.close(listen).expect("close");
+    assert_eq!(stack.socket_count(), 0);
+}
+
+#[test]
 fn error_kinds() {
     let kind = |k| StdNetError(std::io::Error::from(k)).kind();
     use std::io::ErrorKind as K;
