@@ -180,3 +180,46 @@ def test_ten_thousand_concurrent_sessions_are_admitted_and_served(start_server, 
         for h in held:
             if h.sock is not None:
                 h.sock.close()
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+# A session slot with 4096-byte paths, at least (README: about 18 KB).
+SLOT_KIB = 16
+
+
+@pytest.mark.needs("host_dir")
+def test_the_session_table_grows_as_sessions_arrive(start_server, store):
+    """--max-sessions bounds the table, it does not allocate it: ferryd
+    starts with a few slots, grows its table as sessions arrive (past the
+    64 it starts with, on one worker) and serves them all."""
+    raise_fd_limit(2000)
+    most = 10_000
+    s = start_server(["--max-sessions", str(most), "--max-per-ip", "0", "--workers", "1",
+                      "--login-timeout", "0"])
+    started = vm_rss_kib(s.proc.pid)
+    assert started < most * SLOT_KIB // 10, (
+        f"{started} KiB at start: the table for {most} sessions is set aside")
+    held = []
+    try:
+        for i in range(300):
+            sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+            sock.setblocking(False)
+            h = Held(sock)
+            h.queue = [f"USER {USER}\r\n".encode(), f"PASS {PASSWORD}\r\n".encode(),
+                       b"NOOP\r\n"]
+            held.append(h)
+            if i % 50 == 49:
+                drive(held, 4, time.monotonic() + 0.05)
+        assert drive(held, 4, time.monotonic() + PHASE_LIMIT) == 0
+        bad = [h.replies for h in held if h.replies[:4] != [220, 331, 230, 200]]
+        assert not bad, f"{len(bad)} of 300 sessions not served: {bad[:3]}"
+    finally:
+        for h in held:
+            h.sock.close()

@@ -63,8 +63,8 @@ pub struct Cli {
     pub passive_address: Option<IpAddr>,
 
     /// Most concurrent sessions; more get 421 [default: 64, at most 65535].
-    /// Each worker allocates a table this long at start (about 18 KB a
-    /// session).
+    /// Each worker's session table grows as sessions arrive (about 18 KB a
+    /// session) and keeps its size.
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<usize>,
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_core::server::ListenError;
+use ferry_core::server::{ListenError, ACCEPTS_PER_POLL, MAX_LISTENERS};
 use ferry_core::{Server, Slot};
 #[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
 use ferry_fs::image::WithFileSystem;
@@ -32,8 +32,15 @@ pub const TRANSFER_BUFFER: usize = 256 * 1024;
 /// passes through).
 type HostStack = TlsStack<StdStack, StdClock>;
 
-/// A session table sized at start (`--max-sessions`), allocated once.
-type Table<F> = Box<[Slot<<HostStack as ferry_net::TcpClientStack>::TcpSocket, F>]>;
+/// A session table that grows as sessions arrive, up to `--max-sessions`
+/// (see [`grow_table`]), and keeps what it grew to.
+type Table<F> = Vec<Slot<<HostStack as ferry_net::TcpClientStack>::TcpSocket, F>>;
+
+/// Free slots the table keeps at its end, past the last one in use: more
+/// than one poll can fill (`MAX_LISTENERS * ACCEPTS_PER_POLL`, 32), and the
+/// step it grows by (about 1.2 MB with 4096-byte paths).
+const SPARE_SLOTS: usize = 64;
+const _: () = assert!(SPARE_SLOTS / 2 >= MAX_LISTENERS * ACCEPTS_PER_POLL);
 
 /// The server as `ferryd` compiles it, over the file system `F`.
 type HostServer<F> = Server<HostStack, F, 0, TRANSFER_BUFFER, Table<F>>;
@@ -356,7 +363,9 @@ impl Plan<'_> {
                 }),
         };
         let slots = usize::from(settings.engine.max_sessions).max(1);
-        let table: Table<F> = (0..slots).map(|_| Slot::default()).collect();
+        let table: Table<F> = (0..slots.min(SPARE_SLOTS))
+            .map(|_| Slot::default())
+            .collect();
         // Boxed: the transfer buffer is too big for a stack frame.
         let mut server: Box<HostServer<F>> = Box::new(Server::with_table(settings.engine, table));
         for addr in listen {
@@ -433,8 +442,10 @@ impl<F: FileSystem> Worker<F> {
             observer,
             clock,
         } = &mut self;
+        let most = usize::from(server.config().max_sessions).max(1);
         while !stop.load(Ordering::SeqCst) {
             let poll = server.poll(stack, fs, users, &*clock, observer);
+            grow_table(server, most);
             // Busy, or bytes decrypted inside the TLS layer (they wake no
             // readiness event): only collect the events that came
             // meanwhile, without sleeping. The stack tries no socket that
@@ -466,6 +477,20 @@ impl<F: FileSystem> Worker<F> {
         server.shutdown(stack, fs);
         drain_tls(stack, clock);
         Ok(())
+    }
+}
+
+/// Adds [`SPARE_SLOTS`] free slots to `server`'s table, up to `most` in
+/// all, once fewer than half as many are left at its end: the table's
+/// memory follows the most sessions open at once, not `--max-sessions`.
+/// Moving the slots when the vector reallocates is safe: a slot holds
+/// handles and plain state, nothing that points into it.
+fn grow_table<F: FileSystem>(server: &mut HostServer<F>, most: usize) {
+    let spare = server.free_at_end();
+    let table = server.table_mut();
+    if spare < SPARE_SLOTS / 2 && table.len() < most {
+        let more = SPARE_SLOTS.min(most - table.len());
+        table.extend((0..more).map(|_| Slot::default()));
     }
 }
 

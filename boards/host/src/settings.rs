@@ -9,9 +9,9 @@ use serde::Deserialize;
 use crate::auth::{self, Secret};
 use crate::cli::{self, Cli, FsSpec, Password};
 
-/// `--max-sessions` unless given. Each worker allocates a session table
-/// this long at start (a slot costs its session state, about 18 KB with
-/// 4096-byte paths; the transfer buffer is shared).
+/// `--max-sessions` unless given. Each worker's session table grows to
+/// at most this long as sessions arrive (a slot costs its session state,
+/// about 18 KB with 4096-byte paths; the transfer buffer is shared).
 pub const DEFAULT_MAX_SESSIONS: usize = 64;
 
 /// The most `--max-sessions` can be (the engine counts in `u16`).

@@ -131,6 +131,11 @@ impl Observer for () {
 /// Most listening sockets a server holds (e.g. IPv4 and IPv6).
 pub const MAX_LISTENERS: usize = 4;
 
+/// Most connections one [`Server::poll`] accepts from one listener (the
+/// rest wait for the next): so at most `MAX_LISTENERS * ACCEPTS_PER_POLL`
+/// new sessions a poll.
+pub const ACCEPTS_PER_POLL: usize = 8;
+
 /// Why [`Server::listen`] failed.
 #[derive(Debug)]
 pub enum ListenError<E> {
@@ -142,8 +147,9 @@ pub enum ListenError<E> {
 
 /// One entry of the session table: a control connection with its
 /// sockets and session state (opaque). A host that sizes its table at
-/// run time hands [`Server::with_table`] a slice of free ones
-/// ([`Slot::default`]) that it allocated once.
+/// run time hands [`Server::with_table`] a table of free ones
+/// ([`Slot::default`]) that it allocated (and may grow: see
+/// `Server::table_mut` with the feature `scale`).
 pub struct Slot<T, F: FileSystem> {
     /// The control connection; `None`: the slot is free. Slots are reused
     /// in place, never moved: each is too big for a small stack.
@@ -287,8 +293,9 @@ where
 {
     /// A server with no listeners yet over `slots`, a session table of
     /// free slots ([`Slot::default`]) of any length: the host sizes it at
-    /// run time and allocates it once (`N` is then unused: write 0). The
-    /// engine allocates nothing.
+    /// run time and allocates it (`N` is then unused: write 0). The engine
+    /// allocates nothing. With the feature `scale` the host may make it
+    /// longer between polls (`Server::table_mut`).
     pub fn with_table(config: Config, slots: T) -> Self {
         Server {
             next_port: config.passive_ports.0,
@@ -373,6 +380,25 @@ where
             .filter_map(move |l| stack.local_addr(l).ok())
     }
 
+    /// Free slots at the end of the table, past the last one in use. A
+    /// host that grows its table as sessions arrive ([`Server::table_mut`])
+    /// keeps at least as many as one poll may fill
+    /// (`MAX_LISTENERS * ACCEPTS_PER_POLL`).
+    #[cfg(feature = "scale")]
+    pub fn free_at_end(&self) -> usize {
+        self.slots.as_ref().len().saturating_sub(self.used)
+    }
+
+    /// The session table, for a host that makes it longer between polls,
+    /// so that its memory follows the sessions open rather than the most
+    /// allowed: it may add free slots ([`Slot::default`]) at the end. The
+    /// slots it holds must stay in their order (a slot's index is its
+    /// session's number in [`Event`]s); none may be removed.
+    #[cfg(feature = "scale")]
+    pub fn table_mut(&mut self) -> &mut T {
+        &mut self.slots
+    }
+
     /// Number of open control connections.
     pub fn session_count(&self) -> usize {
         self.live().iter().filter(|s| s.ctrl.is_some()).count()
@@ -430,6 +456,7 @@ where
         let mut busy = false;
         let config = self.config;
         let table = self.slots.as_ref().len();
+        #[cfg(not(feature = "scale"))]
         let limit = match usize::from(config.max_sessions) {
             0 => table,
             m => m.min(table),
@@ -438,14 +465,22 @@ where
         #[cfg(feature = "scale")]
         let mut elsewhere = None;
         for l in self.listeners.iter_mut().flatten() {
-            for _ in 0..8 {
+            for _ in 0..ACCEPTS_PER_POLL {
                 match stack.accept(l) {
                     Ok((sock, peer)) => {
                         busy = true;
+                        // The other instances' sessions count against
+                        // `max_sessions`, not against this table's length
+                        // (a host may grow its table as sessions arrive).
                         #[cfg(feature = "scale")]
-                        let limit = limit.saturating_sub(
+                        let limit = match usize::from(config.max_sessions) {
+                            0 => table,
+                            m => m,
+                        }
+                        .saturating_sub(
                             *elsewhere.get_or_insert_with(|| observer.sessions_elsewhere()),
-                        );
+                        )
+                        .min(table);
                         admit(
                             stack,
                             self.slots.as_mut(),

@@ -1043,6 +1043,74 @@ fn sessions_of_other_instances_count_against_the_limit() {
     ));
 }
 
+/// A host's table that grows as sessions arrive (feature `scale`):
+/// sessions elsewhere count against `max_sessions`, the table's length
+/// bounds only what it can hold now, and slots added at its end serve the
+/// next sessions.
+#[cfg(feature = "scale")]
+#[test]
+fn a_grown_table_admits_up_to_max_sessions_less_those_elsewhere() {
+    use ferry_core::{Server, Slot};
+    use ferry_fs::std_dir::StdDir;
+    type Grown = Server<MockStack, StdDir, 0, BUF, Vec<Slot<MockSocket, StdDir>>>;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fs = StdDir::open(dir.path()).expect("StdDir");
+    let mut stack = MockStack::new();
+    let table = (0..2).map(|_| Slot::default()).collect();
+    let mut server = Grown::with_table(config(|c| c.max_sessions = 6), table);
+    server
+        .listen(
+            &mut stack,
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), CONTROL_PORT),
+        )
+        .expect("listen");
+    let clock = VirtualClock::new();
+    let mut auth = TestAuth::default();
+    let mut obs = Recorder {
+        elsewhere: 3,
+        ..Recorder::default()
+    };
+    let mut run = |server: &mut Grown, stack: &mut MockStack| {
+        for _ in 0..MAX_POLLS {
+            if !server
+                .poll(stack, &mut fs, &mut auth, &clock, &mut obs)
+                .busy
+            {
+                return;
+            }
+        }
+        panic!("still busy");
+    };
+    let mut login = |server: &mut Grown, stack: &mut MockStack, last: u8| {
+        let port = stack.ephemeral_port();
+        let id = stack.connect_client(server_addr(), SocketAddr::new(IpAddr::V4(ip(last)), port));
+        run(server, stack);
+        let greeting = String::from_utf8_lossy(&stack.client_recv(id)).into_owned();
+        if greeting.starts_with("220 ") {
+            for line in ["USER u\r\n", "PASS p\r\n"] {
+                stack.client_send(id, line.as_bytes());
+                run(server, stack);
+            }
+        }
+        greeting
+    };
+    // Three sessions elsewhere leave 3 of 6; the table holds 2 now.
+    assert!(login(&mut server, &mut stack, 1).starts_with("220 "));
+    assert!(login(&mut server, &mut stack, 2).starts_with("220 "));
+    assert_eq!(server.free_at_end(), 0);
+    server.table_mut().extend((0..2).map(|_| Slot::default()));
+    assert_eq!(server.free_at_end(), 2);
+    assert!(login(&mut server, &mut stack, 3).starts_with("220 "));
+    assert_eq!(server.session_count(), 3);
+    // A free slot is left, but 3 here and 3 elsewhere make 6.
+    assert_eq!(
+        login(&mut server, &mut stack, 4),
+        "421 Too many users, try again later.\r\n"
+    );
+    assert_eq!(server.free_at_end(), 1);
+    assert_eq!(server.session_count(), 3);
+}
+
 #[test]
 fn a_table_of_logged_in_sessions_refuses_with_421() {
     let mut h = Harness::new();

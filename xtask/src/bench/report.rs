@@ -489,8 +489,8 @@ pub(super) fn notes(reports: &[Report], ceiling: &Ceiling) -> String {
          more, in all and from one address. RSS counts a page shared by a forking \
          server's processes once in each; anonymous PSS (`Pss_Anon`, smaps_rollup) \
          divides it among them and leaves out mapped files. Memory a server allocated \
-         at start for its sessions (ferryd sizes its session table by `--max-sessions`) \
-         or in earlier workloads and kept is in the \"before\" figure, so a server that \
+         at start for its sessions or in earlier workloads and kept (ferryd's session \
+         table grows as sessions arrive, 64 slots at a time, and keeps its size) is in the \"before\" figure, so a server that \
          reuses it shows little or nothing per session: the \"RSS once started\" row \
          holds the rest. The idle sessions run last: the \
          VmHWM and summed-peak rows stop before them.\n"
