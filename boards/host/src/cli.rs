@@ -63,8 +63,9 @@ pub struct Cli {
     pub passive_address: Option<IpAddr>,
 
     /// Most concurrent sessions; more get 421 [default: 64, at most 65535].
-    /// Each worker's session table grows as sessions arrive (about 18 KB a
-    /// session) and keeps its size.
+    /// A busy session takes a slot of about 18 KB in its worker's table,
+    /// which grows as needed; an idle logged-in one is parked in a few
+    /// hundred bytes.
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<usize>,
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_core::server::Parked;
 use ferry_core::server::{ListenError, ACCEPTS_PER_POLL, MAX_LISTENERS};
 use ferry_core::{Server, Slot};
 #[cfg(any(feature = "littlefs", feature = "fat", feature = "sdfat"))]
@@ -33,17 +34,25 @@ pub const TRANSFER_BUFFER: usize = 256 * 1024;
 type HostStack = TlsStack<StdStack, StdClock>;
 
 /// A session table that grows as sessions arrive, up to `--max-sessions`
-/// (see [`grow_table`]), and keeps what it grew to.
-type Table<F> = Vec<Slot<<HostStack as ferry_net::TcpClientStack>::TcpSocket, F>>;
+/// (see [`grow_tables`]), and keeps what it grew to.
+type Table<F> = Vec<Slot<HostSocket, F>>;
+
+/// The idle sessions parked outside the table: a few hundred bytes each
+/// instead of a slot (see [`Parked`]); grown like the table.
+type ParkedTable = Vec<Parked<HostSocket>>;
+
+/// A control or data connection of [`HostStack`].
+type HostSocket = <HostStack as ferry_net::TcpClientStack>::TcpSocket;
 
 /// Free slots the table keeps at its end, past the last one in use: more
 /// than one poll can fill (`MAX_LISTENERS * ACCEPTS_PER_POLL`, 32), and the
-/// step it grows by (about 1.2 MB with 4096-byte paths).
+/// step it grows by (about 1.2 MB with 4096-byte paths). The parked table
+/// grows by as many entries.
 const SPARE_SLOTS: usize = 64;
 const _: () = assert!(SPARE_SLOTS / 2 >= MAX_LISTENERS * ACCEPTS_PER_POLL);
 
 /// The server as `ferryd` compiles it, over the file system `F`.
-type HostServer<F> = Server<HostStack, F, 0, TRANSFER_BUFFER, Table<F>>;
+type HostServer<F> = Server<HostStack, F, 0, TRANSFER_BUFFER, Table<F>, ParkedTable>;
 
 /// How long, at shutdown, closing TLS connections get to finish
 /// (`close_notify`) before the process exits.
@@ -401,9 +410,9 @@ impl Plan<'_> {
             }),
         );
         let observer = if workers > 1 {
-            LogObserver::worker(slots, Arc::clone(self.census), index)
+            LogObserver::worker(Arc::clone(self.census), index)
         } else {
-            LogObserver::new(slots)
+            LogObserver::new()
         };
         Ok(Worker {
             server,
@@ -445,13 +454,15 @@ impl<F: FileSystem> Worker<F> {
         let most = usize::from(server.config().max_sessions).max(1);
         while !stop.load(Ordering::SeqCst) {
             let poll = server.poll(stack, fs, users, &*clock, observer);
-            grow_table(server, most);
+            // Grown: sessions that found no room to park, or none to come
+            // back into, may now; poll again at once.
+            let grew = grow_tables(server, most);
             // Busy, or bytes decrypted inside the TLS layer (they wake no
             // readiness event): only collect the events that came
             // meanwhile, without sleeping. The stack tries no socket that
             // reported none, so every pass of the loop waits, if only for
             // zero time.
-            let timeout = if poll.busy || stack.has_pending() {
+            let timeout = if poll.busy || grew || stack.has_pending() {
                 Some(Duration::ZERO)
             } else {
                 let deadline = match (poll.deadline, stack.poll_at()) {
@@ -480,18 +491,26 @@ impl<F: FileSystem> Worker<F> {
     }
 }
 
-/// Adds [`SPARE_SLOTS`] free slots to `server`'s table, up to `most` in
-/// all, once fewer than half as many are left at its end: the table's
-/// memory follows the most sessions open at once, not `--max-sessions`.
-/// Moving the slots when the vector reallocates is safe: a slot holds
-/// handles and plain state, nothing that points into it.
-fn grow_table<F: FileSystem>(server: &mut HostServer<F>, most: usize) {
-    let spare = server.free_at_end();
-    let table = server.table_mut();
-    if spare < SPARE_SLOTS / 2 && table.len() < most {
-        let more = SPARE_SLOTS.min(most - table.len());
-        table.extend((0..more).map(|_| Slot::default()));
+/// Adds [`SPARE_SLOTS`] free entries to `server`'s session table, and as
+/// many to its parked table, up to `most` in all, once fewer than half as
+/// many are left at its end: their memory follows the most sessions open
+/// (and busy) at once, not `--max-sessions`. True if either grew. Moving
+/// the entries when a vector reallocates is safe: they hold handles and
+/// plain state, nothing that points into them.
+fn grow_tables<F: FileSystem>(server: &mut HostServer<F>, most: usize) -> bool {
+    fn grow<E: Default>(table: &mut Vec<E>, spare: usize, most: usize) -> bool {
+        let grows = spare < SPARE_SLOTS / 2 && table.len() < most;
+        if grows {
+            let more = SPARE_SLOTS.min(most - table.len());
+            table.extend((0..more).map(|_| E::default()));
+        }
+        grows
     }
+    let spare = server.free_at_end();
+    let slots = grow(server.table_mut(), spare, most);
+    let spare = server.free_parked_at_end();
+    let parked = grow(server.parked_mut(), spare, most);
+    slots || parked
 }
 
 /// Gives closing TLS connections a moment to send `close_notify` and see

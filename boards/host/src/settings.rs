@@ -10,8 +10,10 @@ use crate::auth::{self, Secret};
 use crate::cli::{self, Cli, FsSpec, Password};
 
 /// `--max-sessions` unless given. Each worker's session table grows to
-/// at most this long as sessions arrive (a slot costs its session state,
-/// about 18 KB with 4096-byte paths; the transfer buffer is shared).
+/// at most this long as sessions need slots (a slot costs its session
+/// state, about 18 KB with 4096-byte paths; the transfer buffer is
+/// shared); idle logged-in sessions are parked outside it, a few hundred
+/// bytes each.
 pub const DEFAULT_MAX_SESSIONS: usize = 64;
 
 /// The most `--max-sessions` can be (the engine counts in `u16`).

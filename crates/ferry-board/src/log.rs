@@ -84,15 +84,11 @@ impl<const S: usize> Observer for LogObserver<S> {
             Event::Evicted { session } => {
                 print(format_args!("{} closed to make room", self.who(session)))
             }
-            Event::Command { session, line } => {
-                if self.verbose {
-                    print(format_args!(
-                        "{} > {}",
-                        self.who(session),
-                        line.escape_ascii()
-                    ))
-                }
-            }
+            Event::Command { session, line } if self.verbose => print(format_args!(
+                "{} > {}",
+                self.who(session),
+                line.escape_ascii()
+            )),
             Event::Login { session, user, ok } => print(format_args!(
                 "{} login {} {}",
                 self.who(session),
@@ -118,6 +114,8 @@ impl<const S: usize> Observer for LogObserver<S> {
                     *slot = None;
                 }
             }
+            // Commands unless verbose; boards park no sessions (`scale`).
+            _ => {}
         }
     }
 }

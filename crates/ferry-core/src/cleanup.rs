@@ -38,7 +38,7 @@ enum Resume {
     After(usize, usize),
 }
 
-impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize, T> Server<S, F, N, B, T>
+impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize, T, P> Server<S, F, N, B, T, P>
 where
     T: AsRef<[Slot<S::TcpSocket, F>]> + AsMut<[Slot<S::TcpSocket, F>]>,
 {

@@ -33,8 +33,10 @@ pub enum TransferKind {
     Listing,
 }
 
-/// Something worth logging, reported to an [`Observer`].
+/// Something worth logging, reported to an [`Observer`]. More kinds may
+/// come (the feature `scale` adds some): match it with a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// A control connection was accepted into session slot `session`.
     Connected {
@@ -90,6 +92,36 @@ pub enum Event<'a> {
         /// Session slot.
         session: usize,
     },
+    /// An idle session left the table for the parked sessions (feature
+    /// `scale`): its slot is free, and it is parked session `parked`
+    /// until it is `Resumed`.
+    #[cfg(feature = "scale")]
+    Parked {
+        /// Session slot it left.
+        session: usize,
+        /// Its index among the parked sessions.
+        parked: usize,
+    },
+    /// A parked session came back into the table (a command arrived, its
+    /// connection closed, or its idle time ran out).
+    #[cfg(feature = "scale")]
+    Resumed {
+        /// Its index among the parked sessions, now free.
+        parked: usize,
+        /// Session slot it took.
+        session: usize,
+    },
+    /// A parked session came back into the table by trading places with
+    /// an idle one, as `Resumed` and `Parked` at once: the session of slot
+    /// `session` is now parked at `parked`, and the one parked there is in
+    /// slot `session`.
+    #[cfg(feature = "scale")]
+    Swapped {
+        /// The slot they traded.
+        session: usize,
+        /// The parked entry they traded.
+        parked: usize,
+    },
 }
 
 impl Event<'_> {
@@ -103,6 +135,10 @@ impl Event<'_> {
             | Event::Login { session, .. }
             | Event::Transfer { session, .. }
             | Event::Disconnected { session } => Some(session),
+            #[cfg(feature = "scale")]
+            Event::Parked { session, .. }
+            | Event::Resumed { session, .. }
+            | Event::Swapped { session, .. } => Some(session),
             Event::Refused { .. } => None,
         }
     }
@@ -167,6 +203,9 @@ pub struct Slot<T, F: FileSystem> {
     /// AUTH TLS was answered: start TLS once the reply is flushed.
     #[cfg(feature = "tls")]
     tls_pending: bool,
+    /// The parked entry this session last came back from (see [`Parked`]).
+    #[cfg(feature = "scale")]
+    parked_from: Option<usize>,
 }
 
 impl<T, F: FileSystem> Default for Slot<T, F> {
@@ -188,6 +227,8 @@ impl<T, F: FileSystem> Slot<T, F> {
             data_up: false,
             #[cfg(feature = "tls")]
             tls_pending: false,
+            #[cfg(feature = "scale")]
+            parked_from: None,
         }
     }
 
@@ -204,6 +245,8 @@ impl<T, F: FileSystem> Slot<T, F> {
             data_up,
             #[cfg(feature = "tls")]
             tls_pending,
+            #[cfg(feature = "scale")]
+            parked_from,
         } = self;
         core::mem::forget(ctrl.take());
         core::mem::forget(passive.take());
@@ -220,6 +263,33 @@ impl<T, F: FileSystem> Slot<T, F> {
         {
             *tls_pending = false;
         }
+        #[cfg(feature = "scale")]
+        {
+            *parked_from = None;
+        }
+    }
+}
+
+/// An idle logged-in session parked outside the session table (feature
+/// `scale`): its control connection and the little state it keeps, a few
+/// hundred bytes instead of a slot's buffers. A host that allocates its
+/// table hands [`Server::with_table`]'s server a table of these too
+/// (`Server::parked_mut`), so that idle sessions cost no slot.
+pub struct Parked<T> {
+    /// The control connection; `None`: free.
+    ctrl: Option<T>,
+    #[cfg(feature = "scale")]
+    session: crate::session::ParkedState,
+}
+
+impl<T> Default for Parked<T> {
+    /// A free entry.
+    fn default() -> Self {
+        Parked {
+            ctrl: None,
+            #[cfg(feature = "scale")]
+            session: Default::default(),
+        }
     }
 }
 
@@ -234,11 +304,17 @@ pub struct Server<
     const N: usize,
     const B: usize,
     T = [Slot<<S as ferry_net::TcpClientStack>::TcpSocket, F>; N],
+    P = [Parked<<S as ferry_net::TcpClientStack>::TcpSocket>; 0],
 > {
     config: Config,
     listeners: [Option<S::TcpSocket>; MAX_LISTENERS],
     /// The session table: `[Slot; N]` in place, or one the host made.
     slots: T,
+    /// Idle sessions parked outside `slots` (feature `scale`; none without).
+    parked: P,
+    /// Entries of `parked` from this index on are free.
+    #[cfg(feature = "scale")]
+    parked_used: usize,
     /// The table's slots hold `F`'s files.
     fs: PhantomData<fn(&mut F)>,
     /// Slots from this index on are free: `poll` looks no further (a
@@ -257,6 +333,11 @@ pub struct Server<
 /// within this many milliseconds (sooner if the authenticator wakes the
 /// caller's loop).
 pub const PENDING_LOGIN_POLL_MS: u64 = 10;
+
+/// A parked session that has something to do but finds no free slot is
+/// looked at again within this many milliseconds.
+#[cfg(feature = "scale")]
+const NO_SLOT_RETRY_MS: u64 = 1;
 
 /// Grace time for flushing a goodbye reply before the socket is closed anyway.
 const CLOSE_GRACE_MS: u64 = 5_000;
@@ -278,18 +359,22 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             // Not `[const { None }; N]`: that copies a session-sized `None`
             // (mostly zeros) out of flash; `from_fn` writes the tags alone.
             slots: core::array::from_fn(|_| Slot::free()),
+            parked: [],
             scratch: [0; B],
             path: [0; PATH_LEN],
             fs: PhantomData,
             #[cfg(feature = "scale")]
             used: 0,
+            #[cfg(feature = "scale")]
+            parked_used: 0,
         }
     }
 }
 
-impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize, T> Server<S, F, N, B, T>
+impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize, T, P> Server<S, F, N, B, T, P>
 where
     T: AsRef<[Slot<S::TcpSocket, F>]> + AsMut<[Slot<S::TcpSocket, F>]>,
+    P: AsRef<[Parked<S::TcpSocket>]> + AsMut<[Parked<S::TcpSocket>]> + Default,
 {
     /// A server with no listeners yet over `slots`, a session table of
     /// free slots ([`Slot::default`]) of any length: the host sizes it at
@@ -302,11 +387,14 @@ where
             config,
             listeners: [const { None }; MAX_LISTENERS],
             slots,
+            parked: P::default(),
             scratch: [0; B],
             path: [0; PATH_LEN],
             fs: PhantomData,
             #[cfg(feature = "scale")]
             used: 0,
+            #[cfg(feature = "scale")]
+            parked_used: 0,
         }
     }
 
@@ -335,12 +423,19 @@ where
             path,
             next_port,
             fs: _,
+            parked,
             #[cfg(feature = "scale")]
             used,
+            #[cfg(feature = "scale")]
+            parked_used,
         } = self;
         #[cfg(feature = "scale")]
         {
             *used = 0;
+            *parked_used = 0;
+        }
+        for entry in parked.as_mut() {
+            core::mem::forget(entry.ctrl.take());
         }
         *c = config;
         *next_port = config.passive_ports.0;
@@ -399,9 +494,36 @@ where
         &mut self.slots
     }
 
+    /// The table of parked sessions, for a host that makes it longer
+    /// between polls (see [`Parked`]): it may add free entries
+    /// ([`Parked::default`]) at the end; the entries it holds must stay in
+    /// their order, and none may be removed. A session is parked only when
+    /// a free entry is left, so a host that adds none gets none parked.
+    #[cfg(feature = "scale")]
+    pub fn parked_mut(&mut self) -> &mut P {
+        &mut self.parked
+    }
+
+    /// Free entries at the end of the parked table, past the last in use.
+    #[cfg(feature = "scale")]
+    pub fn free_parked_at_end(&self) -> usize {
+        self.parked.as_ref().len().saturating_sub(self.parked_used)
+    }
+
+    /// Sessions parked now (counted in [`Server::session_count`]).
+    #[cfg(feature = "scale")]
+    pub fn parked_count(&self) -> usize {
+        let parked = self.parked.as_ref();
+        let parked = parked.get(..self.parked_used).unwrap_or(parked);
+        parked.iter().filter(|p| p.ctrl.is_some()).count()
+    }
+
     /// Number of open control connections.
     pub fn session_count(&self) -> usize {
-        self.live().iter().filter(|s| s.ctrl.is_some()).count()
+        let hot = self.live().iter().filter(|s| s.ctrl.is_some()).count();
+        #[cfg(feature = "scale")]
+        let hot = hot + self.parked_count();
+        hot
     }
 
     /// The part of the table `poll` looks at: up to the highest slot in
@@ -433,6 +555,12 @@ where
                 }
             }
             close_slot(stack, slot);
+        }
+        #[cfg(feature = "scale")]
+        for entry in self.parked.as_mut() {
+            if let Some(ctrl) = entry.ctrl.take() {
+                send_and_close(stack, ctrl, b"421 Server shutting down.\r\n");
+            }
         }
         for l in self.listeners.iter_mut() {
             if let Some(sock) = l.take() {
@@ -472,20 +600,22 @@ where
                         // The other instances' sessions count against
                         // `max_sessions`, not against this table's length
                         // (a host may grow its table as sessions arrive).
+                        // Parked sessions count too (`admit` counts them).
                         #[cfg(feature = "scale")]
                         let limit = match usize::from(config.max_sessions) {
-                            0 => table,
+                            0 => table + self.parked.as_ref().len(),
                             m => m,
                         }
                         .saturating_sub(
                             *elsewhere.get_or_insert_with(|| observer.sessions_elsewhere()),
-                        )
-                        .min(table);
+                        );
                         admit(
                             stack,
                             self.slots.as_mut(),
                             #[cfg(feature = "scale")]
                             &mut self.used,
+                            #[cfg(feature = "scale")]
+                            self.parked.as_ref().get(..self.parked_used).unwrap_or(&[]),
                             &config,
                             limit,
                             sock,
@@ -538,6 +668,16 @@ where
                 observer.event(Event::Disconnected { session: i });
                 continue;
             }
+            #[cfg(feature = "scale")]
+            if park(
+                slot,
+                i,
+                self.parked.as_mut(),
+                &mut self.parked_used,
+                observer,
+            ) {
+                continue;
+            }
             let s = &slot.session;
             if let Some(t) = s.login_delay(&config) {
                 deadline = earliest(deadline, t);
@@ -557,12 +697,33 @@ where
         }
         #[cfg(feature = "scale")]
         {
+            busy |= wake_parked(
+                stack,
+                self.slots.as_mut(),
+                &mut self.used,
+                self.parked
+                    .as_mut()
+                    .get_mut(..self.parked_used)
+                    .unwrap_or(&mut []),
+                &mut self.scratch,
+                &config,
+                now,
+                &mut deadline,
+                observer,
+            );
             let slots = self.slots.as_ref();
             while let Some(last) = self.used.checked_sub(1) {
                 if slots.get(last).is_some_and(|s| s.ctrl.is_some()) {
                     break;
                 }
                 self.used = last;
+            }
+            let parked = self.parked.as_ref();
+            while let Some(last) = self.parked_used.checked_sub(1) {
+                if parked.get(last).is_some_and(|p| p.ctrl.is_some()) {
+                    break;
+                }
+                self.parked_used = last;
             }
         }
         Poll { busy, deadline }
@@ -592,6 +753,7 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer>(
     stack: &mut S,
     slots: &mut [Slot<S::TcpSocket, F>],
     #[cfg(feature = "scale")] used: &mut usize,
+    #[cfg(feature = "scale")] parked: &[Parked<S::TcpSocket>],
     config: &Config,
     limit: usize,
     sock: S::TcpSocket,
@@ -614,6 +776,11 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer>(
     {
         in_use += 1;
         same_ip += usize::from(s.session.peer == peer.ip());
+    }
+    #[cfg(feature = "scale")]
+    for p in parked.iter().filter(|p| p.ctrl.is_some()) {
+        in_use += 1;
+        same_ip += usize::from(p.session.peer() == peer.ip());
     }
     let per_ip_full = config.max_per_ip != 0 && same_ip >= usize::from(config.max_per_ip);
     let target = if per_ip_full {
@@ -672,6 +839,151 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer>(
         *used = (*used).max(i + 1);
     }
     observer.event(Event::Connected { session: i, peer });
+}
+
+/// What the session of `slot` keeps when parked, if it is idle (see
+/// `Session::park`) with nothing buffered or open beside its control
+/// connection.
+#[cfg(feature = "scale")]
+fn parkable<T, F: FileSystem>(slot: &Slot<T, F>) -> Option<crate::session::ParkedState> {
+    #[cfg(feature = "tls")]
+    let tls_pending = slot.tls_pending;
+    #[cfg(not(feature = "tls"))]
+    let tls_pending = false;
+    let quiet = slot.ctrl.is_some()
+        && slot.passive.is_none()
+        && slot.data.is_none()
+        && !tls_pending
+        && slot.line.is_clear();
+    quiet.then(|| slot.session.park()).flatten()
+}
+
+/// Parks the session of `slot` (session `i`) in a free entry of `parked`
+/// if it is [`parkable`]; true if it did.
+#[cfg(feature = "scale")]
+fn park<T, F: FileSystem, O: Observer>(
+    slot: &mut Slot<T, F>,
+    i: usize,
+    parked: &mut [Parked<T>],
+    parked_used: &mut usize,
+    observer: &mut O,
+) -> bool {
+    // The entry it last left is likely free: a session that parks after
+    // each command finds it at once.
+    let last = slot
+        .parked_from
+        .filter(|&j| parked.get(j).is_some_and(|p| p.ctrl.is_none()));
+    let Some(j) = last.or_else(|| parked.iter().position(|p| p.ctrl.is_none())) else {
+        return false;
+    };
+    let (Some(entry), Some(state)) = (parked.get_mut(j), parkable(slot)) else {
+        return false;
+    };
+    entry.session = state;
+    entry.ctrl = slot.ctrl.take();
+    *parked_used = (*parked_used).max(j + 1);
+    observer.event(Event::Parked {
+        session: i,
+        parked: j,
+    });
+    true
+}
+
+/// Brings parked sessions back into slots of `slots`: one whose control
+/// connection has bytes (they go into the slot's command buffer), has
+/// closed or failed, or whose idle time is over; the others add their
+/// idle deadline to `deadline`. It takes a free slot, or else trades
+/// places with an idle session of the table (`Event::Swapped`), so that a
+/// table full of idle sessions whose parked entries are all taken cannot
+/// shut the parked ones out. True if any came back (its slot is driven
+/// by the next poll). One that finds neither waits for the next poll.
+#[cfg(feature = "scale")]
+#[allow(clippy::too_many_arguments)]
+fn wake_parked<S: SecureStack, F: FileSystem, O: Observer>(
+    stack: &mut S,
+    slots: &mut [Slot<S::TcpSocket, F>],
+    used: &mut usize,
+    parked: &mut [Parked<S::TcpSocket>],
+    scratch: &mut [u8],
+    config: &Config,
+    now: Instant,
+    deadline: &mut Option<Instant>,
+    observer: &mut O,
+) -> bool {
+    let mut busy = false;
+    let buf_len = scratch.len().min(LINE_LEN);
+    for (j, entry) in parked.iter_mut().enumerate() {
+        let Some(ctrl) = entry.ctrl.as_mut() else {
+            continue;
+        };
+        let idle_end = entry
+            .session
+            .last_activity
+            .add_millis(config.idle_timeout_ms);
+        // A free slot, or an idle session to trade places with; else look
+        // again shortly, without reading, so that the bytes wait in the
+        // connection (the host grows its table, or a session leaves).
+        let free = slots.iter().position(|s| s.ctrl.is_none());
+        let Some(i) = free.or_else(|| slots.iter().position(|s| parkable(s).is_some())) else {
+            *deadline = earliest(*deadline, now.add_millis(NO_SLOT_RETRY_MS));
+            continue;
+        };
+        let buf = scratch.get_mut(..buf_len).unwrap_or(&mut []);
+        let (got, eof) = match stack.receive(ctrl, buf) {
+            Ok(0) | Err(nb::Error::Other(_)) => (0, true),
+            Ok(n) => (n, false),
+            Err(nb::Error::WouldBlock) if now >= idle_end => (0, false),
+            Err(nb::Error::WouldBlock) => {
+                *deadline = earliest(*deadline, idle_end);
+                continue;
+            }
+        };
+        let Some(slot) = slots.get_mut(i) else {
+            continue;
+        };
+        let incoming = core::mem::take(&mut entry.session);
+        let incoming_ctrl = entry.ctrl.take();
+        let swapped = match parkable(slot) {
+            Some(outgoing) if free.is_none() => {
+                entry.session = outgoing;
+                entry.ctrl = slot.ctrl.take();
+                true
+            }
+            _ => false,
+        };
+        slot.line.clear();
+        if let (Some(to), Some(from)) = (slot.line.spare().get_mut(..got), buf.get(..got)) {
+            to.copy_from_slice(from);
+        }
+        slot.line.filled(got);
+        slot.session.resume(&incoming);
+        slot.data_up = false;
+        #[cfg(feature = "tls")]
+        {
+            slot.tls_pending = false;
+        }
+        slot.parked_from = Some(j);
+        slot.ctrl = incoming_ctrl;
+        *used = (*used).max(i + 1);
+        observer.event(if swapped {
+            Event::Swapped {
+                session: i,
+                parked: j,
+            }
+        } else {
+            Event::Resumed {
+                parked: j,
+                session: i,
+            }
+        });
+        // Closed or failed: nothing was left to answer, so it ends here.
+        if eof {
+            close_slot(stack, slot);
+            observer.event(Event::Disconnected { session: i });
+        }
+        busy = true;
+    }
+    busy
 }
 
 /// The session a new connection evicts when the table is full: one that

@@ -187,6 +187,68 @@ pub(crate) struct Session<F: FileSystem> {
     pub prot_private: bool,
 }
 
+/// Longest working directory a parked session keeps
+/// ([`Parked`](crate::server::Parked)); a
+/// session in a deeper one is not parked.
+#[cfg(feature = "scale")]
+pub const PARKED_CWD_LEN: usize = 128;
+
+/// What an idle, logged-in session keeps while it is parked outside the
+/// session table (feature `scale`): the little that is not empty between
+/// commands, without the table's buffers.
+#[cfg(feature = "scale")]
+#[derive(Debug, Clone)]
+pub(crate) struct ParkedState {
+    peer: IpAddr,
+    cwd: Vec<u8, PARKED_CWD_LEN>,
+    user: Option<User>,
+    failures: u8,
+    since: Instant,
+    ttype: TransferType,
+    #[cfg(feature = "resume")]
+    rest: u64,
+    epsv_all: bool,
+    pub last_activity: Instant,
+    #[cfg(feature = "status")]
+    login_name: Vec<u8, 32>,
+    #[cfg(feature = "tls")]
+    tls: bool,
+    #[cfg(feature = "tls")]
+    prot_private: bool,
+}
+
+#[cfg(feature = "scale")]
+impl Default for ParkedState {
+    fn default() -> Self {
+        ParkedState {
+            peer: IpAddr::V4(ferry_net::Ipv4Addr::UNSPECIFIED),
+            cwd: Vec::new(),
+            user: None,
+            failures: 0,
+            since: Instant(0),
+            ttype: TransferType::Image,
+            #[cfg(feature = "resume")]
+            rest: 0,
+            epsv_all: false,
+            last_activity: Instant(0),
+            #[cfg(feature = "status")]
+            login_name: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls: false,
+            #[cfg(feature = "tls")]
+            prot_private: false,
+        }
+    }
+}
+
+#[cfg(feature = "scale")]
+impl ParkedState {
+    /// The client's address.
+    pub fn peer(&self) -> IpAddr {
+        self.peer
+    }
+}
+
 /// A path argument resolved into [`Ctx::path`]: the user's home (without a
 /// trailing `/`) in `path[..home]`, then the canonical virtual path in
 /// `path[home..home + vlen]`. The storage path is both together, except
@@ -414,6 +476,110 @@ impl<F: FileSystem> Session<F> {
             *prot_private = false;
         }
         out.reply(220, b"Ferry FTP server ready.");
+    }
+
+    /// What this session keeps while parked, if it is idle: logged in,
+    /// nothing to send, no transfer, data connection or pending state (a
+    /// USER, RNFR or login delay), not closing, and in a working directory
+    /// of at most [`PARKED_CWD_LEN`] bytes. The server checks its own part
+    /// of the slot (the command buffer, the sockets).
+    #[cfg(feature = "scale")]
+    pub fn park(&self) -> Option<ParkedState> {
+        let idle = self.logged_in()
+            && self.out.is_empty()
+            && self.memo_kind == Memo::None
+            && self.transfer.is_none()
+            && self.data_mode == DataMode::None
+            && !self.delayed
+            && !self.closing
+            && !self.quit_after_transfer
+            && !self.eof;
+        if !idle {
+            return None;
+        }
+        Some(ParkedState {
+            peer: self.peer,
+            cwd: Vec::from_slice(&self.cwd).ok()?,
+            user: self.user,
+            failures: self.failures,
+            since: self.since,
+            ttype: self.ttype,
+            #[cfg(feature = "resume")]
+            rest: self.rest,
+            epsv_all: self.epsv_all,
+            last_activity: self.last_activity,
+            #[cfg(feature = "status")]
+            login_name: self.login_name.clone(),
+            #[cfg(feature = "tls")]
+            tls: self.tls,
+            #[cfg(feature = "tls")]
+            prot_private: self.prot_private,
+        })
+    }
+
+    /// Makes this the session `parked` kept, in place, as it was when it
+    /// was parked (nothing queued to send).
+    #[cfg(feature = "scale")]
+    pub fn resume(&mut self, parked: &ParkedState) {
+        // Every field by name, so a new field cannot be forgotten here.
+        let Session {
+            peer,
+            out,
+            cwd,
+            memo,
+            memo_kind,
+            user,
+            failures,
+            since,
+            delayed,
+            ttype,
+            #[cfg(feature = "resume")]
+            rest,
+            epsv_all,
+            data_mode,
+            transfer,
+            line_buf: _,
+            last_activity,
+            closing,
+            quit_after_transfer,
+            eof,
+            #[cfg(feature = "status")]
+            login_name,
+            #[cfg(feature = "tls")]
+            tls,
+            #[cfg(feature = "tls")]
+            prot_private,
+        } = self;
+        *peer = parked.peer;
+        out.clear();
+        set_path(cwd, &parked.cwd);
+        memo.clear();
+        *memo_kind = Memo::None;
+        *user = parked.user;
+        *failures = parked.failures;
+        *since = parked.since;
+        *delayed = false;
+        *ttype = parked.ttype;
+        #[cfg(feature = "resume")]
+        {
+            *rest = parked.rest;
+        }
+        *epsv_all = parked.epsv_all;
+        *data_mode = DataMode::None;
+        *transfer = Running::None;
+        *last_activity = parked.last_activity;
+        *closing = false;
+        *quit_after_transfer = false;
+        *eof = false;
+        #[cfg(feature = "status")]
+        {
+            *login_name = parked.login_name.clone();
+        }
+        #[cfg(feature = "tls")]
+        {
+            *tls = parked.tls;
+            *prot_private = parked.prot_private;
+        }
     }
 
     /// When a failed login's 530 is due, while it waits (not while the

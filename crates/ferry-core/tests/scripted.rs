@@ -774,6 +774,7 @@ fn max_per_ip_refuses_a_second_connection_from_one_address() {
 #[test]
 fn a_pending_login_check_does_not_stall_other_sessions() {
     let mut h = Harness::new();
+    h.no_parking();
     let other = h.login();
     h.auth.slow = true;
     let c = h.connect();
@@ -952,6 +953,7 @@ fn login_timeout_zero_leaves_only_the_idle_timeout() {
 #[test]
 fn a_full_table_evicts_the_oldest_session_not_logged_in() {
     let mut h = Harness::new();
+    h.no_parking();
     let user = h.login_from(ip(1), "u", "p");
     let old = h.connect_from(ip(2));
     h.advance(100);
@@ -991,6 +993,7 @@ fn a_full_table_evicts_the_oldest_session_not_logged_in() {
 #[test]
 fn a_reconnecting_flood_evicts_its_own_connections_first() {
     let mut h = Harness::new();
+    h.no_parking();
     let flood_ip = ip(66);
     let mut flood: Vec<_> = (0..4).map(|_| h.connect_from(flood_ip)).collect();
     h.advance(10);
@@ -1020,6 +1023,7 @@ fn a_reconnecting_flood_evicts_its_own_connections_first() {
 #[test]
 fn sessions_of_other_instances_count_against_the_limit() {
     let mut h = Harness::new();
+    h.no_parking();
     h.obs.elsewhere = 3;
     let a = h.login_from(ip(1), "u", "p");
     let x = h.connect_from(ip(9));
@@ -1114,6 +1118,7 @@ fn a_grown_table_admits_up_to_max_sessions_less_those_elsewhere() {
 #[test]
 fn a_table_of_logged_in_sessions_refuses_with_421() {
     let mut h = Harness::new();
+    h.no_parking();
     let users: Vec<_> = (1..=4).map(|i| h.login_from(ip(i), "u", "p")).collect();
     h.advance(5_000);
     let x = h.connect_from(ip(9));
@@ -1128,6 +1133,7 @@ fn a_table_of_logged_in_sessions_refuses_with_421() {
 #[test]
 fn eviction_ties_go_to_the_session_with_most_failed_logins() {
     let mut h = Harness::with_config(config(|c| c.max_login_failures = 5));
+    h.no_parking();
     let quiet = h
         .stack
         .connect_client(server_addr(), "10.0.1.1:40001".parse().unwrap());
@@ -1184,6 +1190,7 @@ fn a_session_that_answered_quit_does_not_count_against_its_address() {
 #[test]
 fn a_full_table_reclaims_a_quitting_session_first() {
     let mut h = Harness::new();
+    h.no_parking();
     let users: Vec<_> = (1..=3).map(|i| h.login_from(ip(i), "u", "p")).collect();
     let a = h.login_from(ip(4), "u", "p");
     h.stack.set_send_cap(a, Some(0));
@@ -1841,6 +1848,7 @@ fn a_client_that_never_reads_the_goodbye_is_dropped_after_a_grace_time() {
 #[test]
 fn the_session_table_holds_n_sessions() {
     let mut h = Harness::new();
+    h.no_parking();
     for i in 1..=4 {
         let _ = h.login_from(Ipv4Addr::new(10, 0, 1, i), "u", "p");
     }
@@ -2023,4 +2031,184 @@ fn eprt_with_an_unspecified_address_means_the_client_itself() {
     let c = h.login();
     assert!(h.cmd(c, "EPRT |1|0.0.0.0|5000|").starts_with("200 "));
     assert!(h.cmd(c, "EPRT |1|10.9.9.9|5000|").starts_with("504 "));
+}
+
+// ---------------------------------------------------------------------------
+// Parked sessions (feature `scale`): an idle logged-in session leaves the
+// table for a small parked entry and comes back when it has something to do.
+// ---------------------------------------------------------------------------
+
+#[cfg(feature = "scale")]
+fn parked_events(h: &Harness) -> (usize, usize) {
+    let parked = h
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Parked { .. }))
+        .count();
+    let resumed = h
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Resumed { .. }))
+        .count();
+    (parked, resumed)
+}
+
+/// Its state survives the trip: working directory, type, login and
+/// permissions; the table slot it leaves serves others meanwhile.
+#[cfg(feature = "scale")]
+#[test]
+fn an_idle_session_is_parked_and_comes_back_with_its_state() {
+    let mut h = Harness::new();
+    std::fs::create_dir_all(h.dir.path().join("home/h/sub")).unwrap();
+    let c = h.login_from(ip(1), "h", "p");
+    assert_eq!(h.server.parked_count(), 1, "parked once logged in");
+    assert!(h.cmd(c, "CWD sub").starts_with("250 "));
+    assert!(h.cmd(c, "TYPE A").starts_with("200 "));
+    assert_eq!(h.server.parked_count(), 1);
+    // Four more sessions fill the table's four slots while it is parked.
+    let others: Vec<_> = (2..=5).map(|i| h.login_from(ip(i), "u", "p")).collect();
+    assert_eq!(h.server.session_count(), 5);
+    assert_eq!(
+        h.cmd(c, "PWD"),
+        "257 \"/sub\" is the current directory.\r\n"
+    );
+    // The type is still ASCII: an ASCII upload turns CR LF into LF here.
+    let d = h.pasv_connect(c);
+    assert!(h.cmd(c, "STOR t.txt").starts_with("150 "));
+    h.stack.client_send(d, b"a\r\nb\r\n");
+    h.stack.client_close(d);
+    h.run();
+    assert!(h.recv(c).starts_with("226 "));
+    assert_eq!(
+        std::fs::read(h.dir.path().join("home/h/sub/t.txt")).unwrap(),
+        b"a\nb\n"
+    );
+    for o in others {
+        assert!(h.cmd(o, "NOOP").starts_with("200 "));
+    }
+    let (parked, resumed) = parked_events(&h);
+    assert!(
+        parked >= 5 && resumed >= 4,
+        "{parked} parked, {resumed} resumed"
+    );
+}
+
+/// A parked session still times out, and one whose client leaves is closed.
+#[cfg(feature = "scale")]
+#[test]
+fn a_parked_session_times_out_or_closes_with_its_client() {
+    let mut h = Harness::new();
+    let a = h.login_from(ip(1), "u", "p");
+    let b = h.login_from(ip(2), "u", "p");
+    assert_eq!(h.server.parked_count(), 2);
+    h.stack.client_close(b);
+    h.run();
+    assert!(h.stack.server_closed(b));
+    assert_eq!(h.server.session_count(), 1);
+    // The idle timeout (60 s in the tests' configuration) ends the other;
+    // the poll's deadline covers it, so a host that sleeps wakes for it.
+    let poll = h.advance(59_000);
+    assert!(poll.deadline.is_some());
+    assert!(!h.stack.server_closed(a));
+    h.advance(1_000);
+    assert_eq!(
+        h.recv(a),
+        "421 Idle timeout, closing control connection.\r\n"
+    );
+    assert!(h.stack.server_closed(a));
+    assert_eq!(h.server.session_count(), 0);
+    let disconnected = h
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Disconnected { .. }))
+        .count();
+    assert_eq!(disconnected, 2);
+}
+
+/// Parked sessions count against `max_sessions` and `max_per_ip`, and a
+/// shutdown says 421 to them too.
+#[cfg(feature = "scale")]
+#[test]
+fn parked_sessions_count_against_the_limits_and_hear_the_shutdown() {
+    let mut h = Harness::with_config(config(|c| {
+        c.max_sessions = 3;
+        c.max_per_ip = 2;
+    }));
+    let a = h.login_from(ip(1), "u", "p");
+    let b = h.login_from(ip(1), "u", "p");
+    assert_eq!(h.server.parked_count(), 2);
+    let x = h.connect_from(ip(1));
+    assert_eq!(h.recv(x), "421 Too many connections from your address.\r\n");
+    let c = h.login_from(ip(2), "u", "p");
+    let y = h.connect_from(ip(3));
+    assert_eq!(h.recv(y), "421 Too many users, try again later.\r\n");
+    h.server.shutdown(&mut h.stack, &mut h.fs);
+    for s in [a, b, c] {
+        assert_eq!(h.recv(s), "421 Server shutting down.\r\n");
+        assert!(h.stack.server_closed(s));
+    }
+    assert_eq!(h.stack.open_sockets(), 0);
+}
+
+/// More logged-in sessions than the table has slots all get answers: each
+/// comes back into a slot that another's parking freed.
+#[cfg(feature = "scale")]
+#[test]
+fn more_idle_sessions_than_slots_are_all_served() {
+    let mut h = Harness::new();
+    let all: Vec<_> = (1..=12).map(|i| h.login_from(ip(i), "u", "p")).collect();
+    assert_eq!(h.server.session_count(), 12);
+    assert_eq!(h.server.parked_count(), 8);
+    for round in 0..3 {
+        for &c in &all {
+            assert!(h.cmd(c, "NOOP").starts_with("200 "), "round {round}");
+        }
+    }
+    // All at once: those that find no free slot wait for one.
+    for &c in &all {
+        h.send(c, "PWD");
+    }
+    h.run();
+    for _ in 0..20 {
+        h.advance(1);
+    }
+    for &c in &all {
+        assert_eq!(h.recv(c), "257 \"/\" is the current directory.\r\n");
+    }
+}
+
+/// A session in a working directory longer than a parked entry keeps,
+/// or with half a command line received, stays in the table.
+#[cfg(feature = "scale")]
+#[test]
+fn a_session_with_a_long_directory_or_half_a_line_stays_in_the_table() {
+    use ferry_core::session::{PARKED_CWD_LEN, PATH_LEN};
+    let mut h = Harness::new();
+    let c = h.login_from(ip(1), "u", "p");
+    assert_eq!(h.server.parked_count(), 1);
+    h.stack.client_send(c, b"NO");
+    h.run();
+    assert_eq!(
+        h.server.parked_count(),
+        0,
+        "half a line is held in the table"
+    );
+    assert_eq!(h.cmd(c, "OP"), "200 NOOP ok.\r\n");
+    assert_eq!(h.server.parked_count(), 1);
+    if PATH_LEN > PARKED_CWD_LEN + 40 {
+        let deep = format!(
+            "{}/{}",
+            "d".repeat(PARKED_CWD_LEN / 2),
+            "e".repeat(PARKED_CWD_LEN / 2)
+        );
+        std::fs::create_dir_all(h.dir.path().join(&deep)).unwrap();
+        assert!(h.cmd(c, &format!("CWD /{deep}")).starts_with("250 "));
+        assert_eq!(h.server.parked_count(), 0);
+        assert_eq!(
+            h.cmd(c, "PWD"),
+            format!("257 \"/{deep}\" is the current directory.\r\n")
+        );
+        assert!(h.cmd(c, "CDUP").starts_with("250 "));
+        assert_eq!(h.server.parked_count(), 1);
+    }
 }

@@ -89,6 +89,8 @@ impl Observer for TraceObserver<'_> {
                 self.seen.slots.remove(&session);
                 format!("server: slot {session} closed")
             }
+            // Sessions moving in and out of the parked table (`scale`).
+            _ => return,
         };
         self.trace.borrow_mut().log(line);
     }

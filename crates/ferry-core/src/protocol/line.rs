@@ -116,6 +116,12 @@ impl<const N: usize> LineBuffer<N> {
         self.line_total > 0 || (!self.discarding && self.find_lf().is_some())
     }
 
+    /// Whether nothing is buffered and no Telnet sequence or over-long
+    /// line is half-read: a new buffer would do as well.
+    pub fn is_clear(&self) -> bool {
+        self.len == 0 && !self.discarding && self.telnet == TELNET_DATA
+    }
+
     /// Looks for the next complete line in what was received.
     pub fn poll_line(&mut self) -> Option<LineEvent> {
         if self.line_total > 0 {

@@ -681,6 +681,15 @@ pub enum Ev {
     },
     /// See [`Event::Disconnected`].
     Disconnected { session: usize },
+    /// See `Event::Parked` (feature `scale`).
+    #[cfg(feature = "scale")]
+    Parked { session: usize, parked: usize },
+    /// See `Event::Resumed` (feature `scale`).
+    #[cfg(feature = "scale")]
+    Resumed { parked: usize, session: usize },
+    /// See `Event::Swapped` (feature `scale`).
+    #[cfg(feature = "scale")]
+    Swapped { session: usize, parked: usize },
 }
 
 /// Records every event.
@@ -725,6 +734,13 @@ impl Observer for Recorder {
                 ok,
             },
             Event::Disconnected { session } => Ev::Disconnected { session },
+            #[cfg(feature = "scale")]
+            Event::Parked { session, parked } => Ev::Parked { session, parked },
+            #[cfg(feature = "scale")]
+            Event::Resumed { parked, session } => Ev::Resumed { parked, session },
+            #[cfg(feature = "scale")]
+            Event::Swapped { session, parked } => Ev::Swapped { session, parked },
+            _ => return,
         });
     }
 }
@@ -745,7 +761,23 @@ pub const BUF: usize = 1024;
 pub const MAX_POLLS: usize = 10_000;
 
 /// The server type under test.
+#[cfg(not(feature = "scale"))]
 pub type TestServer = Server<MockStack, StdDir, 4, BUF>;
+/// The server type under test: with the feature `scale`, idle sessions
+/// are parked (up to [`PARKED`] of them), so that every scripted test also
+/// runs with sessions leaving the table between commands.
+#[cfg(feature = "scale")]
+pub type TestServer = Server<
+    MockStack,
+    StdDir,
+    4,
+    BUF,
+    [ferry_core::Slot<MockSocket, StdDir>; 4],
+    Vec<ferry_core::server::Parked<MockSocket>>,
+>;
+/// Parked sessions the server under test holds (feature `scale`).
+#[cfg(feature = "scale")]
+pub const PARKED: usize = 8;
 
 /// A server, its stack, storage, clock, users and event log, in one place.
 pub struct Harness {
@@ -797,7 +829,17 @@ impl Harness {
         std::fs::create_dir_all(dir.path().join("home/h")).expect("home/h");
         let fs = StdDir::open(dir.path()).expect("StdDir");
         let mut stack = MockStack::new();
+        #[cfg(not(feature = "scale"))]
         let mut server = TestServer::new(config);
+        #[cfg(feature = "scale")]
+        let mut server = TestServer::with_table(
+            config,
+            core::array::from_fn(|_| ferry_core::Slot::default()),
+        );
+        #[cfg(feature = "scale")]
+        server
+            .parked_mut()
+            .extend((0..PARKED).map(|_| ferry_core::server::Parked::default()));
         server
             .listen(
                 &mut stack,
@@ -815,6 +857,13 @@ impl Harness {
             last_poll: None,
             polls: 0,
         }
+    }
+
+    /// Keeps every session in the table (feature `scale`: no parked
+    /// entries), for tests of what a full table does. Call it first.
+    pub fn no_parking(&mut self) {
+        #[cfg(feature = "scale")]
+        self.server.parked_mut().clear();
     }
 
     /// Polls once.
