@@ -315,6 +315,9 @@ pub struct Server<
     /// Entries of `parked` from this index on are free.
     #[cfg(feature = "scale")]
     parked_used: usize,
+    /// Entries of `parked` before this index are taken.
+    #[cfg(feature = "scale")]
+    parked_hole: usize,
     /// The table's slots hold `F`'s files.
     fs: PhantomData<fn(&mut F)>,
     /// Slots from this index on are free: `poll` looks no further (a
@@ -367,6 +370,8 @@ impl<S: SecureStack, F: FileSystem, const N: usize, const B: usize> Server<S, F,
             used: 0,
             #[cfg(feature = "scale")]
             parked_used: 0,
+            #[cfg(feature = "scale")]
+            parked_hole: 0,
         }
     }
 }
@@ -395,6 +400,8 @@ where
             used: 0,
             #[cfg(feature = "scale")]
             parked_used: 0,
+            #[cfg(feature = "scale")]
+            parked_hole: 0,
         }
     }
 
@@ -428,11 +435,14 @@ where
             used,
             #[cfg(feature = "scale")]
             parked_used,
+            #[cfg(feature = "scale")]
+            parked_hole,
         } = self;
         #[cfg(feature = "scale")]
         {
             *used = 0;
             *parked_used = 0;
+            *parked_hole = 0;
         }
         for entry in parked.as_mut() {
             core::mem::forget(entry.ctrl.take());
@@ -557,10 +567,14 @@ where
             close_slot(stack, slot);
         }
         #[cfg(feature = "scale")]
-        for entry in self.parked.as_mut() {
-            if let Some(ctrl) = entry.ctrl.take() {
-                send_and_close(stack, ctrl, b"421 Server shutting down.\r\n");
+        {
+            for entry in self.parked.as_mut() {
+                if let Some(ctrl) = entry.ctrl.take() {
+                    send_and_close(stack, ctrl, b"421 Server shutting down.\r\n");
+                }
             }
+            self.parked_used = 0;
+            self.parked_hole = 0;
         }
         for l in self.listeners.iter_mut() {
             if let Some(sock) = l.take() {
@@ -673,7 +687,7 @@ where
                 slot,
                 i,
                 self.parked.as_mut(),
-                &mut self.parked_used,
+                (&mut self.parked_used, &mut self.parked_hole),
                 observer,
             ) {
                 continue;
@@ -705,6 +719,7 @@ where
                     .as_mut()
                     .get_mut(..self.parked_used)
                     .unwrap_or(&mut []),
+                &mut self.parked_hole,
                 &mut self.scratch,
                 &config,
                 now,
@@ -865,16 +880,30 @@ fn park<T, F: FileSystem, O: Observer>(
     slot: &mut Slot<T, F>,
     i: usize,
     parked: &mut [Parked<T>],
-    parked_used: &mut usize,
+    (parked_used, parked_hole): (&mut usize, &mut usize),
     observer: &mut O,
 ) -> bool {
     // The entry it last left is likely free: a session that parks after
-    // each command finds it at once.
+    // each command finds it at once. Else the first free one, looked for
+    // from where all before are known to be taken.
     let last = slot
         .parked_from
         .filter(|&j| parked.get(j).is_some_and(|p| p.ctrl.is_none()));
-    let Some(j) = last.or_else(|| parked.iter().position(|p| p.ctrl.is_none())) else {
+    let hole = *parked_hole;
+    let first = || {
+        let rest = parked.get(hole..)?;
+        rest.iter().position(|p| p.ctrl.is_none()).map(|k| hole + k)
+    };
+    let Some(j) = last.or_else(first) else {
+        *parked_hole = parked.len();
         return false;
+    };
+    // All before `j` are taken if it was the first free one found, or the
+    // hole itself.
+    let hole_after = if last.is_none() || j == hole {
+        j + 1
+    } else {
+        hole
     };
     let (Some(entry), Some(state)) = (parked.get_mut(j), parkable(slot)) else {
         return false;
@@ -882,6 +911,7 @@ fn park<T, F: FileSystem, O: Observer>(
     entry.session = state;
     entry.ctrl = slot.ctrl.take();
     *parked_used = (*parked_used).max(j + 1);
+    *parked_hole = hole_after;
     observer.event(Event::Parked {
         session: i,
         parked: j,
@@ -904,6 +934,7 @@ fn wake_parked<S: SecureStack, F: FileSystem, O: Observer>(
     slots: &mut [Slot<S::TcpSocket, F>],
     used: &mut usize,
     parked: &mut [Parked<S::TcpSocket>],
+    parked_hole: &mut usize,
     scratch: &mut [u8],
     config: &Config,
     now: Instant,
@@ -912,6 +943,10 @@ fn wake_parked<S: SecureStack, F: FileSystem, O: Observer>(
 ) -> bool {
     let mut busy = false;
     let buf_len = scratch.len().min(LINE_LEN);
+    // Slots before `from` are taken; `swappable`: a slot may hold an idle
+    // session to trade with (looked for only when none is free).
+    let mut from = 0;
+    let mut swappable = true;
     for (j, entry) in parked.iter_mut().enumerate() {
         let Some(ctrl) = entry.ctrl.as_mut() else {
             continue;
@@ -923,8 +958,12 @@ fn wake_parked<S: SecureStack, F: FileSystem, O: Observer>(
         // A free slot, or an idle session to trade places with; else look
         // again shortly, without reading, so that the bytes wait in the
         // connection (the host grows its table, or a session leaves).
-        let free = slots.iter().position(|s| s.ctrl.is_none());
-        let Some(i) = free.or_else(|| slots.iter().position(|s| parkable(s).is_some())) else {
+        let rest = slots.get(from..).unwrap_or(&[]);
+        let free = rest.iter().position(|s| s.ctrl.is_none()).map(|k| from + k);
+        from = free.unwrap_or(slots.len());
+        let idle = || slots.iter().position(|s| parkable(s).is_some());
+        let Some(i) = free.or_else(|| swappable.then(idle).flatten()) else {
+            swappable = false;
             *deadline = earliest(*deadline, now.add_millis(NO_SLOT_RETRY_MS));
             continue;
         };
@@ -949,7 +988,11 @@ fn wake_parked<S: SecureStack, F: FileSystem, O: Observer>(
                 entry.ctrl = slot.ctrl.take();
                 true
             }
-            _ => false,
+            _ => {
+                from = i + 1;
+                *parked_hole = (*parked_hole).min(j);
+                false
+            }
         };
         slot.line.clear();
         if let (Some(to), Some(from)) = (slot.line.spare().get_mut(..got), buf.get(..got)) {

@@ -2212,3 +2212,31 @@ fn a_session_with_a_long_directory_or_half_a_line_stays_in_the_table() {
         assert_eq!(h.server.parked_count(), 1);
     }
 }
+
+/// Entries that sessions leave are taken again: the parked table does not
+/// have to grow while sessions come and go.
+#[cfg(feature = "scale")]
+#[test]
+fn parked_entries_left_by_sessions_are_taken_again() {
+    let mut h = Harness::new();
+    let all: Vec<_> = (1..=PARKED as u8)
+        .map(|i| h.login_from(ip(i), "u", "p"))
+        .collect();
+    assert_eq!(h.server.parked_count(), PARKED);
+    assert_eq!(h.server.free_parked_at_end(), 0);
+    for &gone in [all[2], all[5]].iter() {
+        h.stack.client_close(gone);
+    }
+    h.run();
+    assert_eq!(h.server.session_count(), PARKED - 2);
+    let _new: Vec<_> = (20..22).map(|i| h.login_from(ip(i), "u", "p")).collect();
+    assert_eq!(
+        h.server.parked_count(),
+        PARKED,
+        "the two new ones took the holes"
+    );
+    for &c in all.iter().filter(|&&c| c != all[2] && c != all[5]) {
+        assert!(h.cmd(c, "NOOP").starts_with("200 "));
+    }
+    assert_eq!(h.server.parked_count(), PARKED);
+}
