@@ -883,6 +883,9 @@ fn park<T, F: FileSystem, O: Observer>(
     (parked_used, parked_hole): (&mut usize, &mut usize),
     observer: &mut O,
 ) -> bool {
+    let Some(state) = parkable(slot) else {
+        return false;
+    };
     // The entry it last left is likely free: a session that parks after
     // each command finds it at once. Else the first free one, looked for
     // from where all before are known to be taken.
@@ -905,7 +908,7 @@ fn park<T, F: FileSystem, O: Observer>(
     } else {
         hole
     };
-    let (Some(entry), Some(state)) = (parked.get_mut(j), parkable(slot)) else {
+    let Some(entry) = parked.get_mut(j) else {
         return false;
     };
     entry.session = state;
@@ -995,8 +998,8 @@ fn wake_parked<S: SecureStack, F: FileSystem, O: Observer>(
             }
         };
         slot.line.clear();
-        if let (Some(to), Some(from)) = (slot.line.spare().get_mut(..got), buf.get(..got)) {
-            to.copy_from_slice(from);
+        if let (Some(to), Some(got)) = (slot.line.spare().get_mut(..got), buf.get(..got)) {
+            to.copy_from_slice(got);
         }
         slot.line.filled(got);
         slot.session.resume(&incoming);
