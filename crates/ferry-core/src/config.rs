@@ -5,7 +5,9 @@ use ferry_net::IpAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     /// Most concurrent control connections (capped by the server's table
-    /// size `N`; 0 means `N`). When they are all taken, a new connection
+    /// size `N`; 0 means `N`). With the feature `scale` idle sessions may
+    /// be parked outside the table, so the cap is the table's length plus
+    /// its parked entries', and so is 0. When they are all taken, a new connection
     /// evicts the oldest session that has not logged in (see
     /// [`crate::Server::poll`]); if every session has logged in, or is
     /// too young to evict, the new connection gets 421.
