@@ -555,7 +555,9 @@ fn tls_config(
         .unwrap_or_default();
     let config = server_config(chain, key, Arc::new(ClockTime(clock)))
         .map_err(|e| startup(format!("TLS certificate or key refused: {e}")))?
-        .require_session_reuse(tls.require_reuse);
+        .require_session_reuse(tls.require_reuse)
+        // Idle FTPS sessions hold no record buffer (a host has many).
+        .release_idle_buffers(true);
     Ok((
         config,
         CertInfo {

@@ -16,8 +16,10 @@
 //!   which rustls decrypts into an allocation of its own, are copied into
 //!   a buffer that is freed once read).
 //! - The incoming buffer holds one record of the largest size TLS allows
-//!   (allocated at that size once); a peer that announces a larger record
-//!   fails the connection. The outgoing buffer holds one record of the
+//!   (allocated at that size once; on a control connection whose config
+//!   asks for it, freed while empty after the handshake and allocated
+//!   again for the next read: see `TlsConfig::release_idle_buffers`); a
+//!   peer that announces a larger record fails the connection. The outgoing buffer holds one record of the
 //!   config's `max_fragment_size`, or the handshake's flight.
 //! - Once a connection has failed, every call reports the failure.
 use alloc::boxed::Box;
@@ -130,6 +132,9 @@ pub(crate) struct TlsConn {
     peer_closed: bool,
     /// The plain socket reached end of stream.
     tcp_eof: bool,
+    /// Free the record buffers while they are empty (a control connection
+    /// of a config with `release_idle_buffers`).
+    release: bool,
     /// `close_notify` is queued.
     close_queued: bool,
     failure: Option<Failure>,
@@ -146,7 +151,9 @@ impl TlsConn {
         data_config: Option<Arc<ServerConfig>>,
         require_resumption: bool,
         now: Instant,
+        release_idle: bool,
     ) -> Result<Self, rustls::Error> {
+        let release = release_idle && data_config.is_some();
         let max_chunk = config
             .max_fragment_size
             .map_or(MAX_PLAIN_CHUNK, |n| n.saturating_sub(RECORD_HEADER))
@@ -159,6 +166,7 @@ impl TlsConn {
             incoming: vec![0; MAX_RECORD],
             in_len: 0,
             whole: false,
+            release,
             plain: Vec::new(),
             plain_pos: 0,
             opened: (0, 0),
@@ -302,6 +310,10 @@ impl TlsConn {
             if !wants_read || self.peer_done() || self.plain_waiting() {
                 break;
             }
+            // Freed while idle (see `release_idle`).
+            if self.incoming.is_empty() {
+                self.incoming = vec![0; MAX_RECORD];
+            }
             let Some(space) = self
                 .incoming
                 .get_mut(self.in_len..)
@@ -335,7 +347,27 @@ impl TlsConn {
         if waiting || read_without_block {
             self.fresh.set(true);
         }
+        self.release_idle();
         Ok(())
+    }
+
+    /// Frees the record buffers of a connection that releases them (see
+    /// `release`) while nothing is in them and the handshake is over: an
+    /// idle control connection then holds no record's room.
+    fn release_idle(&mut self) {
+        if !self.release {
+            return;
+        }
+        let idle = self.in_len == 0
+            && self.opened_record == 0
+            && !self.plain_waiting()
+            && !self.handshaking();
+        if idle && !self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+        if self.outgoing.is_empty() && self.outgoing.capacity() > 0 {
+            self.outgoing = Vec::new();
+        }
     }
 
     /// Processes what came in, queueing what must be sent and checking the

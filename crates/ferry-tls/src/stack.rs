@@ -304,7 +304,8 @@ impl<S: TcpLocalAddr, C: Clock> TlsStack<S, C> {
                 )
             }
         };
-        let conn = TlsConn::new(server, data, require, self.clock.now())
+        let release = config.releases_idle_buffers();
+        let conn = TlsConn::new(server, data, require, self.clock.now(), release)
             .map_err(|_| TlsError::Unavailable)?;
         socket.tls = Some(self.insert(conn));
         Ok(())

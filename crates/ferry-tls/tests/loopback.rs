@@ -737,3 +737,36 @@ fn connections_past_the_limit_are_refused_before_they_allocate() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn control_connections_that_free_idle_buffers_keep_the_stream_whole() {
+    let cert = cert();
+    both_versions(|tls12| {
+        let config = TlsConfig::from_der(
+            vec![cert.cert.clone()],
+            cert.key.clone_key(),
+            Arc::new(ClockTime(StdClock::new())),
+        )
+        .unwrap()
+        .release_idle_buffers(true);
+        let server = Server::with_config(config);
+        let config = client_config(&cert.cert, tls12);
+        let mut client = connect(server.control, &config);
+        for round in 0..5 {
+            // Idle in between: the server frees its buffers, then needs
+            // them again for the next record.
+            std::thread::sleep(Duration::from_millis(30));
+            echo(&mut client, format!("line {round}\n").as_bytes());
+        }
+        // Many records at once, and records split across reads.
+        let big: Vec<u8> = (0..200_000).map(pattern).collect();
+        echo(&mut client, &big);
+        if !tls12 {
+            client.conn.refresh_traffic_keys().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        echo(&mut client, b"after\n");
+        finish(client);
+        assert!(server.errors().is_empty(), "{:?}", server.errors());
+    });
+}
