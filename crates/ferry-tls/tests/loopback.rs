@@ -60,14 +60,7 @@ struct Server {
 
 impl Server {
     fn start(cert: &SelfSigned, require_reuse: bool) -> Server {
-        let config = TlsConfig::from_der(
-            vec![cert.cert.clone()],
-            cert.key.clone_key(),
-            Arc::new(ClockTime(StdClock::new())),
-        )
-        .unwrap()
-        .require_session_reuse(require_reuse);
-        Server::with_config(config)
+        Server::with_config(tls_config(cert).require_session_reuse(require_reuse))
     }
 
     /// Serves with the small device provider and 2 KB records out.
@@ -271,6 +264,16 @@ fn step(stack: &mut Stack, c: &mut Conn) -> Result<bool, String> {
 }
 
 // ------------------------------------------------------------------ client
+
+/// The servers' TLS settings for `cert`, defaults otherwise.
+fn tls_config(cert: &SelfSigned) -> TlsConfig {
+    TlsConfig::from_der(
+        vec![cert.cert.clone()],
+        cert.key.clone_key(),
+        Arc::new(ClockTime(StdClock::new())),
+    )
+    .unwrap()
+}
 
 fn cert() -> SelfSigned {
     self_signed::generate(&["localhost".to_string(), "127.0.0.1".to_string()]).unwrap()
@@ -742,14 +745,7 @@ fn connections_past_the_limit_are_refused_before_they_allocate() {
 fn control_connections_that_free_idle_buffers_keep_the_stream_whole() {
     let cert = cert();
     both_versions(|tls12| {
-        let config = TlsConfig::from_der(
-            vec![cert.cert.clone()],
-            cert.key.clone_key(),
-            Arc::new(ClockTime(StdClock::new())),
-        )
-        .unwrap()
-        .release_idle_buffers(true);
-        let server = Server::with_config(config);
+        let server = Server::with_config(tls_config(&cert).release_idle_buffers(true));
         let config = client_config(&cert.cert, tls12);
         let mut client = connect(server.control, &config);
         for round in 0..5 {
