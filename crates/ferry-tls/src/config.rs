@@ -44,6 +44,7 @@ pub struct TlsConfig {
     handshake_timeout_ms: u64,
     max_connections: usize,
     send_batch: usize,
+    #[cfg(feature = "release-idle")]
     release_idle_buffers: bool,
 }
 
@@ -55,7 +56,6 @@ impl core::fmt::Debug for TlsConfig {
             .field("handshake_timeout_ms", &self.handshake_timeout_ms)
             .field("max_connections", &self.max_connections)
             .field("send_batch", &self.send_batch)
-            .field("release_idle_buffers", &self.release_idle_buffers)
             .finish_non_exhaustive()
     }
 }
@@ -71,6 +71,7 @@ impl TlsConfig {
             handshake_timeout_ms: 30_000,
             max_connections: usize::MAX,
             send_batch: DEFAULT_SEND_BATCH,
+            #[cfg(feature = "release-idle")]
             release_idle_buffers: false,
         }
     }
@@ -225,13 +226,15 @@ impl TlsConfig {
     /// the next record (default: no, they stay allocated from the first
     /// use, as a device's heap wants). A host with many idle FTPS sessions
     /// says yes: an idle one then holds its keys, not a record's room
-    /// (about 17 KB).
+    /// (about 17 KB). Feature `release-idle`.
+    #[cfg(feature = "release-idle")]
     pub fn release_idle_buffers(mut self, release: bool) -> Self {
         self.release_idle_buffers = release;
         self
     }
 
     /// See [`TlsConfig::release_idle_buffers`].
+    #[cfg(feature = "release-idle")]
     pub(crate) fn releases_idle_buffers(&self) -> bool {
         self.release_idle_buffers
     }

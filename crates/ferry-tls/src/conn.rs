@@ -16,9 +16,10 @@
 //!   which rustls decrypts into an allocation of its own, are copied into
 //!   a buffer that is freed once read).
 //! - The incoming buffer holds one record of the largest size TLS allows
-//!   (allocated at that size once; on a control connection whose config
-//!   asks for it, freed while empty after the handshake and allocated
-//!   again for the next read: see `TlsConfig::release_idle_buffers`); a
+//!   (allocated at that size once; with the feature `release-idle`, on a
+//!   control connection whose config asks for it, freed while empty after
+//!   the handshake and allocated again for the next read: see
+//!   `TlsConfig::release_idle_buffers`); a
 //!   peer that announces a larger record fails the connection. The outgoing buffer holds one record of the
 //!   config's `max_fragment_size`, or the handshake's flight.
 //! - Once a connection has failed, every call reports the failure.
@@ -134,6 +135,7 @@ pub(crate) struct TlsConn {
     tcp_eof: bool,
     /// Free the record buffers while they are empty (a control connection
     /// of a config with `release_idle_buffers`).
+    #[cfg(feature = "release-idle")]
     release: bool,
     /// `close_notify` is queued.
     close_queued: bool,
@@ -151,9 +153,7 @@ impl TlsConn {
         data_config: Option<Arc<ServerConfig>>,
         require_resumption: bool,
         now: Instant,
-        release_idle: bool,
     ) -> Result<Self, rustls::Error> {
-        let release = release_idle && data_config.is_some();
         let max_chunk = config
             .max_fragment_size
             .map_or(MAX_PLAIN_CHUNK, |n| n.saturating_sub(RECORD_HEADER))
@@ -166,7 +166,8 @@ impl TlsConn {
             incoming: vec![0; MAX_RECORD],
             in_len: 0,
             whole: false,
-            release,
+            #[cfg(feature = "release-idle")]
+            release: false,
             plain: Vec::new(),
             plain_pos: 0,
             opened: (0, 0),
@@ -311,6 +312,7 @@ impl TlsConn {
                 break;
             }
             // Freed while idle (see `release_idle`).
+            #[cfg(feature = "release-idle")]
             if self.incoming.is_empty() {
                 self.incoming = vec![0; MAX_RECORD];
             }
@@ -347,13 +349,23 @@ impl TlsConn {
         if waiting || read_without_block {
             self.fresh.set(true);
         }
+        #[cfg(feature = "release-idle")]
         self.release_idle();
         Ok(())
+    }
+
+    /// This connection, freeing its record buffers while idle if
+    /// `release` and it is a control connection (see `release_idle`).
+    #[cfg(feature = "release-idle")]
+    pub(crate) fn releasing_idle_buffers(mut self, release: bool) -> Self {
+        self.release = release && self.data_config.is_some();
+        self
     }
 
     /// Frees the record buffers of a connection that releases them (see
     /// `release`) while nothing is in them and the handshake is over: an
     /// idle control connection then holds no record's room.
+    #[cfg(feature = "release-idle")]
     fn release_idle(&mut self) {
         if !self.release {
             return;

@@ -304,9 +304,10 @@ impl<S: TcpLocalAddr, C: Clock> TlsStack<S, C> {
                 )
             }
         };
-        let release = config.releases_idle_buffers();
-        let conn = TlsConn::new(server, data, require, self.clock.now(), release)
+        let conn = TlsConn::new(server, data, require, self.clock.now())
             .map_err(|_| TlsError::Unavailable)?;
+        #[cfg(feature = "release-idle")]
+        let conn = conn.releasing_idle_buffers(config.releases_idle_buffers());
         socket.tls = Some(self.insert(conn));
         Ok(())
     }

@@ -741,6 +741,7 @@ fn connections_past_the_limit_are_refused_before_they_allocate() {
     }
 }
 
+#[cfg(feature = "release-idle")]
 #[test]
 fn control_connections_that_free_idle_buffers_keep_the_stream_whole() {
     let cert = cert();
