@@ -117,6 +117,26 @@ def connect_and_log_in(port, n, held):
         if i % 200 == 199:
             drive(held[start:], 3, time.monotonic() + 0.05)
 
+
+def log_in_all(port, n, held):
+    """`connect_and_log_in`, then waits until each of the `n` has logged
+    in (220, 331, 230)."""
+    start = len(held)
+    connect_and_log_in(port, n, held)
+    assert drive(held[start:], 3, time.monotonic() + PHASE_LIMIT) == 0
+    bad = [h.replies for h in held[start:] if h.replies[:3] != [220, 331, 230]]
+    assert not bad, f"{len(bad)} of {n} not logged in: {bad[:3]}"
+
+
+def all_answer(held, command, nth, code):
+    """Sends `command` on every connection of `held`: the reply it gets,
+    the `nth` of its session, must be `code`."""
+    for h in held:
+        h.sock.sendall(command)
+    assert drive(held, nth, time.monotonic() + PHASE_LIMIT) == 0
+    bad = [h.replies for h in held if h.replies[nth - 1:nth] != [code]]
+    assert not bad, f"{len(bad)} sessions did not answer {command!r} with {code}: {bad[:3]}"
+
 @pytest.mark.needs("host_dir")
 def test_ten_thousand_concurrent_sessions_are_admitted_and_served(start_server, store):
     # Each process holds one socket per session, plus listeners and files;
@@ -147,11 +167,7 @@ def test_ten_thousand_concurrent_sessions_are_admitted_and_served(start_server, 
         extra.close()
 
         # Every session still answers.
-        for h in held:
-            h.sock.sendall(b"NOOP\r\n")
-        assert drive(held, 4, time.monotonic() + PHASE_LIMIT) == 0
-        bad = [h.replies for h in held if h.replies[3:4] != [200]]
-        assert not bad, f"{len(bad)} sessions did not answer NOOP: {bad[:3]}"
+        all_answer(held, b"NOOP\r\n", 4, 200)
 
         # Nothing lost: once one session leaves, a new one takes its slot
         # and moves a file both ways, byte-exact.
@@ -178,11 +194,7 @@ def test_ten_thousand_concurrent_sessions_are_admitted_and_served(start_server, 
         f.quit()
         assert store.read_bytes("up.bin") == data
 
-        for h in held:
-            h.sock.sendall(b"QUIT\r\n")
-        assert drive(held, 5, time.monotonic() + PHASE_LIMIT) == 0
-        bad = [h.replies for h in held if h.replies[4:5] != [221]]
-        assert not bad, f"{len(bad)} sessions did not get 221: {bad[:3]}"
+        all_answer(held, b"QUIT\r\n", 5, 221)
     finally:
         for h in held:
             if h.sock is not None:
@@ -215,18 +227,8 @@ def test_the_session_table_grows_as_sessions_arrive(start_server, store):
         f"{started} KiB at start: the table for {most} sessions is set aside")
     held = []
     try:
-        for i in range(300):
-            sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
-            sock.setblocking(False)
-            h = Held(sock)
-            h.queue = [f"USER {USER}\r\n".encode(), f"PASS {PASSWORD}\r\n".encode(),
-                       b"NOOP\r\n"]
-            held.append(h)
-            if i % 50 == 49:
-                drive(held, 4, time.monotonic() + 0.05)
-        assert drive(held, 4, time.monotonic() + PHASE_LIMIT) == 0
-        bad = [h.replies for h in held if h.replies[:4] != [220, 331, 230, 200]]
-        assert not bad, f"{len(bad)} of 300 sessions not served: {bad[:3]}"
+        log_in_all(s.port, 300, held)
+        all_answer(held, b"NOOP\r\n", 4, 200)
     finally:
         for h in held:
             h.sock.close()
@@ -255,16 +257,9 @@ def test_an_idle_session_costs_at_most_4_kib(start_server, store):
     s = start_server(["--max-sessions", "4500", *args])
     held = []
 
-    def log_in(n):
-        start = len(held)
-        connect_and_log_in(s.port, n, held)
-        assert drive(held[start:], 3, time.monotonic() + PHASE_LIMIT) == 0
-        bad = [h.replies for h in held[start:] if h.replies[:3] != [220, 331, 230]]
-        assert not bad, f"{len(bad)} of {n} not logged in: {bad[:3]}"
-
     try:
-        log_in(100)
-        log_in(3900)
+        log_in_all(s.port, 100, held)
+        log_in_all(s.port, 3900, held)
         time.sleep(0.3)
         held_rss = vm_rss_kib(s.proc.pid)
         per_session = (held_rss - baseline) * 1024 / len(held)
@@ -273,11 +268,7 @@ def test_an_idle_session_costs_at_most_4_kib(start_server, store):
         assert per_session <= IDLE_SESSION_BUDGET, (
             f"{per_session:.0f} bytes per idle session, over {IDLE_SESSION_BUDGET}")
         # Every one still answers.
-        for h in held:
-            h.sock.sendall(b"NOOP\r\n")
-        assert drive(held, 4, time.monotonic() + PHASE_LIMIT) == 0
-        bad = [h.replies for h in held if h.replies[3:4] != [200]]
-        assert not bad, f"{len(bad)} sessions did not answer NOOP: {bad[:3]}"
+        all_answer(held, b"NOOP\r\n", 4, 200)
     finally:
         for h in held:
             h.sock.close()

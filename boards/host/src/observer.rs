@@ -77,11 +77,10 @@ impl LogObserver {
     /// logged-in sessions in `census`.
     pub fn worker(census: Arc<Census>, index: usize) -> LogObserver {
         LogObserver {
-            slots: Vec::new(),
-            parked: Vec::new(),
             next: index as u64,
             step: census.0.len().max(1) as u64,
             census: Some((census, index)),
+            ..LogObserver::new()
         }
     }
 

@@ -124,26 +124,6 @@ pub enum Event<'a> {
     },
 }
 
-impl Event<'_> {
-    /// The session slot the event is about (every event but `Refused`),
-    /// e.g. for a host that numbers the sessions of several servers apart.
-    pub fn session_mut(&mut self) -> Option<&mut usize> {
-        match self {
-            Event::Connected { session, .. }
-            | Event::Evicted { session }
-            | Event::Command { session, .. }
-            | Event::Login { session, .. }
-            | Event::Transfer { session, .. }
-            | Event::Disconnected { session } => Some(session),
-            #[cfg(feature = "scale")]
-            Event::Parked { session, .. }
-            | Event::Resumed { session, .. }
-            | Event::Swapped { session, .. } => Some(session),
-            Event::Refused { .. } => None,
-        }
-    }
-}
-
 /// Receives [`Event`]s (e.g. to log them). `()` ignores them.
 pub trait Observer {
     /// Called for each event, synchronously inside `poll`.
@@ -726,20 +706,9 @@ where
                 &mut deadline,
                 observer,
             );
-            let slots = self.slots.as_ref();
-            while let Some(last) = self.used.checked_sub(1) {
-                if slots.get(last).is_some_and(|s| s.ctrl.is_some()) {
-                    break;
-                }
-                self.used = last;
-            }
+            self.used = end_of_taken(self.slots.as_ref(), self.used, |s| s.ctrl.is_some());
             let parked = self.parked.as_ref();
-            while let Some(last) = self.parked_used.checked_sub(1) {
-                if parked.get(last).is_some_and(|p| p.ctrl.is_some()) {
-                    break;
-                }
-                self.parked_used = last;
-            }
+            self.parked_used = end_of_taken(parked, self.parked_used, |p| p.ctrl.is_some());
         }
         Poll { busy, deadline }
     }
@@ -795,7 +764,7 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer>(
     #[cfg(feature = "scale")]
     for p in parked.iter().filter(|p| p.ctrl.is_some()) {
         in_use += 1;
-        same_ip += usize::from(p.session.peer() == peer.ip());
+        same_ip += usize::from(p.session.peer == peer.ip());
     }
     let per_ip_full = config.max_per_ip != 0 && same_ip >= usize::from(config.max_per_ip);
     let target = if per_ip_full {
@@ -854,6 +823,14 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer>(
         *used = (*used).max(i + 1);
     }
     observer.event(Event::Connected { session: i, peer });
+}
+
+/// Where the entries of `table[..used]` that are `taken` end: `used`, less
+/// the free entries at its end.
+#[cfg(feature = "scale")]
+fn end_of_taken<E>(table: &[E], used: usize, taken: impl Fn(&E) -> bool) -> usize {
+    let in_use = table.get(..used).unwrap_or(table);
+    in_use.iter().rposition(taken).map_or(0, |last| last + 1)
 }
 
 /// What the session of `slot` keeps when parked, if it is idle (see

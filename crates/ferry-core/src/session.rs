@@ -199,7 +199,7 @@ pub const PARKED_CWD_LEN: usize = 128;
 #[cfg(feature = "scale")]
 #[derive(Debug, Clone)]
 pub(crate) struct ParkedState {
-    peer: IpAddr,
+    pub peer: IpAddr,
     cwd: Vec<u8, PARKED_CWD_LEN>,
     user: Option<User>,
     failures: u8,
@@ -238,14 +238,6 @@ impl Default for ParkedState {
             #[cfg(feature = "tls")]
             prot_private: false,
         }
-    }
-}
-
-#[cfg(feature = "scale")]
-impl ParkedState {
-    /// The client's address.
-    pub fn peer(&self) -> IpAddr {
-        self.peer
     }
 }
 

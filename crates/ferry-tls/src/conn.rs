@@ -19,9 +19,9 @@
 //!   (allocated at that size once; with the feature `release-idle`, on a
 //!   control connection whose config asks for it, freed while empty after
 //!   the handshake and allocated again for the next read: see
-//!   `TlsConfig::release_idle_buffers`); a
-//!   peer that announces a larger record fails the connection. The outgoing buffer holds one record of the
-//!   config's `max_fragment_size`, or the handshake's flight.
+//!   `TlsConfig::release_idle_buffers`); a peer that announces a larger
+//!   record fails the connection. The outgoing buffer holds one record of
+//!   the config's `max_fragment_size`, or the handshake's flight.
 //! - Once a connection has failed, every call reports the failure.
 use alloc::boxed::Box;
 use alloc::sync::Arc;
