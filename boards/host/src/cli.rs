@@ -75,6 +75,12 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
+    /// After its last event, a worker polls this many microseconds without
+    /// sleeping before it sleeps (0 = sleep at once) [default: 50]: the
+    /// next command of a busy client is answered sooner, for some CPU time.
+    #[arg(long, value_name = "USECS")]
+    pub busy_poll: Option<u64>,
+
     /// Most concurrent sessions from one IP address (0 = no limit)
     /// [default: 8].
     #[arg(long, value_name = "N")]

@@ -420,6 +420,7 @@ impl Plan<'_> {
             users,
             observer,
             clock,
+            busy_poll: settings.busy_poll,
         })
     }
 }
@@ -431,6 +432,8 @@ struct Worker<F: FileSystem> {
     users: UserTable,
     observer: LogObserver,
     clock: StdClock,
+    /// How long the loop polls without sleeping before it sleeps.
+    busy_poll: Duration,
 }
 
 impl<F: FileSystem> Worker<F> {
@@ -450,6 +453,7 @@ impl<F: FileSystem> Worker<F> {
             users,
             observer,
             clock,
+            busy_poll,
         } = &mut self;
         let most = usize::from(server.config().max_sessions).max(1);
         while !stop.load(Ordering::SeqCst) {
@@ -471,7 +475,18 @@ impl<F: FileSystem> Worker<F> {
                 };
                 deadline.map(|d| Duration::from_millis(d.millis_since(clock.now())))
             };
-            match stack.inner_mut().wait(timeout) {
+            // About to sleep: first poll a while without sleeping, so that
+            // the next command of a busy client finds the loop awake.
+            let woken = match timeout {
+                Some(Duration::ZERO) => Ok(false),
+                _ if busy_poll.is_zero() => Ok(false),
+                _ => stack.inner_mut().spin(*busy_poll),
+            };
+            let waited = match woken {
+                Ok(false) => stack.inner_mut().wait(timeout),
+                other => other.map(|_| ()),
+            };
+            match waited {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -769,6 +784,7 @@ mod tests {
             tls: None,
             engine: ferry_core::Config::default(),
             workers: 1,
+            busy_poll: Duration::ZERO,
         }
     }
 

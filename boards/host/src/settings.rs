@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -19,6 +20,12 @@ pub const DEFAULT_MAX_SESSIONS: usize = 64;
 /// The most `--max-sessions` can be (the engine counts in `u16`).
 pub const MAX_SESSIONS: usize = u16::MAX as usize;
 
+/// `--busy-poll` unless given, in microseconds: longer than a client takes
+/// to send its next command after a reply (tens of microseconds on
+/// loopback), short enough that an idle worker soon sleeps.
+const DEFAULT_BUSY_POLL_US: u64 = 50;
+/// The most `--busy-poll` can be: a millisecond of spinning per event.
+const MAX_BUSY_POLL_US: u64 = 1000;
 /// The most `--workers` can be.
 pub const MAX_WORKERS: usize = 64;
 
@@ -85,6 +92,8 @@ pub struct FileConfig {
     pub max_sessions: Option<usize>,
     /// Engine instances (threads).
     pub workers: Option<usize>,
+    /// Microseconds a worker polls without sleeping after its last event.
+    pub busy_poll: Option<u64>,
     /// Most concurrent sessions per IP (0 = no limit).
     pub max_per_ip: Option<u16>,
     /// Idle timeout in seconds.
@@ -271,6 +280,8 @@ pub struct Settings {
     /// Engine instances, one thread each, sharing the listeners
     /// (`SO_REUSEPORT`) and the session limits.
     pub workers: usize,
+    /// How long a worker polls without sleeping after its last event.
+    pub busy_poll: Duration,
 }
 
 /// `--workers` unless given: one per core on Linux when serving a
@@ -380,6 +391,15 @@ impl Settings {
         };
         let max_per_ip = cli.max_per_ip.or(file.max_per_ip);
         let idle_timeout = cli.idle_timeout.or(file.idle_timeout);
+        let busy_poll = match cli.busy_poll.or(file.busy_poll) {
+            Some(us) if us > MAX_BUSY_POLL_US => {
+                return Err(format!(
+                    "busy_poll must be at most {MAX_BUSY_POLL_US} microseconds, not {us}"
+                )
+                .into())
+            }
+            us => Duration::from_micros(us.unwrap_or(DEFAULT_BUSY_POLL_US)),
+        };
         let login_timeout = cli.login_timeout.or(file.login_timeout);
         if idle_timeout == Some(0) {
             return Err("idle timeout must be at least 1 second".to_string().into());
@@ -459,6 +479,7 @@ impl Settings {
             tls,
             engine,
             workers,
+            busy_poll,
         })
     }
 }
@@ -956,6 +977,23 @@ mod tests {
         assert!(merge(&args, "").unwrap_err().0.contains("at most"));
         let twice = ["--listen", "127.0.0.1:21", "--listen", "127.0.0.1:21"];
         assert!(merge(&twice, "").unwrap_err().0.contains("twice"));
+    }
+
+    #[test]
+    fn busy_poll_is_bounded_and_the_command_line_wins() {
+        let us = |s: Settings| s.busy_poll.as_micros();
+        assert_eq!(
+            us(merge(&[], "").unwrap()),
+            u128::from(DEFAULT_BUSY_POLL_US)
+        );
+        assert_eq!(us(merge(&[], "busy_poll = 0").unwrap()), 0);
+        assert_eq!(
+            us(merge(&["--busy-poll", "200"], "busy_poll = 7").unwrap()),
+            200
+        );
+        assert_eq!(us(merge(&["--busy-poll", "1000"], "").unwrap()), 1000);
+        let over = merge(&["--busy-poll", "1001"], "").unwrap_err();
+        assert!(over.0.contains("at most 1000"), "{}", over.0);
     }
 
     #[test]

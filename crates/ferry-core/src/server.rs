@@ -176,6 +176,13 @@ pub struct Slot<T, F: FileSystem> {
     session: Session<F>,
     /// The passive listener opened by PASV/EPSV.
     passive: Option<T>,
+    /// Hosts: the passive listener of the session's last data connection,
+    /// kept for its next PASV/EPSV (see [`KEEP_LISTENER_MS`]), and the port
+    /// of `passive` or `kept`.
+    #[cfg(feature = "scale")]
+    kept: Option<T>,
+    #[cfg(feature = "scale")]
+    passive_port: u16,
     /// The data connection: accepted (passive) or being connected (active).
     data: Option<T>,
     /// Whether `data` is established.
@@ -203,6 +210,10 @@ impl<T, F: FileSystem> Slot<T, F> {
             line: LineBuffer::new(),
             session: Session::idle(),
             passive: None,
+            #[cfg(feature = "scale")]
+            kept: None,
+            #[cfg(feature = "scale")]
+            passive_port: 0,
             data: None,
             data_up: false,
             #[cfg(feature = "tls")]
@@ -221,6 +232,10 @@ impl<T, F: FileSystem> Slot<T, F> {
             line,
             session,
             passive,
+            #[cfg(feature = "scale")]
+            kept,
+            #[cfg(feature = "scale")]
+            passive_port,
             data,
             data_up,
             #[cfg(feature = "tls")]
@@ -230,6 +245,11 @@ impl<T, F: FileSystem> Slot<T, F> {
         } = self;
         core::mem::forget(ctrl.take());
         core::mem::forget(passive.take());
+        #[cfg(feature = "scale")]
+        {
+            core::mem::forget(kept.take());
+            *passive_port = 0;
+        }
         core::mem::forget(data.take());
         *line = LineBuffer::new();
         // `Session::reset` drops the transfer it ends: forget it first.
@@ -321,6 +341,13 @@ pub const PENDING_LOGIN_POLL_MS: u64 = 10;
 /// looked at again within this many milliseconds.
 #[cfg(feature = "scale")]
 const NO_SLOT_RETRY_MS: u64 = 1;
+
+/// How long a host's session keeps the passive listener of its last data
+/// connection for its next PASV/EPSV, in milliseconds of quiet: a client
+/// that transfers file after file announces one port and skips six system
+/// calls a transfer; an idle one closes it, and can park.
+#[cfg(feature = "scale")]
+const KEEP_LISTENER_MS: u64 = 1_000;
 
 /// Grace time for flushing a goodbye reply before the socket is closed anyway.
 const CLOSE_GRACE_MS: u64 = 5_000;
@@ -623,6 +650,26 @@ where
             }
         }
         let mut deadline = None;
+        // Parked sessions with something to do come back first, so that
+        // their command is answered in this pass, not the next.
+        #[cfg(feature = "scale")]
+        {
+            busy |= wake_parked(
+                stack,
+                self.slots.as_mut(),
+                &mut self.used,
+                self.parked
+                    .as_mut()
+                    .get_mut(..self.parked_used)
+                    .unwrap_or(&mut []),
+                &mut self.parked_hole,
+                &mut self.scratch,
+                &config,
+                now,
+                &mut deadline,
+                observer,
+            );
+        }
         let live = self.slots.as_mut();
         #[cfg(feature = "scale")]
         let live = live.get_mut(..self.used).unwrap_or(&mut []);
@@ -663,6 +710,15 @@ where
                 continue;
             }
             #[cfg(feature = "scale")]
+            if slot.kept.is_some() && slot.session.transfer.is_none() {
+                let until = slot.session.last_activity.add_millis(KEEP_LISTENER_MS);
+                if now < until {
+                    deadline = earliest(deadline, until);
+                } else if let Some(l) = slot.kept.take() {
+                    let _ = stack.close(l);
+                }
+            }
+            #[cfg(feature = "scale")]
             if park(
                 slot,
                 i,
@@ -691,21 +747,6 @@ where
         }
         #[cfg(feature = "scale")]
         {
-            busy |= wake_parked(
-                stack,
-                self.slots.as_mut(),
-                &mut self.used,
-                self.parked
-                    .as_mut()
-                    .get_mut(..self.parked_used)
-                    .unwrap_or(&mut []),
-                &mut self.parked_hole,
-                &mut self.scratch,
-                &config,
-                now,
-                &mut deadline,
-                observer,
-            );
             self.used = end_of_taken(self.slots.as_ref(), self.used, |s| s.ctrl.is_some());
             let parked = self.parked.as_ref();
             self.parked_used = end_of_taken(parked, self.parked_used, |p| p.ctrl.is_some());
@@ -801,7 +842,7 @@ fn admit<S: SecureStack, F: FileSystem, O: Observer>(
             b"421 Server full; closing a connection not logged in.\r\n"
         };
         send_and_close(stack, old, text);
-        close_data(stack, slot);
+        close_slot(stack, slot);
         observer.event(Event::Disconnected { session: i });
     }
     // Reused in place: a slot is too big to build on the stack.
@@ -844,6 +885,7 @@ fn parkable<T, F: FileSystem>(slot: &Slot<T, F>) -> Option<crate::session::Parke
     let tls_pending = false;
     let quiet = slot.ctrl.is_some()
         && slot.passive.is_none()
+        && slot.kept.is_none()
         && slot.data.is_none()
         && !tls_pending
         && slot.line.is_clear();
@@ -1059,6 +1101,10 @@ fn close_data<S: SecureStack, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::T
 /// move through the stack).
 fn close_slot<S: SecureStack, F: FileSystem>(stack: &mut S, slot: &mut Slot<S::TcpSocket, F>) {
     close_data(stack, slot);
+    #[cfg(feature = "scale")]
+    if let Some(l) = slot.kept.take() {
+        let _ = stack.close(l);
+    }
     if let Some(ctrl) = slot.ctrl.take() {
         let _ = stack.close(ctrl);
     }
@@ -1152,6 +1198,9 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
     }
     // 3. The data connection and the transfer.
     busy |= drive_data(slot, env, observer);
+    // A transfer's end goes out before the control connection is read.
+    #[cfg(feature = "scale")]
+    let _ = flush(env.stack, slot, &mut busy);
     // 4. Control input.
     let session = &mut slot.session;
     #[cfg(feature = "tls")]
@@ -1182,6 +1231,8 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
         }
     }
     // 5. One command, once the previous reply is out.
+    #[cfg(feature = "scale")]
+    let idle_before = session.transfer.is_none();
     if session.out.is_empty() && !session.delayed {
         busy |= next_command(slot, env, observer);
         let session = &mut slot.session;
@@ -1207,6 +1258,18 @@ fn drive<S: SecureStack, F: FileSystem, A: Authenticator, O: Observer>(
             session.last_activity = env.now;
             busy = true;
         }
+    }
+    // A transfer this command started moves now, not a pass later (hosts):
+    // a small file's data and its 226 follow the 150 at once. A download's
+    // 150 waits for its first bytes, so that 150 and 226 of a small file
+    // leave in one segment; an upload's goes first, as its client waits
+    // for it before sending.
+    #[cfg(feature = "scale")]
+    if let (true, Some(t)) = (idle_before, slot.session.transfer.as_ref()) {
+        if t.kind == TransferKind::Upload || t.kind == TransferKind::Append {
+            let _ = flush(env.stack, slot, &mut busy);
+        }
+        busy |= drive_data(slot, env, observer);
     }
     let _ = flush(env.stack, slot, &mut busy);
     (busy, true)
@@ -1256,6 +1319,12 @@ fn drive_data<S: SecureStack, F: FileSystem, A, O: Observer>(
                     slot.data_up = true;
                     // One data connection per PASV: the listener goes now,
                     // which frees its sockets on stacks with a fixed pool.
+                    // A host keeps it for the session's next PASV.
+                    #[cfg(feature = "scale")]
+                    {
+                        slot.kept = slot.passive.take();
+                    }
+                    #[cfg(not(feature = "scale"))]
                     if let Some(l) = slot.passive.take() {
                         let _ = env.stack.close(l);
                     }
@@ -1477,13 +1546,30 @@ fn open_passive<S: SecureStack, F: FileSystem, A>(
         (false, _, _) => return out.reply(425, b"Can't announce an IPv4 address, use EPSV."),
         (true, _, _) => None,
     };
+    // A host's session reuses the listener of its last data connection
+    // (six calls fewer, on the reply's path). What waits in its queue came
+    // before this reply, so it is not this transfer's: dropped.
+    #[cfg(feature = "scale")]
+    let mut listener = slot.kept.take().map(|mut l| {
+        for _ in 0..ACCEPTS_PER_POLL {
+            match env.stack.accept(&mut l) {
+                Ok((stray, _)) => {
+                    let _ = env.stack.close(stray);
+                }
+                Err(_) => break,
+            }
+        }
+        (l, slot.passive_port)
+    });
+    #[cfg(not(feature = "scale"))]
+    let mut listener = None;
     let (lo, hi) = env.config.passive_ports;
     let (lo, hi) = (lo.max(1), hi.max(lo.max(1)));
     let span = u32::from(hi - lo) + 1;
     // Not `clamp`, whose `lo <= hi` assertion is a panic path.
     let mut port = (*env.next_port).max(lo).min(hi);
-    let mut listener = None;
-    for _ in 0..span.min(64) {
+    let tries = if listener.is_some() { 0 } else { span.min(64) };
+    for _ in 0..tries {
         let candidate = port;
         port = if port >= hi { lo } else { port + 1 };
         let Ok(mut sock) = env.stack.socket() else {
@@ -1504,6 +1590,10 @@ fn open_passive<S: SecureStack, F: FileSystem, A>(
         return out.reply(425, b"No passive port available.");
     };
     slot.passive = Some(sock);
+    #[cfg(feature = "scale")]
+    {
+        slot.passive_port = p;
+    }
     slot.session.data_mode = DataMode::Passive;
     let out = &mut slot.session.out;
     match announce {

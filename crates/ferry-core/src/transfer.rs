@@ -279,6 +279,8 @@ impl<F: FileSystem> Transfer<F> {
         now: Instant,
     ) -> Pump {
         let mut progressed = false;
+        #[cfg(feature = "zero-copy")]
+        let mut short = false;
         #[cfg(feature = "scale")]
         let mut moved = 0;
         for _ in 0..STEPS_PER_POLL {
@@ -355,14 +357,20 @@ impl<F: FileSystem> Transfer<F> {
                         }
                     }
                 }
-                // The same, and no more for now: the next call would hear
+                // The same, and less than was offered: the connection is
+                // full or drained, or the file or the stream ended. One
+                // more step sees the end in this pass, not the next (a
+                // small file's 226 goes a pass sooner); else it hears
                 // `WouldBlock`.
                 #[cfg(feature = "zero-copy")]
                 Step::Last(n) => {
                     self.bytes = self.bytes.saturating_add(n as u64);
                     self.last_progress = now;
                     progressed = true;
-                    break;
+                    if short {
+                        break;
+                    }
+                    short = true;
                 }
                 Step::Blocked => break,
                 Step::Done(r) => return Pump::Done(r),
@@ -464,7 +472,8 @@ pub(crate) fn upload_temp_name(target: &[u8], slot: usize, out: &mut [u8]) -> Op
 
 enum Step {
     Moved(usize),
-    /// Moved, and the connection will take or give no more for now.
+    /// Moved less than was offered: the connection takes or gives no more
+    /// for now, or the file or the stream is at its end.
     #[cfg(feature = "zero-copy")]
     Last(usize),
     Blocked,
@@ -544,7 +553,8 @@ const ZERO_COPY_STEP: usize = 64 << 10;
 /// A step of a download sent by [`SecureStack::send_file`] from the file's
 /// position, which then moves past what went; `None` when the storage or
 /// the stack cannot, and nothing was done. Less than `len` sent means the
-/// socket's buffer is full: the next call would only hear `WouldBlock`.
+/// socket's buffer is full or the file ended: the next call hears
+/// `WouldBlock` or the end.
 #[cfg(feature = "zero-copy")]
 fn send_file_step<S: SecureStack, F: FileSystem>(
     stack: &mut S,
@@ -561,7 +571,8 @@ fn send_file_step<S: SecureStack, F: FileSystem>(
 /// A step of an upload written by [`SecureStack::receive_file`] at the
 /// file's position; `None` when the storage or the stack cannot, and
 /// nothing was done. Less than `len` received means nothing more has
-/// arrived: the next call would only hear `WouldBlock`.
+/// arrived for now: the next call hears `WouldBlock`, or the end if the
+/// peer has closed.
 #[cfg(feature = "zero-copy")]
 fn receive_file_step<S: SecureStack, F: FileSystem>(
     stack: &mut S,

@@ -34,7 +34,11 @@
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
+#[cfg(unix)]
+use cap_std::fs::OpenOptionsExt as _;
 use cap_std::fs::{Dir, OpenOptions};
+#[cfg(unix)]
+use libc::O_NONBLOCK;
 
 use crate::{DirEntry, EntryKind, ErrorKind, FileSystem, Metadata, WriteMode};
 
@@ -101,6 +105,21 @@ impl StdDir {
     fn served_metadata(&self, rel: &Path) -> Result<Metadata, StdDirError> {
         let meta = self.root.metadata(rel)?;
         convert_metadata(&meta).ok_or_else(not_served)
+    }
+
+    /// Opens `rel` without a check of the path first (Unix): a socket, or a
+    /// FIFO opened for writing with no reader, answers ENXIO, which is an
+    /// entry not served, like other special files.
+    #[cfg(unix)]
+    fn open_served(
+        &self,
+        rel: &Path,
+        options: &OpenOptions,
+    ) -> Result<cap_std::fs::File, StdDirError> {
+        match self.root.open_with(rel, options) {
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Err(not_served()),
+            other => Ok(other?),
+        }
     }
 
     /// Checks that an opened handle is a regular file.
@@ -259,8 +278,18 @@ impl FileSystem for StdDir {
 
     fn open_read(&mut self, path: &[u8]) -> Result<StdFile, StdDirError> {
         let rel = rel_path(path)?;
-        // Checked before opening so that opening a FIFO never blocks; checked
-        // again on the handle in case the entry changed in between.
+        // Unix: opened without blocking (a FIFO would wait for a writer),
+        // then checked on the handle: two calls, where a check of the
+        // path first took five.
+        #[cfg(unix)]
+        {
+            let mut options = OpenOptions::new();
+            options.read(true).custom_flags(O_NONBLOCK);
+            StdDir::check_opened_file(self.open_served(rel, &options)?)
+        }
+        // Elsewhere checked before opening, and again on the handle in case
+        // the entry changed in between.
+        #[cfg(not(unix))]
         if self.served_metadata(rel)?.kind == EntryKind::Dir {
             return Err(StdDirError::new(
                 ErrorKind::IsADirectory,
@@ -268,11 +297,15 @@ impl FileSystem for StdDir {
                 "is a directory",
             ));
         }
+        #[cfg(not(unix))]
         StdDir::check_opened_file(self.root.open(rel)?)
     }
 
     fn open_write(&mut self, path: &[u8], mode: WriteMode) -> Result<StdFile, StdDirError> {
         let rel = rel_path(path)?;
+        // Unix refuses to open a directory for writing (EISDIR) and opens a
+        // FIFO without blocking: no check of the path first.
+        #[cfg(not(unix))]
         match self.served_metadata(rel) {
             Ok(meta) if meta.kind == EntryKind::Dir => {
                 return Err(StdDirError::new(
@@ -290,7 +323,13 @@ impl FileSystem for StdDir {
         // Append seeks to the end instead of using O_APPEND, so that the
         // position `seek` reports is where the next write lands.
         options.truncate(mode == WriteMode::Truncate);
-        let mut file = StdDir::check_opened_file(self.root.open_with(rel, &options)?)?;
+        #[cfg(unix)]
+        options.custom_flags(O_NONBLOCK);
+        #[cfg(unix)]
+        let opened = self.open_served(rel, &options)?;
+        #[cfg(not(unix))]
+        let opened = self.root.open_with(rel, &options)?;
+        let mut file = StdDir::check_opened_file(opened)?;
         if mode == WriteMode::Append {
             file.file.seek(std::io::SeekFrom::End(0))?;
         }

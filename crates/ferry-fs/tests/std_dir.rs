@@ -550,4 +550,26 @@ mod unix {
         fs.remove_file(b"/sock").unwrap();
         assert!(!sock.exists());
     }
+
+    /// A FIFO is not served, and opening it does not wait for a writer or a
+    /// reader (which would stall every session of the loop).
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let (tmp, mut fs) = setup();
+        let fifo = tmp.path().join("root/fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let read = kind(fs.open_read(b"/fifo"));
+            let write = kind(fs.open_write(b"/fifo", WriteMode::Truncate));
+            let _ = done.send((read, write));
+        });
+        let (read, write) = finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening a FIFO blocked");
+        assert_eq!(read, ErrorKind::PermissionDenied);
+        assert_eq!(write, ErrorKind::PermissionDenied);
+    }
 }

@@ -152,6 +152,14 @@ struct Slot {
     /// readiness event (and for a new socket), cleared when the OS answers
     /// `WouldBlock`. Consulted only once [`StdStack::wait`] has been used.
     readable: bool,
+    /// An event has said that the peer closed its side (or the socket
+    /// failed): a short read no longer means that nothing is left, the end
+    /// of the stream is.
+    closed: bool,
+    /// The [`StdStack::waits`] during which a read took less than it was
+    /// offered: it is not tried again before the next wait, unless the peer
+    /// has closed (then the next call sees the end at once).
+    short_at: u64,
 }
 
 /// Host TCP sockets as an `embedded-nal` [`TcpFullStack`] plus
@@ -168,6 +176,8 @@ pub struct StdStack {
     /// readiness since its last `WouldBlock` (the edge-triggered contract
     /// guarantees the event). A caller that never waits polls the OS.
     tracking: bool,
+    /// How many times [`StdStack::wait`] has returned (from 1).
+    waits: u64,
     /// Listeners bound now join a group of this many sharing their address
     /// (see [`StdStack::share_listeners`]).
     group: Option<u32>,
@@ -197,6 +207,7 @@ impl StdStack {
             slots: Vec::new(),
             free: Vec::new(),
             tracking: false,
+            waits: 1,
             group: None,
             #[cfg(target_os = "linux")]
             pipe: None,
@@ -233,18 +244,40 @@ impl StdStack {
         for event in self.events.iter() {
             if let Some(slot) = self.slots.get_mut(event.token().0) {
                 slot.readable = true;
+                slot.closed |= event.is_read_closed() || event.is_error();
             }
         }
+        self.waits += 1;
         result
+    }
+
+    /// Collects events without sleeping, again and again, until one comes
+    /// (`Ok(true)`) or `limit` has passed (`Ok(false)`): a loop that was
+    /// just busy catches the next request without the cost of waking from
+    /// sleep (large on a virtual machine), at the price of the CPU time it
+    /// spins. Between two looks it yields the CPU to any thread that is
+    /// ready to run. Events are taken as [`StdStack::wait`] takes them.
+    pub fn spin(&mut self, limit: Duration) -> io::Result<bool> {
+        let start = std::time::Instant::now();
+        loop {
+            self.wait(Some(Duration::ZERO))?;
+            if !self.events.is_empty() {
+                return Ok(true);
+            }
+            if start.elapsed() >= limit {
+                return Ok(false);
+            }
+            std::thread::yield_now();
+        }
     }
 
     /// Whether a read or accept on `socket` is worth a system call.
     fn may_read(&self, socket: &StdSocket) -> bool {
         !self.tracking
-            || self
-                .slots
-                .get(socket.index)
-                .is_none_or(|s| s.readable || s.generation != socket.generation)
+            || self.slots.get(socket.index).is_none_or(|s| {
+                s.generation != socket.generation
+                    || (s.readable && (s.short_at != self.waits || s.closed))
+            })
     }
 
     /// Notes what a read or accept on `socket` answered: after
@@ -262,6 +295,22 @@ impl StdStack {
             }
         }
         result
+    }
+
+    /// Notes that a read of `socket` took `got` (> 0) of the `offered`
+    /// bytes: it is not tried again before the next wait, unless the peer
+    /// has closed (then the next read sees the end at once). A short read
+    /// has most often taken all that had arrived, so a second read in the
+    /// same pass would be a call for nothing; but not always (a `recv`
+    /// stops at TCP urgent data, which Python's ftplib sends with ABOR,
+    /// and a `splice` when its pipe is full), so the next pass reads again.
+    fn note_short(&mut self, socket: &StdSocket, got: usize, offered: usize) {
+        let waits = self.waits;
+        if let Some(slot) = self.slots.get_mut(socket.index) {
+            if slot.generation == socket.generation && 0 < got && got < offered && !slot.closed {
+                slot.short_at = waits;
+            }
+        }
     }
 
     /// A handle that interrupts [`StdStack::wait`] from any thread.
@@ -288,6 +337,8 @@ impl StdStack {
             if let Some(slot) = self.slots.get_mut(index) {
                 slot.state = Some(state);
                 slot.readable = true;
+                slot.closed = false;
+                slot.short_at = 0;
                 return StdSocket {
                     index,
                     generation: slot.generation,
@@ -299,6 +350,8 @@ impl StdStack {
             generation: 0,
             state: Some(state),
             readable: true,
+            closed: false,
+            short_at: 0,
         });
         StdSocket {
             index,
@@ -359,6 +412,8 @@ fn open_listener(local: SocketAddr, group: Option<u32>) -> io::Result<TcpListene
     #[cfg(unix)]
     socket.set_reuse_address(true)?;
     #[cfg(target_os = "linux")]
+    connection_options(&socket);
+    #[cfg(target_os = "linux")]
     if group.is_some() {
         socket.set_reuse_port(true)?;
     }
@@ -375,6 +430,18 @@ fn open_listener(local: SocketAddr, group: Option<u32>) -> io::Result<TcpListene
     #[cfg(not(target_os = "linux"))]
     let _ = group;
     Ok(TcpListener::from_std(socket.into()))
+}
+
+/// The options of every accepted connection (on Linux set on the listener,
+/// whose connections inherit them). A socket without them still works, so
+/// a failure is not fatal.
+fn connection_options(socket: &Socket) {
+    // Replies and listings are small writes; Nagle would delay them.
+    let _ = socket.set_nodelay(true);
+    // Telnet "Synch" (RFC 959 ABOR) sends its last byte as TCP urgent
+    // data; without OOBINLINE the kernel removes it from the stream, and
+    // `ABOR\r\n` arrives as `ABOR\r` (Python's ftplib.abort() hangs).
+    let _ = socket.set_out_of_band_inline(true);
 }
 
 /// Makes the system hand a connection to the listener of its group (in
@@ -610,6 +677,9 @@ impl TcpClientStack for StdStack {
         }
         let stream = connected_stream(self.state(socket)?)?;
         let result = retry_nb(|| stream.read(buffer));
+        if let Ok(got) = result {
+            self.note_short(socket, got, buffer.len());
+        }
         self.read_result(socket, result)
     }
 
@@ -724,6 +794,7 @@ impl StdStack {
         let from = stream.as_raw_fd();
         let taken = retry_nb(|| splice(from, into, len));
         let taken = self.read_result(socket, taken).map_err(net)?;
+        self.note_short(socket, taken, len);
         let mut left = taken;
         while left > 0 {
             match splice(out, file.0, left) {
@@ -774,13 +845,10 @@ impl StdStack {
         &mut self,
         (mut stream, peer): (TcpStream, std::net::SocketAddr),
     ) -> nb::Result<(StdSocket, SocketAddr), StdNetError> {
-        // Replies and listings are small writes; Nagle would delay them.
-        // A socket without it still works, so a failure is not fatal.
-        let _ = stream.set_nodelay(true);
-        // Telnet "Synch" (RFC 959 ABOR) sends its last byte as TCP urgent
-        // data; without OOBINLINE the kernel removes it from the stream, and
-        // `ABOR\r\n` arrives as `ABOR\r` (Python's ftplib.abort() hangs).
-        let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
+        // Linux: set on the listener, which its connections inherit (two
+        // calls fewer each).
+        #[cfg(not(target_os = "linux"))]
+        connection_options(&socket2::SockRef::from(&stream));
         let handle = self.insert(SocketState::Unbound);
         let registered = self.poll.registry().register(
             &mut stream,

@@ -326,6 +326,55 @@ fn peer_close_gives_zero_then_send_fails() {
     assert_eq!(failure.kind(), TcpErrorKind::PipeClosed, "{failure:?}");
 }
 
+/// A read that takes less than it was offered: the stack waits for the
+/// next event before reading that socket again (Linux), and the bytes sent
+/// after it still arrive.
+#[test]
+fn after_a_short_read_new_bytes_still_arrive() {
+    let mut stack = StdStack::new().expect("stack");
+    let (_listen, mut conn, mut client) = accepted_pair(&mut stack, V4).expect("pair");
+    let mut buf = [0u8; 64];
+    for round in 0..20u8 {
+        let line = [b'a' + round; 10];
+        client.write_all(&line).expect("send");
+        let n = until_done(&mut stack, |s| s.receive(&mut conn, &mut buf)).expect("receive");
+        assert_eq!(&buf[..n], &line, "round {round}");
+        assert!(
+            matches!(
+                stack.receive(&mut conn, &mut buf),
+                Err(nb::Error::WouldBlock)
+            ),
+            "nothing more was sent"
+        );
+    }
+}
+
+/// Bytes and the end of the stream that arrive together: the short read of
+/// the bytes does not hide the end, which the next read sees at once.
+#[test]
+fn a_short_read_does_not_hide_the_end_of_the_stream() {
+    let mut stack = StdStack::new().expect("stack");
+    let (_listen, mut conn, mut client) = accepted_pair(&mut stack, V4).expect("pair");
+    // A first event, so that the stack tracks readiness from here on.
+    client.write_all(b"one").expect("send");
+    let mut buf = [0u8; 64];
+    let n = until_done(&mut stack, |s| s.receive(&mut conn, &mut buf)).expect("receive");
+    assert_eq!(&buf[..n], b"one");
+    client.write_all(b"last").expect("send");
+    drop(client);
+    // Both have arrived before the stack hears of them.
+    thread::sleep(Duration::from_millis(50));
+    stack.wait(Some(TRY_WAIT)).expect("wait");
+    let n = stack.receive(&mut conn, &mut buf).expect("the last bytes");
+    assert_eq!(&buf[..n], b"last");
+    assert_eq!(
+        stack
+            .receive(&mut conn, &mut buf)
+            .expect("the end, without a wait"),
+        0
+    );
+}
+
 #[test]
 fn state_errors_are_reported_not_panics() {
     let mut stack = StdStack::new().expect("stack");
