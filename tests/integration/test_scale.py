@@ -4,11 +4,13 @@ answers, the limit holds for ferryd as a whole, and nothing is lost.
 
 One non-blocking client holds every control connection; the connections
 come from 40 loopback addresses so that the kernel spreads them over the
-workers (a client address always goes to the same one)."""
+workers (with a per-address limit a client address always goes to the same
+one; without, as here, connections are shared out by their port)."""
 import io
 import resource
 import selectors
 import socket
+import sys
 import time
 
 import pytest
@@ -272,3 +274,37 @@ def test_an_idle_session_costs_at_most_4_kib(start_server, store):
     finally:
         for h in held:
             h.sock.close()
+
+
+def log_numbers(server):
+    """The log numbers of the sessions ferryd reported as connected."""
+    import re
+    return [int(n) for n in re.findall(r" connected session=(\d+)", server.stderr())]
+
+
+@pytest.mark.needs("host_dir")
+@pytest.mark.parametrize("per_ip", ["0", "16"])
+def test_one_address_uses_every_worker_unless_it_is_limited(start_server, per_ip):
+    """Two workers. Without a per-address limit the kernel shares out the
+    connections of one address by their port, so a host with many clients
+    (a NAT, a proxy) uses both; with one, an address keeps to one worker,
+    so the limit holds exactly. Worker w of 2 numbers its sessions w, w+2,
+    ..., so a number's parity names its worker."""
+    if sys.platform != "linux":
+        pytest.skip("several workers need Linux")
+    s = start_server(["--workers", "2", "--max-per-ip", per_ip])
+    clients = [s.connect() for _ in range(16)]
+    try:
+        for f in clients:
+            assert f.cmd("NOOP")[0] == 200
+    finally:
+        for f in clients:
+            f.quit()
+            f.close()
+    numbers = log_numbers(s)
+    assert len(numbers) == 16, s.stderr()[-2000:]
+    workers = {n % 2 for n in numbers}
+    if per_ip == "0":
+        assert workers == {0, 1}, numbers
+    else:
+        assert len(workers) == 1, numbers

@@ -13,6 +13,8 @@ use ferry_core::{Server, Slot};
 use ferry_fs::image::WithFileSystem;
 use ferry_fs::std_dir::StdDir;
 use ferry_fs::{EntryKind, Error as _, ErrorKind, FileSystem};
+#[cfg(target_os = "linux")]
+use ferry_net::std_stack::Spread;
 use ferry_net::std_stack::{StdClock, StdStack};
 use ferry_net::{Clock, Instant};
 use ferry_tls::rustls::pki_types::pem::PemObject;
@@ -358,7 +360,14 @@ impl Plan<'_> {
         let plain = {
             let mut plain = plain;
             if workers > 1 {
-                plain.share_listeners(u32::try_from(workers).ok());
+                // One address to one worker keeps a per-address limit as
+                // exact as with one; without a limit, the connections of
+                // one address (a NAT, a proxy) use every worker.
+                let spread = match settings.engine.max_per_ip {
+                    0 => Spread::ByPort,
+                    _ => Spread::ByAddress,
+                };
+                plain.share_listeners(u32::try_from(workers).ok(), spread);
             }
             plain
         };
@@ -387,7 +396,7 @@ impl Plan<'_> {
         }
         // Passive listeners are the session's own.
         #[cfg(target_os = "linux")]
-        stack.inner_mut().share_listeners(None);
+        stack.inner_mut().share_listeners(None, Spread::ByAddress);
 
         let mut users = UserTable::new(
             &settings.users,

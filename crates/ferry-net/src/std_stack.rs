@@ -179,8 +179,8 @@ pub struct StdStack {
     /// How many times [`StdStack::wait`] has returned (from 1).
     waits: u64,
     /// Listeners bound now join a group of this many sharing their address
-    /// (see [`StdStack::share_listeners`]).
-    group: Option<u32>,
+    /// (see [`StdStack::share_listeners`]), and how it spreads connections.
+    group: Option<(u32, Spread)>,
     /// The pipe (read end, write end) that [`crate::SecureStack::receive_file`]
     /// splices through, made at its first use; always empty between calls.
     #[cfg(target_os = "linux")]
@@ -217,13 +217,12 @@ impl StdStack {
     /// Linux: the listeners bound from now on share their address with
     /// those of `workers` stacks in all (`SO_REUSEPORT`, each stack on its
     /// own thread), and the system hands each connection to the one chosen
-    /// by the client's address, so that one address is always served by
-    /// the same stack (its per-address limit holds). `None` (the default):
-    /// listeners are exclusive. Set it around the control listeners only:
-    /// a passive listener must stay its session's own.
+    /// as `spread` says. `None` (the default): listeners are exclusive. Set
+    /// it around the control listeners only: a passive listener must stay
+    /// its session's own.
     #[cfg(target_os = "linux")]
-    pub fn share_listeners(&mut self, workers: Option<u32>) {
-        self.group = workers;
+    pub fn share_listeners(&mut self, workers: Option<u32>, spread: Spread) {
+        self.group = workers.map(|n| (n, spread));
     }
 
     /// Blocks until a socket of this stack has a readiness event, a
@@ -395,7 +394,7 @@ impl StdStack {
 /// set on Unix so a restarted server can rebind while old connections sit
 /// in TIME_WAIT (on Windows the same option would allow port stealing).
 /// With `group` (Linux), it joins the listeners sharing `local`.
-fn open_listener(local: SocketAddr, group: Option<u32>) -> io::Result<TcpListener> {
+fn open_listener(local: SocketAddr, group: Option<(u32, Spread)>) -> io::Result<TcpListener> {
     let domain = match local {
         SocketAddr::V4(_) => Domain::IPV4,
         SocketAddr::V6(_) => Domain::IPV6,
@@ -424,8 +423,8 @@ fn open_listener(local: SocketAddr, group: Option<u32>) -> io::Result<TcpListene
     // After binding: attached before, the program would make the socket a
     // group of its own, which the others could not join.
     #[cfg(target_os = "linux")]
-    if let Some(workers) = group {
-        spread_by_client_address(&socket, workers)?;
+    if let Some((workers, spread)) = group {
+        spread_connections(&socket, workers, spread)?;
     }
     #[cfg(not(target_os = "linux"))]
     let _ = group;
@@ -444,27 +443,61 @@ fn connection_options(socket: &Socket) {
     let _ = socket.set_out_of_band_inline(true);
 }
 
+/// How listeners sharing an address ([`StdStack::share_listeners`]) share
+/// out the connections.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// By the client's address: one address is always served by the same
+    /// stack, so a per-address limit holds as with one.
+    ByAddress,
+    /// By the client's port: the connections of one address (a NAT, a
+    /// proxy, a host with many clients) are served by all the stacks.
+    ByPort,
+}
+
 /// Makes the system hand a connection to the listener of its group (in
-/// the order they were bound) numbered by the client's address modulo
-/// `workers`: a classic BPF program on the group (`SO_ATTACH_REUSEPORT_CBPF`)
-/// reads the source address from the IP header (IPv4: all of it; IPv6: its
-/// last 32 bits). Until `workers` listeners have joined, the system falls
-/// back to its own hash.
+/// the order they were bound) numbered by the client's address, or its
+/// port, modulo `workers`: a classic BPF program on the group
+/// (`SO_ATTACH_REUSEPORT_CBPF`) reads the source address from the IP
+/// header (IPv4: all of it; IPv6: its last 32 bits), or the source port
+/// from the TCP header, halved (Linux gives `connect` even ports first).
+/// Until `workers` listeners have joined, the system falls back to its own
+/// hash.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn spread_by_client_address(socket: &Socket, workers: u32) -> io::Result<()> {
+fn spread_connections(socket: &Socket, workers: u32, spread: Spread) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     // Offsets from the network header (`SKF_NET_OFF`), as the kernel
     // reads a negative offset.
     const NET: u32 = (-0x10_0000_i32) as u32;
     let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let (v4, v6) = match spread {
+        // A = IPv4 source address; A = last word of the IPv6 one.
+        Spread::ByAddress => (
+            [op(0x20, 0, 0, NET + 12), op(0x05, 0, 0, 0)],
+            [op(0x20, 0, 0, NET + 20), op(0x05, 0, 0, 0)],
+        ),
+        // X = IPv4 header's length, A = the port after it; A = the port
+        // after IPv6's fixed header; then A >>= 1.
+        Spread::ByPort => (
+            [op(0xb1, 0, 0, NET), op(0x48, 0, 0, NET)],
+            [op(0x28, 0, 0, NET + 40), op(0x05, 0, 0, 0)],
+        ),
+    };
+    let halve = u32::from(spread == Spread::ByPort);
+    let [v4a, v4b] = v4;
+    let [v6a, v6b] = v6;
     let program = [
         op(0x30, 0, 0, NET),            // A = first byte of the IP header
         op(0x74, 0, 0, 4),              // A >>= 4: the IP version
-        op(0x15, 2, 0, 6),              // IPv6: skip to 5
-        op(0x20, 0, 0, NET + 12),       // A = IPv4 source address
-        op(0x05, 0, 0, 1),              // to 6
-        op(0x20, 0, 0, NET + 20),       // A = last word of the IPv6 source address
+        op(0x15, 3, 0, 6),              // IPv6: skip to 6
+        v4a,                            // IPv4: as above
+        v4b,                            //
+        op(0x05, 0, 0, 2),              // to 8
+        v6a,                            // IPv6: as above
+        v6b,                            //
+        op(0x74, 0, 0, halve),          // A >>= halve
         op(0x94, 0, 0, workers.max(1)), // A %= workers
         op(0x16, 0, 0, 0),              // return A: the listener's index
     ];
