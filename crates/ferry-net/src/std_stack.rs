@@ -443,9 +443,8 @@ fn connection_options(socket: &Socket) {
     let _ = socket.set_out_of_band_inline(true);
 }
 
-/// How listeners sharing an address ([`StdStack::share_listeners`]) share
-/// out the connections.
-#[cfg(target_os = "linux")]
+/// How listeners sharing an address (`StdStack::share_listeners`, Linux)
+/// share out the connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Spread {
     /// By the client's address: one address is always served by the same
