@@ -291,6 +291,26 @@ fn dele_rename_and_size() {
     assert_eq!(h.names("e"), ["x"]);
 }
 
+/// RETR of what cannot be sent: a directory, a missing file (550, also
+/// before any PASV: the file is looked at first), and the data mode is
+/// left as it was; then the file itself goes.
+#[test]
+fn retr_of_a_directory_or_a_missing_file_is_refused_first() {
+    let mut h = Harness::new();
+    h.write("f", b"0123456789");
+    h.write("d/x", b"x");
+    let c = h.login();
+    assert_eq!(h.cmd(c, "RETR nope"), "550 No such file or directory.\r\n");
+    assert_eq!(h.cmd(c, "RETR d"), "550 Not a plain file.\r\n");
+    assert!(h.cmd(c, "RETR f").starts_with("425 "), "no data connection");
+    let d = h.pasv_connect(c);
+    assert_eq!(h.cmd(c, "RETR d"), "550 Not a plain file.\r\n");
+    let reply = h.cmd(c, "RETR f");
+    let (data, text) = h.drain_transfer(c, d);
+    assert_eq!(data, b"0123456789");
+    assert_eq!(codes(&(reply + &text)), [150, 226]);
+}
+
 // --- Transfers ---------------------------------------------------------------------------
 
 #[test]
