@@ -486,12 +486,11 @@ impl<F: FileSystem> Worker<F> {
             };
             // About to sleep: first poll a while without sleeping, so that
             // the next command of a busy client finds the loop awake.
-            let woken = match timeout {
-                Some(Duration::ZERO) => Ok(false),
-                _ if busy_poll.is_zero() => Ok(false),
-                _ => stack.inner_mut().spin(*busy_poll),
+            let spin = match timeout {
+                Some(Duration::ZERO) => Duration::ZERO,
+                _ => *busy_poll,
             };
-            let waited = match woken {
+            let waited = match stack.inner_mut().spin(spin) {
                 Ok(false) => stack.inner_mut().wait(timeout),
                 other => other.map(|_| ()),
             };

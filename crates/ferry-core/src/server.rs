@@ -947,8 +947,9 @@ fn park<T, F: FileSystem, O: Observer>(
 /// idle deadline to `deadline`. It takes a free slot, or else trades
 /// places with an idle session of the table (`Event::Swapped`), so that a
 /// table full of idle sessions whose parked entries are all taken cannot
-/// shut the parked ones out. True if any came back (its slot is driven
-/// by the next poll). One that finds neither waits for the next poll.
+/// shut the parked ones out. True if any came back (`poll` drives its
+/// slot next, in the same pass). One that finds neither waits for the
+/// next poll.
 #[cfg(feature = "scale")]
 #[allow(clippy::too_many_arguments)]
 fn wake_parked<S: SecureStack, F: FileSystem, O: Observer>(

@@ -410,6 +410,14 @@ impl<F: FileSystem> Session<F> {
     /// session is too big to build on a small stack and move): logged
     /// out, at `/`, with the 220 greeting queued.
     pub fn reset(&mut self, peer: SocketAddr, now: Instant) {
+        self.clear(peer.ip(), now);
+        self.out.reply(220, b"Ferry FTP server ready.");
+    }
+
+    /// Makes this a new session for a client at `peer` since `now`, in
+    /// place: logged out, at `/`, nothing queued. [`Session::reset`] greets
+    /// it; [`Session::resume`] gives a parked session its state back.
+    fn clear(&mut self, peer: IpAddr, now: Instant) {
         // Every field by name, so a new field cannot be forgotten here.
         let Session {
             peer: p,
@@ -439,7 +447,7 @@ impl<F: FileSystem> Session<F> {
             #[cfg(feature = "tls")]
             prot_private,
         } = self;
-        *p = peer.ip();
+        *p = peer;
         out.clear();
         set_root(cwd);
         memo.clear();
@@ -467,7 +475,6 @@ impl<F: FileSystem> Session<F> {
             *tls = false;
             *prot_private = false;
         }
-        out.reply(220, b"Ferry FTP server ready.");
     }
 
     /// What this session keeps while parked, if it is idle: logged in,
@@ -513,64 +520,45 @@ impl<F: FileSystem> Session<F> {
     /// was parked (nothing queued to send).
     #[cfg(feature = "scale")]
     pub fn resume(&mut self, parked: &ParkedState) {
-        // Every field by name, so a new field cannot be forgotten here.
-        let Session {
+        // Every kept field by name, so a new one cannot be forgotten here;
+        // the rest are a new session's.
+        let ParkedState {
             peer,
-            out,
             cwd,
-            memo,
-            memo_kind,
             user,
             failures,
             since,
-            delayed,
             ttype,
             #[cfg(feature = "resume")]
             rest,
             epsv_all,
-            data_mode,
-            transfer,
-            line_buf: _,
             last_activity,
-            closing,
-            quit_after_transfer,
-            eof,
             #[cfg(feature = "status")]
             login_name,
             #[cfg(feature = "tls")]
             tls,
             #[cfg(feature = "tls")]
             prot_private,
-        } = self;
-        *peer = parked.peer;
-        out.clear();
-        set_path(cwd, &parked.cwd);
-        memo.clear();
-        *memo_kind = Memo::None;
-        *user = parked.user;
-        *failures = parked.failures;
-        *since = parked.since;
-        *delayed = false;
-        *ttype = parked.ttype;
+        } = parked;
+        self.clear(*peer, *since);
+        set_path(&mut self.cwd, cwd);
+        self.user = *user;
+        self.failures = *failures;
+        self.ttype = *ttype;
         #[cfg(feature = "resume")]
         {
-            *rest = parked.rest;
+            self.rest = *rest;
         }
-        *epsv_all = parked.epsv_all;
-        *data_mode = DataMode::None;
-        *transfer = Running::None;
-        *last_activity = parked.last_activity;
-        *closing = false;
-        *quit_after_transfer = false;
-        *eof = false;
+        self.epsv_all = *epsv_all;
+        self.last_activity = *last_activity;
         #[cfg(feature = "status")]
         {
-            *login_name = parked.login_name.clone();
+            self.login_name = login_name.clone();
         }
         #[cfg(feature = "tls")]
         {
-            *tls = parked.tls;
-            *prot_private = parked.prot_private;
+            self.tls = *tls;
+            self.prot_private = *prot_private;
         }
     }
 

@@ -107,16 +107,17 @@ impl StdDir {
         convert_metadata(&meta).ok_or_else(not_served)
     }
 
-    /// Opens `rel` without a check of the path first (Unix): a socket, or a
-    /// FIFO opened for writing with no reader, answers ENXIO, which is an
-    /// entry not served, like other special files.
-    #[cfg(unix)]
+    /// Opens `rel` as `options` say. Unix opens without a check of the
+    /// path first: a socket, or a FIFO opened for writing with no reader,
+    /// answers ENXIO, which is an entry not served, like other special
+    /// files.
     fn open_served(
         &self,
         rel: &Path,
         options: &OpenOptions,
     ) -> Result<cap_std::fs::File, StdDirError> {
         match self.root.open_with(rel, options) {
+            #[cfg(unix)]
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Err(not_served()),
             other => Ok(other?),
         }
@@ -325,11 +326,7 @@ impl FileSystem for StdDir {
         options.truncate(mode == WriteMode::Truncate);
         #[cfg(unix)]
         options.custom_flags(O_NONBLOCK);
-        #[cfg(unix)]
-        let opened = self.open_served(rel, &options)?;
-        #[cfg(not(unix))]
-        let opened = self.root.open_with(rel, &options)?;
-        let mut file = StdDir::check_opened_file(opened)?;
+        let mut file = StdDir::check_opened_file(self.open_served(rel, &options)?)?;
         if mode == WriteMode::Append {
             file.file.seek(std::io::SeekFrom::End(0))?;
         }

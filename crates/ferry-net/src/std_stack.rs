@@ -256,7 +256,11 @@ impl StdStack {
     /// sleep (large on a virtual machine), at the price of the CPU time it
     /// spins. Between two looks it yields the CPU to any thread that is
     /// ready to run. Events are taken as [`StdStack::wait`] takes them.
+    /// A zero `limit` answers `Ok(false)` at once, without a look.
     pub fn spin(&mut self, limit: Duration) -> io::Result<bool> {
+        if limit.is_zero() {
+            return Ok(false);
+        }
         let start = std::time::Instant::now();
         loop {
             self.wait(Some(Duration::ZERO))?;
