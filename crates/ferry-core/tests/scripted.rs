@@ -2108,6 +2108,38 @@ fn an_idle_session_is_parked_and_comes_back_with_its_state() {
     );
 }
 
+/// A command is answered before the pass pumps another session's
+/// download, whatever their places in the table (hosts sweep the sessions
+/// with no transfer first); the download still moves in that pass.
+#[cfg(feature = "scale")]
+#[test]
+fn a_command_is_answered_before_the_pass_pumps_other_downloads() {
+    let mut h = Harness::new();
+    let content = Rng::new(21).bytes(200 * BUF);
+    h.write("big.bin", &content);
+    // `a` takes the first slot; `b` parks and comes back after it.
+    let a = h.login_from(ip(1), "u", "p");
+    let b = h.login_from(ip(2), "u", "p");
+    let d = h.pasv_connect(a);
+    h.send(a, "RETR big.bin");
+    h.poll();
+    assert!(h.stack.connection(d).sent_total > 0, "the download started");
+    h.send(b, "NOOP");
+    h.stack.send_log.clear();
+    h.poll();
+    let log = &h.stack.send_log;
+    let reply = log.iter().position(|&c| c == b.0);
+    let data = log.iter().position(|&c| c == d.0);
+    assert!(
+        matches!((reply, data), (Some(r), Some(p)) if r < p),
+        "reply at {reply:?}, data at {data:?}: {log:?}"
+    );
+    assert!(h.recv(b).starts_with("200 "));
+    let (got, text) = h.drain_transfer(a, d);
+    assert_eq!(codes(&text), [150, 226]);
+    assert!(got == content, "the download differs");
+}
+
 /// How long a host keeps a passive listener, and a millisecond more.
 #[cfg(feature = "scale")]
 const KEEP_LISTENER_MS: u64 = 1_001;

@@ -1104,3 +1104,52 @@ fn splice(from: i32, to: i32, len: usize) -> io::Result<usize> {
     let moved = unsafe { libc::splice(from, null, to, null, len, flags) };
     usize::try_from(moved).map_err(|_| io::Error::last_os_error())
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// `TCP_NOTSENT_LOWAT` of `socket`.
+    #[allow(unsafe_code)]
+    fn unsent_limit(socket: &impl AsRawFd) -> i32 {
+        let mut value: i32 = -1;
+        let mut len = core::mem::size_of::<i32>() as libc::socklen_t;
+        // SAFETY: a valid socket, and an int with its size for the answer.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                (&mut value as *mut i32).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        value
+    }
+
+    #[test]
+    fn accepted_and_connected_sockets_keep_little_unsent() {
+        let listener = open_listener("127.0.0.1:0".parse().unwrap(), None).unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(address).unwrap();
+        assert_ne!(
+            unsent_limit(&client),
+            UNSENT_LIMIT,
+            "a plain socket has none"
+        );
+        // The listener is non-blocking: the connection is queued already.
+        let (accepted, _) = listener.accept().unwrap();
+        assert_eq!(unsent_limit(&accepted), UNSENT_LIMIT);
+
+        let mut stack = StdStack::new().unwrap();
+        let mut active = stack.socket().unwrap();
+        let _ = stack.connect(&mut active, address);
+        let SocketState::Stream { stream, .. } = slot_state(&mut stack.slots, &active).unwrap()
+        else {
+            panic!("connect made no stream");
+        };
+        assert_eq!(unsent_limit(stream), UNSENT_LIMIT);
+    }
+}

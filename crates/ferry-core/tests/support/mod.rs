@@ -135,6 +135,9 @@ pub struct MockStack {
     /// Every `start_tls` call: (socket, its control connection's socket).
     /// Bytes are not really encrypted: the test checks the engine's sequence.
     pub tls_log: Vec<(usize, Option<usize>)>,
+    /// The connection ([`ClientId`]'s number) of every server `send` that
+    /// took bytes, in order: which reply or data left first in a poll.
+    pub send_log: Vec<usize>,
 }
 
 impl Default for MockStack {
@@ -161,6 +164,7 @@ impl MockStack {
             next_client_port: 40_000,
             tls_available: false,
             tls_log: Vec::new(),
+            send_log: Vec::new(),
         }
     }
 
@@ -410,6 +414,7 @@ impl TcpClientStack for MockStack {
         }
         conn.to_client.extend(buffer.iter().take(n).copied());
         conn.sent_total += n;
+        self.send_log.push(c);
         Ok(n)
     }
 
